@@ -1,0 +1,68 @@
+"""NecroCode Artifact Store: durable, searchable storage for what agent tasks produce.
+
+Quick start::
+
+    from necrocode.artifact_store import ArtifactStore, ArtifactType
+
+    store = ArtifactStore()  # filesystem store under ~/.necrocode/artifacts
+    uri = store.upload("1.1", "chat-app", ArtifactType.DIFF, b"--- a\\n+++ b\\n")
+    assert store.download(uri) == b"--- a\\n+++ b\\n"
+"""
+
+from __future__ import annotations
+
+from .artifact_store import ArtifactStore, RepairReport
+from .backends.filesystem import FilesystemBackend
+from .compression_engine import CompressionEngine
+from .config import ArtifactStoreConfig, RetentionDays, StorageQuota
+from .exceptions import (
+    ArtifactNotFoundError,
+    ArtifactStoreError,
+    ConfigError,
+    IntegrityError,
+    InvalidInputError,
+    InvalidNameError,
+    InvalidURIError,
+    LockTimeoutError,
+    PermissionError,
+    StorageError,
+    StorageFullError,
+)
+from .integrity import ArtifactProblem, ArtifactReader, VerifyReport, calculate_checksum
+from .metadata_manager import MetadataManager
+from .models import ArtifactMetadata, ArtifactType
+from .storage_backend import ObjectInfo, ReadStream, StorageBackend
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ArtifactMetadata",
+    "ArtifactNotFoundError",
+    "ArtifactProblem",
+    "ArtifactReader",
+    "ArtifactStore",
+    "ArtifactStoreConfig",
+    "ArtifactStoreError",
+    "ArtifactType",
+    "CompressionEngine",
+    "ConfigError",
+    "FilesystemBackend",
+    "IntegrityError",
+    "InvalidInputError",
+    "InvalidNameError",
+    "InvalidURIError",
+    "LockTimeoutError",
+    "MetadataManager",
+    "ObjectInfo",
+    "PermissionError",
+    "ReadStream",
+    "RepairReport",
+    "RetentionDays",
+    "StorageBackend",
+    "StorageError",
+    "StorageFullError",
+    "StorageQuota",
+    "VerifyReport",
+    "__version__",
+    "calculate_checksum",
+]

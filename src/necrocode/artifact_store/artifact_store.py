@@ -1,0 +1,643 @@
+"""The public facade: :class:`ArtifactStore` wires backend, codecs, metadata and locks.
+
+An upload streams the content through SHA-256 and the compressor into a new,
+uniquely named object, then creates the version's metadata record (the commit
+point), updates the index, and only then removes what the new version replaces.
+A reader therefore always finds a complete old or new artifact.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from types import TracebackType
+from typing import Any, BinaryIO
+
+from .backends import create_backend
+from .compression_engine import CompressionEngine
+from .config import ArtifactStoreConfig
+from .exceptions import (
+    ArtifactNotFoundError,
+    ArtifactStoreError,
+    IntegrityError,
+    InvalidInputError,
+    StorageError,
+)
+from .integrity import ArtifactProblem, ArtifactReader, HashingSource, VerifyReport
+from .locking import LockManager
+from .metadata_index import SearchQuery
+from .metadata_manager import MetadataManager, StoredArtifact
+from .models import ArtifactMetadata, ArtifactType, utc_now
+from .naming import ArtifactKey, new_generation, validate_name, validate_tags
+from .storage_backend import CHUNK_SIZE, ObjectExistsError, StorageBackend, iter_source
+
+__all__ = ["ArtifactStore", "Content", "RepairReport"]
+
+log = logging.getLogger("necrocode.artifact_store")
+
+Content = bytes | bytearray | memoryview | str | os.PathLike[str] | BinaryIO | Iterable[bytes]
+ProgressCallback = Callable[[int, int], None]
+
+#: How often an upload retries after another writer took its version number.
+MAX_VERSION_RACES = 16
+#: How often a reader re-resolves an artifact whose object vanished under it.
+MAX_READ_RACES = 5
+#: Leftovers younger than this are presumed to belong to a write still running.
+DEFAULT_REPAIR_GRACE = timedelta(minutes=15)
+MAX_MIME_LENGTH = 255
+
+
+@dataclass
+class RepairReport:
+    """What :meth:`ArtifactStore.repair` removed or fixed."""
+
+    removed_orphans: list[str] = field(default_factory=list)
+    removed_incomplete: list[str] = field(default_factory=list)
+    skipped_busy: list[str] = field(default_factory=list)
+    indexed: int = 0
+
+    def to_dict(self) -> dict[str, object]:
+        """Plain data for JSON output."""
+        return {
+            "removed_orphans": self.removed_orphans,
+            "removed_incomplete": self.removed_incomplete,
+            "skipped_busy": self.skipped_busy,
+            "indexed": self.indexed,
+        }
+
+
+class ArtifactStore:
+    """Store, find, verify and delete the artifacts of agent tasks.
+
+    ``ArtifactStore()`` opens the default filesystem store under
+    ``~/.necrocode/artifacts``; pass an :class:`ArtifactStoreConfig` (or a dict
+    of its keys) to choose another place or backend. A ready ``backend`` may be
+    injected (tests, custom clients). Safe to share between threads; every
+    process opens its own.
+    """
+
+    def __init__(
+        self,
+        config: ArtifactStoreConfig | dict[str, Any] | None = None,
+        *,
+        backend: StorageBackend | None = None,
+    ) -> None:
+        if config is None:
+            config = ArtifactStoreConfig()
+        elif isinstance(config, dict):
+            config = ArtifactStoreConfig.from_dict(config)
+        self.config = config
+        self.backend = backend if backend is not None else create_backend(config)
+        self.compression = CompressionEngine(
+            config.compression_codec, config.compression_level, config.compression_enabled
+        )
+        state_dir = config.effective_state_dir
+        self.locks = LockManager(
+            state_dir / "locks",
+            timeout=config.lock_timeout,
+            retry_interval=config.lock_retry_interval,
+        )
+        self.metadata = MetadataManager(self.backend, state_dir)
+        self._depth = threading.local()
+
+    # -- plumbing -------------------------------------------------------------------
+
+    @property
+    def root_uri(self) -> str:
+        """Every URI of this store starts with this."""
+        return self.backend.root_uri
+
+    @contextlib.contextmanager
+    def _operation(self, name: str, target: str | None = None) -> Iterator[None]:
+        """Log a failing public operation once, at the outermost call."""
+        depth = getattr(self._depth, "value", 0)
+        self._depth.value = depth + 1
+        try:
+            yield
+        except ArtifactStoreError as exc:
+            if depth == 0:
+                level = logging.INFO if isinstance(exc, ArtifactNotFoundError) else logging.ERROR
+                log.log(level, "%s %s failed: %s: %s", name, target or "", type(exc).__name__, exc)
+            raise
+        finally:
+            self._depth.value = depth
+
+    def _parse_uri(self, uri: str) -> tuple[ArtifactKey, int | None]:
+        return ArtifactKey.from_uri(uri, self.root_uri)
+
+    def close(self) -> None:
+        """Release the index connection and backend clients."""
+        self.metadata.close()
+        self.backend.close()
+
+    def __enter__(self) -> ArtifactStore:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- upload -----------------------------------------------------------------------
+
+    def upload(
+        self,
+        task_id: str,
+        spec_name: str,
+        artifact_type: ArtifactType | str,
+        content: Content,
+        metadata: dict[str, Any] | None = None,
+        mime_type: str | None = None,
+        *,
+        tags: Iterable[str] | None = None,
+        retention_days: int | None = None,
+    ) -> str:
+        """Store ``content`` as the ``artifact_type`` artifact of a task; return its URI.
+
+        ``content`` is bytes, a ``str`` (stored as UTF-8 text), a path
+        (``pathlib.Path``), a binary file object, or an iterable of byte chunks;
+        it is streamed in chunks, so size does not matter. Uploading the same
+        spec/task/type again replaces the artifact, or adds a version when
+        versioning is enabled. All-or-nothing: on any error nothing changes.
+        """
+        key = ArtifactKey.of(spec_name, task_id, artifact_type)
+        uri = key.uri(self.root_uri)
+        with self._operation("upload", uri):
+            custom = _check_custom_metadata(metadata)
+            mime = _check_mime(mime_type or key.type.mime_type)
+            tag_tuple = validate_tags(tags)
+            if retention_days is not None and (
+                type(retention_days) is not int or retention_days < 0
+            ):
+                raise InvalidInputError(
+                    f"retention_days must be a non-negative integer, got {retention_days!r}"
+                )
+            chunks, close_source = _content_chunks(content)
+            try:
+                with self.locks.hold(key.path, uri=uri):
+                    meta = self._write_version(key, chunks, mime, tag_tuple, custom, retention_days)
+            finally:
+                close_source()
+            log.debug("uploaded %s v%d (%d bytes)", uri, meta.version, meta.original_size)
+            return uri
+
+    def _write_version(
+        self,
+        key: ArtifactKey,
+        chunks: Iterable[bytes],
+        mime_type: str,
+        tags: tuple[str, ...],
+        custom: dict[str, Any],
+        retention_days: int | None,
+    ) -> ArtifactMetadata:
+        """Write one new version of ``key``; the caller holds its lock."""
+        previous = self.metadata.versions(key)
+        version = previous[-1].version + 1 if previous else 1
+        codec = self.compression.codec
+        object_key = key.object_key(version, new_generation(), codec)
+        source = HashingSource(chunks)
+        stored_size = self.backend.upload(object_key, self.compression.compress_stream(source))
+        meta = ArtifactMetadata(
+            uri=key.uri(self.root_uri),
+            task_id=key.task_id,
+            spec_name=key.spec_name,
+            type=key.type,
+            size=stored_size,
+            checksum=source.checksum,
+            created_at=utc_now(),
+            compressed=codec != "none",
+            original_size=source.size,
+            mime_type=mime_type,
+            tags=tags,
+            version=version,
+            metadata=custom,
+            codec=codec,
+            object_key=object_key,
+            retention_days=retention_days,
+        )
+        replaced = [] if self.config.versioning_enabled else previous
+        try:
+            meta, replaced = self._commit(key, meta, replaced)
+        except BaseException:
+            # Nothing refers to the new object yet: remove it so no orphan stays.
+            with contextlib.suppress(Exception):
+                self.backend.delete(object_key)
+            raise
+        self._remove_versions(key, replaced)
+        return meta
+
+    def _commit(
+        self, key: ArtifactKey, meta: ArtifactMetadata, replaced: list[ArtifactMetadata]
+    ) -> tuple[ArtifactMetadata, list[ArtifactMetadata]]:
+        """Create the record of ``meta``; on a version race, take the next free number."""
+        for _ in range(MAX_VERSION_RACES):
+            try:
+                self.metadata.save(
+                    meta, create=True, remove_versions=tuple(m.version for m in replaced)
+                )
+                return meta, replaced
+            except ObjectExistsError:
+                # The index was behind the records (a writer died before indexing,
+                # or another machine wrote): trust the records and retry.
+                stored = self.metadata.stored(key)
+                meta = meta.with_changes(version=stored.latest_version + 1, created_at=utc_now())
+                if not self.config.versioning_enabled:
+                    replaced = self._load_versions(stored)
+        raise StorageError(
+            f"gave up on {meta.uri}: the version number kept being taken", uri=meta.uri
+        )
+
+    def _load_versions(self, stored: StoredArtifact) -> list[ArtifactMetadata]:
+        found = []
+        for version in sorted(stored.records):
+            with contextlib.suppress(ArtifactNotFoundError, IntegrityError):
+                found.append(self.metadata.load(stored.key, version))
+        return found
+
+    def _remove_versions(self, key: ArtifactKey, versions: list[ArtifactMetadata]) -> None:
+        """Delete replaced versions after the new one committed: records, then objects.
+
+        Oldest first, so an interruption never brings back an older version over a
+        newer one. A failure here only leaves waste for ``repair`` to collect.
+        """
+        try:
+            for meta in versions:
+                self.metadata.delete_record(key, meta.version)
+            for meta in versions:
+                if meta.object_key:
+                    self.backend.delete(meta.object_key)
+        except ArtifactStoreError as exc:
+            log.warning("could not remove replaced versions of %s: %s", key.path, exc)
+
+    # -- download ---------------------------------------------------------------------
+
+    def open(self, uri: str, verify_checksum: bool | None = None) -> ArtifactReader:
+        """Open an artifact for streaming: a binary file object of its original bytes.
+
+        Decompresses and hashes as bytes pass and raises ``IntegrityError`` at
+        the end on a mismatch. Use it in a ``with`` block. ``verify_checksum``
+        defaults to the configuration's ``verify_checksum`` (the size is always
+        checked).
+        """
+        with self._operation("open", uri):
+            key, version = self._parse_uri(uri)
+            verify = self.config.verify_checksum if verify_checksum is None else verify_checksum
+            meta = self.metadata.get(key, version)
+            for _ in range(MAX_READ_RACES):
+                if meta is None:
+                    raise ArtifactNotFoundError(f"no artifact at {uri}", uri=uri)
+                try:
+                    raw = self.backend.open_read(meta.object_key)
+                except ArtifactNotFoundError:
+                    # Replaced or deleted since the lookup: look again in the records.
+                    fresh = self.metadata.refresh(key, version)
+                    if fresh is not None and fresh.object_key == meta.object_key:
+                        raise IntegrityError(
+                            f"{uri}: stored object {meta.object_key} is missing", uri=uri
+                        ) from None
+                    meta = fresh
+                    continue
+                return ArtifactReader(meta, raw, verify=verify)
+            raise StorageError(f"{uri} kept changing while opening it", uri=uri)
+
+    def download(self, uri: str, verify_checksum: bool | None = None) -> bytes:
+        """The artifact's original bytes, verified (see :meth:`open`)."""
+        with self._operation("download", uri), self.open(uri, verify_checksum) as reader:
+            return reader.readall()
+
+    def iter_chunks(self, uri: str, verify_checksum: bool | None = None) -> Iterator[bytes]:
+        """Yield the artifact's bytes in chunks of up to 1 MiB (see :meth:`open`)."""
+        with self.open(uri, verify_checksum) as reader:
+            yield from reader
+
+    def download_to(
+        self,
+        uri: str,
+        path: str | os.PathLike[str],
+        verify_checksum: bool | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> ArtifactMetadata:
+        """Stream an artifact into ``path``; the file appears only once fully verified."""
+        target = Path(path)
+        tmp = target.with_name(f".{target.name}.part-{new_generation()}")
+        with self._operation("download", uri), self.open(uri, verify_checksum) as reader:
+            done = 0
+            try:
+                with open(tmp, "wb") as out:
+                    for chunk in reader:
+                        out.write(chunk)
+                        done += len(chunk)
+                        if progress is not None:
+                            progress(done, reader.metadata.original_size)
+                os.replace(tmp, target)
+            except BaseException:
+                tmp.unlink(missing_ok=True)
+                raise
+            return reader.metadata
+
+    # -- metadata and search ----------------------------------------------------------
+
+    def get_metadata(self, uri: str) -> ArtifactMetadata:
+        """Metadata of the artifact (or the version) ``uri`` names."""
+        with self._operation("get_metadata", uri):
+            return self.metadata.get_by_uri(uri)
+
+    def exists(self, uri: str) -> bool:
+        """Whether ``uri`` names a stored artifact (or version)."""
+        key, version = self._parse_uri(uri)
+        return self.metadata.get(key, version) is not None
+
+    def search(
+        self,
+        task_id: str | None = None,
+        spec_name: str | None = None,
+        artifact_type: ArtifactType | str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        *,
+        tags: Iterable[str] | None = None,
+        match: str = "all",
+        limit: int | None = None,
+    ) -> list[ArtifactMetadata]:
+        """Artifacts (latest versions) matching every given filter, oldest first.
+
+        ``created_after`` is inclusive and ``created_before`` exclusive; naive
+        datetimes are refused. ``tags`` matches artifacts carrying all of them
+        (``match="any"``: at least one).
+        """
+        with self._operation("search"):
+            query = self._query(
+                task_id, spec_name, artifact_type, created_after, created_before, tags, match, limit
+            )
+            return self.metadata.search(query)
+
+    @staticmethod
+    def _query(
+        task_id: str | None,
+        spec_name: str | None,
+        artifact_type: ArtifactType | str | None,
+        created_after: datetime | None,
+        created_before: datetime | None,
+        tags: Iterable[str] | None,
+        match: str,
+        limit: int | None,
+        latest_only: bool = True,
+    ) -> SearchQuery:
+        if task_id is not None:
+            validate_name("task_id", task_id)
+        if spec_name is not None:
+            validate_name("spec_name", spec_name)
+        kind = None
+        if artifact_type is not None:
+            try:
+                kind = ArtifactType.parse(artifact_type)
+            except ValueError as exc:
+                raise InvalidInputError(str(exc)) from None
+        for name, moment in (("created_after", created_after), ("created_before", created_before)):
+            if moment is not None and (not isinstance(moment, datetime) or moment.tzinfo is None):
+                raise InvalidInputError(f"{name} must be a timezone-aware datetime")
+        if match not in ("all", "any"):
+            raise InvalidInputError(f"match must be 'all' or 'any', got {match!r}")
+        if limit is not None and (type(limit) is not int or limit < 1):
+            raise InvalidInputError(f"limit must be a positive integer, got {limit!r}")
+        return SearchQuery(
+            task_id=task_id,
+            spec_name=spec_name,
+            artifact_type=kind,
+            created_after=created_after,
+            created_before=created_before,
+            tags=validate_tags(tags),
+            match_all_tags=match == "all",
+            latest_only=latest_only,
+            limit=limit,
+        )
+
+    def get_by_task_id(self, task_id: str, spec_name: str | None = None) -> list[ArtifactMetadata]:
+        """Metadata of every artifact of a task."""
+        return self.search(task_id=task_id, spec_name=spec_name)
+
+    def get_by_spec_name(self, spec_name: str) -> list[ArtifactMetadata]:
+        """Metadata of every artifact of a spec."""
+        return self.search(spec_name=spec_name)
+
+    # -- delete -----------------------------------------------------------------------
+
+    def delete(self, uri: str, *, missing_ok: bool = False) -> int:
+        """Delete the artifact ``uri`` names (every version), or just the version
+        a ``?version=N`` URI names, with its metadata. Returns 1, or 0 when it
+        did not exist and ``missing_ok`` is set (else ``ArtifactNotFoundError``).
+        """
+        with self._operation("delete", uri):
+            key, version = self._parse_uri(uri)
+            with self.locks.hold(key.path, uri=uri):
+                stored = self.metadata.stored(key)
+                versions = sorted(stored.records) if version is None else [version]
+                versions = [v for v in versions if v in stored.records]
+                if not versions:
+                    self.metadata.unindex(key, None if version is None else [version])
+                    if missing_ok:
+                        return 0
+                    raise ArtifactNotFoundError(f"no artifact at {uri}", uri=uri)
+                metas = [m for m in self._load_versions(stored) if m.version in versions]
+                for number in versions:  # oldest first: never resurrect an older version
+                    self.metadata.delete_record(key, number)
+                for meta in metas:
+                    if meta.object_key:
+                        self.backend.delete(meta.object_key)
+                self.metadata.unindex(key, None if version is None else versions)
+            log.info("deleted %s", uri)
+            return 1
+
+    def delete_by_task_id(self, task_id: str, spec_name: str | None = None) -> int:
+        """Delete every artifact of a task (in every spec, unless ``spec_name`` is given)."""
+        with self._operation("delete_by_task_id", task_id):
+            found = self.search(task_id=task_id, spec_name=spec_name)
+            return sum(self.delete(meta.uri, missing_ok=True) for meta in found)
+
+    def delete_by_spec_name(self, spec_name: str) -> int:
+        """Delete every artifact of a spec; return how many were deleted."""
+        with self._operation("delete_by_spec_name", spec_name):
+            found = self.search(spec_name=spec_name)
+            return sum(self.delete(meta.uri, missing_ok=True) for meta in found)
+
+    # -- integrity --------------------------------------------------------------------
+
+    def verify_checksum(self, uri: str) -> bool:
+        """Whether the artifact's bytes still match their recorded size and SHA-256."""
+        with self._operation("verify_checksum", uri):
+            try:
+                with self.open(uri, verify_checksum=True) as reader:
+                    for _ in reader:
+                        pass
+            except IntegrityError as exc:
+                log.warning("integrity check failed: %s", exc)
+                return False
+            return True
+
+    def verify_all(self, progress: ProgressCallback | None = None) -> VerifyReport:
+        """Check every stored artifact version against its record.
+
+        Walks the records in the backend (the source of truth), reads and hashes
+        every object, and reports corrupted and missing artifacts, orphaned
+        objects and leftovers of interrupted writes. Index rows that disagree
+        with the records are corrected in passing and listed.
+        """
+        with self._operation("verify_all"):
+            report = VerifyReport()
+            seen: set[tuple[str, str, str, int]] = set()
+            total = self.metadata.index.count() if progress is not None else 0
+            for done, stored in enumerate(self.metadata.iter_stored(), start=1):
+                self._verify_stored(stored, report, seen)
+                if progress is not None:
+                    progress(done, max(total, done))
+            report.incomplete = [info.key for info in self.backend.list_incomplete()]
+            self._fix_index(seen, report)
+            return report
+
+    def _verify_stored(
+        self,
+        stored: StoredArtifact,
+        report: VerifyReport,
+        seen: set[tuple[str, str, str, int]],
+    ) -> None:
+        key = stored.key
+        referenced: set[str] = set()
+        latest = stored.latest_version
+        for version in sorted(stored.records):
+            uri = key.uri(self.root_uri, None if version == latest else version)
+            try:
+                meta = self.metadata.load(key, version)
+            except ArtifactNotFoundError:
+                continue  # deleted while we looked
+            except IntegrityError as exc:
+                report.corrupted.append(ArtifactProblem(uri, version, str(exc)))
+                continue
+            seen.add((key.spec_name, key.task_id, key.type.value, version))
+            referenced.add(meta.object_key)
+            if meta.object_key not in stored.objects:
+                report.missing.append(ArtifactProblem(uri, version, "stored object is missing"))
+                continue
+            try:
+                raw = self.backend.open_read(meta.object_key)
+            except ArtifactNotFoundError:
+                report.missing.append(ArtifactProblem(uri, version, "stored object is missing"))
+                continue
+            try:
+                with ArtifactReader(meta, raw, verify=True) as reader:
+                    for _ in reader:
+                        pass
+            except IntegrityError as exc:
+                report.corrupted.append(ArtifactProblem(uri, version, str(exc)))
+                continue
+            report.ok.append(uri)
+            report.bytes_checked += meta.size
+        report.orphaned.extend(sorted(set(stored.objects) - referenced))
+
+    def _fix_index(self, seen: set[tuple[str, str, str, int]], report: VerifyReport) -> None:
+        indexed = self.metadata.index.keys()
+        for spec, task, kind, version in sorted(seen - indexed):
+            key = ArtifactKey(spec, task, ArtifactType(kind))
+            report.index_stale.append(key.uri(self.root_uri, version))
+            with contextlib.suppress(ArtifactNotFoundError, IntegrityError):
+                self.metadata.reindex(self.metadata.load(key, version))
+        extra = sorted(indexed - seen)
+        for spec, task, kind, version in extra:
+            key = ArtifactKey(spec, task, ArtifactType(kind))
+            if self.metadata.refresh(key, version) is None:
+                report.index_stale.append(key.uri(self.root_uri, version))
+
+    def repair(self, older_than: timedelta = DEFAULT_REPAIR_GRACE) -> RepairReport:
+        """Remove the waste interrupted writes leave, then rebuild the index.
+
+        Deletes orphaned objects and temporary leftovers older than
+        ``older_than`` (younger ones may belong to a write in progress), skipping
+        artifacts whose lock is held right now. Never touches a committed
+        artifact.
+        """
+        with self._operation("repair"):
+            report = RepairReport()
+            cutoff = utc_now() - older_than
+            for stored in self.metadata.iter_stored():
+                with self.locks.try_hold(stored.key.path) as got:
+                    if not got:
+                        report.skipped_busy.append(stored.key.uri(self.root_uri))
+                        continue
+                    referenced = {m.object_key for m in self._load_versions(stored)}
+                    for object_key, info in stored.objects.items():
+                        old = info.modified is None or info.modified <= cutoff
+                        if object_key not in referenced and old and self.backend.delete(object_key):
+                            report.removed_orphans.append(object_key)
+            for info in self.backend.list_incomplete():
+                old = info.modified is None or info.modified <= cutoff
+                if old and self.backend.remove_incomplete(info.key):
+                    report.removed_incomplete.append(info.key)
+            report.indexed = self.metadata.rebuild_index()
+            log.info(
+                "repair removed %d orphaned objects and %d leftovers; %d records indexed",
+                len(report.removed_orphans),
+                len(report.removed_incomplete),
+                report.indexed,
+            )
+            return report
+
+    def rebuild_index(self) -> int:
+        """Recreate the search index from the metadata records; return the record count."""
+        with self._operation("rebuild_index"):
+            return self.metadata.rebuild_index()
+
+    reindex = rebuild_index
+
+
+def _check_custom_metadata(metadata: dict[str, Any] | None) -> dict[str, Any]:
+    if metadata is None:
+        return {}
+    if not isinstance(metadata, dict) or not all(isinstance(k, str) for k in metadata):
+        raise InvalidInputError("metadata must be a dict with string keys")
+    try:
+        text = json.dumps(metadata, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"metadata must be JSON-serialisable: {exc}") from None
+    decoded: dict[str, Any] = json.loads(text)
+    return decoded
+
+
+def _check_mime(mime: str) -> str:
+    if (
+        not isinstance(mime, str)
+        or not mime
+        or len(mime) > MAX_MIME_LENGTH
+        or "/" not in mime
+        or any(ord(ch) < 33 or ord(ch) > 126 for ch in mime.replace(" ", ""))
+    ):
+        raise InvalidInputError(f"invalid MIME type {mime!r}")
+    return mime
+
+
+def _content_chunks(content: Content) -> tuple[Iterable[bytes], Callable[[], None]]:
+    """Chunks of ``content`` and a function that releases what was opened for it."""
+    if isinstance(content, str):
+        return iter_source(content.encode("utf-8")), lambda: None
+    if isinstance(content, bytes | bytearray | memoryview):
+        return iter_source(content), lambda: None
+    if isinstance(content, os.PathLike):
+        try:
+            handle = open(content, "rb")  # noqa: SIM115 - closed by the returned function
+        except OSError as exc:
+            raise InvalidInputError(f"cannot read content file {content}: {exc.strerror}") from exc
+        return iter_source(handle, CHUNK_SIZE), handle.close
+    if hasattr(content, "read") or isinstance(content, Iterable):
+        return iter_source(content), lambda: None
+    raise InvalidInputError(
+        f"content must be bytes, str, a path, a binary file or an iterable of bytes, "
+        f"not {type(content).__name__}"
+    )

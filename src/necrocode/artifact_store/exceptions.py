@@ -1,0 +1,155 @@
+"""The store's typed errors.
+
+Every error the store raises on purpose derives from :class:`ArtifactStoreError`::
+
+    ArtifactStoreError
+    ├── ArtifactNotFoundError   (also a built-in FileNotFoundError)
+    ├── IntegrityError          checksum or size mismatch, unreadable record
+    ├── LockTimeoutError        (also a built-in TimeoutError)
+    ├── InvalidInputError       (also a built-in ValueError)
+    │   ├── InvalidNameError    a spec name, task id, tag or file name that could escape
+    │   ├── InvalidURIError     a URI that does not belong to this store
+    │   └── ConfigError         a bad configuration value (names the key and the reason)
+    └── StorageError            the backend failed
+        ├── StorageFullError    disk full, or the store's quota would be exceeded
+        └── PermissionError     (also a built-in PermissionError)
+
+Errors carry their facts as attributes (``uri``, ``key``, ``expected``, ``actual``)
+and survive pickling, since they cross process boundaries in agent fleets.
+"""
+
+from __future__ import annotations
+
+import builtins
+from typing import Any
+
+__all__ = [
+    "ArtifactNotFoundError",
+    "ArtifactStoreError",
+    "ConfigError",
+    "IntegrityError",
+    "InvalidInputError",
+    "InvalidNameError",
+    "InvalidURIError",
+    "LockTimeoutError",
+    "PermissionError",
+    "StorageError",
+    "StorageFullError",
+]
+
+
+class ArtifactStoreError(Exception):
+    """Root of every error raised by the artifact store.
+
+    ``uri`` names the artifact concerned, when there is one.
+    """
+
+    def __init__(self, message: str, *, uri: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.uri = uri
+
+    def __str__(self) -> str:
+        return self.message
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Rebuild from the message, then restore the attributes: keyword-only
+        # arguments would otherwise be lost on the way through pickle.
+        return (_rebuild, (type(self), self.message), dict(self.__dict__))
+
+
+def _rebuild(cls: type[ArtifactStoreError], message: str) -> ArtifactStoreError:
+    error = cls.__new__(cls)
+    ArtifactStoreError.__init__(error, message)
+    return error
+
+
+class ArtifactNotFoundError(ArtifactStoreError, FileNotFoundError):
+    """The artifact (or the given version of it) does not exist."""
+
+
+class IntegrityError(ArtifactStoreError):
+    """Stored bytes do not match their recorded checksum or size."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        uri: str | None = None,
+        expected: str | None = None,
+        actual: str | None = None,
+    ) -> None:
+        super().__init__(message, uri=uri)
+        self.expected = expected
+        self.actual = actual
+
+
+class LockTimeoutError(ArtifactStoreError, TimeoutError):
+    """The per-artifact lock could not be acquired in time."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        uri: str | None = None,
+        lock_path: str | None = None,
+        waited: float | None = None,
+    ) -> None:
+        super().__init__(message, uri=uri)
+        self.lock_path = lock_path
+        self.waited = waited
+
+
+class InvalidInputError(ArtifactStoreError, ValueError):
+    """The caller passed a value the store refuses; nothing was changed."""
+
+
+class InvalidNameError(InvalidInputError):
+    """A name that could escape the store's root or is otherwise unusable."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        uri: str | None = None,
+        field: str | None = None,
+        value: str | None = None,
+    ) -> None:
+        super().__init__(message, uri=uri)
+        self.field = field
+        self.value = value
+
+
+class InvalidURIError(InvalidInputError):
+    """A URI that is malformed or does not belong to this store."""
+
+
+class ConfigError(InvalidInputError):
+    """A configuration value is missing, of the wrong type or invalid."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        key: str | None = None,
+        source: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.key = key
+        self.source = source
+
+
+class StorageError(ArtifactStoreError):
+    """The storage backend failed. ``key`` is the backend object concerned."""
+
+    def __init__(self, message: str, *, uri: str | None = None, key: str | None = None) -> None:
+        super().__init__(message, uri=uri)
+        self.key = key
+
+
+class StorageFullError(StorageError):
+    """No space left on the device, or the store's quota would be exceeded."""
+
+
+class PermissionError(StorageError, builtins.PermissionError):
+    """The backend refused access. Catchable as the built-in ``PermissionError`` too."""

@@ -1,0 +1,218 @@
+"""Integrity: SHA-256 while streaming, verifying readers, and the ``verify_all`` report."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from types import TracebackType
+
+from .compression_engine import CompressionEngine
+from .exceptions import IntegrityError
+from .models import ArtifactMetadata
+from .storage_backend import CHUNK_SIZE, ReadStream
+
+__all__ = [
+    "ArtifactProblem",
+    "ArtifactReader",
+    "HashingSource",
+    "VerifyReport",
+    "calculate_checksum",
+]
+
+
+def calculate_checksum(data: bytes | Iterable[bytes]) -> str:
+    """``sha256:<hex>`` of ``data`` (bytes or an iterable of chunks)."""
+    digest = hashlib.sha256()
+    if isinstance(data, bytes | bytearray | memoryview):
+        digest.update(data)
+    else:
+        for chunk in data:
+            digest.update(chunk)
+    return f"sha256:{digest.hexdigest()}"
+
+
+class HashingSource:
+    """Pass chunks through while counting them and hashing them with SHA-256."""
+
+    def __init__(self, chunks: Iterable[bytes]) -> None:
+        self._chunks = chunks
+        self._digest = hashlib.sha256()
+        self.size = 0
+
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self._chunks:
+            self._digest.update(chunk)
+            self.size += len(chunk)
+            yield chunk
+
+    @property
+    def checksum(self) -> str:
+        """``sha256:<hex>`` of everything that passed so far."""
+        return f"sha256:{self._digest.hexdigest()}"
+
+
+class ArtifactReader(io.RawIOBase):
+    """A readable stream of an artifact's original bytes, checked as they pass.
+
+    Decompresses the stored bytes, counts and hashes what it returns, and at
+    the end of the stream raises :class:`IntegrityError` when the size or (with
+    ``verify``) the SHA-256 differs from the metadata. The size is always
+    checked, so a truncated object never passes as complete; more bytes than
+    recorded fail as soon as they appear. Since a stream hands out bytes before
+    it can judge them, a consumer that must never act on bad data should read
+    to the end before using what it read (``download()`` does that).
+    """
+
+    def __init__(self, meta: ArtifactMetadata, raw: ReadStream, *, verify: bool = True) -> None:
+        super().__init__()
+        self.metadata = meta
+        self._raw = raw
+        self._read = CompressionEngine.decompressing_reader(meta.codec, raw.read)
+        self._verify = verify
+        self._digest = hashlib.sha256() if verify else None
+        self._count = 0
+        self._done = False
+
+    @property
+    def uri(self) -> str:
+        """URI of the artifact being read."""
+        return self.metadata.uri
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        if size is None or size < 0:
+            return self.readall()
+        if self._done or size == 0:
+            return b""
+        try:
+            data = self._read(size)
+        except IntegrityError as exc:
+            raise IntegrityError(f"{self.uri}: {exc}", uri=self.uri) from exc
+        if data:
+            self._count += len(data)
+            if self._count > self.metadata.original_size:
+                raise IntegrityError(
+                    f"{self.uri}: more bytes than the recorded {self.metadata.original_size}",
+                    uri=self.uri,
+                    expected=str(self.metadata.original_size),
+                    actual=f">{self.metadata.original_size}",
+                )
+            if self._digest is not None:
+                self._digest.update(data)
+            return data
+        self._done = True
+        self._check_end()
+        return b""
+
+    def readinto(self, buffer: memoryview | bytearray) -> int:  # type: ignore[override]
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def readall(self) -> bytes:
+        parts = []
+        while chunk := self.read(CHUNK_SIZE):
+            parts.append(chunk)
+        return b"".join(parts)
+
+    def __iter__(self) -> Iterator[bytes]:
+        while chunk := self.read(CHUNK_SIZE):
+            yield chunk
+
+    def _check_end(self) -> None:
+        meta = self.metadata
+        if self._count != meta.original_size:
+            raise IntegrityError(
+                f"{self.uri}: size mismatch: recorded {meta.original_size} bytes, "
+                f"read {self._count}",
+                uri=self.uri,
+                expected=str(meta.original_size),
+                actual=str(self._count),
+            )
+        if self._digest is not None:
+            actual = f"sha256:{self._digest.hexdigest()}"
+            if actual != meta.checksum:
+                raise IntegrityError(
+                    f"{self.uri}: checksum mismatch: recorded {meta.checksum}, computed {actual}",
+                    uri=self.uri,
+                    expected=meta.checksum,
+                    actual=actual,
+                )
+
+    def close(self) -> None:
+        if not self.closed:
+            self._raw.close()
+        super().close()
+
+    def __enter__(self) -> ArtifactReader:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+@dataclass(frozen=True, slots=True)
+class ArtifactProblem:
+    """One artifact version that failed verification, and why."""
+
+    uri: str
+    version: int
+    reason: str
+
+
+@dataclass
+class VerifyReport:
+    """What :meth:`ArtifactStore.verify_all` found.
+
+    ``ok``: URIs that verified. ``corrupted``: bytes differ from the record.
+    ``missing``: a record whose stored object is gone. ``orphaned``: backend
+    keys of stored objects no record refers to (left by interrupted writes).
+    ``incomplete``: temporary leftovers of interrupted writes. ``index_stale``:
+    artifact versions on which the index disagreed with the records (fixed in passing).
+    """
+
+    ok: list[str] = field(default_factory=list)
+    corrupted: list[ArtifactProblem] = field(default_factory=list)
+    missing: list[ArtifactProblem] = field(default_factory=list)
+    orphaned: list[str] = field(default_factory=list)
+    incomplete: list[str] = field(default_factory=list)
+    index_stale: list[str] = field(default_factory=list)
+    bytes_checked: int = 0
+
+    @property
+    def healthy(self) -> bool:
+        """No corrupted or missing artifact (orphans and leftovers are only waste)."""
+        return not self.corrupted and not self.missing
+
+    @property
+    def checked(self) -> int:
+        """How many artifact versions were checked."""
+        return len(self.ok) + len(self.corrupted) + len(self.missing)
+
+    def to_dict(self) -> dict[str, object]:
+        """Plain data for JSON output."""
+        return {
+            "healthy": self.healthy,
+            "checked": self.checked,
+            "bytes_checked": self.bytes_checked,
+            "ok": self.ok,
+            "corrupted": [vars_of(p) for p in self.corrupted],
+            "missing": [vars_of(p) for p in self.missing],
+            "orphaned": self.orphaned,
+            "incomplete": self.incomplete,
+            "index_stale": self.index_stale,
+        }
+
+
+def vars_of(problem: ArtifactProblem) -> dict[str, object]:
+    """An :class:`ArtifactProblem` as a dict."""
+    return {"uri": problem.uri, "version": problem.version, "reason": problem.reason}

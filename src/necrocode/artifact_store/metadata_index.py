@@ -1,0 +1,349 @@
+"""The search index: a SQLite database (WAL mode) that caches the metadata records.
+
+The records in the backend are the source of truth; this index only makes
+lookups, search, usage and retention fast, and can be rebuilt from the records
+at any time. Many processes may use one index file at once: SQLite's WAL mode
+lets readers proceed while one writer commits, and every write here is one
+short transaction touching only the rows of one artifact.
+
+``synchronous=NORMAL`` is deliberate: a power cut may lose the last index
+commits, never corrupt the file, and a lost commit is repaired by a rebuild
+from the records, which are written durably.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from .exceptions import PermissionError, StorageError, StorageFullError
+from .models import ArtifactMetadata, ArtifactType
+from .naming import ArtifactKey
+
+__all__ = ["IndexCorruptError", "MetadataIndex", "SearchQuery"]
+
+SCHEMA_VERSION = 1
+BUSY_TIMEOUT_S = 60.0
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS artifacts (
+    spec_name      TEXT    NOT NULL,
+    task_id        TEXT    NOT NULL,
+    type           TEXT    NOT NULL,
+    version        INTEGER NOT NULL,
+    is_latest      INTEGER NOT NULL DEFAULT 0,
+    created_at     REAL    NOT NULL,
+    size           INTEGER NOT NULL,
+    original_size  INTEGER NOT NULL,
+    retention_days INTEGER,
+    pinned         INTEGER NOT NULL DEFAULT 0,
+    record         TEXT    NOT NULL,
+    PRIMARY KEY (spec_name, task_id, type, version)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS artifacts_by_task ON artifacts (task_id, is_latest);
+CREATE INDEX IF NOT EXISTS artifacts_by_latest_time ON artifacts (is_latest, created_at);
+CREATE INDEX IF NOT EXISTS artifacts_by_type_time ON artifacts (type, is_latest, created_at);
+CREATE TABLE IF NOT EXISTS tags (
+    tag       TEXT    NOT NULL,
+    spec_name TEXT    NOT NULL,
+    task_id   TEXT    NOT NULL,
+    type      TEXT    NOT NULL,
+    version   INTEGER NOT NULL,
+    PRIMARY KEY (tag, spec_name, task_id, type, version)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS tags_by_artifact ON tags (spec_name, task_id, type, version);
+CREATE TABLE IF NOT EXISTS index_state (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+class IndexCorruptError(StorageError):
+    """The index file is damaged; the caller rebuilds it from the records."""
+
+
+@dataclass(frozen=True, slots=True)
+class SearchQuery:
+    """Filters of :meth:`MetadataIndex.search`; ``None`` means "any"."""
+
+    task_id: str | None = None
+    spec_name: str | None = None
+    artifact_type: ArtifactType | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    tags: tuple[str, ...] = ()
+    match_all_tags: bool = True
+    latest_only: bool = True
+    limit: int | None = None
+
+
+def _key_params(key: ArtifactKey) -> tuple[str, str, str]:
+    return (key.spec_name, key.task_id, key.type.value)
+
+
+def _row_values(meta: ArtifactMetadata) -> tuple[Any, ...]:
+    return (
+        meta.spec_name,
+        meta.task_id,
+        meta.type.value,
+        meta.version,
+        meta.created_at.timestamp(),
+        meta.size,
+        meta.original_size,
+        meta.retention_days,
+        int(meta.pinned),
+        meta.to_json(),
+    )
+
+
+class MetadataIndex:
+    """SQLite cache of every record, shared by the processes on one machine."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.RLock()
+        self._conn: sqlite3.Connection | None = None
+        self._pid = 0
+
+    # -- connection -----------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        if self._conn is not None and self._pid == os.getpid():
+            return self._conn
+        # A connection must not cross fork(): a child opens its own.
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            conn = sqlite3.connect(
+                self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+            )
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA foreign_keys=OFF")
+            conn.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise _classify(exc, self.path) from exc
+        self._conn, self._pid = conn, os.getpid()
+        return conn
+
+    def close(self) -> None:
+        """Close this process's connection."""
+        with self._lock:
+            if self._conn is not None and self._pid == os.getpid():
+                self._conn.close()
+            self._conn = None
+
+    def destroy(self) -> None:
+        """Delete the index files (after corruption); the next use recreates them."""
+        self.close()
+        for suffix in ("", "-wal", "-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(f"{self.path}{suffix}")
+
+    @contextlib.contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            try:
+                yield self._connect()
+            except sqlite3.DatabaseError as exc:
+                raise _classify(exc, self.path) from exc
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One ``BEGIN IMMEDIATE`` transaction: committed on success, rolled back on error."""
+        with self._lock:
+            try:
+                conn = self._connect()
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield conn
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
+            except sqlite3.DatabaseError as exc:
+                raise _classify(exc, self.path) from exc
+
+    # -- state ------------------------------------------------------------------------
+
+    def is_built(self) -> bool:
+        """Whether the index was (re)built completely and matches this schema."""
+        with self._read() as conn:
+            row = conn.execute("SELECT value FROM index_state WHERE name = 'schema'").fetchone()
+        return row is not None and row[0] == str(SCHEMA_VERSION)
+
+    def replace_all(self, records: Iterable[ArtifactMetadata]) -> int:
+        """Empty the index and fill it with ``records`` in one transaction."""
+        count = 0
+        with self._write() as conn:
+            conn.execute("DELETE FROM artifacts")
+            conn.execute("DELETE FROM tags")
+            for meta in records:
+                self._insert(conn, meta)
+                count += 1
+            conn.execute(
+                "UPDATE artifacts SET is_latest = 1 WHERE (spec_name, task_id, type, version) IN "
+                "(SELECT spec_name, task_id, type, MAX(version) FROM artifacts "
+                "GROUP BY spec_name, task_id, type)"
+            )
+            conn.execute(
+                "INSERT OR REPLACE INTO index_state (name, value) VALUES ('schema', ?)",
+                (str(SCHEMA_VERSION),),
+            )
+        return count
+
+    # -- writes -----------------------------------------------------------------------
+
+    @staticmethod
+    def _insert(conn: sqlite3.Connection, meta: ArtifactMetadata) -> None:
+        conn.execute(
+            "INSERT OR REPLACE INTO artifacts (spec_name, task_id, type, version, created_at, size,"
+            " original_size, retention_days, pinned, record) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            _row_values(meta),
+        )
+        key = (meta.spec_name, meta.task_id, meta.type.value, meta.version)
+        conn.execute(
+            "DELETE FROM tags WHERE spec_name=? AND task_id=? AND type=? AND version=?", key
+        )
+        conn.executemany(
+            "INSERT OR IGNORE INTO tags (tag, spec_name, task_id, type, version) "
+            "VALUES (?,?,?,?,?)",
+            [(tag, *key) for tag in meta.tags],
+        )
+
+    @staticmethod
+    def _refresh_latest(conn: sqlite3.Connection, params: tuple[str, str, str]) -> None:
+        where = "spec_name=? AND task_id=? AND type=?"
+        conn.execute(f"UPDATE artifacts SET is_latest = 0 WHERE {where} AND is_latest = 1", params)
+        conn.execute(
+            f"UPDATE artifacts SET is_latest = 1 WHERE {where} AND version = "
+            f"(SELECT MAX(version) FROM artifacts WHERE {where})",
+            params + params,
+        )
+
+    def put(self, meta: ArtifactMetadata, *, remove_versions: Sequence[int] = ()) -> None:
+        """Insert or replace the row of ``meta``; drop ``remove_versions`` of the same artifact."""
+        params = (meta.spec_name, meta.task_id, meta.type.value)
+        with self._write() as conn:
+            self._insert(conn, meta)
+            self._delete_versions(conn, params, remove_versions)
+            self._refresh_latest(conn, params)
+
+    def remove(self, key: ArtifactKey, versions: Sequence[int] | None = None) -> None:
+        """Drop the rows of ``versions`` of ``key`` (all versions when ``None``)."""
+        params = _key_params(key)
+        with self._write() as conn:
+            if versions is None:
+                where = "spec_name=? AND task_id=? AND type=?"
+                conn.execute(f"DELETE FROM artifacts WHERE {where}", params)
+                conn.execute(f"DELETE FROM tags WHERE {where}", params)
+            else:
+                self._delete_versions(conn, params, versions)
+                self._refresh_latest(conn, params)
+
+    @staticmethod
+    def _delete_versions(
+        conn: sqlite3.Connection, params: tuple[str, str, str], versions: Sequence[int]
+    ) -> None:
+        where = "spec_name=? AND task_id=? AND type=? AND version=?"
+        rows = [(*params, version) for version in versions]
+        conn.executemany(f"DELETE FROM artifacts WHERE {where}", rows)
+        conn.executemany(f"DELETE FROM tags WHERE {where}", rows)
+
+    # -- reads ------------------------------------------------------------------------
+
+    def get(self, key: ArtifactKey, version: int | None = None) -> ArtifactMetadata | None:
+        """The row of ``version`` of ``key`` (the latest when ``None``)."""
+        sql = "SELECT record FROM artifacts WHERE spec_name=? AND task_id=? AND type=? AND "
+        if version is None:
+            sql, params = sql + "is_latest = 1", _key_params(key)
+        else:
+            sql, params = sql + "version = ?", (*_key_params(key), version)  # type: ignore[assignment]
+        with self._read() as conn:
+            row = conn.execute(sql, params).fetchone()
+        return None if row is None else ArtifactMetadata.from_json(row[0])
+
+    def versions(self, key: ArtifactKey) -> list[ArtifactMetadata]:
+        """Every indexed version of ``key``, oldest first."""
+        with self._read() as conn:
+            rows = conn.execute(
+                "SELECT record FROM artifacts WHERE spec_name=? AND task_id=? AND type=? "
+                "ORDER BY version",
+                _key_params(key),
+            ).fetchall()
+        return [ArtifactMetadata.from_json(row[0]) for row in rows]
+
+    def search(self, query: SearchQuery) -> list[ArtifactMetadata]:
+        """Rows matching every filter of ``query``, oldest first."""
+        clauses: list[str] = []
+        params: list[Any] = []
+        if query.latest_only:
+            clauses.append("a.is_latest = 1")
+        for column, value in (
+            ("a.task_id", query.task_id),
+            ("a.spec_name", query.spec_name),
+            ("a.type", query.artifact_type.value if query.artifact_type else None),
+        ):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                params.append(value)
+        if query.created_after is not None:
+            clauses.append("a.created_at >= ?")
+            params.append(query.created_after.timestamp())
+        if query.created_before is not None:
+            clauses.append("a.created_at < ?")
+            params.append(query.created_before.timestamp())
+        if query.tags:
+            marks = ",".join("?" * len(query.tags))
+            needed = len(set(query.tags)) if query.match_all_tags else 1
+            clauses.append(
+                "(SELECT COUNT(*) FROM tags t WHERE t.spec_name = a.spec_name AND "
+                "t.task_id = a.task_id AND t.type = a.type AND t.version = a.version "
+                f"AND t.tag IN ({marks})) >= ?"
+            )
+            params.extend(sorted(set(query.tags)))
+            params.append(needed)
+        sql = "SELECT a.record FROM artifacts a"
+        if clauses:
+            sql += " WHERE " + " AND ".join(clauses)
+        sql += " ORDER BY a.created_at, a.spec_name, a.task_id, a.type, a.version"
+        if query.limit is not None:
+            sql += " LIMIT ?"
+            params.append(query.limit)
+        with self._read() as conn:
+            rows = conn.execute(sql, params).fetchall()
+        return [ArtifactMetadata.from_json(row[0]) for row in rows]
+
+    def keys(self) -> set[tuple[str, str, str, int]]:
+        """``(spec, task, type, version)`` of every row, for consistency checks."""
+        with self._read() as conn:
+            rows = conn.execute("SELECT spec_name, task_id, type, version FROM artifacts")
+            return {(r[0], r[1], r[2], int(r[3])) for r in rows}
+
+    def count(self) -> int:
+        """Number of artifacts (latest versions) indexed."""
+        with self._read() as conn:
+            row = conn.execute("SELECT COUNT(*) FROM artifacts WHERE is_latest = 1").fetchone()
+        return int(row[0])
+
+
+def _classify(exc: sqlite3.DatabaseError, path: Path) -> StorageError:
+    message = str(exc)
+    lowered = message.lower()
+    if "full" in lowered:
+        return StorageFullError(f"index {path}: {message}")
+    if "readonly" in lowered or "read-only" in lowered:
+        return PermissionError(f"index {path}: {message}")
+    damaged = (
+        type(exc) is sqlite3.DatabaseError  # "file is not a database", "disk image is malformed"
+        or "malformed" in lowered
+        or "no such table" in lowered
+        or "not a database" in lowered
+    )
+    if damaged:
+        return IndexCorruptError(f"index {path} is damaged: {message}")
+    return StorageError(f"index {path}: {message}")

@@ -1,0 +1,277 @@
+"""Metadata: one JSON record per artifact version in the backend, plus the index.
+
+The record, stored beside the bytes it describes, is the source of truth and
+its creation is the commit point of an upload. The SQLite index
+(:mod:`.metadata_index`) answers lookups and searches; when it is missing,
+damaged or marked stale it is rebuilt from the records alone.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import TypeVar
+
+from .exceptions import ArtifactNotFoundError, ArtifactStoreError, IntegrityError
+from .metadata_index import IndexCorruptError, MetadataIndex, SearchQuery
+from .models import ArtifactMetadata, ArtifactType
+from .naming import ArtifactKey, parse_key
+from .storage_backend import ObjectInfo, StorageBackend
+
+__all__ = ["MetadataManager", "StoredArtifact"]
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+INDEX_FILENAME = "index.sqlite3"
+STALE_MARKER = "index.stale"
+
+
+@dataclass
+class StoredArtifact:
+    """What the backend holds for one artifact: record keys and object keys by version."""
+
+    key: ArtifactKey
+    records: dict[int, str] = field(default_factory=dict)
+    objects: dict[str, ObjectInfo] = field(default_factory=dict)
+
+    @property
+    def latest_version(self) -> int:
+        """The highest version with a record (0 when there is none)."""
+        return max(self.records, default=0)
+
+
+class MetadataManager:
+    """Saves, loads and finds metadata records; keeps the index in step."""
+
+    def __init__(self, backend: StorageBackend, state_dir: Path) -> None:
+        self.backend = backend
+        self.state_dir = state_dir
+        self.index = MetadataIndex(state_dir / INDEX_FILENAME)
+        self._stale_marker = state_dir / STALE_MARKER
+        self._open_index()
+
+    @property
+    def root_uri(self) -> str:
+        """URI of the backend root: the prefix of every artifact URI."""
+        return self.backend.root_uri
+
+    # -- index upkeep -----------------------------------------------------------------
+
+    def _open_index(self) -> None:
+        try:
+            built = self.index.is_built() and not self._stale_marker.exists()
+        except IndexCorruptError as exc:
+            log.warning("search index is damaged (%s); rebuilding it from the records", exc)
+            self.index.destroy()
+            built = False
+        if not built:
+            count = self.rebuild_index()
+            log.info("search index built from %d metadata records", count)
+
+    def _indexed(self, operation: Callable[[], T]) -> T:
+        """Run an index operation; rebuild the index once if it turns out damaged."""
+        try:
+            return operation()
+        except IndexCorruptError as exc:
+            log.warning("search index is damaged (%s); rebuilding it from the records", exc)
+            self.index.destroy()
+            self.rebuild_index()
+            return operation()
+
+    def _index_after_commit(self, operation: Callable[[], None]) -> None:
+        """Update the index after a record change that already committed.
+
+        The record is the truth, so a failing index must not turn a committed
+        change into a reported failure: the index is marked stale instead and
+        rebuilt by the next process that opens the store.
+        """
+        try:
+            self._indexed(operation)
+        except ArtifactStoreError as exc:
+            log.error("search index update failed (%s); marking it for rebuild", exc)
+            try:
+                self._stale_marker.parent.mkdir(parents=True, exist_ok=True)
+                self._stale_marker.touch()
+            except OSError as marker_exc:
+                log.error("could not mark the index stale: %s", marker_exc)
+
+    def rebuild_index(self) -> int:
+        """Recreate the index from the records alone; return how many were indexed."""
+        records = list(self.iter_records())
+        try:
+            count = self.index.replace_all(records)
+        except IndexCorruptError:
+            self.index.destroy()
+            count = self.index.replace_all(records)
+        if self._stale_marker.exists():
+            self._stale_marker.unlink(missing_ok=True)
+        return count
+
+    # -- records ----------------------------------------------------------------------
+
+    def _with_uri(self, meta: ArtifactMetadata) -> ArtifactMetadata:
+        key = ArtifactKey(meta.spec_name, meta.task_id, meta.type)
+        uri = key.uri(self.root_uri)
+        return meta if meta.uri == uri else meta.with_changes(uri=uri)
+
+    def save(
+        self, meta: ArtifactMetadata, *, create: bool = True, remove_versions: tuple[int, ...] = ()
+    ) -> None:
+        """Write the record of ``meta`` (the commit point), then index it.
+
+        With ``create`` the record must not exist yet (``ObjectExistsError``
+        otherwise: another writer took this version). ``remove_versions`` are
+        dropped from the index in the same index transaction.
+        """
+        key = ArtifactKey(meta.spec_name, meta.task_id, meta.type)
+        self.backend.upload(key.record_key(meta.version), meta.to_json().encode(), if_absent=create)
+        self._index_after_commit(lambda: self.index.put(meta, remove_versions=remove_versions))
+
+    def load(self, key: ArtifactKey, version: int) -> ArtifactMetadata:
+        """Read the record of ``version`` of ``key`` from the backend."""
+        record_key = key.record_key(version)
+        data = self.backend.download(record_key)
+        try:
+            meta = ArtifactMetadata.from_json(data)
+        except IntegrityError as exc:
+            raise IntegrityError(f"{record_key}: {exc}", uri=key.uri(self.root_uri)) from exc
+        if (meta.spec_name, meta.task_id, meta.type, meta.version) != (
+            key.spec_name,
+            key.task_id,
+            key.type,
+            version,
+        ):
+            raise IntegrityError(
+                f"{record_key}: record describes a different artifact", uri=key.uri(self.root_uri)
+            )
+        return self._with_uri(meta)
+
+    def delete_record(self, key: ArtifactKey, version: int) -> bool:
+        """Remove the record of one version from the backend (not yet from the index)."""
+        return self.backend.delete(key.record_key(version))
+
+    def unindex(self, key: ArtifactKey, versions: list[int] | None = None) -> None:
+        """Drop index rows of ``key`` after their records were deleted."""
+        self._index_after_commit(lambda: self.index.remove(key, versions))
+
+    def reindex(self, meta: ArtifactMetadata) -> None:
+        """Put one record's row back in the index (after finding it stale)."""
+        self._index_after_commit(lambda: self.index.put(meta))
+
+    def stored(self, key: ArtifactKey) -> StoredArtifact:
+        """List what the backend holds for ``key`` (a listing of its task folder)."""
+        found = StoredArtifact(key)
+        for info in self.backend.list(key.prefix):
+            parsed = parse_key(info.key)
+            if parsed is None or parsed.artifact != key:
+                continue
+            if parsed.kind == "record":
+                found.records[parsed.version] = info.key
+            else:
+                found.objects[info.key] = info
+        return found
+
+    def iter_stored(self, prefix: str = "") -> Iterator[StoredArtifact]:
+        """Group one backend listing into artifacts (listing order keeps them together)."""
+        current: StoredArtifact | None = None
+        for info in self.backend.list(prefix):
+            parsed = parse_key(info.key)
+            if parsed is None:
+                continue
+            if current is None or current.key != parsed.artifact:
+                if current is not None:
+                    yield current
+                current = StoredArtifact(parsed.artifact)
+            if parsed.kind == "record":
+                current.records[parsed.version] = info.key
+            else:
+                current.objects[info.key] = info
+        if current is not None:
+            yield current
+
+    def iter_records(self, prefix: str = "") -> Iterator[ArtifactMetadata]:
+        """Every readable record in the backend; unreadable ones are logged and skipped."""
+        for stored in self.iter_stored(prefix):
+            for version in sorted(stored.records):
+                try:
+                    yield self.load(stored.key, version)
+                except ArtifactNotFoundError:
+                    continue  # deleted while we listed
+                except IntegrityError as exc:
+                    log.error("skipping unreadable metadata record: %s", exc)
+
+    # -- lookups ----------------------------------------------------------------------
+
+    def get(self, key: ArtifactKey, version: int | None = None) -> ArtifactMetadata | None:
+        """The metadata of ``key`` (latest version, or ``version``), or ``None``.
+
+        Looks in the index first; on a miss, in the backend (another machine
+        may have written it), and repairs the index with what it finds.
+        """
+        meta = self._indexed(lambda: self.index.get(key, version))
+        if meta is not None:
+            return self._with_uri(meta)
+        return self.refresh(key, version)
+
+    def refresh(self, key: ArtifactKey, version: int | None = None) -> ArtifactMetadata | None:
+        """Read ``key`` from the backend, bypassing the index, and re-index what is found."""
+        stored = self.stored(key)
+        indexed = {m.version for m in self._indexed(lambda: self.index.versions(key))}
+        gone = sorted(indexed - set(stored.records))
+        if gone:
+            self.unindex(key, gone)
+        wanted = stored.latest_version if version is None else version
+        if wanted not in stored.records:
+            return None
+        try:
+            meta = self.load(key, wanted)
+        except ArtifactNotFoundError:
+            return None
+        self.reindex(meta)
+        return meta
+
+    def versions(self, key: ArtifactKey) -> list[ArtifactMetadata]:
+        """Every version of ``key`` known to the index, oldest first."""
+        return [self._with_uri(m) for m in self._indexed(lambda: self.index.versions(key))]
+
+    def search(self, query: SearchQuery) -> list[ArtifactMetadata]:
+        """Indexed artifacts matching ``query``."""
+        return [self._with_uri(m) for m in self._indexed(lambda: self.index.search(query))]
+
+    def get_by_uri(self, uri: str) -> ArtifactMetadata:
+        """Metadata of what ``uri`` names; ``ArtifactNotFoundError`` if nothing."""
+        key, version = ArtifactKey.from_uri(uri, self.root_uri)
+        meta = self.get(key, version)
+        if meta is None:
+            raise ArtifactNotFoundError(f"no artifact at {uri}", uri=uri)
+        return meta
+
+    def get_by_task_id(self, task_id: str, spec_name: str | None = None) -> list[ArtifactMetadata]:
+        """Metadata of every artifact of ``task_id`` (within ``spec_name`` if given)."""
+        return self.search(SearchQuery(task_id=task_id, spec_name=spec_name))
+
+    def get_by_spec_name(self, spec_name: str) -> list[ArtifactMetadata]:
+        """Metadata of every artifact of ``spec_name``."""
+        return self.search(SearchQuery(spec_name=spec_name))
+
+    def find(
+        self,
+        *,
+        task_id: str | None = None,
+        spec_name: str | None = None,
+        artifact_type: ArtifactType | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+    ) -> list[ArtifactMetadata]:
+        """Shorthand for :meth:`search` with keyword filters."""
+        return self.search(
+            SearchQuery(task_id, spec_name, artifact_type, created_after, created_before)
+        )
+
+    def close(self) -> None:
+        """Close the index connection."""
+        self.index.close()

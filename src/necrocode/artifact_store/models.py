@@ -1,0 +1,243 @@
+"""Shared vocabulary: artifact types and the metadata record. No I/O here."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from .exceptions import IntegrityError
+
+__all__ = ["RECORD_SCHEMA", "ArtifactMetadata", "ArtifactType", "Codec"]
+
+Codec = Literal["none", "gzip", "zstd"]
+CODECS: tuple[Codec, ...] = ("none", "gzip", "zstd")
+
+#: Version of the JSON record layout; bumped when a field changes meaning.
+RECORD_SCHEMA = 1
+
+
+class ArtifactType(StrEnum):
+    """The three kinds of artifact an agent task produces."""
+
+    DIFF = "diff"
+    LOG = "log"
+    TEST_RESULT = "test"
+
+    @property
+    def filename(self) -> str:
+        """The file name an artifact of this type has inside its task folder."""
+        return _FILENAMES[self]
+
+    @property
+    def mime_type(self) -> str:
+        """The MIME type recorded when the uploader gives none."""
+        return _MIME_TYPES[self]
+
+    @classmethod
+    def from_filename(cls, filename: str) -> ArtifactType:
+        """The type whose default file name is ``filename`` (``ValueError`` if none)."""
+        for artifact_type, name in _FILENAMES.items():
+            if name == filename:
+                return artifact_type
+        raise ValueError(f"no artifact type has the file name {filename!r}")
+
+    @classmethod
+    def parse(cls, value: ArtifactType | str) -> ArtifactType:
+        """Accept an ``ArtifactType`` or its value (``"diff"``, ``"log"``, ``"test"``)."""
+        if isinstance(value, ArtifactType):
+            return value
+        try:
+            return cls(value)
+        except ValueError:
+            known = ", ".join(t.value for t in cls)
+            raise ValueError(f"unknown artifact type {value!r}; expected one of: {known}") from None
+
+
+_FILENAMES = {
+    ArtifactType.DIFF: "diff.txt",
+    ArtifactType.LOG: "log.txt",
+    ArtifactType.TEST_RESULT: "test-result.json",
+}
+_MIME_TYPES = {
+    ArtifactType.DIFF: "text/x-diff",
+    ArtifactType.LOG: "text/plain",
+    ArtifactType.TEST_RESULT: "application/json",
+}
+
+
+def utc_now() -> datetime:
+    """The current time, timezone-aware, in UTC."""
+    return datetime.now(UTC)
+
+
+def format_time(moment: datetime) -> str:
+    """ISO 8601 in UTC with microseconds, e.g. ``2026-11-29T01:14:03.123456+00:00``."""
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def parse_time(text: str, field_name: str = "created_at") -> datetime:
+    """Parse an ISO 8601 timestamp that carries a timezone; return it in UTC."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except (TypeError, ValueError):
+        raise ValueError(f"{field_name}: not an ISO 8601 timestamp: {text!r}") from None
+    if moment.tzinfo is None:
+        raise ValueError(f"{field_name}: timestamp has no timezone: {text!r}")
+    return moment.astimezone(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class ArtifactMetadata:
+    """Everything the store knows about one version of one artifact.
+
+    ``size`` is the number of bytes stored (after compression); ``original_size``
+    and ``checksum`` (``sha256:<hex>``) describe the bytes that were uploaded.
+    ``object_key`` is where the stored bytes live inside the backend.
+    """
+
+    uri: str
+    task_id: str
+    spec_name: str
+    type: ArtifactType
+    size: int
+    checksum: str
+    created_at: datetime
+    compressed: bool
+    original_size: int
+    mime_type: str
+    tags: tuple[str, ...] = ()
+    version: int = 1
+    metadata: dict[str, Any] = field(default_factory=dict)
+    codec: Codec = "none"
+    object_key: str = ""
+    retention_days: int | None = None
+    pinned: bool = False
+
+    @property
+    def stored_size(self) -> int:
+        """Bytes the artifact occupies in the backend (same as ``size``)."""
+        return self.size
+
+    @property
+    def sha256(self) -> str:
+        """The hex digest without its ``sha256:`` prefix."""
+        return self.checksum.removeprefix("sha256:")
+
+    @property
+    def compression_ratio(self) -> float:
+        """Stored bytes per original byte (1.0 for an empty artifact)."""
+        return self.size / self.original_size if self.original_size else 1.0
+
+    def with_changes(self, **changes: Any) -> ArtifactMetadata:
+        """A copy with the given fields replaced."""
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict; :meth:`from_dict` restores an equal object."""
+        return {
+            "schema": RECORD_SCHEMA,
+            "uri": self.uri,
+            "task_id": self.task_id,
+            "spec_name": self.spec_name,
+            "type": self.type.value,
+            "size": self.size,
+            "checksum": self.checksum,
+            "created_at": format_time(self.created_at),
+            "compressed": self.compressed,
+            "original_size": self.original_size,
+            "mime_type": self.mime_type,
+            "tags": list(self.tags),
+            "version": self.version,
+            "metadata": self.metadata,
+            "codec": self.codec,
+            "object_key": self.object_key,
+            "retention_days": self.retention_days,
+            "pinned": self.pinned,
+        }
+
+    def to_json(self) -> str:
+        """The record as compact JSON text (keys sorted, so records diff cleanly)."""
+        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+
+    @classmethod
+    def from_dict(cls, data: Any) -> ArtifactMetadata:
+        """Build from :meth:`to_dict` output; a malformed record raises ``IntegrityError``."""
+        try:
+            return cls._from_dict(data)
+        except (KeyError, TypeError, ValueError) as exc:
+            reason = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc)
+            raise IntegrityError(f"malformed metadata record: {reason}") from exc
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> ArtifactMetadata:
+        """Parse a record written by :meth:`to_json`."""
+        try:
+            data = json.loads(text)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise IntegrityError(f"malformed metadata record: not JSON ({exc})") from exc
+        return cls.from_dict(data)
+
+    @classmethod
+    def _from_dict(cls, data: Any) -> ArtifactMetadata:
+        if not isinstance(data, dict):
+            raise TypeError(f"expected a JSON object, got {type(data).__name__}")
+        schema = data.get("schema", RECORD_SCHEMA)
+        if schema != RECORD_SCHEMA:
+            raise ValueError(f"unsupported record schema {schema!r}")
+        codec = _expect(data, "codec", str, default="none")
+        if codec not in CODECS:
+            raise ValueError(f"codec: unknown codec {codec!r}")
+        tags = _expect(data, "tags", list, default=[])
+        if not all(isinstance(tag, str) for tag in tags):
+            raise TypeError("tags: every tag must be a string")
+        custom = _expect(data, "metadata", dict, default={})
+        retention = data.get("retention_days")
+        if retention is not None and (type(retention) is not int or retention < 0):
+            raise ValueError(f"retention_days: expected a non-negative integer, got {retention!r}")
+        checksum = _expect(data, "checksum", str)
+        if not checksum.startswith("sha256:") or len(checksum) != 71:
+            raise ValueError(f"checksum: expected 'sha256:<64 hex digits>', got {checksum!r}")
+        return cls(
+            uri=_expect(data, "uri", str),
+            task_id=_expect(data, "task_id", str),
+            spec_name=_expect(data, "spec_name", str),
+            type=ArtifactType.parse(_expect(data, "type", str)),
+            size=_expect_count(data, "size"),
+            checksum=checksum,
+            created_at=parse_time(_expect(data, "created_at", str)),
+            compressed=_expect(data, "compressed", bool),
+            original_size=_expect_count(data, "original_size"),
+            mime_type=_expect(data, "mime_type", str),
+            tags=tuple(tags),
+            version=_expect_count(data, "version", minimum=1),
+            metadata=custom,
+            codec=codec,
+            object_key=_expect(data, "object_key", str, default=""),
+            retention_days=retention,
+            pinned=_expect(data, "pinned", bool, default=False),
+        )
+
+
+_MISSING: Any = object()
+
+
+def _expect(data: dict[str, Any], key: str, kind: type[Any], default: Any = _MISSING) -> Any:
+    if key not in data:
+        if default is _MISSING:
+            raise KeyError(key)
+        return default
+    value = data[key]
+    # bool is an int subclass: a record saying "size": true is malformed.
+    if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
+        raise TypeError(f"{key}: expected {kind.__name__}, got {type(value).__name__}")
+    return value
+
+
+def _expect_count(data: dict[str, Any], key: str, minimum: int = 0) -> int:
+    value: int = _expect(data, key, int)
+    if value < minimum:
+        raise ValueError(f"{key}: must be >= {minimum}, got {value}")
+    return value

@@ -1,0 +1,204 @@
+"""The contract every storage backend fulfils: move bytes by key, nothing more.
+
+Checksums, compression, metadata and retention live above this layer. Keys are
+``/``-separated paths relative to the backend's root (see :mod:`.naming`);
+backends refuse keys that could leave the root.
+"""
+
+from __future__ import annotations
+
+import io
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from types import TracebackType
+from typing import BinaryIO
+
+from .exceptions import InvalidNameError, StorageError
+
+__all__ = [
+    "CHUNK_SIZE",
+    "KiB",
+    "MiB",
+    "ObjectExistsError",
+    "ObjectInfo",
+    "ReadStream",
+    "StorageBackend",
+    "WriteSource",
+    "iter_source",
+    "validate_key",
+]
+
+KiB = 1024
+MiB = 1024 * KiB
+#: Size of the pieces bytes move in, everywhere: memory stays flat at a few of these.
+CHUNK_SIZE = 1 * MiB
+
+WriteSource = bytes | bytearray | memoryview | BinaryIO | Iterable[bytes]
+
+
+class ObjectExistsError(StorageError):
+    """A create-if-absent write found the key already taken (another writer won)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectInfo:
+    """One stored object as a listing reports it."""
+
+    key: str
+    size: int
+    modified: datetime | None = None
+
+
+def validate_key(key: str) -> str:
+    """Refuse a key that is empty, absolute, or has empty, ``.`` or ``..`` parts."""
+    parts = key.split("/")
+    if not key or any(part in ("", ".", "..") for part in parts) or "\x00" in key or "\\" in key:
+        raise InvalidNameError(f"unsafe storage key {key!r}", field="key", value=key)
+    return key
+
+
+def iter_source(data: WriteSource, chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:
+    """Yield the bytes of ``data`` in pieces of at most ``chunk_size``."""
+    if isinstance(data, bytes | bytearray | memoryview):
+        view = memoryview(data).cast("B")
+        for start in range(0, len(view), chunk_size):
+            yield bytes(view[start : start + chunk_size])
+        return
+    read = getattr(data, "read", None)
+    if callable(read):
+        while chunk := read(chunk_size):
+            yield bytes(chunk)
+        return
+    for chunk in data:
+        if chunk:
+            yield bytes(chunk)
+
+
+class ReadStream(io.RawIOBase):
+    """A readable binary stream over a backend object.
+
+    Iterating yields chunks of up to :data:`CHUNK_SIZE`; ``read()`` with no
+    argument returns the rest; closing (or leaving the ``with`` block) releases
+    the connection or file. Backends build one from a ``read(n)`` function.
+    """
+
+    def __init__(
+        self,
+        read: Callable[[int], bytes],
+        close: Callable[[], None] | None = None,
+        *,
+        size: int | None = None,
+        key: str = "",
+    ) -> None:
+        super().__init__()
+        self._read = read
+        self._close = close
+        self.size = size
+        self.key = key
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview | bytearray) -> int:  # type: ignore[override]
+        data = self._read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def read(self, size: int | None = -1) -> bytes:
+        if size is None or size < 0:
+            return self.readall()
+        return self._read(size)
+
+    def readall(self) -> bytes:
+        parts = []
+        while chunk := self._read(CHUNK_SIZE):
+            parts.append(chunk)
+        return b"".join(parts)
+
+    def __iter__(self) -> Iterator[bytes]:
+        while chunk := self._read(CHUNK_SIZE):
+            yield chunk
+
+    def close(self) -> None:
+        if not self.closed and self._close is not None:
+            self._close()
+        super().close()
+
+    def __enter__(self) -> ReadStream:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class StorageBackend(ABC):
+    """Stores opaque bytes under keys. Implementations differ as documented per method."""
+
+    #: Short name used in configuration (``backend_type``).
+    name: str = ""
+
+    @property
+    @abstractmethod
+    def root_uri(self) -> str:
+        """The URI of the root, e.g. ``file:///srv/artifacts`` or ``s3://bucket/prefix``."""
+
+    @abstractmethod
+    def upload(self, key: str, data: WriteSource, *, if_absent: bool = False) -> int:
+        """Store ``data`` under ``key`` atomically; return the number of bytes written.
+
+        Readers see the old object or the new one, never a part. With
+        ``if_absent`` the write fails with :class:`ObjectExistsError` when the key
+        exists (filesystem: ``link(2)``; S3: ``If-None-Match: *``; GCS:
+        ``if_generation_match=0``). When this returns, the object is durable.
+        A failed write leaves nothing visible under ``key``.
+        """
+
+    @abstractmethod
+    def open_read(self, key: str) -> ReadStream:
+        """Open ``key`` for streaming reads; ``ArtifactNotFoundError`` if absent."""
+
+    def download(self, key: str) -> bytes:
+        """Read the whole object into memory (small objects only)."""
+        with self.open_read(key) as stream:
+            return stream.readall()
+
+    @abstractmethod
+    def delete(self, key: str) -> bool:
+        """Remove ``key``; return whether it existed. Durable when it returns."""
+
+    @abstractmethod
+    def exists(self, key: str) -> bool:
+        """Whether ``key`` holds an object."""
+
+    @abstractmethod
+    def get_size(self, key: str) -> int:
+        """Size of ``key`` in bytes; ``ArtifactNotFoundError`` if absent."""
+
+    @abstractmethod
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        """Every complete object whose key starts with ``prefix`` (any depth), by key.
+
+        Cloud backends page through results transparently.
+        """
+
+    def list_incomplete(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        """Leftovers of interrupted writes (temporary files, dangling multipart uploads).
+
+        Their keys can be passed to :meth:`remove_incomplete`. Backends whose writes
+        leave nothing behind yield nothing.
+        """
+        return iter(())
+
+    def remove_incomplete(self, key: str) -> bool:
+        """Remove one leftover reported by :meth:`list_incomplete`."""
+        return False
+
+    def close(self) -> None:  # noqa: B027 - optional hook, most backends hold nothing
+        """Release clients and connections."""
