@@ -1,0 +1,255 @@
+"""Backend conformance: one suite, bound to every backend in one line each.
+
+``BackendConformance`` holds the tests; a class per backend supplies the
+``backend`` fixture (cloud backends bind it in their own test modules).
+Capability flags describe real differences between backends.
+"""
+
+from __future__ import annotations
+
+import builtins
+import errno
+import io
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from necrocode.artifact_store import (
+    ArtifactNotFoundError,
+    FilesystemBackend,
+    InvalidNameError,
+    PermissionError,
+    StorageBackend,
+    StorageError,
+    StorageFullError,
+)
+from necrocode.artifact_store.storage_backend import CHUNK_SIZE, ObjectExistsError
+
+from .conftest import subprocess_env
+
+SIZES = [0, 1, CHUNK_SIZE - 1, CHUNK_SIZE, 3 * CHUNK_SIZE + 7]
+
+
+def payload(size: int, seed: int = 0) -> bytes:
+    """Deterministic, incompressible-ish bytes."""
+    return bytes((i * 31 + seed * 7 + (i >> 8)) & 0xFF for i in range(size))
+
+
+class BackendConformance:
+    """Behaviour every :class:`StorageBackend` must show."""
+
+    #: URI scheme the backend's root must use.
+    scheme = ""
+    #: How many keys the pagination test writes (cloud backends page at 1,000).
+    many_keys = 1100
+
+    @pytest.fixture
+    def backend(self) -> Iterator[StorageBackend]:
+        raise NotImplementedError("bind the fixture in the backend's test class")
+
+    def test_root_uri_scheme(self, backend: StorageBackend) -> None:
+        assert backend.root_uri.startswith(f"{self.scheme}://")
+
+    @pytest.mark.parametrize("size", SIZES)
+    def test_round_trip_bytes(self, backend: StorageBackend, size: int) -> None:
+        data = payload(size)
+        assert backend.upload("spec/1/blob", data) == size
+        assert backend.download("spec/1/blob") == data
+        assert backend.get_size("spec/1/blob") == size
+        assert backend.exists("spec/1/blob")
+
+    @pytest.mark.parametrize("size", SIZES)
+    def test_round_trip_file_object_and_iterable(self, backend: StorageBackend, size: int) -> None:
+        data = payload(size, seed=1)
+        backend.upload("a/b/from-file", io.BytesIO(data))
+        pieces = [data[i : i + 1000] for i in range(0, len(data), 1000)]
+        backend.upload("a/b/from-iter", iter(pieces))
+        assert backend.download("a/b/from-file") == data
+        assert backend.download("a/b/from-iter") == data
+
+    def test_streaming_read_in_bounded_chunks(self, backend: StorageBackend) -> None:
+        data = payload(3 * CHUNK_SIZE + 7, seed=2)
+        backend.upload("s/t/big", data)
+        with backend.open_read("s/t/big") as stream:
+            chunks = list(stream)
+        assert all(0 < len(chunk) <= CHUNK_SIZE for chunk in chunks)
+        assert b"".join(chunks) == data
+        with backend.open_read("s/t/big") as stream:
+            head = stream.read(10)
+            rest = stream.read()
+        assert head + rest == data
+        assert stream.closed
+
+    def test_overwrite_replaces(self, backend: StorageBackend) -> None:
+        backend.upload("s/t/x", b"old")
+        backend.upload("s/t/x", b"new!")
+        assert backend.download("s/t/x") == b"new!"
+
+    def test_create_if_absent(self, backend: StorageBackend) -> None:
+        backend.upload("s/t/once", b"first", if_absent=True)
+        with pytest.raises(ObjectExistsError):
+            backend.upload("s/t/once", b"second", if_absent=True)
+        assert backend.download("s/t/once") == b"first"
+
+    def test_missing_key(self, backend: StorageBackend) -> None:
+        assert not backend.exists("s/t/none")
+        assert backend.delete("s/t/none") is False
+        with pytest.raises(ArtifactNotFoundError):
+            backend.open_read("s/t/none")
+        with pytest.raises(ArtifactNotFoundError):
+            backend.get_size("s/t/none")
+        with pytest.raises(FileNotFoundError):  # the built-in mix-in
+            backend.download("s/t/none")
+
+    def test_delete(self, backend: StorageBackend) -> None:
+        backend.upload("s/t/gone", b"x")
+        assert backend.delete("s/t/gone") is True
+        assert not backend.exists("s/t/gone")
+
+    def test_list_by_prefix(self, backend: StorageBackend) -> None:
+        for key in ["p/1/a", "p/1/b", "p/2/a", "q/1/a", "p/10/z"]:
+            backend.upload(key, key.encode())
+        assert [i.key for i in backend.list("p/1/")] == ["p/1/a", "p/1/b"]
+        assert [i.key for i in backend.list("p/1")] == ["p/1/a", "p/1/b", "p/10/z"]
+        assert [i.key for i in backend.list("p/1/a")] == ["p/1/a"]
+        listed = list(backend.list(""))
+        assert [i.key for i in listed] == sorted(i.key for i in listed)
+        assert {i.key for i in listed} >= {"p/1/a", "q/1/a"}
+        assert {i.key: i.size for i in listed}["p/10/z"] == len(b"p/10/z")
+
+    def test_list_pages_through_many_keys(self, backend: StorageBackend) -> None:
+        keys = [f"many/k/{i:05d}" for i in range(self.many_keys)]
+        for key in keys:
+            backend.upload(key, b"")
+        assert [i.key for i in backend.list("many/")] == keys
+
+    def test_failed_upload_leaves_nothing(self, backend: StorageBackend) -> None:
+        def broken() -> Iterator[bytes]:
+            yield b"x" * CHUNK_SIZE
+            raise RuntimeError("source failed")
+
+        with pytest.raises(RuntimeError):
+            backend.upload("s/t/broken", broken())
+        assert not backend.exists("s/t/broken")
+        assert list(backend.list("s/t/")) == []
+        assert list(backend.list_incomplete("s/")) == []
+
+    def test_failed_overwrite_keeps_old(self, backend: StorageBackend) -> None:
+        backend.upload("s/t/keep", b"old")
+
+        def broken() -> Iterator[bytes]:
+            yield b"partial"
+            raise RuntimeError("source failed")
+
+        with pytest.raises(RuntimeError):
+            backend.upload("s/t/keep", broken())
+        assert backend.download("s/t/keep") == b"old"
+
+    @pytest.mark.parametrize("key", ["../x", "/abs/x", "a//b", "a/./b", "a/../b", "", "a/b/.."])
+    def test_unsafe_keys_refused(self, backend: StorageBackend, key: str) -> None:
+        with pytest.raises(InvalidNameError):
+            backend.upload(key, b"x")
+        with pytest.raises(ValueError):
+            backend.exists(key)
+
+
+class TestFilesystemBackend(BackendConformance):
+    scheme = "file"
+
+    @pytest.fixture
+    def backend(self, tmp_path: Path) -> Iterator[StorageBackend]:
+        yield FilesystemBackend(tmp_path / "root")
+
+    def test_layout_is_plain_files(self, backend: StorageBackend, tmp_path: Path) -> None:
+        backend.upload("chat-app/1.1/diff.txt", b"x")
+        assert (tmp_path / "root" / "chat-app" / "1.1" / "diff.txt").read_bytes() == b"x"
+
+    def test_interrupted_write_is_incomplete_not_listed(
+        self, backend: StorageBackend, tmp_path: Path
+    ) -> None:
+        folder = tmp_path / "root" / "s" / "t"
+        folder.mkdir(parents=True)
+        (folder / ".obj.tmp-abc123").write_bytes(b"partial")
+        assert list(backend.list("s/")) == []
+        leftovers = [i.key for i in backend.list_incomplete("s/")]
+        assert leftovers == ["s/t/.obj.tmp-abc123"]
+        assert backend.remove_incomplete(leftovers[0])
+        assert list(backend.list_incomplete()) == []
+
+    def test_empty_folders_are_pruned(self, backend: StorageBackend, tmp_path: Path) -> None:
+        backend.upload("spec/task/x", b"1")
+        backend.delete("spec/task/x")
+        assert not (tmp_path / "root" / "spec").exists()
+        assert (tmp_path / "root").is_dir()
+
+    @pytest.mark.parametrize(
+        ("code", "error"),
+        [
+            (errno.ENOSPC, StorageFullError),
+            (errno.EDQUOT, StorageFullError),
+            (errno.EACCES, PermissionError),
+            (errno.EPERM, PermissionError),
+            (errno.EIO, StorageError),
+        ],
+    )
+    def test_os_errors_are_mapped(
+        self,
+        backend: StorageBackend,
+        monkeypatch: pytest.MonkeyPatch,
+        code: int,
+        error: type[Exception],
+    ) -> None:
+        """Fault injection on fsync: each errno becomes its typed error, nothing left behind."""
+        backend.upload("s/t/old", b"old")
+
+        def failing_fsync(fd: int) -> None:
+            raise OSError(code, os.strerror(code))
+
+        monkeypatch.setattr(os, "fsync", failing_fsync)
+        with pytest.raises(error) as caught:
+            backend.upload("s/t/old", b"new")
+        monkeypatch.undo()
+        assert isinstance(caught.value.__cause__, OSError)
+        assert backend.download("s/t/old") == b"old"
+        assert list(backend.list_incomplete()) == []
+        if error is PermissionError:
+            assert isinstance(caught.value, builtins.PermissionError)
+
+    def test_unwritable_folder_gives_permission_error(self) -> None:
+        """A real unwritable folder, written to by a process without permission to write."""
+        folder = Path(tempfile.mkdtemp(prefix="necrocode-ro-"))
+        try:
+            folder.chmod(0o755)  # readable by everyone, writable by its owner only
+            code = (
+                "import builtins, sys\n"
+                "from necrocode.artifact_store import FilesystemBackend, PermissionError\n"
+                "backend = FilesystemBackend(sys.argv[1], create=False)\n"
+                "try:\n"
+                "    backend.upload('s/t/x', b'x')\n"
+                "except PermissionError as exc:\n"
+                "    assert isinstance(exc, builtins.PermissionError)\n"
+                "    print('mapped', type(exc.__cause__).__name__)\n"
+            )
+            folder.chmod(0o555)
+            command = [sys.executable, "-c", code, str(folder)]
+            if os.geteuid() == 0:
+                # Root ignores mode bits through CAP_DAC_OVERRIDE: drop it for the writer.
+                setpriv = shutil.which("setpriv")
+                if setpriv is None:
+                    pytest.skip("running as root and setpriv (util-linux) is not installed")
+                caps = "-dac_override,-dac_read_search"
+                command = [setpriv, f"--bounding-set={caps}", f"--inh-caps={caps}", *command]
+            result = subprocess.run(
+                command, capture_output=True, text=True, env=subprocess_env(), check=False
+            )
+            assert result.stdout.strip() == "mapped PermissionError", result.stderr
+            assert list(folder.iterdir()) == []
+        finally:
+            folder.chmod(0o755)
+            shutil.rmtree(folder)
