@@ -140,11 +140,24 @@ class ConfigError(InvalidInputError):
 
 
 class StorageError(ArtifactStoreError):
-    """The storage backend failed. ``key`` is the backend object concerned."""
+    """The storage backend failed. ``key`` is the backend object concerned.
 
-    def __init__(self, message: str, *, uri: str | None = None, key: str | None = None) -> None:
+    ``retryable`` is true for transient failures (connection refused or reset,
+    timeouts, HTTP 429/500/502/503/504): the retry policy tries those again and
+    nothing else.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        uri: str | None = None,
+        key: str | None = None,
+        retryable: bool = False,
+    ) -> None:
         super().__init__(message, uri=uri)
         self.key = key
+        self.retryable = retryable
 
 
 class StorageFullError(StorageError):
