@@ -144,20 +144,7 @@ def verify(
     if out.json_mode:
         out.json(report.to_dict())
     else:
-        rows = [["corrupted", p.uri, p.reason] for p in report.corrupted]
-        rows += [["missing", p.uri, p.reason] for p in report.missing]
-        rows += [["orphaned", key, "stored object no record refers to"] for key in report.orphaned]
-        rows += [
-            ["incomplete", key, "leftover of an interrupted write"] for key in report.incomplete
-        ]
-        if rows:
-            out.table(("STATUS", "ARTIFACT", "REASON"), rows)
-        out.note(
-            f"checked {plural(report.checked, 'artifact version')} "
-            f"({format_size(report.bytes_checked)} stored): {len(report.corrupted)} corrupted, "
-            f"{len(report.missing)} missing, {len(report.orphaned)} orphaned, "
-            f"{len(report.incomplete)} incomplete"
-        )
+        _print_verify_report(out, report)
     if problems:
         named = ", ".join(p.uri for p in problems[:MAX_NAMED_PROBLEMS])
         more = len(problems) - MAX_NAMED_PROBLEMS
@@ -165,6 +152,22 @@ def verify(
             out,
             f"{plural(len(problems), 'artifact version')} failed verification: {named}"
             + (f" and {more} more" if more > 0 else ""),
+        )
+
+
+def _print_verify_report(out: Output, report: VerifyReport) -> None:
+    """Problems as rows (status, artifact or key, reason); a summary note when healthy."""
+    rows = [["corrupted", p.uri, p.reason] for p in report.corrupted]
+    rows += [["missing", p.uri, p.reason] for p in report.missing]
+    rows += [["orphaned", key, "stored object no record refers to"] for key in report.orphaned]
+    rows += [["incomplete", key, "leftover of an interrupted write"] for key in report.incomplete]
+    if rows:
+        out.table(("STATUS", "ARTIFACT", "REASON"), rows)
+    if report.healthy:  # otherwise the error line says what failed
+        out.note(
+            f"checked {plural(report.checked, 'artifact version')} "
+            f"({format_size(report.bytes_checked)} stored): all intact; "
+            f"{len(report.orphaned)} orphaned, {len(report.incomplete)} incomplete"
         )
 
 
