@@ -13,7 +13,7 @@ import sys
 import textwrap
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -31,6 +31,7 @@ from necrocode.artifact_store import (
     InvalidURIError,
 )
 from necrocode.artifact_store.models import utc_now
+from necrocode.artifact_store.naming import ArtifactKey
 
 from .conftest import subprocess_env
 
@@ -376,7 +377,7 @@ def test_search_filters_combine(store: ArtifactStore) -> None:
     assert store.search(spec_name="chat-app", created_after=utc_now() + timedelta(seconds=1)) == []
     assert len(store.search(limit=4)) == 4
     with pytest.raises(InvalidInputError, match="timezone-aware"):
-        store.search(created_after=datetime(2026, 1, 1))  # noqa: DTZ001
+        store.search(created_after=datetime(2026, 1, 1))
     with pytest.raises(InvalidNameError):
         store.search(spec_name="../x")
 
