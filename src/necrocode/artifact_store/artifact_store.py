@@ -39,7 +39,14 @@ from .metadata_manager import MetadataManager, StoredArtifact
 from .models import ArtifactMetadata, ArtifactType, StorageUsage, utc_now
 from .naming import ArtifactKey, new_generation, validate_name, validate_tags
 from .retention_policy import CleanupReport, RetentionPolicy, append_cleanup_log
-from .storage_backend import CHUNK_SIZE, ObjectExistsError, StorageBackend, iter_source
+from .storage_backend import (
+    CHUNK_SIZE,
+    ObjectExistsError,
+    SourceError,
+    StorageBackend,
+    iter_source,
+    source_chunks,
+)
 
 __all__ = ["ArtifactStore", "Content", "RepairReport"]
 
@@ -191,6 +198,9 @@ class ArtifactStore:
             try:
                 with self.locks.hold(key.path, uri=uri):
                     meta = self._write_version(key, chunks, mime, tag_tuple, custom, retention_days)
+            except SourceError as exc:
+                # The caller's content failed, not the store: give back their exception.
+                raise exc.__cause__ or exc from None
             finally:
                 close_source()
             log.debug("uploaded %s v%d (%d bytes)", uri, meta.version, meta.original_size)
@@ -929,9 +939,9 @@ def _content_chunks(content: Content) -> tuple[Iterable[bytes], Callable[[], Non
             handle = open(content, "rb")  # noqa: SIM115 - closed by the returned function
         except OSError as exc:
             raise InvalidInputError(f"cannot read content file {content}: {exc.strerror}") from exc
-        return iter_source(handle, CHUNK_SIZE), handle.close
+        return source_chunks(handle, CHUNK_SIZE), handle.close
     if hasattr(content, "read") or isinstance(content, Iterable):
-        return iter_source(content), lambda: None
+        return source_chunks(content), lambda: None
     raise InvalidInputError(
         f"content must be bytes, str, a path, a binary file or an iterable of bytes, "
         f"not {type(content).__name__}"
