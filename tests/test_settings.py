@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -207,3 +208,19 @@ def test_unknown_environment_variables_are_refused_with_a_suggestion(home: Path)
         resolve_config(
             environ={"HOME": str(home), "NECROCODE_ARTIFACT_STORE_RETENTION_POLICY": "1"}
         )
+
+
+def test_the_cli_reference_documents_every_setting_and_command() -> None:
+    from typer.main import get_command
+
+    from necrocode.artifact_store.cli import app
+
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "cli.md").read_text(encoding="utf-8")
+    for key in setting_defaults():
+        assert f"| `{key}` |" in docs, key
+        assert env_var_for(key) in docs, key
+    group: Any = get_command(app)
+    for name, command in group.commands.items():
+        assert f"`{name}" in docs or f"(alias `{name}`)" in docs, name
+        for sub in getattr(command, "commands", {}):
+            assert f"`{name} {sub}" in docs, f"{name} {sub}"
