@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -34,6 +35,17 @@ def write_config(path: Path, base: Path, **settings: Any) -> Path:
         yaml.safe_dump({"artifact_store": {"base_path": str(base), **settings}}), encoding="utf-8"
     )
     return path
+
+
+#: Variables that make rich treat any stream as a terminal.
+TERMINAL_OVERRIDES = ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE")
+
+
+@pytest.fixture(autouse=True)
+def no_forced_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Captured output is not a terminal, whatever the environment says."""
+    for name in TERMINAL_OVERRIDES:
+        monkeypatch.delenv(name, raising=False)
 
 
 @pytest.fixture
@@ -577,6 +589,49 @@ def test_store_warnings_reach_stderr_and_a_full_quota_exits_1(
     full = cli("upload", "-", "-s", "s", "-t", "2", "--type", "log", input=b"x" * 3000, **run)
     assert full.exit_code == 1
     assert "storage quota exceeded" in one_error_line(full)
+
+
+def test_tables_and_progress_bars_only_on_a_terminal(
+    cli: Invoke, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    big = tmp_path / "big.log"
+    big.write_bytes(b"line of a long log\n" * (5 * 2**20 // 19 + 1))  # over 4 MiB
+    upload_big = ("upload", str(big), "-s", "s", "-t", "1", "--type", "log")
+    plain = cli(*upload_big)
+    assert plain.exit_code == 0
+    assert plain.stderr == ""  # not a terminal: no progress bar
+
+    monkeypatch.setenv("FORCE_COLOR", "1")  # rich now treats the captured streams as terminals
+    drawn = cli(*upload_big)
+    assert drawn.exit_code == 0
+    assert "uploading big.log" in drawn.stderr
+    assert cli("--quiet", *upload_big).stderr == ""
+    table = cli("ls")
+    header = re.sub(r"\x1b\[[0-9;]*m", "", table.stdout.splitlines()[0])
+    assert [cell.strip() for cell in header.split("┃")] == [
+        "ARTIFACT", "VER", "SIZE", "STORED", "CREATED", "TAGS"
+    ]  # fmt: skip
+    assert "s/1/log" in table.stdout
+    downloaded = cli("download", "s/1/log", "-o", str(tmp_path / "copy.log"))
+    assert "downloading s/1/log" in downloaded.stderr
+    assert (tmp_path / "copy.log").read_bytes() == big.read_bytes()
+
+
+def test_an_unexpected_error_is_one_line_unless_debugging(
+    cli: Invoke, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("something unforeseen")
+
+    monkeypatch.setattr(ArtifactStore, "search", broken)
+    result = cli("ls")
+    assert result.exit_code == 1
+    line = one_error_line(result)
+    assert "internal error: RuntimeError('something unforeseen')" in line
+    assert "--debug" in line
+    debug = cli("--debug", "ls")
+    assert debug.exit_code == 1
+    assert "Traceback" in debug.stderr
 
 
 def test_version_and_help(cli: Invoke) -> None:
