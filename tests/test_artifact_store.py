@@ -31,7 +31,6 @@ from necrocode.artifact_store import (
     InvalidURIError,
 )
 from necrocode.artifact_store.models import utc_now
-from necrocode.artifact_store.naming import ArtifactKey
 
 from .conftest import subprocess_env
 
