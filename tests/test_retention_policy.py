@@ -180,6 +180,5 @@ def test_cleanup_10000_of_20000(tmp_path: Path, capsys: pytest.CaptureFixture[st
         assert store.download(remaining[0].uri) == b"log line\n" * 200
         assert store.find_expired(now) == []
     with capsys.disabled():
-        print(
-            f"\n[cleanup] {report.count} expired deleted in {elapsed:.1f}s: {report.count / elapsed:.0f}/s"
-        )
+        rate = report.count / elapsed
+        print(f"\n[cleanup] {report.count} expired deleted in {elapsed:.1f}s: {rate:.0f}/s")
