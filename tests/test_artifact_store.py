@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import logging
 import os
 import random
@@ -12,6 +13,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import zipfile
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -25,13 +27,15 @@ from necrocode.artifact_store import (
     ArtifactStore,
     ArtifactStoreConfig,
     ArtifactType,
+    ExportProgress,
     IntegrityError,
     InvalidInputError,
     InvalidNameError,
     InvalidURIError,
+    StorageFullError,
+    read_manifest,
 )
 from necrocode.artifact_store.models import utc_now
-from necrocode.artifact_store.naming import ArtifactKey
 
 from .conftest import subprocess_env
 
@@ -472,3 +476,235 @@ def test_sigkilled_overwrites_leave_old_or_new(tmp_path: Path) -> None:
         assert indexed == {
             (m.spec_name, m.task_id, m.type.value, m.version) for m in store.metadata.iter_records()
         }
+
+
+# -- versions -------------------------------------------------------------------------
+
+
+def test_versions_are_kept_and_addressable(versioned_store: ArtifactStore) -> None:
+    store = versioned_store
+    uri = store.upload("1.1", "chat-app", "diff", b"one")
+    store.upload("1.1", "chat-app", "diff", b"two")
+    assert store.upload("1.1", "chat-app", "diff", b"three") == uri
+    versions = store.get_all_versions(uri)
+    assert [m.version for m in versions] == [1, 2, 3]
+    assert store.download(uri) == b"three"
+    assert store.download_version(uri, 1) == b"one"
+    v2 = f"{uri}?version=2"
+    assert store.get_metadata(v2).version_uri == v2
+    assert store.download(v2) == b"two"
+    with pytest.raises(ArtifactNotFoundError):
+        store.download_version(uri, 9)
+    with pytest.raises(InvalidInputError):
+        store.download_version(uri, 0)
+    assert store.delete(v2) == 1
+    assert [m.version for m in store.get_all_versions(uri)] == [1, 3]
+    assert store.delete_old_versions(uri, keep=1) == 1
+    assert [m.version for m in store.get_all_versions(uri)] == [3]
+    assert store.upload("1.1", "chat-app", "diff", b"four") == uri
+    assert store.get_metadata(uri).version == 4
+    with pytest.raises(InvalidInputError):
+        store.delete_old_versions(uri, keep=0)
+    assert store.get_storage_usage().version_count == 2
+
+
+def _upload_many(base: str, worker: int, count: int, versioning: bool) -> list[int]:
+    config = ArtifactStoreConfig(base_path=base, versioning_enabled=versioning)
+    with ArtifactStore(config) as store:
+        versions = []
+        for i in range(count):
+            uri = store.upload("1", "race", "log", f"w{worker}-{i}".encode() * 100)
+            versions.append(store.get_metadata(uri).version)
+        return versions
+
+
+@pytest.mark.parametrize("versioning", [True, False])
+def test_concurrent_uploads_of_one_artifact(tmp_path: Path, versioning: bool) -> None:
+    """4 processes upload the same artifact: versions unique and gap-free, nothing torn."""
+    import multiprocessing
+
+    base = str(tmp_path / "race")
+    ArtifactStore(ArtifactStoreConfig(base_path=base)).close()  # create the index once
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(4) as pool:
+        results = pool.starmap(_upload_many, [(base, w, 10, versioning) for w in range(4)])
+    config = ArtifactStoreConfig(base_path=base, versioning_enabled=versioning)
+    with ArtifactStore(config) as store:
+        uri = f"{store.root_uri}/race/1/log.txt"
+        versions = store.get_all_versions(uri)
+        if versioning:
+            assert [m.version for m in versions] == list(range(1, 41))
+            assert sorted(v for worker in results for v in worker) == list(range(1, 41))
+            bodies = {store.download_version(uri, m.version) for m in versions}
+            assert bodies == {f"w{w}-{i}".encode() * 100 for w in range(4) for i in range(10)}
+        else:
+            assert len(versions) == 1 and versions[0].version == 40
+            assert store.download(uri) in {f"w{w}-9".encode() * 100 for w in range(4)}
+        assert store.verify_all().healthy
+
+
+# -- tags -----------------------------------------------------------------------------
+
+
+def test_tags_add_update_remove_and_search(store: ArtifactStore) -> None:
+    a = store.upload("1", "chat-app", "diff", b"a", tags=["reviewed"])
+    b = store.upload("2", "chat-app", "diff", b"b")
+    c = store.upload("1", "iot", "log", b"c")
+    assert store.add_tags(a, ["env:prod", "reviewed"]).tags == ("env:prod", "reviewed")
+    assert store.add_tags(a, ["env:prod"]).tags == ("env:prod", "reviewed")  # idempotent
+    store.add_tags(b, ["env:prod"])
+    store.add_tags(c, ["flaky"])
+    assert {m.uri for m in store.search_by_tags(["env:prod"])} == {a, b}
+    assert [m.uri for m in store.search_by_tags(["env:prod", "reviewed"])] == [a]
+    assert {m.uri for m in store.search_by_tags(["reviewed", "flaky"], match="any")} == {a, c}
+    assert [m.uri for m in store.search(tags=["env:prod"], task_id="2")] == [b]
+    assert store.search(tags=["env:prod"], artifact_type="log") == []
+    assert store.update_tags(a, ["final"]).tags == ("final",)
+    assert store.remove_tags(a, ["final", "absent"]).tags == ()
+    assert store.search_by_tags(["reviewed"]) == []
+    with pytest.raises(InvalidNameError):
+        store.add_tags(a, ["no spaces"])
+    with pytest.raises(InvalidNameError, match="too many tags"):
+        store.add_tags(a, [f"t{i}" for i in range(65)])
+    with pytest.raises(ArtifactNotFoundError):
+        store.add_tags(f"{store.root_uri}/chat-app/9/diff.txt", ["x"])
+    assert store.download(a) == b"a"
+
+
+def test_tags_live_in_the_records(store_config: ArtifactStoreConfig) -> None:
+    with ArtifactStore(store_config) as store:
+        uri = store.upload("1", "s", "log", b"x")
+        store.add_tags(uri, ["keep-me"])
+        index = store.metadata.index.path
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{index}{suffix}").unlink(missing_ok=True)
+    with ArtifactStore(store_config) as store:
+        assert [m.uri for m in store.search_by_tags(["keep-me"])] == [uri]
+
+
+# -- usage and quota ------------------------------------------------------------------
+
+
+def test_usage_matches_the_bytes_stored(store: ArtifactStore) -> None:
+    _populate(store)
+    store.upload("1.1", "chat-app", "log", os.urandom(5000))  # overwrite: old bytes freed
+    usage = store.get_storage_usage()
+    objects = [m.object_key for m in store.search()]
+    assert usage.artifact_count == usage.version_count == 12
+    assert usage.stored_bytes == sum(store.backend.get_size(k) for k in objects)
+    assert usage.original_bytes == sum(m.original_size for m in store.search())
+    assert usage.quota_bytes == 100 * 2**30 and usage.fraction_used is not None
+    by_spec = store.get_usage_by_spec()
+    assert set(by_spec) == {"chat-app", "iot-dashboard"}
+    assert sum(u.stored_bytes for u in by_spec.values()) == usage.stored_bytes
+    by_type = store.get_usage_by_type()
+    assert set(by_type) == {"diff", "log", "test"} and by_type["log"].artifact_count == 4
+    store.delete_by_spec_name("iot-dashboard")
+    assert store.get_storage_usage().stored_bytes == by_spec["chat-app"].stored_bytes
+
+
+def test_quota_refusal_leaves_the_store_unchanged(tmp_path: Path) -> None:
+    quota = 20_000 / 2**30  # 20,000 bytes, in GB
+    config = ArtifactStoreConfig(
+        base_path=tmp_path, compression_enabled=False, storage_quota={"max_size_gb": quota}
+    )
+    with ArtifactStore(config) as store:
+        uri = store.upload("1", "s", "log", b"a" * 15_000)
+        before = (files_under(tmp_path), store.get_storage_usage())
+        with pytest.raises(StorageFullError, match="quota"):
+            store.upload("2", "s", "log", b"b" * 6_000)
+        assert (files_under(tmp_path), store.get_storage_usage()) == before
+        assert not store.exists(f"{store.root_uri}/s/2/log.txt")
+        # Replacing an artifact counts the bytes it frees.
+        store.upload("1", "s", "log", b"c" * 19_000)
+        assert store.download(uri) == b"c" * 19_000
+
+
+def test_crossing_the_warn_threshold_logs_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = ArtifactStoreConfig(
+        base_path=tmp_path,
+        compression_enabled=False,
+        storage_quota={"max_size_gb": 10_000 / 2**30, "warn_threshold": 0.5},
+    )
+    with (
+        ArtifactStore(config) as store,
+        caplog.at_level(logging.WARNING, logger="necrocode.artifact_store"),
+    ):
+        store.upload("1", "s", "log", b"x" * 4_000)
+        assert caplog.records == []
+        store.upload("2", "s", "log", b"x" * 2_000)
+        warnings = [r for r in caplog.records if "crossed 50% of the quota" in r.getMessage()]
+        assert len(warnings) == 1
+        store.upload("3", "s", "log", b"x" * 1_000)  # already above: no new warning
+        assert len([r for r in caplog.records if "crossed" in r.getMessage()]) == 1
+
+
+# -- export ---------------------------------------------------------------------------
+
+
+def test_export_by_spec_round_trips(store: ArtifactStore, tmp_path: Path) -> None:
+    uris = _populate(store)
+    big = os.urandom(2 * 1024 * 1024)
+    uris[("chat-app", "1.2", "log")] = store.upload("1.2", "chat-app", "log", big)
+    seen: list[ExportProgress] = []
+    path = store.export_by_spec("chat-app", tmp_path / "out" / "chat.zip", progress=seen.append)
+    assert path == tmp_path / "out" / "chat.zip"
+    with zipfile.ZipFile(path) as archive:
+        assert archive.testzip() is None
+        names = sorted(archive.namelist())
+        assert names == sorted(
+            [
+                f"chat-app/{t}/{f}"
+                for t in ("1.1", "1.2")
+                for f in ("diff.txt", "log.txt", "test-result.json")
+            ]
+            + ["manifest.json"]
+        )
+        for (spec, task, kind), uri in uris.items():
+            if spec == "chat-app":
+                name = f"{spec}/{task}/{ArtifactType(kind).filename}"
+                assert archive.read(name) == store.download(uri)
+        manifest = json.loads(archive.read("manifest.json"))
+    assert manifest["artifact_count"] == 6 and manifest["query"] == {"spec_name": "chat-app"}
+    for entry in manifest["artifacts"]:
+        with zipfile.ZipFile(path) as archive:
+            data = archive.read(entry["path"])
+        assert entry["checksum"] == "sha256:" + hashlib.sha256(data).hexdigest()
+    assert read_manifest(path) == manifest
+    assert seen[-1].items_done == seen[-1].items_total == 6
+    assert (
+        seen[-1].bytes_done
+        == seen[-1].bytes_total
+        == sum(m.original_size for m in store.search(spec_name="chat-app"))
+    )
+    assert [p.bytes_done for p in seen] == sorted(p.bytes_done for p in seen)
+
+
+def test_export_by_task(
+    store: ArtifactStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _populate(store)
+    monkeypatch.chdir(tmp_path)
+    path = store.export_by_task("1.1")
+    assert path.parent == tmp_path and path.name.startswith("1.1-") and path.suffix == ".zip"
+    with zipfile.ZipFile(path) as archive:
+        assert len(archive.namelist()) == 7
+    only = store.export_by_task("1.1", spec_name="iot-dashboard", output_path=tmp_path)
+    with zipfile.ZipFile(only) as archive:
+        assert sorted(archive.namelist())[0].startswith("iot-dashboard/1.1/")
+        assert len(archive.namelist()) == 4
+
+
+def test_export_interrupted_by_corruption_leaves_nothing(
+    store: ArtifactStore, tmp_path: Path
+) -> None:
+    uris = _populate(store)
+    store.upload("1.2", "chat-app", "log", os.urandom(100_000))
+    _flip_byte(object_path(store, uris[("chat-app", "1.2", "log")]), 30)
+    out = tmp_path / "exports"
+    out.mkdir()
+    with pytest.raises(IntegrityError):
+        store.export_by_spec("chat-app", out / "chat.zip")
+    assert list(out.iterdir()) == []

@@ -184,15 +184,20 @@ class FilesystemBackend(StorageBackend):
         return True
 
     def _prune_empty(self, folder: Path) -> None:
-        """Remove now-empty task and spec folders (never the root)."""
-        while folder != self.root and self.root in folder.parents:
-            try:
-                folder.rmdir()
-            except OSError:
-                return  # not empty (or already gone): a writer is using it
-            if self.durable:
-                fsync_dir(folder.parent)
-            folder = folder.parent
+        """Remove the object's folder once it is empty (never the root).
+
+        Only one level: an emptied spec folder stays, because asking a folder
+        with thousands of removed entries whether it is empty costs a scan of
+        all its blocks, on every delete.
+        """
+        if folder == self.root or self.root not in folder.parents:
+            return
+        try:
+            folder.rmdir()
+        except OSError:
+            return  # not empty (or already gone): other artifacts or a writer use it
+        if self.durable:
+            fsync_dir(folder.parent)
 
     def exists(self, key: str) -> bool:
         return self.path_of(key).is_file()
