@@ -389,7 +389,7 @@ def corrupt(config_file: Path, uri: str) -> Path:
 
 
 def test_verify_reports_a_corrupted_artifact_and_exits_1(
-    cli: Invoke, populated: dict[str, str], config_file: Path
+    cli: Invoke, populated: dict[str, str], config_file: Path, tmp_path: Path
 ) -> None:
     healthy = as_json(cli("verify", "--json"))
     assert healthy["healthy"] is True
@@ -412,8 +412,12 @@ def test_verify_reports_a_corrupted_artifact_and_exits_1(
     assert one.exit_code == 1
     assert json.loads(one.stdout)["corrupted"][0]["uri"] == populated["l11"]
     assert cli("verify", "chat-app/1.1/diff").exit_code == 0
-    assert cli("download", populated["l11"], "-o", "never-written").exit_code == 1
-    assert not Path("never-written").exists()
+    target = tmp_path / "never-written"
+    refused = cli("download", populated["l11"], "-o", str(target))
+    assert refused.exit_code == 1
+    assert "checksum mismatch" in one_error_line(refused)
+    assert not target.exists()
+    assert list(tmp_path.glob(".never-written*")) == []  # no partial file either
 
 
 def test_verify_reports_a_missing_object(
