@@ -708,3 +708,13 @@ def test_export_interrupted_by_corruption_leaves_nothing(
     with pytest.raises(IntegrityError):
         store.export_by_spec("chat-app", out / "chat.zip")
     assert list(out.iterdir()) == []
+
+
+def test_default_store_discovers_its_configuration(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NECROCODE_ARTIFACT_STORE_BASE_PATH", str(tmp_path / "from-env"))
+    monkeypatch.setenv("NECROCODE_ARTIFACT_STORE_VERSIONING_ENABLED", "true")
+    with ArtifactStore() as store:
+        assert store.root_uri == (tmp_path / "from-env").as_uri()
+        assert store.config.versioning_enabled

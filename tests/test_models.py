@@ -63,6 +63,7 @@ PUBLIC_API = {
     "VerifyReport",
     "__version__",
     "calculate_checksum",
+    "load_config",
     "read_manifest",
 }
 

@@ -33,6 +33,7 @@ from .integrity import ArtifactProblem, ArtifactReader, VerifyReport, calculate_
 from .metadata_manager import MetadataManager
 from .models import ArtifactMetadata, ArtifactType, StorageUsage
 from .retention_policy import CleanupReport, RetentionPolicy
+from .settings import load_config
 from .storage_backend import ObjectInfo, ReadStream, StorageBackend
 
 __version__ = "0.1.0"
@@ -71,5 +72,6 @@ __all__ = [
     "VerifyReport",
     "__version__",
     "calculate_checksum",
+    "load_config",
     "read_manifest",
 ]

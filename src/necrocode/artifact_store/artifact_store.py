@@ -39,6 +39,7 @@ from .metadata_manager import MetadataManager, StoredArtifact
 from .models import ArtifactMetadata, ArtifactType, StorageUsage, utc_now
 from .naming import ArtifactKey, new_generation, validate_name, validate_tags
 from .retention_policy import CleanupReport, RetentionPolicy, append_cleanup_log
+from .settings import load_config
 from .storage_backend import (
     CHUNK_SIZE,
     ObjectExistsError,
@@ -87,9 +88,12 @@ class RepairReport:
 class ArtifactStore:
     """Store, find, verify and delete the artifacts of agent tasks.
 
-    ``ArtifactStore()`` opens the default filesystem store under
-    ``~/.necrocode/artifacts``; pass an :class:`ArtifactStoreConfig` (or a dict
-    of its keys) to choose another place or backend. A ready ``backend`` may be
+    ``ArtifactStore()`` discovers its configuration like the command line does
+    (``NECROCODE_ARTIFACT_STORE_CONFIG``, then
+    ``~/.necrocode/config/artifact-store.yaml``, then per-setting environment
+    variables; with none of them, a filesystem store under
+    ``~/.necrocode/artifacts``); pass an :class:`ArtifactStoreConfig` (or a dict
+    of its keys) to choose explicitly. A ready ``backend`` may be
     injected (tests, custom clients). Safe to share between threads; every
     process opens its own.
     """
@@ -101,7 +105,7 @@ class ArtifactStore:
         backend: StorageBackend | None = None,
     ) -> None:
         if config is None:
-            config = ArtifactStoreConfig()
+            config = load_config()
         elif isinstance(config, dict):
             config = ArtifactStoreConfig.from_dict(config)
         self.config = config
