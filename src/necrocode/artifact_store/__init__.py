@@ -28,9 +28,11 @@ from .exceptions import (
     StorageError,
     StorageFullError,
 )
+from .export import ExportProgress, read_manifest
 from .integrity import ArtifactProblem, ArtifactReader, VerifyReport, calculate_checksum
 from .metadata_manager import MetadataManager
-from .models import ArtifactMetadata, ArtifactType
+from .models import ArtifactMetadata, ArtifactType, StorageUsage
+from .retention_policy import CleanupReport, RetentionPolicy
 from .storage_backend import ObjectInfo, ReadStream, StorageBackend
 
 __version__ = "0.1.0"
@@ -44,8 +46,10 @@ __all__ = [
     "ArtifactStoreConfig",
     "ArtifactStoreError",
     "ArtifactType",
+    "CleanupReport",
     "CompressionEngine",
     "ConfigError",
+    "ExportProgress",
     "FilesystemBackend",
     "IntegrityError",
     "InvalidInputError",
@@ -58,11 +62,14 @@ __all__ = [
     "ReadStream",
     "RepairReport",
     "RetentionDays",
+    "RetentionPolicy",
     "StorageBackend",
     "StorageError",
     "StorageFullError",
     "StorageQuota",
+    "StorageUsage",
     "VerifyReport",
     "__version__",
     "calculate_checksum",
+    "read_manifest",
 ]

@@ -82,6 +82,9 @@ class ArtifactStoreConfig(_Section):
     compression_codec: Literal["gzip", "zstd"] = "gzip"
     compression_level: int = Field(default=6, ge=1, le=22)
     verify_checksum: bool = True
+    #: fsync every write (filesystem backend). Turn off only for scratch stores and tests:
+    #: writes stay all-or-nothing for readers but a power cut may lose recent ones.
+    durable_writes: bool = True
     versioning_enabled: bool = False
     retention_policy: RetentionDays = Field(default_factory=RetentionDays)
     storage_quota: StorageQuota = Field(default_factory=StorageQuota)

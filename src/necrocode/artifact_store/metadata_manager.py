@@ -117,7 +117,8 @@ class MetadataManager:
 
     # -- records ----------------------------------------------------------------------
 
-    def _with_uri(self, meta: ArtifactMetadata) -> ArtifactMetadata:
+    def with_uri(self, meta: ArtifactMetadata) -> ArtifactMetadata:
+        """``meta`` with its URI under this backend's root (records may have moved)."""
         key = ArtifactKey(meta.spec_name, meta.task_id, meta.type)
         uri = key.uri(self.root_uri)
         return meta if meta.uri == uri else meta.with_changes(uri=uri)
@@ -152,7 +153,7 @@ class MetadataManager:
             raise IntegrityError(
                 f"{record_key}: record describes a different artifact", uri=key.uri(self.root_uri)
             )
-        return self._with_uri(meta)
+        return self.with_uri(meta)
 
     def delete_record(self, key: ArtifactKey, version: int) -> bool:
         """Remove the record of one version from the backend (not yet from the index)."""
@@ -218,7 +219,7 @@ class MetadataManager:
         """
         meta = self._indexed(lambda: self.index.get(key, version))
         if meta is not None:
-            return self._with_uri(meta)
+            return self.with_uri(meta)
         return self.refresh(key, version)
 
     def refresh(self, key: ArtifactKey, version: int | None = None) -> ArtifactMetadata | None:
@@ -277,11 +278,15 @@ class MetadataManager:
 
     def versions(self, key: ArtifactKey) -> list[ArtifactMetadata]:
         """Every version of ``key`` known to the index, oldest first."""
-        return [self._with_uri(m) for m in self._indexed(lambda: self.index.versions(key))]
+        return [self.with_uri(m) for m in self._indexed(lambda: self.index.versions(key))]
 
     def search(self, query: SearchQuery) -> list[ArtifactMetadata]:
         """Indexed artifacts matching ``query``."""
-        return [self._with_uri(m) for m in self._indexed(lambda: self.index.search(query))]
+        return [self.with_uri(m) for m in self._indexed(lambda: self.index.search(query))]
+
+    def query(self, operation: Callable[[MetadataIndex], T]) -> T:
+        """Run a read-only ``operation`` on the index, rebuilding it once if damaged."""
+        return self._indexed(lambda: operation(self.index))
 
     def get_by_uri(self, uri: str) -> ArtifactMetadata:
         """Metadata of what ``uri`` names; ``ArtifactNotFoundError`` if nothing."""

@@ -55,4 +55,4 @@ def create_backend(config: ArtifactStoreConfig) -> StorageBackend:
     if factory is not None:
         backend: StorageBackend = factory(config)
         return backend
-    return cls(config.base_path)  # type: ignore[call-arg]
+    raise ConfigError(f"backend_type: {cls.__name__} has no from_config", key="backend_type")
