@@ -57,9 +57,11 @@ class ContentMismatch(ValueError):
 # -- self-describing content --------------------------------------------------------------
 
 
-def make_content(path: str, writer: int, seq: int, rng: random.Random) -> bytes:
+def make_content(
+    path: str, writer: int, seq: int, rng: random.Random, max_body: int = MAX_BODY
+) -> bytes:
     """A header naming ``path``, the writer and the write, then a random body."""
-    size = rng.randint(MIN_BODY, MAX_BODY)
+    size = rng.randint(MIN_BODY, max_body)
     if rng.random() < 0.5:
         body = rng.randbytes(size)  # incompressible
     else:
