@@ -614,8 +614,10 @@ class ArtifactStore:
         for spec, task, kind, version in sorted(seen - indexed):
             key = ArtifactKey(spec, task, ArtifactType(kind))
             report.index_stale.append(key.uri(self.root_uri, version))
-            with contextlib.suppress(ArtifactNotFoundError, IntegrityError):
-                self.metadata.reindex(self.metadata.load(key, version))
+            # refresh re-reads the record inside an index transaction: one deleted
+            # since the walk listed it is not brought back into the index.
+            with contextlib.suppress(IntegrityError):
+                self.metadata.refresh(key, version)
         extra = sorted(indexed - seen)
         for spec, task, kind, version in extra:
             key = ArtifactKey(spec, task, ArtifactType(kind))

@@ -143,6 +143,7 @@ class MetadataIndex:
         self._lock = threading.RLock()
         self._conn: sqlite3.Connection | None = None
         self._pid = 0
+        self._in_transaction = False
 
     # -- connection -----------------------------------------------------------------
 
@@ -162,6 +163,7 @@ class MetadataIndex:
         except sqlite3.DatabaseError as exc:
             raise _classify(exc, self.path) from exc
         self._conn, self._pid = conn, os.getpid()
+        self._in_transaction = False
         return conn
 
     def close(self) -> None:
@@ -188,19 +190,37 @@ class MetadataIndex:
 
     @contextlib.contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        """One ``BEGIN IMMEDIATE`` transaction: committed on success, rolled back on error."""
+        """One ``BEGIN IMMEDIATE`` transaction: committed on success, rolled back on error.
+
+        Inside :meth:`exclusive` (same thread) it joins the enclosing transaction.
+        """
         with self._lock:
+            if self._in_transaction:
+                yield self._connect()
+                return
             try:
                 conn = self._connect()
                 conn.execute("BEGIN IMMEDIATE")
+                self._in_transaction = True
                 try:
                     yield conn
                 except BaseException:
                     conn.execute("ROLLBACK")
                     raise
+                finally:
+                    self._in_transaction = False
                 conn.execute("COMMIT")
             except sqlite3.DatabaseError as exc:
                 raise _classify(exc, self.path) from exc
+
+    @contextlib.contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """Hold the index's write lock for a block: no other writer (of any process) can
+        change it until the block ends. Index writes inside the block join the one
+        transaction, committed at its end (rolled back on an exception).
+        """
+        with self._write():
+            yield
 
     # -- state ------------------------------------------------------------------------
 
