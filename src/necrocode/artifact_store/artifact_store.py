@@ -859,7 +859,16 @@ class ArtifactStore:
     def get_storage_usage(self) -> StorageUsage:
         """Total usage: artifacts, versions, stored and original bytes, quota."""
         with self._operation("get_storage_usage"):
-            return self._usage(self.metadata.query(lambda index: index.usage_totals()))
+            artifacts, versions, stored, original = self.metadata.query(
+                lambda index: index.usage_sums()
+            )
+            return StorageUsage(
+                artifact_count=artifacts,
+                version_count=versions,
+                stored_bytes=stored,
+                original_bytes=original,
+                quota_bytes=self.config.storage_quota.max_bytes,
+            )
 
     def get_usage_by_spec(self) -> dict[str, StorageUsage]:
         """Usage of each spec name."""
