@@ -67,11 +67,11 @@ FULL = Scale(
     downloads_per_rep=2_000,
     queries=200,
     large_bytes=1 * GiB,
-    large_repetitions=3,
+    large_repetitions=2,
     writers=(1, 2, 4),
     uploads_per_writer=100,
     writer_repetitions=3,
-    rebuild_repetitions=3,
+    rebuild_repetitions=2,
     baseline_sample=5_000,
 )
 
