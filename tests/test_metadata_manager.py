@@ -190,3 +190,51 @@ def test_unreadable_record_is_skipped_on_rebuild(
     with caplog.at_level(logging.ERROR):
         assert manager.rebuild_index() == 18
     assert "unreadable metadata record" in caplog.text
+
+
+def test_usage_totals_stay_exact_through_every_change(tmp_path: Path) -> None:
+    """The one-row grand total (read by every quota check) equals the per-spec totals
+    and the rows themselves after uploads, overwrites, versions, deletes and a rebuild."""
+    config = ArtifactStoreConfig(base_path=tmp_path / "s", versioning_enabled=True)
+    with ArtifactStore(config) as store:
+        for i in range(30):
+            store.upload(
+                f"t{i % 7}", f"spec{i % 3}", ("diff", "log", "test")[i % 3], b"x" * (i * 97)
+            )
+        store.delete_old_versions(f"{store.root_uri}/spec0/t0/diff.txt", keep=1)
+        store.delete_by_spec_name("spec1")
+
+        def check() -> None:
+            rows = store.metadata.index.search(SearchQuery(latest_only=False))
+            grand = store.metadata.index.usage_sums()
+            assert grand == (
+                sum(
+                    1
+                    for m in rows
+                    if m == store.metadata.index.get(ArtifactKey(m.spec_name, m.task_id, m.type))
+                ),
+                len(rows),
+                sum(m.size for m in rows),
+                sum(m.original_size for m in rows),
+            )
+            per_spec = store.get_usage_by_spec()
+            assert sum(u.stored_bytes for u in per_spec.values()) == grand[2]
+            assert sum(u.version_count for u in per_spec.values()) == grand[1]
+
+        check()
+        store.rebuild_index()
+        check()
+
+
+def test_index_of_an_older_schema_is_rebuilt(tmp_path: Path) -> None:
+    config = ArtifactStoreConfig(base_path=tmp_path / "s")
+    with ArtifactStore(config) as store:
+        uri = store.upload("1", "s", "log", b"abc")
+        with store.metadata.index._write() as conn:
+            conn.execute("UPDATE index_state SET value = '1' WHERE name = 'schema'")
+            conn.execute("DROP TRIGGER usage_on_insert")
+            conn.execute("UPDATE usage_grand SET size = 999")
+    with ArtifactStore(config) as store:
+        assert store.get_storage_usage().stored_bytes == store.get_metadata(uri).size
+        store.upload("2", "s", "log", b"defg")
+        assert store.get_storage_usage().version_count == 2

@@ -29,7 +29,7 @@ from .naming import ArtifactKey
 
 __all__ = ["IndexCorruptError", "MetadataIndex", "SearchQuery"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 BUSY_TIMEOUT_S = 60.0
 SECONDS_PER_DAY = 86400.0
 
@@ -74,27 +74,54 @@ CREATE TABLE IF NOT EXISTS usage_totals (
     original_size INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (spec_name, type)
 ) WITHOUT ROWID;
+-- The same totals over the whole store, in one row: quota checks read one row.
+CREATE TABLE IF NOT EXISTS usage_grand (
+    id            INTEGER PRIMARY KEY CHECK (id = 1),
+    artifacts     INTEGER NOT NULL DEFAULT 0,
+    versions      INTEGER NOT NULL DEFAULT 0,
+    size          INTEGER NOT NULL DEFAULT 0,
+    original_size INTEGER NOT NULL DEFAULT 0
+);
+INSERT OR IGNORE INTO usage_grand (id) VALUES (1);
+"""
+
+
+_TRIGGERS = (
+    """
 CREATE TRIGGER IF NOT EXISTS usage_on_insert AFTER INSERT ON artifacts BEGIN
+    UPDATE usage_grand SET artifacts = artifacts + new.is_latest, versions = versions + 1,
+        size = size + new.size, original_size = original_size + new.original_size;
     INSERT OR IGNORE INTO usage_totals (spec_name, type) VALUES (new.spec_name, new.type);
     UPDATE usage_totals SET artifacts = artifacts + new.is_latest, versions = versions + 1,
         size = size + new.size, original_size = original_size + new.original_size
     WHERE spec_name = new.spec_name AND type = new.type;
-END;
+END
+""",
+    """
 CREATE TRIGGER IF NOT EXISTS usage_on_delete AFTER DELETE ON artifacts BEGIN
+    UPDATE usage_grand SET artifacts = artifacts - old.is_latest, versions = versions - 1,
+        size = size - old.size, original_size = original_size - old.original_size;
     UPDATE usage_totals SET artifacts = artifacts - old.is_latest, versions = versions - 1,
         size = size - old.size, original_size = original_size - old.original_size
     WHERE spec_name = old.spec_name AND type = old.type;
     DELETE FROM usage_totals
     WHERE spec_name = old.spec_name AND type = old.type AND versions = 0;
-END;
+END
+""",
+    """
 CREATE TRIGGER IF NOT EXISTS usage_on_update AFTER UPDATE OF is_latest, size, original_size
 ON artifacts BEGIN
+    UPDATE usage_grand SET artifacts = artifacts - old.is_latest + new.is_latest,
+        size = size - old.size + new.size,
+        original_size = original_size - old.original_size + new.original_size;
     UPDATE usage_totals SET artifacts = artifacts - old.is_latest + new.is_latest,
         size = size - old.size + new.size,
         original_size = original_size - old.original_size + new.original_size
     WHERE spec_name = old.spec_name AND type = old.type;
-END;
-"""
+END
+""",
+)
+_SCHEMA += "".join(f"{trigger};\n" for trigger in _TRIGGERS)
 
 
 class IndexCorruptError(StorageError):
@@ -234,9 +261,17 @@ class MetadataIndex:
         """Empty the index and fill it with ``records`` in one transaction."""
         count = 0
         with self._write() as conn:
+            # Triggers of an older schema are replaced, not kept by IF NOT EXISTS.
+            for trigger in ("usage_on_insert", "usage_on_delete", "usage_on_update"):
+                conn.execute(f"DROP TRIGGER IF EXISTS {trigger}")
+            for trigger in _TRIGGERS:
+                conn.execute(trigger)
             conn.execute("DELETE FROM artifacts")
             conn.execute("DELETE FROM tags")
             conn.execute("DELETE FROM usage_totals")
+            conn.execute(
+                "UPDATE usage_grand SET artifacts = 0, versions = 0, size = 0, original_size = 0"
+            )
             for meta in records:
                 self._insert(conn, meta)
                 count += 1
@@ -429,21 +464,17 @@ class MetadataIndex:
     def usage_sums(self) -> tuple[int, int, int, int]:
         """``(artifacts, versions, stored bytes, original bytes)`` over the whole store.
 
-        Summed inside SQLite over the running totals: one row per spec and type,
-        never a row per artifact.
+        One row kept by triggers: constant cost whatever the number of artifacts or specs.
         """
         with self._read() as conn:
             row = conn.execute(
-                "SELECT COALESCE(SUM(artifacts), 0), COALESCE(SUM(versions), 0),"
-                " COALESCE(SUM(size), 0), COALESCE(SUM(original_size), 0) FROM usage_totals"
+                "SELECT artifacts, versions, size, original_size FROM usage_grand WHERE id = 1"
             ).fetchone()
-        return int(row[0]), int(row[1]), int(row[2]), int(row[3])
+        return (0, 0, 0, 0) if row is None else (int(row[0]), int(row[1]), int(row[2]), int(row[3]))
 
     def stored_bytes(self) -> int:
         """Total stored bytes over every version (for quota checks)."""
-        with self._read() as conn:
-            row = conn.execute("SELECT COALESCE(SUM(size), 0) FROM usage_totals").fetchone()
-        return int(row[0])
+        return self.usage_sums()[2]
 
     def keys(self) -> set[tuple[str, str, str, int]]:
         """``(spec, task, type, version)`` of every row, for consistency checks."""
