@@ -31,6 +31,7 @@ from .exceptions import (
 from .integrity import ArtifactProblem, ArtifactReader, VerifyReport, calculate_checksum
 from .metadata_manager import MetadataManager
 from .models import ArtifactMetadata, ArtifactType
+from .retry import RetryingBackend, RetryPolicy
 from .storage_backend import ObjectInfo, ReadStream, StorageBackend
 
 __version__ = "0.1.0"
@@ -58,6 +59,8 @@ __all__ = [
     "ReadStream",
     "RepairReport",
     "RetentionDays",
+    "RetryPolicy",
+    "RetryingBackend",
     "StorageBackend",
     "StorageError",
     "StorageFullError",

@@ -79,8 +79,10 @@ class ArtifactStore:
     ``ArtifactStore()`` opens the default filesystem store under
     ``~/.necrocode/artifacts``; pass an :class:`ArtifactStoreConfig` (or a dict
     of its keys) to choose another place or backend. A ready ``backend`` may be
-    injected (tests, custom clients). Safe to share between threads; every
-    process opens its own.
+    injected (tests, custom clients); it is used as given, so wrap it in
+    :class:`~necrocode.artifact_store.retry.RetryingBackend` to get the retry
+    policy that configured backends always have. Safe to share between
+    threads; every process opens its own.
     """
 
     def __init__(
