@@ -269,6 +269,9 @@ class RetryingBackend(StorageBackend):
         return _ResumingStream(self, key, first).stream()
 
     def delete(self, key: str) -> bool:
+        """Delete with retries. If a try failed after the server acted on it, the
+        next one finds nothing and this returns ``False``: the object is gone either way.
+        """
         return self.policy.call("delete", key, lambda: self.inner.delete(key))
 
     def exists(self, key: str) -> bool:

@@ -65,6 +65,8 @@ _FULL_REASONS = {"quotaExceeded", "storageQuotaExceeded", "insufficientStorage"}
 _RATE_REASONS = {"rateLimitExceeded", "userRateLimitExceeded"}
 _TRANSIENT_STATUS = {408, 429, 500, 502, 503, 504}
 _TRANSIENT_EXCEPTIONS: tuple[type[BaseException], ...] = (
+    # A JSON answer cut short (even to a bare "200" with no body) fails to decode.
+    requests.exceptions.JSONDecodeError,
     requests.exceptions.ConnectionError,
     requests.exceptions.Timeout,
     requests.exceptions.ChunkedEncodingError,
@@ -151,6 +153,17 @@ def _mapped(
         raise map_gcs_error(exc, what, key, precondition) from exc  # type: ignore[arg-type]
 
 
+def _check_resource(resource: object, fields: tuple[str, ...], what: str, key: str | None) -> None:
+    """Refuse a JSON answer that lacks what a complete one always has.
+
+    A connection cut inside the headers can reach the SDK as a bare ``200``
+    whose (empty) body it keeps as bytes instead of a resource: never take that
+    for an object, or for an empty listing.
+    """
+    if not isinstance(resource, dict) or any(resource.get(name) is None for name in fields):
+        raise StorageError(f"incomplete answer from GCS while {what}", key=key, retryable=True)
+
+
 def _client(project: str | None, endpoint_url: str | None) -> storage.Client:
     """A client for GCS, or for the endpoint given.
 
@@ -193,6 +206,11 @@ class GCSBackend(StorageBackend):
         if client is None:
             with _mapped("creating the GCS client", None):
                 client = _client(project, endpoint_url)
+        # Recent SDKs fetch bucket metadata in a background thread, with their own
+        # retries, only to decorate tracing spans: an extra request per bucket that
+        # escapes the retry policy. Their code skips it when this cache is unset.
+        if getattr(client, "_bucket_metadata_cache", None) is not None:
+            client._bucket_metadata_cache = None
         self.client = client
         self.bucket = client.bucket(bucket)
         self.timeout = (connect_timeout, read_timeout)
@@ -299,6 +317,8 @@ class GCSBackend(StorageBackend):
     def _blob(self, key: str) -> storage.Blob | None:
         """The object's current metadata (size, generation), or ``None``."""
         blob = self.bucket.get_blob(self.keys.name(key), retry=None, timeout=self.timeout)
+        if blob is not None:
+            _check_resource(blob._properties, ("size", "generation"), f"looking up {key}", key)
         return blob
 
     def open_read(self, key: str) -> ReadStream:
@@ -313,6 +333,9 @@ class GCSBackend(StorageBackend):
         if revision is not None and revision != generation:
             raise StorageError(f"{key} changed while it was being read", key=key)
         size = int(blob.size or 0)
+        # A blob without loaded metadata downloads from the client's endpoint, not from
+        # the ``mediaLink`` the server advertised (which an emulator sets to its own URL).
+        reader = self.bucket.blob(blob.name)
         position = offset
         buffer = b""
 
@@ -321,7 +344,7 @@ class GCSBackend(StorageBackend):
             if not buffer and position < size:
                 end = min(position + max(count, READ_CHUNK), size) - 1
                 with _mapped(f"reading {key}", key):
-                    buffer = blob.download_as_bytes(
+                    buffer = reader.download_as_bytes(
                         start=position,
                         end=end,
                         checksum=None,
@@ -354,7 +377,8 @@ class GCSBackend(StorageBackend):
         return int(blob.size or 0)
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
-        with _mapped(f"listing {prefix or '/'}", None):
+        what = f"listing {prefix or '/'}"
+        with _mapped(what, None):
             blobs = self.client.list_blobs(
                 self.bucket,
                 prefix=self.keys.list_prefix(prefix),
@@ -362,10 +386,21 @@ class GCSBackend(StorageBackend):
                 retry=None,
                 timeout=self.timeout,
             )
-            for blob in blobs:
-                key = self.keys.key(blob.name)
-                if key is not None:
-                    yield ObjectInfo(key, int(blob.size or 0), blob.updated)
+            pages = iter(blobs.pages)
+            while True:
+                try:
+                    page = next(pages, None)
+                except (AttributeError, TypeError) as exc:  # the SDK got bytes, not JSON
+                    raise StorageError(
+                        f"incomplete answer from GCS while {what}", retryable=True
+                    ) from exc
+                if page is None:
+                    return
+                _check_resource(page.raw_page, ("kind",), what, None)
+                for blob in page:
+                    key = self.keys.key(blob.name)
+                    if key is not None:
+                        yield ObjectInfo(key, int(blob.size or 0), blob.updated)
 
     def close(self) -> None:
         close = getattr(self.client, "close", None)

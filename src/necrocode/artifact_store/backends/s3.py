@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import boto3
 import botocore.config
 import botocore.exceptions
+import botocore.handlers
 
 from ..exceptions import (
     ArtifactNotFoundError,
@@ -166,6 +167,21 @@ def _new_client(service: str, **options: Any) -> Any:
         return _SESSION.client(service, **options)
 
 
+def _require(answer: dict[str, Any], fields: tuple[str, ...], what: str, key: str | None) -> None:
+    """Refuse an answer that lacks what a complete one always has.
+
+    A connection cut inside the headers can reach us as a bare ``200`` with no
+    headers and no body; for a read that must never pass as an empty object.
+    """
+    missing = [name for name in fields if answer.get(name) is None]
+    if missing:
+        raise StorageError(
+            f"incomplete answer from S3 while {what} (no {', '.join(missing)})",
+            key=key,
+            retryable=True,
+        )
+
+
 class _ChangedWhileReading(StorageError):
     """A resumed read found another revision of the object (never retried)."""
 
@@ -205,6 +221,10 @@ class S3Backend(StorageBackend):
                     s3={"addressing_style": "path"} if endpoint_url else None,
                 ),
             )
+        # botocore sends "Expect: 100-continue" with every body and, if the connection
+        # closes right after the interim "100" status line, loops forever reading
+        # empty lines (botocore.awsrequest._consume_headers): bodies go without it.
+        client.meta.events.unregister("before-call.s3", botocore.handlers.add_expect_header)
         self.client = client
         self._probe = ConditionalWriteProbe(conditional_writes, endpoint_url or "S3")
 
@@ -268,6 +288,7 @@ class S3Backend(StorageBackend):
                 answer = self.client.upload_part(
                     Bucket=self.bucket, Key=name, UploadId=upload_id, PartNumber=number, Body=body
                 )
+                _require(answer, ("ETag",), f"writing part {number} of {key}", key)
             parts.append({"PartNumber": number, "ETag": answer["ETag"]})
 
         try:
@@ -343,6 +364,11 @@ class S3Backend(StorageBackend):
                     return ReadStream(lambda count: b"", key=key, revision=revision)
             raise
         body = answer["Body"]
+        try:
+            _require(answer, ("ContentLength", "ETag"), f"opening {key}", key)
+        except StorageError:
+            body.close()
+            raise
         size = offset + int(answer["ContentLength"])
 
         def read(count: int) -> bytes:
@@ -357,6 +383,7 @@ class S3Backend(StorageBackend):
         try:
             with _mapped(f"looking up {key}", key):
                 answer: dict[str, Any] = self.client.head_object(Bucket=self.bucket, Key=name)
+            _require(answer, ("ContentLength", "ETag"), f"looking up {key}", key)
         except ArtifactNotFoundError:
             return None
         return answer
@@ -375,6 +402,7 @@ class S3Backend(StorageBackend):
         pages = paginator.paginate(Bucket=self.bucket, Prefix=self.keys.list_prefix(prefix))
         with _mapped(f"listing {prefix or '/'}", None):
             for page in pages:
+                _require(page, ("IsTruncated",), f"listing {prefix or '/'}", None)
                 for item in page.get("Contents", ()):
                     key = self.keys.key(item["Key"])
                     if key is not None:
@@ -386,6 +414,7 @@ class S3Backend(StorageBackend):
         found: list[ObjectInfo] = []
         with _mapped(f"listing unfinished uploads under {prefix or '/'}", None):
             for page in pages:
+                _require(page, ("IsTruncated",), "listing unfinished uploads", None)
                 for upload in page.get("Uploads", ()):
                     key = self.keys.key(upload["Key"])
                     if key is not None:
