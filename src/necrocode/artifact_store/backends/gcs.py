@@ -79,7 +79,15 @@ _TRANSIENT_EXCEPTIONS: tuple[type[BaseException], ...] = (
 
 
 def _reasons(exc: api_exceptions.GoogleAPICallError) -> set[str]:
-    return {str(item.get("reason", "")) for item in exc.errors or () if isinstance(item, dict)}
+    """The ``reason`` fields of a GCS error (upload errors keep them only in the body)."""
+    items: list[object] = list(exc.errors or ())
+    response = getattr(exc, "response", None)
+    if not items and response is not None:
+        try:
+            items = list(response.json()["error"]["errors"])
+        except (ValueError, KeyError, TypeError, AttributeError):
+            items = []
+    return {str(item.get("reason", "")) for item in items if isinstance(item, dict)}
 
 
 def map_gcs_error(

@@ -22,6 +22,7 @@ import boto3
 import botocore.config
 import botocore.exceptions
 import botocore.handlers
+import botocore.session
 
 from ..exceptions import (
     ArtifactNotFoundError,
@@ -151,20 +152,23 @@ def _mapped(
         raise map_s3_error(exc, what, key, precondition) from exc
 
 
-_SESSION_LOCK = threading.Lock()
-_SESSION: boto3.session.Session | None = None
+_LOADER_LOCK = threading.Lock()
+_LOADER: Any = None
 
 
 def _new_client(service: str, **options: Any) -> Any:
-    """A client from one shared session: making clients from a fresh session each time
-    reloads botocore's service models (a few tenths of a second); sessions are not
-    thread-safe, hence the lock.
+    """A client from a fresh session (credentials are looked up anew) that shares
+    botocore's data loader: loading the service models again for every client
+    costs a few tenths of a second.
     """
-    global _SESSION  # noqa: PLW0603 - a process-wide cache
-    with _SESSION_LOCK:
-        if _SESSION is None:
-            _SESSION = boto3.session.Session()
-        return _SESSION.client(service, **options)
+    global _LOADER  # noqa: PLW0603 - a process-wide cache of read-only model data
+    session = botocore.session.get_session()
+    with _LOADER_LOCK:
+        if _LOADER is None:
+            _LOADER = session.get_component("data_loader")
+        else:
+            session.register_component("data_loader", _LOADER)
+    return boto3.session.Session(botocore_session=session).client(service, **options)
 
 
 def _require(answer: dict[str, Any], fields: tuple[str, ...], what: str, key: str | None) -> None:
