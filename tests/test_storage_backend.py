@@ -184,9 +184,10 @@ class TestFilesystemBackend(BackendConformance):
 
     def test_empty_folders_are_pruned(self, backend: StorageBackend, tmp_path: Path) -> None:
         backend.upload("spec/task/x", b"1")
+        backend.upload("spec/other/y", b"2")
         backend.delete("spec/task/x")
-        assert not (tmp_path / "root" / "spec").exists()
-        assert (tmp_path / "root").is_dir()
+        assert not (tmp_path / "root" / "spec" / "task").exists()
+        assert (tmp_path / "root" / "spec" / "other" / "y").is_file()
 
     @pytest.mark.parametrize(
         ("code", "error"),

@@ -28,10 +28,13 @@ from .exceptions import (
     StorageError,
     StorageFullError,
 )
+from .export import ExportProgress, read_manifest
 from .integrity import ArtifactProblem, ArtifactReader, VerifyReport, calculate_checksum
 from .metadata_manager import MetadataManager
-from .models import ArtifactMetadata, ArtifactType
+from .models import ArtifactMetadata, ArtifactType, StorageUsage
+from .retention_policy import CleanupReport, RetentionPolicy
 from .retry import RetryingBackend, RetryPolicy
+from .settings import load_config
 from .storage_backend import ObjectInfo, ReadStream, StorageBackend
 
 __version__ = "0.1.0"
@@ -45,8 +48,10 @@ __all__ = [
     "ArtifactStoreConfig",
     "ArtifactStoreError",
     "ArtifactType",
+    "CleanupReport",
     "CompressionEngine",
     "ConfigError",
+    "ExportProgress",
     "FilesystemBackend",
     "IntegrityError",
     "InvalidInputError",
@@ -59,13 +64,17 @@ __all__ = [
     "ReadStream",
     "RepairReport",
     "RetentionDays",
+    "RetentionPolicy",
     "RetryPolicy",
     "RetryingBackend",
     "StorageBackend",
     "StorageError",
     "StorageFullError",
     "StorageQuota",
+    "StorageUsage",
     "VerifyReport",
     "__version__",
     "calculate_checksum",
+    "load_config",
+    "read_manifest",
 ]

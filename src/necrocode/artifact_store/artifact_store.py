@@ -29,14 +29,25 @@ from .exceptions import (
     IntegrityError,
     InvalidInputError,
     StorageError,
+    StorageFullError,
 )
+from .export import ExportProgress, export_zip
 from .integrity import ArtifactProblem, ArtifactReader, HashingSource, VerifyReport
 from .locking import LockManager
 from .metadata_index import SearchQuery
 from .metadata_manager import MetadataManager, StoredArtifact
-from .models import ArtifactMetadata, ArtifactType, utc_now
+from .models import ArtifactMetadata, ArtifactType, StorageUsage, utc_now
 from .naming import ArtifactKey, new_generation, validate_name, validate_tags
-from .storage_backend import CHUNK_SIZE, ObjectExistsError, StorageBackend, iter_source
+from .retention_policy import CleanupReport, RetentionPolicy, append_cleanup_log
+from .settings import load_config
+from .storage_backend import (
+    CHUNK_SIZE,
+    ObjectExistsError,
+    SourceError,
+    StorageBackend,
+    iter_source,
+    source_chunks,
+)
 
 __all__ = ["ArtifactStore", "Content", "RepairReport"]
 
@@ -44,6 +55,7 @@ log = logging.getLogger("necrocode.artifact_store")
 
 Content = bytes | bytearray | memoryview | str | os.PathLike[str] | BinaryIO | Iterable[bytes]
 ProgressCallback = Callable[[int, int], None]
+ExportProgressCallback = Callable[[ExportProgress], None]
 
 #: How often an upload retries after another writer took its version number.
 MAX_VERSION_RACES = 16
@@ -76,10 +88,13 @@ class RepairReport:
 class ArtifactStore:
     """Store, find, verify and delete the artifacts of agent tasks.
 
-    ``ArtifactStore()`` opens the default filesystem store under
-    ``~/.necrocode/artifacts``; pass an :class:`ArtifactStoreConfig` (or a dict
-    of its keys) to choose another place or backend. A ready ``backend`` may be
-    injected (tests, custom clients); it is used as given, so wrap it in
+    ``ArtifactStore()`` discovers its configuration like the command line does
+    (``NECROCODE_ARTIFACT_STORE_CONFIG``, then
+    ``~/.necrocode/config/artifact-store.yaml``, then per-setting environment
+    variables; with none of them, a filesystem store under
+    ``~/.necrocode/artifacts``); pass an :class:`ArtifactStoreConfig` (or a dict
+    of its keys) to choose explicitly. A ready ``backend`` may be injected
+    (tests, custom clients); it is used as given, so wrap it in
     :class:`~necrocode.artifact_store.retry.RetryingBackend` to get the retry
     policy that configured backends always have. Safe to share between
     threads; every process opens its own.
@@ -92,7 +107,7 @@ class ArtifactStore:
         backend: StorageBackend | None = None,
     ) -> None:
         if config is None:
-            config = ArtifactStoreConfig()
+            config = load_config()
         elif isinstance(config, dict):
             config = ArtifactStoreConfig.from_dict(config)
         self.config = config
@@ -107,6 +122,7 @@ class ArtifactStore:
             retry_interval=config.lock_retry_interval,
         )
         self.metadata = MetadataManager(self.backend, state_dir)
+        self.retention_policy = RetentionPolicy(config.retention_policy)
         self._depth = threading.local()
 
     # -- plumbing -------------------------------------------------------------------
@@ -188,6 +204,9 @@ class ArtifactStore:
             try:
                 with self.locks.hold(key.path, uri=uri):
                     meta = self._write_version(key, chunks, mime, tag_tuple, custom, retention_days)
+            except SourceError as exc:
+                # The caller's content failed, not the store: give back their exception.
+                raise exc.__cause__ or exc from None
             finally:
                 close_source()
             log.debug("uploaded %s v%d (%d bytes)", uri, meta.version, meta.original_size)
@@ -229,6 +248,7 @@ class ArtifactStore:
         )
         replaced = [] if self.config.versioning_enabled else previous
         try:
+            usage_before = self._check_quota(meta, replaced)
             meta, replaced = self._commit(key, meta, replaced)
         except BaseException:
             # Nothing refers to the new object yet: remove it so no orphan stays.
@@ -236,7 +256,48 @@ class ArtifactStore:
                 self.backend.delete(object_key)
             raise
         self._remove_versions(key, replaced)
+        if usage_before is not None:
+            self._warn_on_threshold(usage_before, meta, replaced)
         return meta
+
+    def _check_quota(self, meta: ArtifactMetadata, replaced: list[ArtifactMetadata]) -> int | None:
+        """Refuse a write that would take stored bytes past the quota.
+
+        Checked once the new object's stored size is known and before it is
+        committed, so a refused upload leaves the store as it was. Concurrent
+        writers may overshoot the quota by at most their own uploads. Returns
+        the stored bytes before this upload (``None`` without a quota).
+        """
+        quota = self.config.storage_quota.max_bytes
+        if quota is None:
+            return None
+        before = self.metadata.query(lambda index: index.stored_bytes())
+        after = before - sum(m.size for m in replaced) + meta.size
+        if after > quota:
+            raise StorageFullError(
+                f"storage quota exceeded: storing {meta.uri} ({meta.size} bytes) would use "
+                f"{after} of {quota} bytes (storage_quota.max_size_gb="
+                f"{self.config.storage_quota.max_size_gb})",
+                uri=meta.uri,
+            )
+        return before
+
+    def _warn_on_threshold(
+        self, before: int, meta: ArtifactMetadata, replaced: list[ArtifactMetadata]
+    ) -> None:
+        quota = self.config.storage_quota.max_bytes
+        threshold = self.config.storage_quota.warn_threshold
+        if not quota:
+            return
+        after = before - sum(m.size for m in replaced) + meta.size
+        if before < threshold * quota <= after:
+            log.warning(
+                "storage usage crossed %.0f%% of the quota: %d of %d bytes (%.1f%%)",
+                threshold * 100,
+                after,
+                quota,
+                after / quota * 100,
+            )
 
     def _commit(
         self, key: ArtifactKey, meta: ArtifactMetadata, replaced: list[ArtifactMetadata]
@@ -266,11 +327,14 @@ class ArtifactStore:
                 found.append(self.metadata.load(stored.key, version))
         return found
 
-    def _remove_versions(self, key: ArtifactKey, versions: list[ArtifactMetadata]) -> None:
-        """Delete replaced versions after the new one committed: records, then objects.
+    def _remove_versions(
+        self, key: ArtifactKey, versions: list[ArtifactMetadata], *, strict: bool = False
+    ) -> None:
+        """Delete versions: their records first (oldest first), then their objects.
 
-        Oldest first, so an interruption never brings back an older version over a
-        newer one. A failure here only leaves waste for ``repair`` to collect.
+        Oldest first, so an interruption never brings back an older version over
+        a newer one. After an upload (``strict=False``) a failure here only leaves
+        waste for ``repair`` to collect, so it is logged, not raised.
         """
         try:
             for meta in versions:
@@ -279,6 +343,8 @@ class ArtifactStore:
                 if meta.object_key:
                     self.backend.delete(meta.object_key)
         except ArtifactStoreError as exc:
+            if strict:
+                raise
             log.warning("could not remove replaced versions of %s: %s", key.path, exc)
 
     # -- download ---------------------------------------------------------------------
@@ -550,8 +616,10 @@ class ArtifactStore:
         for spec, task, kind, version in sorted(seen - indexed):
             key = ArtifactKey(spec, task, ArtifactType(kind))
             report.index_stale.append(key.uri(self.root_uri, version))
-            with contextlib.suppress(ArtifactNotFoundError, IntegrityError):
-                self.metadata.reindex(self.metadata.load(key, version))
+            # refresh re-reads the record inside an index transaction: one deleted
+            # since the walk listed it is not brought back into the index.
+            with contextlib.suppress(IntegrityError):
+                self.metadata.refresh(key, version)
         extra = sorted(indexed - seen)
         for spec, task, kind, version in extra:
             key = ArtifactKey(spec, task, ArtifactType(kind))
@@ -591,6 +659,249 @@ class ArtifactStore:
                 report.indexed,
             )
             return report
+
+    # -- records: tags and pinning ----------------------------------------------------
+
+    def _update_record(
+        self, operation: str, uri: str, change: Callable[[ArtifactMetadata], ArtifactMetadata]
+    ) -> ArtifactMetadata:
+        """Rewrite the record ``uri`` names (under its lock, from the stored truth)."""
+        with self._operation(operation, uri):
+            key, version = self._parse_uri(uri)
+            with self.locks.hold(key.path, uri=uri):
+                current = self.metadata.refresh(key, version)
+                if current is None:
+                    raise ArtifactNotFoundError(f"no artifact at {uri}", uri=uri)
+                updated = change(current)
+                if updated != current:
+                    self.metadata.save(updated, create=False)
+            return updated
+
+    def add_tags(self, uri: str, tags: Iterable[str]) -> ArtifactMetadata:
+        """Add ``tags`` to the artifact (the latest version, or the version ``uri`` names).
+
+        Idempotent: tags already present stay once. Returns the updated metadata.
+        """
+        new = validate_tags(tags)
+        return self._update_record(
+            "add_tags", uri, lambda m: m.with_changes(tags=validate_tags((*m.tags, *new)))
+        )
+
+    def update_tags(self, uri: str, tags: Iterable[str]) -> ArtifactMetadata:
+        """Replace the artifact's tags with ``tags``."""
+        new = validate_tags(tags)
+        return self._update_record("update_tags", uri, lambda m: m.with_changes(tags=new))
+
+    def remove_tags(self, uri: str, tags: Iterable[str]) -> ArtifactMetadata:
+        """Remove ``tags`` from the artifact (absent ones are ignored)."""
+        gone = set(validate_tags(tags))
+        return self._update_record(
+            "remove_tags",
+            uri,
+            lambda m: m.with_changes(tags=tuple(t for t in m.tags if t not in gone)),
+        )
+
+    def search_by_tags(
+        self, tags: Iterable[str], match: str = "all", **filters: Any
+    ) -> list[ArtifactMetadata]:
+        """Artifacts carrying all ``tags`` (``match="any"``: at least one), plus any
+        :meth:`search` filters."""
+        tag_tuple = validate_tags(tags)
+        if not tag_tuple:
+            raise InvalidInputError("search_by_tags needs at least one tag")
+        return self.search(tags=tag_tuple, match=match, **filters)
+
+    def pin(self, uri: str) -> ArtifactMetadata:
+        """Keep the artifact (or version) forever: cleanup never deletes it."""
+        return self._update_record("pin", uri, lambda m: m.with_changes(pinned=True))
+
+    def unpin(self, uri: str) -> ArtifactMetadata:
+        """Let the retention policy apply to the artifact again."""
+        return self._update_record("unpin", uri, lambda m: m.with_changes(pinned=False))
+
+    # -- versions ---------------------------------------------------------------------
+
+    def get_all_versions(self, uri: str) -> list[ArtifactMetadata]:
+        """Every stored version of the artifact, oldest first."""
+        with self._operation("get_all_versions", uri):
+            key, _ = self._parse_uri(uri)
+            versions = self.metadata.versions(key)
+            if not versions:
+                if self.metadata.refresh(key) is None:
+                    raise ArtifactNotFoundError(f"no artifact at {uri}", uri=uri)
+                versions = self.metadata.versions(key)
+            return versions
+
+    def download_version(
+        self, uri: str, version: int, verify_checksum: bool | None = None
+    ) -> bytes:
+        """The bytes of one version of the artifact."""
+        if type(version) is not int or version < 1:
+            raise InvalidInputError(f"version must be a positive integer, got {version!r}")
+        key, _ = self._parse_uri(uri)
+        return self.download(key.uri(self.root_uri, version), verify_checksum)
+
+    def delete_old_versions(self, uri: str, keep: int = 1) -> int:
+        """Delete all but the newest ``keep`` versions; return how many were deleted."""
+        if type(keep) is not int or keep < 1:
+            raise InvalidInputError(f"keep must be a positive integer, got {keep!r}")
+        with self._operation("delete_old_versions", uri):
+            key, _ = self._parse_uri(uri)
+            with self.locks.hold(key.path, uri=uri):
+                stored = self.metadata.stored(key)
+                if not stored.records:
+                    raise ArtifactNotFoundError(f"no artifact at {uri}", uri=uri)
+                doomed = sorted(stored.records)[:-keep]
+                metas = [m for m in self._load_versions(stored) if m.version in doomed]
+                self._remove_versions(key, metas)
+                self.metadata.unindex(key, doomed)
+            return len(doomed)
+
+    # -- retention --------------------------------------------------------------------
+
+    def find_expired(self, now: datetime | None = None) -> list[ArtifactMetadata]:
+        """Artifact versions past their retention period at ``now`` (default: now)."""
+        moment = _aware(now, "now")
+        days = self.retention_policy.days_by_type()
+        with self._operation("find_expired"):
+            return [
+                self.metadata.with_uri(meta)
+                for meta in self.metadata.query(lambda index: index.expired(moment, days))
+            ]
+
+    def cleanup_expired(
+        self,
+        dry_run: bool = False,
+        now: datetime | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> CleanupReport:
+        """Delete every expired artifact version; log the run and return a summary.
+
+        Each deletion re-checks, under the artifact's lock, that the version is
+        still stored, unpinned and expired, so a concurrent re-upload or pin wins.
+        With ``dry_run`` nothing is deleted but the run is logged all the same.
+        """
+        moment = _aware(now, "now")
+        with self._operation("cleanup_expired"):
+            report = CleanupReport(utc_now(), dry_run, self.retention_policy.describe())
+            expired = self.find_expired(moment)
+            for done, meta in enumerate(expired, start=1):
+                label = meta.version_uri if self.config.versioning_enabled else meta.uri
+                try:
+                    if dry_run or self._delete_if_expired(meta, moment):
+                        report.uris.append(label)
+                        report.bytes_freed += meta.size
+                except ArtifactStoreError as exc:
+                    report.errors.append(f"{label}: {exc}")
+                if progress is not None:
+                    progress(done, len(expired))
+            report.finished_at = utc_now()
+            append_cleanup_log(self.metadata.state_dir, report)
+            log.info(
+                "cleanup%s: %d expired artifact versions %s, %d bytes, %d errors",
+                " (dry run)" if dry_run else "",
+                report.count,
+                "found" if dry_run else "deleted",
+                report.bytes_freed,
+                len(report.errors),
+            )
+            return report
+
+    def _delete_if_expired(self, meta: ArtifactMetadata, now: datetime) -> bool:
+        key = ArtifactKey(meta.spec_name, meta.task_id, meta.type)
+        with self.locks.hold(key.path, uri=meta.uri):
+            try:
+                current = self.metadata.load(key, meta.version)
+            except ArtifactNotFoundError:
+                self.metadata.unindex(key, [meta.version])
+                return False
+            if not self.retention_policy.is_expired(current, now):
+                self.metadata.reindex(current)
+                return False
+            self._remove_versions(key, [current], strict=True)
+            self.metadata.unindex(key, [current.version])
+            return True
+
+    # -- usage ------------------------------------------------------------------------
+
+    def _usage(self, rows: list[tuple[str, str, int, int, int, int]]) -> StorageUsage:
+        return StorageUsage(
+            artifact_count=sum(r[2] for r in rows),
+            version_count=sum(r[3] for r in rows),
+            stored_bytes=sum(r[4] for r in rows),
+            original_bytes=sum(r[5] for r in rows),
+            quota_bytes=self.config.storage_quota.max_bytes,
+        )
+
+    def get_storage_usage(self) -> StorageUsage:
+        """Total usage: artifacts, versions, stored and original bytes, quota."""
+        with self._operation("get_storage_usage"):
+            return self._usage(self.metadata.query(lambda index: index.usage_totals()))
+
+    def get_usage_by_spec(self) -> dict[str, StorageUsage]:
+        """Usage of each spec name."""
+        return self._grouped_usage(0)
+
+    def get_usage_by_type(self) -> dict[str, StorageUsage]:
+        """Usage of each artifact type (``"diff"``, ``"log"``, ``"test"``)."""
+        return self._grouped_usage(1)
+
+    def _grouped_usage(self, column: int) -> dict[str, StorageUsage]:
+        with self._operation("get_usage"):
+            groups: dict[str, list[tuple[str, str, int, int, int, int]]] = {}
+            for row in self.metadata.query(lambda index: index.usage_totals()):
+                groups.setdefault(str(row[column]), []).append(row)
+            return {name: self._usage(rows) for name, rows in sorted(groups.items())}
+
+    # -- export -----------------------------------------------------------------------
+
+    def export_by_spec(
+        self,
+        spec_name: str,
+        output_path: str | os.PathLike[str] | None = None,
+        progress: ExportProgressCallback | None = None,
+    ) -> Path:
+        """Export every artifact of a spec to a ZIP file; return its path."""
+        with self._operation("export_by_spec", spec_name):
+            found = self.search(spec_name=spec_name)
+            default = f"{spec_name}-{_stamp()}.zip"
+            return self._export(found, output_path, default, {"spec_name": spec_name}, progress)
+
+    def export_by_task(
+        self,
+        task_id: str,
+        spec_name: str | None = None,
+        output_path: str | os.PathLike[str] | None = None,
+        progress: ExportProgressCallback | None = None,
+    ) -> Path:
+        """Export every artifact of a task (within ``spec_name`` if given) to a ZIP file."""
+        with self._operation("export_by_task", task_id):
+            found = self.search(task_id=task_id, spec_name=spec_name)
+            default = f"{spec_name + '-' if spec_name else ''}{task_id}-{_stamp()}.zip"
+            query = {"task_id": task_id, "spec_name": spec_name}
+            return self._export(found, output_path, default, query, progress)
+
+    def _export(
+        self,
+        found: list[ArtifactMetadata],
+        output_path: str | os.PathLike[str] | None,
+        default_name: str,
+        query: dict[str, Any],
+        progress: ExportProgressCallback | None,
+    ) -> Path:
+        target = Path(output_path) if output_path is not None else Path.cwd() / default_name
+        if target.is_dir():
+            target = target / default_name
+        path = export_zip(
+            found,
+            target,
+            lambda uri: self.open(uri, verify_checksum=True),
+            query=query,
+            progress=progress,
+            compresslevel=min(self.config.compression_level, 9),
+        )
+        log.info("exported %d artifacts to %s", len(found), path)
+        return path
 
     def rebuild_index(self) -> int:
         """Recreate the search index from the metadata records; return the record count."""
@@ -636,10 +947,22 @@ def _content_chunks(content: Content) -> tuple[Iterable[bytes], Callable[[], Non
             handle = open(content, "rb")  # noqa: SIM115 - closed by the returned function
         except OSError as exc:
             raise InvalidInputError(f"cannot read content file {content}: {exc.strerror}") from exc
-        return iter_source(handle, CHUNK_SIZE), handle.close
+        return source_chunks(handle, CHUNK_SIZE), handle.close
     if hasattr(content, "read") or isinstance(content, Iterable):
-        return iter_source(content), lambda: None
+        return source_chunks(content), lambda: None
     raise InvalidInputError(
         f"content must be bytes, str, a path, a binary file or an iterable of bytes, "
         f"not {type(content).__name__}"
     )
+
+
+def _aware(moment: datetime | None, name: str) -> datetime:
+    if moment is None:
+        return utc_now()
+    if not isinstance(moment, datetime) or moment.tzinfo is None:
+        raise InvalidInputError(f"{name} must be a timezone-aware datetime")
+    return moment
+
+
+def _stamp() -> str:
+    return utc_now().strftime("%Y%m%dT%H%M%SZ")

@@ -82,6 +82,9 @@ class ArtifactStoreConfig(_Section):
     compression_codec: Literal["gzip", "zstd"] = "gzip"
     compression_level: int = Field(default=6, ge=1, le=22)
     verify_checksum: bool = True
+    #: fsync every write (filesystem backend). Turn off only for scratch stores and tests:
+    #: writes stay all-or-nothing for readers but a power cut may lose recent ones.
+    durable_writes: bool = True
     versioning_enabled: bool = False
     retention_policy: RetentionDays = Field(default_factory=RetentionDays)
     storage_quota: StorageQuota = Field(default_factory=StorageQuota)
@@ -146,17 +149,9 @@ class ArtifactStoreConfig(_Section):
     @classmethod
     def from_dict(cls, data: Any, *, source: str | None = None) -> ArtifactStoreConfig:
         """Validate a mapping, either flat or wrapped in ``{"artifact_store": {...}}``."""
-        if data is None:
-            data = {}
-        if isinstance(data, dict) and set(data) == {"artifact_store"}:
-            data = data["artifact_store"] or {}
-        if not isinstance(data, dict):
-            raise ConfigError(
-                f"{_where(source)}expected a mapping of settings, got {type(data).__name__}",
-                source=source,
-            )
+        settings = unwrap_settings(data, source=source)
         try:
-            return cls.model_validate(data)
+            return cls.model_validate(settings)
         except ValidationError as exc:
             raise _config_error(exc, source) from None
 
@@ -164,28 +159,42 @@ class ArtifactStoreConfig(_Section):
     def from_yaml(cls, path: str | Path) -> ArtifactStoreConfig:
         """Load and validate a YAML file."""
         file = Path(path).expanduser()
-        try:
-            text = file.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError(f"{file}: cannot read: {exc.strerror}", source=str(file)) from exc
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{file}: not valid YAML: {exc}", source=str(file)) from exc
-        return cls.from_dict(data, source=str(file))
+        return cls.from_dict(read_yaml_file(file), source=str(file))
 
     def to_dict(self) -> dict[str, Any]:
         """The settings as plain data (paths as strings), loadable by :meth:`from_dict`."""
         return self.model_dump(mode="json")
 
 
-def _where(source: str | None) -> str:
-    return f"{source}: " if source else ""
+def read_yaml_file(path: Path) -> Any:
+    """The parsed content of a YAML configuration file (``ConfigError`` naming the file)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}", source=str(path)) from exc
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}", source=str(path)) from exc
 
 
-def _config_error(exc: ValidationError, source: str | None) -> ConfigError:
-    problems: list[str] = []
-    first_key: str | None = None
+def unwrap_settings(data: Any, *, source: str | None = None) -> dict[str, Any]:
+    """The settings mapping of ``data``, flat or wrapped in ``{"artifact_store": {...}}``."""
+    if data is None:
+        data = {}
+    if isinstance(data, dict) and set(data) == {"artifact_store"}:
+        data = data["artifact_store"] or {}
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"{_where(source)}expected a mapping of settings, got {type(data).__name__}",
+            source=source,
+        )
+    return data
+
+
+def validation_problems(exc: ValidationError) -> list[tuple[str, str]]:
+    """``(dotted key, reason)`` for every problem pydantic found (key ``""`` if none)."""
+    problems: list[tuple[str, str]] = []
     for error in exc.errors():
         key = ".".join(str(part) for part in error["loc"])
         message = error["msg"].removeprefix("Value error, ")
@@ -194,10 +203,18 @@ def _config_error(exc: ValidationError, source: str | None) -> ConfigError:
         if not key and ": " in message:
             # Errors raised by the model validator name their key in the message.
             key, message = message.split(": ", 1)
-        first_key = first_key or key
-        problems.append(f"{key}: {message}" if key else message)
+        problems.append((key, message))
+    return problems
+
+
+def _where(source: str | None) -> str:
+    return f"{source}: " if source else ""
+
+
+def _config_error(exc: ValidationError, source: str | None) -> ConfigError:
+    problems = validation_problems(exc)
+    first_key = next((key for key, _ in problems if key), None)
+    text = "; ".join(f"{key}: {message}" if key else message for key, message in problems)
     return ConfigError(
-        f"{_where(source)}invalid configuration: {'; '.join(problems)}",
-        key=first_key,
-        source=source,
+        f"{_where(source)}invalid configuration: {text}", key=first_key, source=source
     )

@@ -67,8 +67,9 @@ class LockManager:
         except filelock.Timeout:
             waited = time.monotonic() - started
             raise LockTimeoutError(
-                f"could not lock {uri or name} within {waited:.2f}s "
-                f"(lock_timeout={self.timeout}s): another writer holds it",
+                f"could not lock {uri or name}: another writer held it for the "
+                f"{waited:.2f}s this writer waited (lock_timeout={self.timeout}s, "
+                f"retried every {self.retry_interval}s)",
                 uri=uri,
                 lock_path=str(lock.lock_file),
                 waited=waited,

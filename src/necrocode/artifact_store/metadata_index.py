@@ -31,6 +31,7 @@ __all__ = ["IndexCorruptError", "MetadataIndex", "SearchQuery"]
 
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_S = 60.0
+SECONDS_PER_DAY = 86400.0
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS artifacts (
@@ -49,7 +50,9 @@ CREATE TABLE IF NOT EXISTS artifacts (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS artifacts_by_task ON artifacts (task_id, is_latest);
 CREATE INDEX IF NOT EXISTS artifacts_by_latest_time ON artifacts (is_latest, created_at);
-CREATE INDEX IF NOT EXISTS artifacts_by_type_time ON artifacts (type, is_latest, created_at);
+CREATE INDEX IF NOT EXISTS artifacts_by_type_time ON artifacts (type, created_at);
+CREATE INDEX IF NOT EXISTS artifacts_with_retention ON artifacts (retention_days)
+    WHERE retention_days IS NOT NULL;
 CREATE TABLE IF NOT EXISTS tags (
     tag       TEXT    NOT NULL,
     spec_name TEXT    NOT NULL,
@@ -60,6 +63,37 @@ CREATE TABLE IF NOT EXISTS tags (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS tags_by_artifact ON tags (spec_name, task_id, type, version);
 CREATE TABLE IF NOT EXISTS index_state (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+-- Running totals per spec and type, kept by triggers in the same transaction as
+-- the rows, so usage and quota checks never scan the artifacts.
+CREATE TABLE IF NOT EXISTS usage_totals (
+    spec_name     TEXT    NOT NULL,
+    type          TEXT    NOT NULL,
+    artifacts     INTEGER NOT NULL DEFAULT 0,
+    versions      INTEGER NOT NULL DEFAULT 0,
+    size          INTEGER NOT NULL DEFAULT 0,
+    original_size INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (spec_name, type)
+) WITHOUT ROWID;
+CREATE TRIGGER IF NOT EXISTS usage_on_insert AFTER INSERT ON artifacts BEGIN
+    INSERT OR IGNORE INTO usage_totals (spec_name, type) VALUES (new.spec_name, new.type);
+    UPDATE usage_totals SET artifacts = artifacts + new.is_latest, versions = versions + 1,
+        size = size + new.size, original_size = original_size + new.original_size
+    WHERE spec_name = new.spec_name AND type = new.type;
+END;
+CREATE TRIGGER IF NOT EXISTS usage_on_delete AFTER DELETE ON artifacts BEGIN
+    UPDATE usage_totals SET artifacts = artifacts - old.is_latest, versions = versions - 1,
+        size = size - old.size, original_size = original_size - old.original_size
+    WHERE spec_name = old.spec_name AND type = old.type;
+    DELETE FROM usage_totals
+    WHERE spec_name = old.spec_name AND type = old.type AND versions = 0;
+END;
+CREATE TRIGGER IF NOT EXISTS usage_on_update AFTER UPDATE OF is_latest, size, original_size
+ON artifacts BEGIN
+    UPDATE usage_totals SET artifacts = artifacts - old.is_latest + new.is_latest,
+        size = size - old.size + new.size,
+        original_size = original_size - old.original_size + new.original_size
+    WHERE spec_name = old.spec_name AND type = old.type;
+END;
 """
 
 
@@ -109,6 +143,7 @@ class MetadataIndex:
         self._lock = threading.RLock()
         self._conn: sqlite3.Connection | None = None
         self._pid = 0
+        self._in_transaction = False
 
     # -- connection -----------------------------------------------------------------
 
@@ -128,6 +163,7 @@ class MetadataIndex:
         except sqlite3.DatabaseError as exc:
             raise _classify(exc, self.path) from exc
         self._conn, self._pid = conn, os.getpid()
+        self._in_transaction = False
         return conn
 
     def close(self) -> None:
@@ -154,19 +190,37 @@ class MetadataIndex:
 
     @contextlib.contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        """One ``BEGIN IMMEDIATE`` transaction: committed on success, rolled back on error."""
+        """One ``BEGIN IMMEDIATE`` transaction: committed on success, rolled back on error.
+
+        Inside :meth:`exclusive` (same thread) it joins the enclosing transaction.
+        """
         with self._lock:
+            if self._in_transaction:
+                yield self._connect()
+                return
             try:
                 conn = self._connect()
                 conn.execute("BEGIN IMMEDIATE")
+                self._in_transaction = True
                 try:
                     yield conn
                 except BaseException:
                     conn.execute("ROLLBACK")
                     raise
+                finally:
+                    self._in_transaction = False
                 conn.execute("COMMIT")
             except sqlite3.DatabaseError as exc:
                 raise _classify(exc, self.path) from exc
+
+    @contextlib.contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """Hold the index's write lock for a block: no other writer (of any process) can
+        change it until the block ends. Index writes inside the block join the one
+        transaction, committed at its end (rolled back on an exception).
+        """
+        with self._write():
+            yield
 
     # -- state ------------------------------------------------------------------------
 
@@ -182,6 +236,7 @@ class MetadataIndex:
         with self._write() as conn:
             conn.execute("DELETE FROM artifacts")
             conn.execute("DELETE FROM tags")
+            conn.execute("DELETE FROM usage_totals")
             for meta in records:
                 self._insert(conn, meta)
                 count += 1
@@ -201,8 +256,12 @@ class MetadataIndex:
     @staticmethod
     def _insert(conn: sqlite3.Connection, meta: ArtifactMetadata) -> None:
         conn.execute(
-            "INSERT OR REPLACE INTO artifacts (spec_name, task_id, type, version, created_at, size,"
-            " original_size, retention_days, pinned, record) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            "INSERT INTO artifacts (spec_name, task_id, type, version, created_at, size,"
+            " original_size, retention_days, pinned, record) VALUES (?,?,?,?,?,?,?,?,?,?)"
+            " ON CONFLICT (spec_name, task_id, type, version) DO UPDATE SET"
+            " created_at = excluded.created_at, size = excluded.size,"
+            " original_size = excluded.original_size, retention_days = excluded.retention_days,"
+            " pinned = excluded.pinned, record = excluded.record",
             _row_values(meta),
         )
         key = (meta.spec_name, meta.task_id, meta.type.value, meta.version)
@@ -317,6 +376,44 @@ class MetadataIndex:
         with self._read() as conn:
             rows = conn.execute(sql, params).fetchall()
         return [ArtifactMetadata.from_json(row[0]) for row in rows]
+
+    def expired(self, now: datetime, days_by_type: dict[str, int]) -> list[ArtifactMetadata]:
+        """Unpinned rows (every version) whose retention ran out at ``now``, oldest first.
+
+        One range scan per type on ``(type, created_at)`` plus the few rows with
+        their own ``retention_days``: never a computation over every row.
+        """
+        moment = now.timestamp()
+        rows: list[tuple[float, str]] = []
+        with self._read() as conn:
+            for kind, days in sorted(days_by_type.items()):
+                rows += conn.execute(
+                    "SELECT created_at, record FROM artifacts WHERE type = ? AND created_at <= ?"
+                    " AND retention_days IS NULL AND pinned = 0",
+                    (kind, moment - days * SECONDS_PER_DAY),
+                ).fetchall()
+            rows += conn.execute(
+                "SELECT created_at, record FROM artifacts WHERE retention_days IS NOT NULL"
+                " AND pinned = 0 AND created_at + retention_days * ? <= ?",
+                (SECONDS_PER_DAY, moment),
+            ).fetchall()
+        rows.sort(key=lambda row: row[0])
+        return [ArtifactMetadata.from_json(record) for _, record in rows]
+
+    def usage_totals(self) -> list[tuple[str, str, int, int, int, int]]:
+        """``(spec, type, artifacts, versions, stored bytes, original bytes)`` rows."""
+        with self._read() as conn:
+            rows = conn.execute(
+                "SELECT spec_name, type, artifacts, versions, size, original_size"
+                " FROM usage_totals ORDER BY spec_name, type"
+            ).fetchall()
+        return [(r[0], r[1], int(r[2]), int(r[3]), int(r[4]), int(r[5])) for r in rows]
+
+    def stored_bytes(self) -> int:
+        """Total stored bytes over every version (for quota checks)."""
+        with self._read() as conn:
+            row = conn.execute("SELECT COALESCE(SUM(size), 0) FROM usage_totals").fetchone()
+        return int(row[0])
 
     def keys(self) -> set[tuple[str, str, str, int]]:
         """``(spec, task, type, version)`` of every row, for consistency checks."""

@@ -92,12 +92,16 @@ class MetadataManager:
         try:
             self._indexed(operation)
         except ArtifactStoreError as exc:
-            log.error("search index update failed (%s); marking it for rebuild", exc)
-            try:
-                self._stale_marker.parent.mkdir(parents=True, exist_ok=True)
-                self._stale_marker.touch()
-            except OSError as marker_exc:
-                log.error("could not mark the index stale: %s", marker_exc)
+            self._mark_stale(exc)
+
+    def _mark_stale(self, exc: ArtifactStoreError) -> None:
+        """Log an index failure and leave a marker: the next opening rebuilds the index."""
+        log.error("search index update failed (%s); marking it for rebuild", exc)
+        try:
+            self._stale_marker.parent.mkdir(parents=True, exist_ok=True)
+            self._stale_marker.touch()
+        except OSError as marker_exc:
+            log.error("could not mark the index stale: %s", marker_exc)
 
     def rebuild_index(self) -> int:
         """Recreate the index from the records alone; return how many were indexed."""
@@ -113,7 +117,8 @@ class MetadataManager:
 
     # -- records ----------------------------------------------------------------------
 
-    def _with_uri(self, meta: ArtifactMetadata) -> ArtifactMetadata:
+    def with_uri(self, meta: ArtifactMetadata) -> ArtifactMetadata:
+        """``meta`` with its URI under this backend's root (records may have moved)."""
         key = ArtifactKey(meta.spec_name, meta.task_id, meta.type)
         uri = key.uri(self.root_uri)
         return meta if meta.uri == uri else meta.with_changes(uri=uri)
@@ -148,7 +153,7 @@ class MetadataManager:
             raise IntegrityError(
                 f"{record_key}: record describes a different artifact", uri=key.uri(self.root_uri)
             )
-        return self._with_uri(meta)
+        return self.with_uri(meta)
 
     def delete_record(self, key: ArtifactKey, version: int) -> bool:
         """Remove the record of one version from the backend (not yet from the index)."""
@@ -214,33 +219,74 @@ class MetadataManager:
         """
         meta = self._indexed(lambda: self.index.get(key, version))
         if meta is not None:
-            return self._with_uri(meta)
+            return self.with_uri(meta)
         return self.refresh(key, version)
 
     def refresh(self, key: ArtifactKey, version: int | None = None) -> ArtifactMetadata | None:
-        """Read ``key`` from the backend, bypassing the index, and re-index what is found."""
-        stored = self.stored(key)
-        indexed = {m.version for m in self._indexed(lambda: self.index.versions(key))}
-        gone = sorted(indexed - set(stored.records))
-        if gone:
-            self.unindex(key, gone)
+        """Read ``key`` from the backend, bypassing the index, and re-index what is found.
+
+        Readers call this without the artifact's lock, so the listing and the index
+        correction run inside one exclusive index transaction: a writer of this
+        machine cannot index a newer version (or drop a replaced one) in between,
+        and a stale listing never un-indexes a fresh version or re-indexes a
+        deleted one. Writers create a record before indexing it and delete
+        replaced records only after, so the listing taken here is never behind
+        the index. If the index itself fails, the answer comes from the backend
+        alone and the index is marked for rebuild.
+        """
+        found: list[ArtifactMetadata | None] = []
+        backend_failure: list[ArtifactStoreError] = []
+
+        def look_and_correct() -> None:
+            found.clear()
+            backend_failure.clear()
+            with self.index.exclusive():
+                try:
+                    stored = self.stored(key)
+                    meta = self._load_listed(stored, version)
+                except ArtifactStoreError as exc:
+                    backend_failure.append(exc)
+                    return
+                found.append(meta)
+                indexed = {m.version for m in self.index.versions(key)}
+                gone = sorted(indexed - set(stored.records))
+                if gone:
+                    self.index.remove(key, gone)
+                if meta is not None:
+                    self.index.put(meta)
+
+        try:
+            self._indexed(look_and_correct)
+        except ArtifactStoreError as exc:
+            self._mark_stale(exc)
+            if found:
+                return found[0]
+            return self._load_listed(self.stored(key), version)
+        if backend_failure:
+            raise backend_failure[0]
+        return found[0]
+
+    def _load_listed(self, stored: StoredArtifact, version: int | None) -> ArtifactMetadata | None:
+        """The record of ``version`` (default: the latest) among ``stored``, if it is there."""
         wanted = stored.latest_version if version is None else version
         if wanted not in stored.records:
             return None
         try:
-            meta = self.load(key, wanted)
+            return self.load(stored.key, wanted)
         except ArtifactNotFoundError:
-            return None
-        self.reindex(meta)
-        return meta
+            return None  # deleted since the listing
 
     def versions(self, key: ArtifactKey) -> list[ArtifactMetadata]:
         """Every version of ``key`` known to the index, oldest first."""
-        return [self._with_uri(m) for m in self._indexed(lambda: self.index.versions(key))]
+        return [self.with_uri(m) for m in self._indexed(lambda: self.index.versions(key))]
 
     def search(self, query: SearchQuery) -> list[ArtifactMetadata]:
         """Indexed artifacts matching ``query``."""
-        return [self._with_uri(m) for m in self._indexed(lambda: self.index.search(query))]
+        return [self.with_uri(m) for m in self._indexed(lambda: self.index.search(query))]
+
+    def query(self, operation: Callable[[MetadataIndex], T]) -> T:
+        """Run a read-only ``operation`` on the index, rebuilding it once if damaged."""
+        return self._indexed(lambda: operation(self.index))
 
     def get_by_uri(self, uri: str) -> ArtifactMetadata:
         """Metadata of what ``uri`` names; ``ArtifactNotFoundError`` if nothing."""

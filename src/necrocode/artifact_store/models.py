@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from .exceptions import IntegrityError
 
-__all__ = ["RECORD_SCHEMA", "ArtifactMetadata", "ArtifactType", "Codec"]
+__all__ = ["RECORD_SCHEMA", "ArtifactMetadata", "ArtifactType", "Codec", "StorageUsage"]
 
 Codec = Literal["none", "gzip", "zstd"]
 CODECS: tuple[Codec, ...] = ("none", "gzip", "zstd")
@@ -120,6 +120,11 @@ class ArtifactMetadata:
     def stored_size(self) -> int:
         """Bytes the artifact occupies in the backend (same as ``size``)."""
         return self.size
+
+    @property
+    def version_uri(self) -> str:
+        """The URI of exactly this version (``<uri>?version=<n>``)."""
+        return f"{self.uri}?version={self.version}"
 
     @property
     def sha256(self) -> str:
@@ -241,3 +246,35 @@ def _expect_count(data: dict[str, Any], key: str, minimum: int = 0) -> int:
     if value < minimum:
         raise ValueError(f"{key}: must be >= {minimum}, got {value}")
     return value
+
+
+@dataclass(frozen=True, slots=True)
+class StorageUsage:
+    """Bytes and counts held by the store (or by one spec or type).
+
+    ``stored_bytes`` counts every version's stored (compressed) bytes, which is
+    what the quota limits; ``original_bytes`` counts the uploaded bytes.
+    ``quota_bytes`` and ``fraction_used`` are ``None`` without a quota.
+    """
+
+    artifact_count: int
+    version_count: int
+    stored_bytes: int
+    original_bytes: int
+    quota_bytes: int | None = None
+
+    @property
+    def fraction_used(self) -> float | None:
+        """``stored_bytes / quota_bytes``, or ``None`` without a quota."""
+        return None if not self.quota_bytes else self.stored_bytes / self.quota_bytes
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for JSON output."""
+        return {
+            "artifact_count": self.artifact_count,
+            "version_count": self.version_count,
+            "stored_bytes": self.stored_bytes,
+            "original_bytes": self.original_bytes,
+            "quota_bytes": self.quota_bytes,
+            "fraction_used": self.fraction_used,
+        }

@@ -21,7 +21,7 @@ import random
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
-from typing import IO, TYPE_CHECKING, BinaryIO, TypeVar, cast
+from typing import IO, TYPE_CHECKING, Any, BinaryIO, TypeVar, cast
 
 import tenacity
 
@@ -143,7 +143,9 @@ class RetryPolicy:
         except Exception as exc:
             if not is_transient(exc):
                 raise
-            log.error(
+            # WARNING, not ERROR: the error itself is logged once, by whoever handles it
+            # (the store's facade logs every failed operation).
+            log.warning(
                 "%s %s: giving up after attempt %d of %d: %s: %s",
                 operation,
                 key,
@@ -319,6 +321,12 @@ class RetryingBackend(StorageBackend):
 
     def close(self) -> None:
         self.inner.close()
+
+    def __getattr__(self, name: str) -> Any:
+        """Anything else (e.g. ``FilesystemBackend.path_of``) is the wrapped backend's."""
+        if name == "inner":  # not set yet: avoid recursing during construction or unpickling
+            raise AttributeError(name)
+        return getattr(self.inner, name)
 
     def __repr__(self) -> str:
         return f"RetryingBackend({self.inner!r})"

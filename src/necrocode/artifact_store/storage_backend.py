@@ -24,9 +24,11 @@ __all__ = [
     "ObjectExistsError",
     "ObjectInfo",
     "ReadStream",
+    "SourceError",
     "StorageBackend",
     "WriteSource",
     "iter_source",
+    "source_chunks",
     "validate_key",
 ]
 
@@ -74,6 +76,28 @@ def iter_source(data: WriteSource, chunk_size: int = CHUNK_SIZE) -> Iterator[byt
     for chunk in data:
         if chunk:
             yield bytes(chunk)
+
+
+class SourceError(Exception):
+    """The content being uploaded failed to produce its bytes; ``__cause__`` says why.
+
+    Raised by :func:`source_chunks` so that backends never mistake a failing
+    source (a dropped network stream, an unreadable input file) for a storage
+    failure; the facade re-raises the original exception.
+    """
+
+
+def source_chunks(data: WriteSource, chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:
+    """Like :func:`iter_source`, with failures of ``data`` itself raised as ``SourceError``."""
+    iterator = iter_source(data, chunk_size)
+    while True:
+        try:
+            chunk = next(iterator)
+        except StopIteration:
+            return
+        except Exception as exc:
+            raise SourceError(f"reading the content failed: {exc}") from exc
+        yield chunk
 
 
 class ReadStream(io.RawIOBase):

@@ -58,8 +58,7 @@ def create_backend(config: ArtifactStoreConfig) -> StorageBackend:
     """
     cls = backend_class(config.backend_type)
     factory = getattr(cls, "from_config", None)
-    if factory is not None:
-        backend: StorageBackend = factory(config)
-    else:
-        backend = cls(config.base_path)  # type: ignore[call-arg]
+    if factory is None:
+        raise ConfigError(f"backend_type: {cls.__name__} has no from_config", key="backend_type")
+    backend: StorageBackend = factory(config)
     return RetryingBackend(backend, RetryPolicy.from_config(config))

@@ -15,6 +15,7 @@ import secrets
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..exceptions import ArtifactNotFoundError, PermissionError, StorageError, StorageFullError
 from ..storage_backend import (
@@ -26,6 +27,9 @@ from ..storage_backend import (
     iter_source,
     validate_key,
 )
+
+if TYPE_CHECKING:
+    from ..config import ArtifactStoreConfig
 
 __all__ = ["FilesystemBackend", "map_os_error"]
 
@@ -58,13 +62,21 @@ class FilesystemBackend(StorageBackend):
 
     name = "filesystem"
 
-    def __init__(self, root: str | Path, *, create: bool = True) -> None:
+    def __init__(self, root: str | Path, *, create: bool = True, durable: bool = True) -> None:
         self.root = Path(root).expanduser().absolute()
+        #: With ``durable=False`` nothing is fsynced: writes stay atomic for readers
+        #: but may be lost in a power cut. For scratch stores and tests only.
+        self.durable = durable
         if create:
             try:
                 self._make_dirs(self.root)
             except OSError as exc:
                 raise map_os_error(exc, f"creating {self.root}") from exc
+
+    @classmethod
+    def from_config(cls, config: ArtifactStoreConfig) -> FilesystemBackend:
+        """The backend for ``config.base_path``."""
+        return cls(config.base_path, durable=config.durable_writes)
 
     @property
     def root_uri(self) -> str:
@@ -89,8 +101,9 @@ class FilesystemBackend(StorageBackend):
                             assert count is not None
                             view = view[count:]
                             written += count
-                    # The data must be on disk before the name points at it.
-                    os.fsync(out.fileno())
+                    if self.durable:
+                        # The data must be on disk before the name points at it.
+                        os.fsync(out.fileno())
                 if if_absent:
                     try:
                         os.link(tmp, path)
@@ -104,7 +117,8 @@ class FilesystemBackend(StorageBackend):
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(tmp)
                 raise
-            fsync_dir(path.parent)
+            if self.durable:
+                fsync_dir(path.parent)
         except OSError as exc:
             raise map_os_error(exc, f"writing {key}", key) from exc
         return written
@@ -130,7 +144,8 @@ class FilesystemBackend(StorageBackend):
         for path in reversed(missing):
             with contextlib.suppress(FileExistsError):
                 path.mkdir()
-            fsync_dir(path.parent)
+            if self.durable:
+                fsync_dir(path.parent)
 
     def open_read(self, key: str) -> ReadStream:
         path = self.path_of(key)
@@ -161,21 +176,28 @@ class FilesystemBackend(StorageBackend):
         except OSError as exc:
             raise map_os_error(exc, f"deleting {key}", key) from exc
         try:
-            fsync_dir(path.parent)
+            if self.durable:
+                fsync_dir(path.parent)
             self._prune_empty(path.parent)
         except OSError as exc:
             raise map_os_error(exc, f"deleting {key}", key) from exc
         return True
 
     def _prune_empty(self, folder: Path) -> None:
-        """Remove now-empty task and spec folders (never the root)."""
-        while folder != self.root and self.root in folder.parents:
-            try:
-                folder.rmdir()
-            except OSError:
-                return  # not empty (or already gone): a writer is using it
+        """Remove the object's folder once it is empty (never the root).
+
+        Only one level: an emptied spec folder stays, because asking a folder
+        with thousands of removed entries whether it is empty costs a scan of
+        all its blocks, on every delete.
+        """
+        if folder == self.root or self.root not in folder.parents:
+            return
+        try:
+            folder.rmdir()
+        except OSError:
+            return  # not empty (or already gone): other artifacts or a writer use it
+        if self.durable:
             fsync_dir(folder.parent)
-            folder = folder.parent
 
     def exists(self, key: str) -> bool:
         return self.path_of(key).is_file()

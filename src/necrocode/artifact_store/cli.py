@@ -1,0 +1,467 @@
+"""``necrocode-artifacts``: the command line over :class:`ArtifactStore`.
+
+Every command is a thin layer over one or two public methods of the store.
+This module holds the commands about artifacts (upload, download, info, ls,
+versions, rm, tags, pinning); :mod:`.cli_admin` the store-wide ones (export,
+usage, verify, cleanup, reindex, repair, config show); output rules live in
+:mod:`.cli_output`, error mapping and parsing in :mod:`.cli_runtime`.
+docs/cli.md is the reference, with the JSON schema of every command.
+Artifacts are named by URI or by ``<spec>/<task>/<type>``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, BinaryIO
+
+import typer
+
+from . import __version__, cli_admin
+from .artifact_store import Content
+from .cli_output import Output, format_size, format_time, plural, print_artifacts
+from .cli_runtime import (
+    EXIT_FAILURE,
+    PROG_NAME,
+    Json,
+    Ref,
+    Spec,
+    StoreGroup,
+    Task,
+    install_logging,
+    parse_when,
+    resolve_ref,
+    session,
+    state_of,
+)
+from .models import ArtifactMetadata, ArtifactType
+from .storage_backend import CHUNK_SIZE
+
+__all__ = ["app", "main"]
+
+ARTIFACT_PANEL = "Artifacts"
+STORE_PANEL = "The whole store"
+
+app = typer.Typer(
+    name=PROG_NAME,
+    cls=StoreGroup,
+    help="Store, find, verify and clean up the artifacts of coding-agent tasks.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+tag_app = typer.Typer(help="Add, replace or remove an artifact's tags.", no_args_is_help=True)
+config_app = typer.Typer(help="Inspect the configuration.", no_args_is_help=True)
+app.add_typer(tag_app, name="tag", rich_help_panel=ARTIFACT_PANEL)
+app.add_typer(config_app, name="config", rich_help_panel=STORE_PANEL)
+
+
+class TagMatch(StrEnum):
+    """How several ``--tag`` filters combine."""
+
+    ALL = "all"
+    ANY = "any"
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"{PROG_NAME} {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _global_options(
+    ctx: typer.Context,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config", "-c", metavar="PATH", help="Configuration file (see 'config show')."
+        ),
+    ] = None,
+    json_output: Json = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No progress bars or confirmations.")
+    ] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Tracebacks and debug logs.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_show_version, is_eager=True, help="Show the version."),
+    ] = False,
+) -> None:
+    """Store, find, verify and clean up the artifacts of coding-agent tasks.
+
+    Artifacts are named by URI or by <spec>/<task>/<type> (e.g. chat-app/1.1/diff).
+    Exit codes: 0 success, 1 operation failed, 2 usage or configuration error.
+    """
+    state = state_of(ctx)
+    state.config_path, state.json, state.quiet, state.debug = config, json_output, quiet, debug
+    install_logging(state)
+
+
+# -- upload and download --------------------------------------------------------------
+
+
+@app.command(rich_help_panel=ARTIFACT_PANEL)
+def upload(
+    ctx: typer.Context,
+    source: Annotated[
+        str, typer.Argument(help="File to upload, or - for stdin.", metavar="FILE|-")
+    ],
+    spec: Annotated[str, typer.Option("--spec", "-s", help="Spec name.")],
+    task: Annotated[str, typer.Option("--task", "-t", help="Task id.")],
+    artifact_type: Annotated[ArtifactType, typer.Option("--type", help="Artifact type.")],
+    tags: Annotated[list[str] | None, typer.Option("--tag", help="A tag (repeatable).")] = None,
+    meta: Annotated[
+        list[str] | None, typer.Option("--meta", help="KEY=VALUE metadata (repeatable).")
+    ] = None,
+    mime_type: Annotated[str | None, typer.Option("--mime-type", help="MIME type.")] = None,
+    retention_days: Annotated[
+        int | None, typer.Option("--retention-days", min=0, help="Keep this many days.")
+    ] = None,
+    json_flag: Json = False,
+) -> None:
+    """Store FILE (or stdin) as an artifact; print its URI."""
+    state, out = session(ctx, json_flag)
+    custom = _parse_meta(meta or [])
+    store = state.store()
+    with _upload_source(source, out) as content:
+        uri = store.upload(
+            task,
+            spec,
+            artifact_type,
+            content,
+            custom,
+            mime_type,
+            tags=tags or None,
+            retention_days=retention_days,
+        )
+    if out.json_mode:
+        out.json(store.get_metadata(uri).to_dict())
+    else:
+        out.line(uri)
+
+
+def _parse_meta(pairs: list[str]) -> dict[str, str]:
+    custom: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise typer.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="'--meta'")
+        custom[key] = value
+    return custom
+
+
+@contextlib.contextmanager
+def _upload_source(source: str, out: Output) -> Iterator[Content]:
+    """stdin, a path, or (large file on a terminal) the file's chunks with a progress bar."""
+    if source == "-":
+        yield sys.stdin.buffer
+        return
+    path = Path(source).expanduser()
+    size = path.stat().st_size if out.progress_enabled and path.is_file() else 0
+    with out.transfer(f"uploading {path.name}", size) as bar:
+        if bar is None:
+            yield path  # the store streams it (and reports an unreadable file)
+            return
+        with path.open("rb") as handle:
+            yield _chunks_with_progress(handle, size, bar)
+
+
+def _chunks_with_progress(
+    handle: BinaryIO, size: int, bar: Callable[[int, int], None]
+) -> Iterator[bytes]:
+    done = 0
+    while chunk := handle.read(CHUNK_SIZE):
+        done += len(chunk)
+        bar(done, size)
+        yield chunk
+
+
+@app.command(rich_help_panel=ARTIFACT_PANEL)
+def download(
+    ctx: typer.Context,
+    ref: Ref,
+    output: Annotated[
+        str | None,
+        typer.Option("--output", "-o", help="File or folder to write; - or none: stdout."),
+    ] = None,
+    no_verify: Annotated[
+        bool, typer.Option("--no-verify", help="Skip the SHA-256 check (size is still checked).")
+    ] = False,
+    json_flag: Json = False,
+) -> None:
+    """Write an artifact to a file (all or nothing) or stream it to stdout."""
+    state, out = session(ctx, json_flag)
+    store = state.store()
+    uri = resolve_ref(store, ref)
+    verify = False if no_verify else None
+    to_stdout = output in (None, "-")
+    if to_stdout and out.json_mode:
+        raise typer.BadParameter("--json needs --output FILE: stdout carries the bytes")
+    target = None if to_stdout else Path(str(output)).expanduser()
+    size = 0
+    if out.progress_enabled or (target is not None and target.is_dir()):
+        meta = store.get_metadata(uri)
+        size = meta.original_size
+        if target is not None and target.is_dir():
+            target = target / meta.type.filename
+    with out.transfer(f"downloading {ref}", size) as bar:
+        if target is None:
+            # Streamed: bytes go out before the end-of-stream check; exit 1 if it fails.
+            sink, done = sys.stdout.buffer, 0
+            for chunk in store.iter_chunks(uri, verify):
+                sink.write(chunk)
+                done += len(chunk)
+                if bar is not None:
+                    bar(done, size)
+            sink.flush()
+            return
+        written = store.download_to(uri, target, verify, progress=bar)
+    if out.json_mode:
+        out.json({"path": str(target), "artifact": written.to_dict()})
+    else:
+        out.note(f"wrote {format_size(written.original_size)} to {target}")
+
+
+# -- metadata, search, versions ------------------------------------------------------
+
+
+@app.command(rich_help_panel=ARTIFACT_PANEL)
+def info(ctx: typer.Context, ref: Ref, json_flag: Json = False) -> None:
+    """Show an artifact's metadata."""
+    state, out = session(ctx, json_flag)
+    store = state.store()
+    meta = store.get_metadata(resolve_ref(store, ref))
+    if out.json_mode:
+        out.json(meta.to_dict())
+        return
+    retention = "type default" if meta.retention_days is None else f"{meta.retention_days} days"
+    out.fields(
+        [
+            ("uri", meta.uri),
+            ("spec", meta.spec_name),
+            ("task", meta.task_id),
+            ("type", meta.type.value),
+            ("version", str(meta.version)),
+            ("size", f"{meta.original_size} ({format_size(meta.original_size)})"),
+            ("stored", f"{meta.size} ({format_size(meta.size)}, {meta.codec})"),
+            ("checksum", meta.checksum),
+            ("created", format_time(meta.created_at)),
+            ("mime type", meta.mime_type),
+            ("tags", ", ".join(meta.tags) or "-"),
+            ("retention", "pinned" if meta.pinned else retention),
+            *((f"meta.{key}", str(value)) for key, value in sorted(meta.metadata.items())),
+        ]
+    )
+
+
+@app.command("ls", rich_help_panel=ARTIFACT_PANEL)
+def list_artifacts(
+    ctx: typer.Context,
+    spec: Spec = None,
+    task: Task = None,
+    artifact_type: Annotated[
+        ArtifactType | None, typer.Option("--type", help="Artifact type.")
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option("--since", help="Created at or after: 7d, 12h, or ISO 8601.")
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option("--until", help="Created before: 7d, 12h, or ISO 8601.")
+    ] = None,
+    tags: Annotated[
+        list[str] | None, typer.Option("--tag", help="Has this tag (repeatable).")
+    ] = None,
+    match: Annotated[
+        TagMatch, typer.Option("--match", help="With several --tag: all of them or any.")
+    ] = TagMatch.ALL,
+    limit: Annotated[int | None, typer.Option("--limit", min=1, help="At most N results.")] = None,
+    json_flag: Json = False,
+) -> None:
+    """List artifacts (latest versions) matching every filter, oldest first."""
+    state, out = session(ctx, json_flag)
+    found = state.store().search(
+        task_id=task,
+        spec_name=spec,
+        artifact_type=artifact_type,
+        created_after=_moment(since, "--since"),
+        created_before=_moment(until, "--until"),
+        tags=tags or None,
+        match=match.value,
+        limit=limit,
+    )
+    print_artifacts(out, found)
+
+
+app.command("search", help="Same as ls.", rich_help_panel=ARTIFACT_PANEL)(list_artifacts)
+
+
+def _moment(text: str | None, option: str) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        return parse_when(text)
+    except typer.BadParameter as exc:
+        exc.param_hint = f"'{option}'"
+        raise
+
+
+@app.command(rich_help_panel=ARTIFACT_PANEL)
+def versions(ctx: typer.Context, ref: Ref, json_flag: Json = False) -> None:
+    """List every stored version of an artifact, oldest first."""
+    state, out = session(ctx, json_flag)
+    store = state.store()
+    print_artifacts(out, store.get_all_versions(resolve_ref(store, ref)))
+
+
+@app.command("prune-versions", rich_help_panel=ARTIFACT_PANEL)
+def prune_versions(
+    ctx: typer.Context,
+    ref: Ref,
+    keep: Annotated[int, typer.Option("--keep", min=1, help="Newest versions to keep.")] = 1,
+    json_flag: Json = False,
+) -> None:
+    """Delete all but the newest --keep versions of an artifact."""
+    state, out = session(ctx, json_flag)
+    store = state.store()
+    uri = resolve_ref(store, ref)
+    deleted = store.delete_old_versions(uri, keep=keep)
+    if out.json_mode:
+        out.json({"uri": uri, "deleted": deleted, "kept": keep})
+    else:
+        out.note(f"deleted {plural(deleted, 'old version')} of {uri}")
+
+
+# -- deleting ------------------------------------------------------------------------
+
+
+@app.command("rm", rich_help_panel=ARTIFACT_PANEL)
+def remove(
+    ctx: typer.Context,
+    refs: Annotated[
+        list[str] | None, typer.Argument(help="URIs or <spec>/<task>/<type> to delete.")
+    ] = None,
+    task: Task = None,
+    spec: Spec = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    json_flag: Json = False,
+) -> None:
+    """Delete artifacts (every version) by URI, by --task (within --spec) or by --spec."""
+    state, out = session(ctx, json_flag)
+    if refs and (task or spec):
+        raise typer.BadParameter("give artifacts or --task/--spec, not both")
+    if not refs and not task and not spec:
+        raise typer.BadParameter("nothing to delete: give artifacts, --task or --spec")
+    store = state.store()
+    if refs:
+        uris = [resolve_ref(store, ref) for ref in refs]
+        for uri in uris:  # all or none: refuse before deleting anything
+            store.get_metadata(uri)
+        what = uris[0] if len(uris) == 1 else plural(len(uris), "artifact")
+    else:
+        count = len(store.search(task_id=task, spec_name=spec))
+        scope = " and ".join(
+            part for part in (task and f"task {task}", spec and f"spec {spec}") if part
+        )
+        what = f"{plural(count, 'artifact')} of {scope}"
+        if count == 0:
+            _report_deleted(out, 0)
+            return
+    if not yes and not typer.confirm(f"Delete {what}?", default=False, err=True):
+        out.error("not confirmed; nothing deleted")
+        raise typer.Exit(EXIT_FAILURE)
+    if refs:
+        deleted = sum(store.delete(uri) for uri in uris)
+    elif task:
+        deleted = store.delete_by_task_id(task, spec_name=spec)
+    else:
+        deleted = store.delete_by_spec_name(str(spec))
+    _report_deleted(out, deleted)
+
+
+def _report_deleted(out: Output, deleted: int) -> None:
+    if out.json_mode:
+        out.json({"deleted": deleted})
+    else:
+        out.note(f"deleted {plural(deleted, 'artifact')}")
+
+
+# -- tags and pinning ----------------------------------------------------------------
+
+
+def _print_updated(out: Output, meta: ArtifactMetadata) -> None:
+    if out.json_mode:
+        out.json(meta.to_dict())
+    else:
+        pinned = " (pinned)" if meta.pinned else ""
+        out.note(f"{meta.uri}: tags: {', '.join(meta.tags) or '-'}{pinned}")
+
+
+TagArgs = Annotated[list[str], typer.Argument(help="Tags.")]
+
+
+@tag_app.command("add")
+def tag_add(ctx: typer.Context, ref: Ref, tags: TagArgs, json_flag: Json = False) -> None:
+    """Add tags to an artifact."""
+    state, out = session(ctx, json_flag)
+    store = state.store()
+    _print_updated(out, store.add_tags(resolve_ref(store, ref), tags))
+
+
+@tag_app.command("set")
+def tag_set(
+    ctx: typer.Context,
+    ref: Ref,
+    tags: Annotated[list[str] | None, typer.Argument(help="Tags (none: clear).")] = None,
+    json_flag: Json = False,
+) -> None:
+    """Replace an artifact's tags (no tags: remove them all)."""
+    state, out = session(ctx, json_flag)
+    store = state.store()
+    _print_updated(out, store.update_tags(resolve_ref(store, ref), tags or []))
+
+
+@tag_app.command("rm")
+def tag_rm(ctx: typer.Context, ref: Ref, tags: TagArgs, json_flag: Json = False) -> None:
+    """Remove tags from an artifact."""
+    state, out = session(ctx, json_flag)
+    store = state.store()
+    _print_updated(out, store.remove_tags(resolve_ref(store, ref), tags))
+
+
+@app.command(rich_help_panel=ARTIFACT_PANEL)
+def pin(ctx: typer.Context, ref: Ref, json_flag: Json = False) -> None:
+    """Keep an artifact forever: cleanup never deletes it."""
+    state, out = session(ctx, json_flag)
+    store = state.store()
+    _print_updated(out, store.pin(resolve_ref(store, ref)))
+
+
+@app.command(rich_help_panel=ARTIFACT_PANEL)
+def unpin(ctx: typer.Context, ref: Ref, json_flag: Json = False) -> None:
+    """Let the retention policy apply to an artifact again."""
+    state, out = session(ctx, json_flag)
+    store = state.store()
+    _print_updated(out, store.unpin(resolve_ref(store, ref)))
+
+
+for _command in (
+    cli_admin.usage,
+    cli_admin.export,
+    cli_admin.verify,
+    cli_admin.cleanup,
+    cli_admin.repair,
+    cli_admin.reindex,
+):
+    app.command(rich_help_panel=STORE_PANEL)(_command)
+config_app.command("show")(cli_admin.config_show)
+
+
+def main() -> None:
+    """Entry point of the ``necrocode-artifacts`` console script."""
+    app(prog_name=PROG_NAME)

@@ -1,0 +1,288 @@
+"""Store-wide commands of ``necrocode-artifacts``: export, usage, verify, cleanup,
+reindex, repair and ``config show``.
+
+Plain functions with typer annotations; :mod:`.cli` registers them on the app.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from .artifact_store import ArtifactStore
+from .cli_output import Output, format_size, plural
+from .cli_runtime import EXIT_FAILURE, Json, Spec, Task, parse_duration, resolve_ref, session
+from .exceptions import IntegrityError
+from .export import ExportProgress, read_manifest
+from .integrity import ArtifactProblem, VerifyReport
+from .models import StorageUsage
+
+__all__ = ["cleanup", "config_show", "export", "reindex", "repair", "usage", "verify"]
+
+#: Artifacts named in the one-line error of a failed verification; the rest are counted.
+MAX_NAMED_PROBLEMS = 5
+USAGE_COLUMNS = ("SCOPE", "NAME", "ARTIFACTS", "VERSIONS", "STORED", "ORIGINAL")
+
+
+def _fail(out: Output, message: str) -> None:
+    out.error(message)
+    raise typer.Exit(EXIT_FAILURE)
+
+
+def export(
+    ctx: typer.Context,
+    spec: Spec = None,
+    task: Task = None,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output", "-o", help="ZIP file or folder (default: ./<spec>-<time>.zip here)."
+        ),
+    ] = None,
+    json_flag: Json = False,
+) -> None:
+    """Export a spec's (--spec) or a task's (--task) artifacts to a ZIP; print its path."""
+    state, out = session(ctx, json_flag)
+    if not spec and not task:
+        raise typer.BadParameter("give --spec, --task, or both")
+    store = state.store()
+    with out.progress("exporting", transfer=True) as bar:
+
+        def progress(step: ExportProgress) -> None:
+            if bar is not None:
+                bar(step.bytes_done, step.bytes_total)
+
+        if task:
+            path = store.export_by_task(task, spec_name=spec, output_path=output, progress=progress)
+        else:
+            path = store.export_by_spec(str(spec), output_path=output, progress=progress)
+    manifest = read_manifest(path)
+    if out.json_mode:
+        out.json(
+            {
+                "path": str(path),
+                "bytes": path.stat().st_size,
+                "artifact_count": manifest["artifact_count"],
+                "skipped": manifest["skipped"],
+            }
+        )
+        return
+    out.line(str(path))
+    out.note(f"exported {plural(manifest['artifact_count'], 'artifact')}")
+
+
+def usage(ctx: typer.Context, json_flag: Json = False) -> None:
+    """Show storage used: in total, per spec and per type, against the quota."""
+    state, out = session(ctx, json_flag)
+    store = state.store()
+    total = store.get_storage_usage()
+    by_spec = store.get_usage_by_spec()
+    by_type = store.get_usage_by_type()
+    quota = store.config.storage_quota
+    if out.json_mode:
+        out.json(
+            {
+                "total": total.to_dict(),
+                "by_spec": {name: item.to_dict() for name, item in by_spec.items()},
+                "by_type": {name: item.to_dict() for name, item in by_type.items()},
+                "quota": {
+                    "max_bytes": quota.max_bytes,
+                    "warn_threshold": quota.warn_threshold,
+                    "fraction_used": total.fraction_used,
+                },
+            }
+        )
+        return
+
+    def row(scope: str, name: str, item: StorageUsage) -> list[str]:
+        return [
+            scope,
+            name,
+            str(item.artifact_count),
+            str(item.version_count),
+            format_size(item.stored_bytes) if out.is_terminal else str(item.stored_bytes),
+            format_size(item.original_bytes) if out.is_terminal else str(item.original_bytes),
+        ]
+
+    rows = [row("total", "-", total)]
+    rows += [row("spec", name, item) for name, item in by_spec.items()]
+    rows += [row("type", name, item) for name, item in by_type.items()]
+    out.table(USAGE_COLUMNS, rows)
+    if quota.max_bytes is None:
+        out.fields([("quota", "none")])
+    else:
+        used = total.fraction_used or 0.0
+        out.fields(
+            [
+                (
+                    "quota",
+                    f"{format_size(total.stored_bytes)} of {format_size(quota.max_bytes)} "
+                    f"({used:.1%}), warning at {quota.warn_threshold:.0%}",
+                )
+            ]
+        )
+
+
+def verify(
+    ctx: typer.Context,
+    ref: Annotated[
+        str | None, typer.Argument(help="One artifact (URI or <spec>/<task>/<type>); none: all.")
+    ] = None,
+    json_flag: Json = False,
+) -> None:
+    """Check stored bytes against their SHA-256; exit 1 naming what is corrupted or missing."""
+    state, out = session(ctx, json_flag)
+    store = state.store()
+    if ref is not None:
+        report = _verify_one(store, resolve_ref(store, ref))
+    else:
+        with out.progress("verifying") as bar:
+            report = store.verify_all(progress=bar)
+    problems = [*report.corrupted, *report.missing]
+    if out.json_mode:
+        out.json(report.to_dict())
+    else:
+        _print_verify_report(out, report)
+    if problems:
+        named = ", ".join(p.uri for p in problems[:MAX_NAMED_PROBLEMS])
+        more = len(problems) - MAX_NAMED_PROBLEMS
+        _fail(
+            out,
+            f"{plural(len(problems), 'artifact version')} failed verification: {named}"
+            + (f" and {more} more" if more > 0 else ""),
+        )
+
+
+def _print_verify_report(out: Output, report: VerifyReport) -> None:
+    """Problems as rows (status, artifact or key, reason); a summary note when healthy."""
+    rows = [["corrupted", p.uri, p.reason] for p in report.corrupted]
+    rows += [["missing", p.uri, p.reason] for p in report.missing]
+    rows += [["orphaned", key, "stored object no record refers to"] for key in report.orphaned]
+    rows += [["incomplete", key, "leftover of an interrupted write"] for key in report.incomplete]
+    if rows:
+        out.table(("STATUS", "ARTIFACT", "REASON"), rows)
+    if report.healthy:  # otherwise the error line says what failed
+        out.note(
+            f"checked {plural(report.checked, 'artifact version')} "
+            f"({format_size(report.bytes_checked)} stored): all intact; "
+            f"{len(report.orphaned)} orphaned, {len(report.incomplete)} incomplete"
+        )
+
+
+def _verify_one(store: ArtifactStore, uri: str) -> VerifyReport:
+    """A :class:`VerifyReport` for one artifact, so both forms share one JSON schema."""
+    report = VerifyReport()
+    meta = store.get_metadata(uri)  # ArtifactNotFoundError: exit 1 with its message
+    try:
+        with store.open(uri, verify_checksum=True) as reader:
+            for _ in reader:
+                pass
+    except IntegrityError as exc:
+        problem = ArtifactProblem(uri, meta.version, str(exc))
+        if store.backend.exists(meta.object_key):
+            report.corrupted.append(problem)
+        else:
+            report.missing.append(ArtifactProblem(uri, meta.version, "stored object is missing"))
+        return report
+    report.ok.append(uri)
+    report.bytes_checked += meta.size
+    return report
+
+
+def cleanup(
+    ctx: typer.Context,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Only list what would be deleted.")
+    ] = False,
+    json_flag: Json = False,
+) -> None:
+    """Delete artifacts past their retention period (pinned ones are kept)."""
+    state, out = session(ctx, json_flag)
+    with out.progress("cleaning up") as bar:
+        report = state.store().cleanup_expired(dry_run=dry_run, progress=bar)
+    if out.json_mode:
+        out.json(report.to_dict())
+    else:
+        for uri in report.uris:
+            out.line(uri)
+        verb = "would delete" if dry_run else "deleted"
+        out.note(
+            f"{verb} {plural(report.count, 'expired artifact version')}, "
+            f"{format_size(report.bytes_freed)} stored"
+        )
+    if report.errors:
+        _fail(out, f"{plural(len(report.errors), 'deletion')} failed: {report.errors[0]}")
+
+
+def reindex(ctx: typer.Context, json_flag: Json = False) -> None:
+    """Rebuild the search index from the metadata records."""
+    state, out = session(ctx, json_flag)
+    with out.spinner("rebuilding the index"):
+        count = state.store().rebuild_index()
+    if out.json_mode:
+        out.json({"indexed": count})
+    else:
+        out.note(f"indexed {plural(count, 'record')}")
+
+
+def repair(
+    ctx: typer.Context,
+    older_than: Annotated[
+        str, typer.Option("--older-than", help="Only leftovers older than this (e.g. 15m, 2h).")
+    ] = "15m",
+    json_flag: Json = False,
+) -> None:
+    """Remove what interrupted writes left behind, then rebuild the index."""
+    state, out = session(ctx, json_flag)
+    grace = parse_duration(older_than)
+    with out.spinner("repairing"):
+        report = state.store().repair(older_than=grace)
+    if out.json_mode:
+        out.json(report.to_dict())
+        return
+    for key in (*report.removed_orphans, *report.removed_incomplete):
+        out.line(key)
+    out.note(
+        f"removed {plural(len(report.removed_orphans), 'orphaned object')} and "
+        f"{plural(len(report.removed_incomplete), 'leftover')}; "
+        f"skipped {len(report.skipped_busy)} busy; indexed {plural(report.indexed, 'record')}"
+    )
+
+
+def config_show(ctx: typer.Context, json_flag: Json = False) -> None:
+    """Show the effective configuration and where each value came from."""
+    state, out = session(ctx, json_flag)
+    resolved = state.resolved()
+    if out.json_mode:
+        out.json(resolved.to_dict())
+        return
+    origin = {
+        "option": "from --config",
+        "env": "from $NECROCODE_ARTIFACT_STORE_CONFIG",
+        "default-location": "default location",
+        "none": "none found; built-in defaults",
+    }[resolved.config_file_origin]
+    file = str(resolved.config_file) if resolved.config_file else "-"
+    out.fields(
+        [
+            ("config file", f"{file} ({origin})"),
+            ("state dir", str(resolved.config.effective_state_dir)),
+        ]
+    )
+    rows = []
+    for setting in resolved.settings:
+        source = {"default": "default", "file": "file", "env": f"${setting.origin}"}[setting.source]
+        rows.append([setting.key, _show_value(setting.value), source, setting.env_var])
+    out.table(("KEY", "VALUE", "SOURCE", "ENVIRONMENT VARIABLE"), rows)
+
+
+def _show_value(value: Any) -> str:
+    if value == "":
+        return '""'
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)

@@ -1,0 +1,244 @@
+"""What the command line prints, and where: data on stdout, everything else on stderr.
+
+- ``--json``: one JSON document on stdout per command (the schemas are in docs/cli.md).
+- A terminal: rich tables and key/value grids.
+- Not a terminal (a pipe, a file): tab-separated lines without a header, so
+  ``cut -f1`` gives URIs; no colours, no truncation.
+- Notes ("deleted 3 artifacts") and progress bars go to stderr; ``--quiet``
+  silences both, and progress is only drawn when stderr is a terminal.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TaskProgressColumn,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+from rich.table import Table
+
+from .models import ArtifactMetadata
+
+__all__ = [
+    "TRANSFER_PROGRESS_MIN_BYTES",
+    "Output",
+    "ProgressUpdate",
+    "format_size",
+    "format_time",
+    "plural",
+    "print_artifacts",
+]
+
+KiB = 1024
+MiB = 1024 * KiB
+#: Uploads and downloads smaller than this finish too fast for a progress bar to help.
+TRANSFER_PROGRESS_MIN_BYTES = 4 * MiB
+_SIZE_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
+
+#: ``update(done, total)``: the callback shape of the store's progress parameters.
+ProgressUpdate = Callable[[int, int], None]
+
+
+def format_size(size: int | None) -> str:
+    """``1536`` -> ``"1.5 KiB"``; ``None`` -> ``"-"``."""
+    if size is None:
+        return "-"
+    value = float(size)
+    for unit in _SIZE_UNITS:
+        if value < KiB or unit == _SIZE_UNITS[-1]:
+            return f"{int(value)} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= KiB
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def format_time(moment: datetime | None) -> str:
+    """A timestamp in the local timezone, to the second, for tables."""
+    if moment is None:
+        return "-"
+    return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+class Output:
+    """Printing for one command invocation (see the module docstring)."""
+
+    def __init__(self, *, json_mode: bool = False, quiet: bool = False) -> None:
+        self.json_mode = json_mode
+        self.quiet = quiet
+        # No file given: rich writes to whatever sys.stdout/sys.stderr is at print
+        # time, which is what test runners that swap the streams expect.
+        self.out = Console(highlight=False, soft_wrap=True)
+        self.err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+    @property
+    def is_terminal(self) -> bool:
+        """Whether stdout is a terminal (tables) or not (tab-separated lines)."""
+        return self.out.is_terminal
+
+    @property
+    def progress_enabled(self) -> bool:
+        """Progress bars are drawn on stderr, only on a terminal and without ``--quiet``."""
+        return not self.quiet and self.err.is_terminal
+
+    # -- data on stdout ---------------------------------------------------------------
+
+    def json(self, data: Any) -> None:
+        """Write ``data`` as one indented JSON document."""
+        sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+        sys.stdout.flush()
+
+    def line(self, text: str) -> None:
+        """One plain line of data."""
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
+
+    def table(self, columns: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+        """A table on a terminal; tab-separated rows (no header) otherwise."""
+        if not self.is_terminal:
+            for row in rows:
+                self.line("\t".join(row))
+            return
+        table = Table(show_edge=False, header_style="bold", pad_edge=False)
+        for column in columns:
+            table.add_column(column, overflow="fold")
+        for row in rows:
+            table.add_row(*(escape(cell) for cell in row))
+        self.out.print(table)
+
+    def fields(self, pairs: Sequence[tuple[str, str]]) -> None:
+        """Key/value pairs: aligned on a terminal, ``key<TAB>value`` lines otherwise."""
+        if not self.is_terminal:
+            for key, value in pairs:
+                self.line(f"{key}\t{value}")
+            return
+        grid = Table.grid(padding=(0, 2))
+        grid.add_column(style="bold")
+        grid.add_column(overflow="fold")
+        for key, value in pairs:
+            grid.add_row(escape(key), escape(value))
+        self.out.print(grid)
+
+    # -- messages on stderr -----------------------------------------------------------
+
+    def note(self, text: str) -> None:
+        """A short confirmation for people ("deleted 2 artifacts"); silent with ``--quiet``."""
+        if not self.quiet:
+            self.err.print(escape(text))
+
+    def error(self, text: str) -> None:
+        """One line ``error: <text>`` (newlines folded so it stays one line)."""
+        self.err.print(escape(f"error: {' '.join(text.split())}"), style="red", soft_wrap=True)
+
+    # -- progress on stderr -----------------------------------------------------------
+
+    @contextlib.contextmanager
+    def progress(
+        self, description: str, *, total: int | None = None, transfer: bool = False
+    ) -> Iterator[ProgressUpdate | None]:
+        """A progress bar, or ``None`` when progress is not shown.
+
+        ``transfer`` shows bytes and speed instead of a count of items.
+        """
+        if not self.progress_enabled:
+            yield None
+            return
+        columns: list[Any] = [TextColumn("{task.description}"), BarColumn()]
+        if transfer:
+            columns += [DownloadColumn(), TransferSpeedColumn()]
+        else:
+            columns += [MofNCompleteColumn(), TaskProgressColumn()]
+        columns.append(TimeRemainingColumn())
+        with Progress(*columns, console=self.err, transient=True) as bar:
+            task = bar.add_task(description, total=total)
+
+            def update(done: int, new_total: int) -> None:
+                bar.update(task, completed=done, total=new_total)
+
+            yield update
+
+    @contextlib.contextmanager
+    def transfer(self, description: str, size: int) -> Iterator[ProgressUpdate | None]:
+        """A bytes progress bar for transfers of at least ``TRANSFER_PROGRESS_MIN_BYTES``."""
+        if size < TRANSFER_PROGRESS_MIN_BYTES:
+            yield None
+            return
+        with self.progress(description, total=size, transfer=True) as update:
+            yield update
+
+    @contextlib.contextmanager
+    def spinner(self, description: str) -> Iterator[None]:
+        """A spinner for work whose length is unknown up front."""
+        if not self.progress_enabled:
+            yield
+            return
+        columns = (SpinnerColumn(), TextColumn("{task.description}"))
+        with Progress(*columns, console=self.err, transient=True) as bar:
+            bar.add_task(description, total=None)
+            yield
+
+
+def plural(count: int, noun: str) -> str:
+    """``plural(1, "artifact")`` -> ``"1 artifact"``; 2 -> ``"2 artifacts"``."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+#: Columns of artifact lists on a terminal.
+LIST_COLUMNS = ("ARTIFACT", "VER", "SIZE", "STORED", "CREATED", "TAGS")
+
+
+def print_artifacts(out: Output, found: Sequence[ArtifactMetadata]) -> None:
+    """The list shape shared by ls, versions and others (see docs/cli.md).
+
+    JSON: an array of metadata objects. Terminal: a table. Otherwise one
+    tab-separated line per artifact: uri, spec, task, type, version, size,
+    stored size, created (ISO 8601), tags (comma-separated).
+    """
+    if out.json_mode:
+        out.json([meta.to_dict() for meta in found])
+    elif out.is_terminal:
+        out.table(
+            LIST_COLUMNS,
+            [
+                [
+                    f"{m.spec_name}/{m.task_id}/{m.type.value}",
+                    str(m.version),
+                    format_size(m.original_size),
+                    format_size(m.size),
+                    format_time(m.created_at),
+                    ", ".join(m.tags) + (" [pinned]" if m.pinned else ""),
+                ]
+                for m in found
+            ],
+        )
+    else:
+        out.table(
+            LIST_COLUMNS,
+            [
+                [
+                    m.uri,
+                    m.spec_name,
+                    m.task_id,
+                    m.type.value,
+                    str(m.version),
+                    str(m.original_size),
+                    str(m.size),
+                    m.created_at.isoformat(),
+                    ",".join(m.tags),
+                ]
+                for m in found
+            ],
+        )

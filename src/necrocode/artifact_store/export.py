@@ -1,0 +1,144 @@
+"""ZIP export: artifacts decompressed under ``<spec>/<task>/<file>`` plus ``manifest.json``.
+
+The archive is streamed (zip64, so artifacts and archives may exceed 4 GiB)
+into a temporary file beside the target, each artifact's checksum verified as
+it is written; only a complete archive is renamed into place, so a failed
+export leaves no file behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC
+from pathlib import Path
+from typing import Any
+
+from .exceptions import ArtifactNotFoundError, StorageError
+from .integrity import ArtifactReader
+from .models import ArtifactMetadata, format_time, utc_now
+from .naming import new_generation
+
+__all__ = ["MANIFEST_NAME", "ExportProgress", "export_zip", "read_manifest"]
+
+MANIFEST_NAME = "manifest.json"
+MANIFEST_FORMAT = "necrocode-artifact-export"
+MANIFEST_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class ExportProgress:
+    """Progress of an export: items and (original) bytes done out of the totals."""
+
+    items_done: int
+    items_total: int
+    bytes_done: int
+    bytes_total: int
+    current: str | None = None
+
+
+ProgressCallback = Callable[[ExportProgress], None]
+Opener = Callable[[str], ArtifactReader]
+
+
+def entry_name(meta: ArtifactMetadata) -> str:
+    """Path of ``meta`` inside the archive (names were validated: no escapes possible)."""
+    return f"{meta.spec_name}/{meta.task_id}/{meta.type.filename}"
+
+
+def export_zip(
+    artifacts: Sequence[ArtifactMetadata],
+    output_path: Path,
+    opener: Opener,
+    *,
+    query: dict[str, Any],
+    progress: ProgressCallback | None = None,
+    compresslevel: int = 6,
+) -> Path:
+    """Write ``artifacts`` and their manifest to ``output_path``; return the path.
+
+    ``opener`` opens a verifying reader for a URI; an ``IntegrityError`` (or any
+    other failure) aborts the export and removes the partial archive.
+    Artifacts deleted while the export runs are listed as skipped.
+    """
+    target = output_path.expanduser().absolute()
+    tmp = target.with_name(f".{target.name}.part-{new_generation()}")
+    items_total = len(artifacts)
+    bytes_total = sum(meta.original_size for meta in artifacts)
+    items_done = bytes_done = 0
+    exported: list[dict[str, Any]] = []
+    skipped: list[str] = []
+
+    def report(current: str | None) -> None:
+        if progress is not None:
+            progress(ExportProgress(items_done, items_total, bytes_done, bytes_total, current))
+
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with (
+            open(tmp, "xb") as raw,
+            zipfile.ZipFile(
+                raw,
+                "w",
+                compression=zipfile.ZIP_DEFLATED,
+                allowZip64=True,
+                compresslevel=compresslevel,
+            ) as archive,
+        ):
+            report(None)
+            for meta in artifacts:
+                try:
+                    reader = opener(meta.uri)
+                except ArtifactNotFoundError:
+                    skipped.append(meta.uri)
+                    items_done += 1
+                    report(meta.uri)
+                    continue
+                name = entry_name(meta)
+                info = zipfile.ZipInfo(name, date_time=_zip_time(reader.metadata))
+                info.compress_type = zipfile.ZIP_DEFLATED
+                with reader, archive.open(info, "w", force_zip64=True) as entry:
+                    for chunk in reader:
+                        entry.write(chunk)
+                        bytes_done += len(chunk)
+                        report(meta.uri)
+                exported.append({"path": name, **reader.metadata.to_dict()})
+                items_done += 1
+                report(meta.uri)
+            manifest = {
+                "format": MANIFEST_FORMAT,
+                "format_version": MANIFEST_VERSION,
+                "exported_at": format_time(utc_now()),
+                "query": query,
+                "artifact_count": len(exported),
+                "artifacts": exported,
+                "skipped": skipped,
+            }
+            archive.writestr(MANIFEST_NAME, json.dumps(manifest, indent=2, sort_keys=True))
+            raw.flush()
+            os.fsync(raw.fileno())
+        os.replace(tmp, target)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise StorageError(f"export to {target} failed: {exc}") from exc
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return target
+
+
+def _zip_time(meta: ArtifactMetadata) -> tuple[int, int, int, int, int, int]:
+    moment = meta.created_at.astimezone(UTC)
+    if moment.year < 1980:  # the ZIP format cannot say earlier
+        return (1980, 1, 1, 0, 0, 0)
+    return (moment.year, moment.month, moment.day, moment.hour, moment.minute, moment.second)
+
+
+def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The manifest of an exported archive."""
+    with zipfile.ZipFile(path) as archive:
+        data: dict[str, Any] = json.loads(archive.read(MANIFEST_NAME))
+    return data
