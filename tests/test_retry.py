@@ -335,3 +335,37 @@ def test_store_upload_and_download_survive_transient_faults(
         uri = store.upload("1", "spec", "log", b"hello " * 1000)
         faulty.cut_reads = [5]
         assert store.download(uri) == b"hello " * 1000
+
+
+class LosesRecordAnswers(FilesystemBackend):
+    """Stores metadata records, then fails as if the connection broke before the answer."""
+
+    def __init__(self, root: Path, *, store_it: bool) -> None:
+        super().__init__(root)
+        self.store_it = store_it
+
+    def upload(self, key: str, data: WriteSource, *, if_absent: bool = False) -> int:
+        if not key.endswith(".meta.json"):
+            return super().upload(key, data, if_absent=if_absent)
+        if self.store_it:
+            super().upload(key, data, if_absent=if_absent)
+        raise transient("connection reset before the answer")
+
+
+def test_store_keeps_an_upload_whose_commit_landed_despite_the_error(tmp_path: Path) -> None:
+    backend = LosesRecordAnswers(tmp_path / "s", store_it=True)
+    with ArtifactStore(ArtifactStoreConfig(base_path=tmp_path / "s"), backend=backend) as store:
+        uri = store.upload("1", "spec", "diff", b"landed")
+        assert store.download(uri) == b"landed"
+        report = store.verify_all()
+        assert report.orphaned == [] and report.missing == []
+
+
+def test_store_never_deletes_an_object_whose_commit_may_have_landed(tmp_path: Path) -> None:
+    backend = LosesRecordAnswers(tmp_path / "s", store_it=False)
+    with ArtifactStore(ArtifactStoreConfig(base_path=tmp_path / "s"), backend=backend) as store:
+        with pytest.raises(StorageError):
+            store.upload("1", "spec", "diff", b"lost")
+        assert not store.exists(store.root_uri + "/spec/1/diff.txt")
+        # The object stays for repair: deleting it could break a record that did land.
+        assert len(store.verify_all().orphaned) == 1
