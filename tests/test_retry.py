@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import io
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -88,6 +88,10 @@ class FaultyBackend(FilesystemBackend):
     def delete(self, key: str) -> bool:
         self._hit("delete")
         return super().delete(key)
+
+    def delete_many(self, keys: Sequence[str]) -> list[bool]:
+        self._hit("delete_many")
+        return super().delete_many(keys)
 
     def exists(self, key: str) -> bool:
         self._hit("exists")
@@ -369,3 +373,13 @@ def test_store_never_deletes_an_object_whose_commit_may_have_landed(tmp_path: Pa
         assert not store.exists(store.root_uri + "/spec/1/diff.txt")
         # The object stays for repair: deleting it could break a record that did land.
         assert len(store.verify_all().orphaned) == 1
+
+
+def test_batch_delete_is_retried(faulty: FaultyBackend, retrying: RetryingBackend) -> None:
+    for key in ("s/t/a", "s/t/b"):
+        faulty.upload(key, b"x")
+    faulty.faults["delete_many"] = [transient()]
+    assert retrying.delete_many(["s/t/a", "s/t/b", "s/t/none"]) == [True, True, False]
+    assert faulty.calls["delete_many"] == 2
+    assert not faulty.exists("s/t/a") and not faulty.exists("s/t/b")
+    assert retrying.delete_many([]) == []

@@ -112,6 +112,18 @@ class BackendConformance:
         assert backend.delete("s/t/gone") is True
         assert not backend.exists("s/t/gone")
 
+    def test_delete_many(self, backend: StorageBackend) -> None:
+        for key in ["m/1/a", "m/1/b", "m/2/a", "m/3/keep"]:
+            backend.upload(key, key.encode())
+        assert backend.delete_many(["m/1/a", "m/1/missing", "m/2/a", "m/1/b"]) == [
+            True,
+            False,
+            True,
+            True,
+        ]
+        assert [i.key for i in backend.list("m/")] == ["m/3/keep"]
+        assert backend.delete_many([]) == []
+
     def test_list_by_prefix(self, backend: StorageBackend) -> None:
         for key in ["p/1/a", "p/1/b", "p/2/a", "q/1/a", "p/10/z"]:
             backend.upload(key, key.encode())

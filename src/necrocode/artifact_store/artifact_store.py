@@ -378,11 +378,8 @@ class ArtifactStore:
         waste for ``repair`` to collect, so it is logged, not raised.
         """
         try:
-            for meta in versions:
-                self.metadata.delete_record(key, meta.version)
-            for meta in versions:
-                if meta.object_key:
-                    self.backend.delete(meta.object_key)
+            self.metadata.delete_records([(key, meta.version) for meta in versions])
+            self.backend.delete_many([meta.object_key for meta in versions if meta.object_key])
         except ArtifactStoreError as exc:
             if strict:
                 raise
@@ -826,16 +823,27 @@ class ArtifactStore:
         with self._operation("cleanup_expired"):
             report = CleanupReport(utc_now(), dry_run, self.retention_policy.describe())
             expired = self.find_expired(moment)
-            for done, meta in enumerate(expired, start=1):
-                label = meta.version_uri if self.config.versioning_enabled else meta.uri
+            # One batch per task folder: its deletions share their folder fsyncs.
+            by_folder: dict[str, list[ArtifactMetadata]] = {}
+            for meta in expired:
+                by_folder.setdefault(f"{meta.spec_name}/{meta.task_id}", []).append(meta)
+            done = 0
+            for group in by_folder.values():
                 try:
-                    if dry_run or self._delete_if_expired(meta, moment):
+                    deleted = group if dry_run else self._delete_expired_group(group, moment)
+                    failure = None
+                except ArtifactStoreError as exc:
+                    deleted, failure = [], exc
+                for meta in group:
+                    label = meta.version_uri if self.config.versioning_enabled else meta.uri
+                    if failure is not None:
+                        report.errors.append(f"{label}: {failure}")
+                    elif meta in deleted:
                         report.uris.append(label)
                         report.bytes_freed += meta.size
-                except ArtifactStoreError as exc:
-                    report.errors.append(f"{label}: {exc}")
-                if progress is not None:
-                    progress(done, len(expired))
+                    done += 1
+                    if progress is not None:
+                        progress(done, len(expired))
             report.finished_at = utc_now()
             append_cleanup_log(self.metadata.state_dir, report)
             log.info(
@@ -848,20 +856,43 @@ class ArtifactStore:
             )
             return report
 
-    def _delete_if_expired(self, meta: ArtifactMetadata, now: datetime) -> bool:
-        key = ArtifactKey(meta.spec_name, meta.task_id, meta.type)
-        with self.locks.hold(key.path, uri=meta.uri):
-            try:
-                current = self.metadata.load(key, meta.version)
-            except ArtifactNotFoundError:
-                self.metadata.unindex(key, [meta.version])
-                return False
-            if not self.retention_policy.is_expired(current, now):
-                self.metadata.reindex(current)
-                return False
-            self._remove_versions(key, [current], strict=True)
-            self.metadata.unindex(key, [current.version])
-            return True
+    def _delete_expired_group(
+        self, group: list[ArtifactMetadata], now: datetime
+    ) -> list[ArtifactMetadata]:
+        """Delete the still-expired versions of one task folder; return those deleted.
+
+        Holds the locks of the folder's artifacts (in key order, so two cleanups
+        cannot deadlock) and re-checks every version from its record, so a
+        concurrent re-upload or pin wins. Records go first (oldest first), then
+        objects, each batch made durable by one folder fsync.
+        """
+        keys = sorted({ArtifactKey(m.spec_name, m.task_id, m.type) for m in group})
+        with contextlib.ExitStack() as held:
+            for key in keys:
+                held.enter_context(self.locks.hold(key.path, uri=key.uri(self.root_uri)))
+            doomed: list[tuple[ArtifactKey, ArtifactMetadata]] = []
+            kept: list[ArtifactMetadata] = []
+            for meta in sorted(group, key=lambda m: m.version):
+                key = ArtifactKey(meta.spec_name, meta.task_id, meta.type)
+                try:
+                    current = self.metadata.load(key, meta.version)
+                except ArtifactNotFoundError:
+                    self.metadata.unindex(key, [meta.version])
+                    continue
+                if not self.retention_policy.is_expired(current, now):
+                    self.metadata.reindex(current)
+                    continue
+                doomed.append((key, current))
+                kept.append(meta)
+            if not doomed:
+                return []
+            self.metadata.delete_records([(key, m.version) for key, m in doomed])
+            self.backend.delete_many([m.object_key for _, m in doomed if m.object_key])
+            for key in keys:
+                versions = [m.version for k, m in doomed if k == key]
+                if versions:
+                    self.metadata.unindex(key, versions)
+        return kept
 
     # -- usage ------------------------------------------------------------------------
 
@@ -877,7 +908,16 @@ class ArtifactStore:
     def get_storage_usage(self) -> StorageUsage:
         """Total usage: artifacts, versions, stored and original bytes, quota."""
         with self._operation("get_storage_usage"):
-            return self._usage(self.metadata.query(lambda index: index.usage_totals()))
+            artifacts, versions, stored, original = self.metadata.query(
+                lambda index: index.usage_sums()
+            )
+            return StorageUsage(
+                artifact_count=artifacts,
+                version_count=versions,
+                stored_bytes=stored,
+                original_bytes=original,
+                quota_bytes=self.config.storage_quota.max_bytes,
+            )
 
     def get_usage_by_spec(self) -> dict[str, StorageUsage]:
         """Usage of each spec name."""

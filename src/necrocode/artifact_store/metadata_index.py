@@ -340,12 +340,20 @@ class MetadataIndex:
         """Rows matching every filter of ``query``, oldest first."""
         clauses: list[str] = []
         params: list[Any] = []
+        selective = query.task_id is not None or query.spec_name is not None or bool(query.tags)
         if query.latest_only:
-            clauses.append("a.is_latest = 1")
+            # Without statistics SQLite would walk the (is_latest, created_at) index, which
+            # matches nearly every row, instead of a selective filter; the unary "+" keeps
+            # that index for the queries it suits (date ranges, no filter).
+            clauses.append("+a.is_latest = 1" if selective else "a.is_latest = 1")
         for column, value in (
             ("a.task_id", query.task_id),
             ("a.spec_name", query.spec_name),
-            ("a.type", query.artifact_type.value if query.artifact_type else None),
+            # Likewise the (type, created_at) index serves type + date queries only.
+            (
+                "+a.type" if selective else "a.type",
+                query.artifact_type.value if query.artifact_type else None,
+            ),
         ):
             if value is not None:
                 clauses.append(f"{column} = ?")
@@ -359,11 +367,20 @@ class MetadataIndex:
         if query.tags:
             marks = ",".join("?" * len(query.tags))
             needed = len(set(query.tags)) if query.match_all_tags else 1
-            clauses.append(
-                "(SELECT COUNT(*) FROM tags t WHERE t.spec_name = a.spec_name AND "
-                "t.task_id = a.task_id AND t.type = a.type AND t.version = a.version "
-                f"AND t.tag IN ({marks})) >= ?"
-            )
+            if query.task_id is not None or query.spec_name is not None:
+                # Few candidate rows: count each one's matching tags.
+                clauses.append(
+                    "(SELECT COUNT(*) FROM tags t WHERE t.spec_name = a.spec_name AND "
+                    "t.task_id = a.task_id AND t.type = a.type AND t.version = a.version "
+                    f"AND t.tag IN ({marks})) >= ?"
+                )
+            else:
+                # Tags are the filter: find the artifacts from the tags' (tag, ...) key.
+                clauses.append(
+                    "(a.spec_name, a.task_id, a.type, a.version) IN (SELECT spec_name, task_id,"
+                    f" type, version FROM tags WHERE tag IN ({marks}) GROUP BY spec_name,"
+                    " task_id, type, version HAVING COUNT(*) >= ?)"
+                )
             params.extend(sorted(set(query.tags)))
             params.append(needed)
         sql = "SELECT a.record FROM artifacts a"
@@ -408,6 +425,19 @@ class MetadataIndex:
                 " FROM usage_totals ORDER BY spec_name, type"
             ).fetchall()
         return [(r[0], r[1], int(r[2]), int(r[3]), int(r[4]), int(r[5])) for r in rows]
+
+    def usage_sums(self) -> tuple[int, int, int, int]:
+        """``(artifacts, versions, stored bytes, original bytes)`` over the whole store.
+
+        Summed inside SQLite over the running totals: one row per spec and type,
+        never a row per artifact.
+        """
+        with self._read() as conn:
+            row = conn.execute(
+                "SELECT COALESCE(SUM(artifacts), 0), COALESCE(SUM(versions), 0),"
+                " COALESCE(SUM(size), 0), COALESCE(SUM(original_size), 0) FROM usage_totals"
+            ).fetchone()
+        return int(row[0]), int(row[1]), int(row[2]), int(row[3])
 
     def stored_bytes(self) -> int:
         """Total stored bytes over every version (for quota checks)."""

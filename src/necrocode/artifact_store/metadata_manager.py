@@ -159,6 +159,10 @@ class MetadataManager:
         """Remove the record of one version from the backend (not yet from the index)."""
         return self.backend.delete(key.record_key(version))
 
+    def delete_records(self, versions: list[tuple[ArtifactKey, int]]) -> list[bool]:
+        """Remove several records in the given order, made durable together."""
+        return self.backend.delete_many([key.record_key(version) for key, version in versions])
+
     def unindex(self, key: ArtifactKey, versions: list[int] | None = None) -> None:
         """Drop index rows of ``key`` after their records were deleted."""
         self._index_after_commit(lambda: self.index.remove(key, versions))

@@ -20,7 +20,7 @@ import logging
 import random
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import IO, TYPE_CHECKING, Any, BinaryIO, TypeVar, cast
 
 import tenacity
@@ -108,6 +108,20 @@ class RetryPolicy:
         ``StorageError`` (``retryable=False``: this layer already retried) with
         the original chained as its cause. Permanent errors pass unchanged.
         """
+        # Fast path: the first try runs bare; tenacity's machinery (tens of
+        # microseconds a call) is only set up once something failed transiently.
+        try:
+            return fn()
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            first_failure: Exception | None = exc
+        return self._retry(operation, key, fn, first_failure)
+
+    def _retry(
+        self, operation: str, key: str, fn: Callable[[], T], first_failure: Exception | None
+    ) -> T:
+        """Continue under tenacity after the first try failed with ``first_failure``."""
 
         def before_sleep(state: tenacity.RetryCallState) -> None:
             exc = state.outcome.exception() if state.outcome else None
@@ -134,8 +148,11 @@ class RetryPolicy:
         attempt = 0
 
         def counted() -> T:
-            nonlocal attempt
+            nonlocal attempt, first_failure
             attempt += 1
+            if first_failure is not None:  # attempt 1 already ran, in call()
+                failure, first_failure = first_failure, None
+                raise failure
             return fn()
 
         try:
@@ -275,6 +292,14 @@ class RetryingBackend(StorageBackend):
         next one finds nothing and this returns ``False``: the object is gone either way.
         """
         return self.policy.call("delete", key, lambda: self.inner.delete(key))
+
+    def delete_many(self, keys: Sequence[str]) -> list[bool]:
+        """The wrapped backend's batch delete, retried as a whole (see :meth:`delete`)."""
+        batch = list(keys)
+        if not batch:
+            return []
+        label = batch[0] if len(batch) == 1 else f"{batch[0]} (+{len(batch) - 1} more)"
+        return self.policy.call("delete_many", label, lambda: self.inner.delete_many(batch))
 
     def exists(self, key: str) -> bool:
         return self.policy.call("exists", key, lambda: self.inner.exists(key))

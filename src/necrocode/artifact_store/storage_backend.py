@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
@@ -224,6 +224,14 @@ class StorageBackend(ABC):
     @abstractmethod
     def delete(self, key: str) -> bool:
         """Remove ``key``; return whether it existed. Durable when it returns."""
+
+    def delete_many(self, keys: Sequence[str]) -> list[bool]:
+        """Remove ``keys`` in order; return whether each existed. Durable when it returns.
+
+        Backends that can make a batch durable at once (one folder fsync, one
+        bulk request) override this; the default deletes one key at a time.
+        """
+        return [self.delete(key) for key in keys]
 
     @abstractmethod
     def exists(self, key: str) -> bool:

@@ -1,0 +1,120 @@
+"""The small-artifact workload: names, payloads, bulk pre-population, raw baselines.
+
+Artifact ``i`` of the bulk population is the ``diff``/``log``/``test`` (``i % 3``)
+of task ``task<i // 3>`` in spec ``spec<i // 60>`` (20 tasks per spec), tagged
+``bench`` and ``batch-<i // 50>``. Even tasks were created ``OLD_AGE`` ago (so
+every one of their artifacts has expired under the default retention), odd
+tasks ``NEW_AGE`` ago; ``i`` seconds are added so a date range picks few rows.
+Every search of B3 therefore returns at most 60 rows whatever the store size.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import zlib
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from necrocode.artifact_store import ArtifactMetadata, ArtifactType
+from necrocode.artifact_store.backends.filesystem import FilesystemBackend
+from necrocode.artifact_store.integrity import calculate_checksum
+from necrocode.artifact_store.naming import ArtifactKey, new_generation
+
+SMALL_SIZE = 2048
+TYPES = (ArtifactType.DIFF, ArtifactType.LOG, ArtifactType.TEST_RESULT)
+TASKS_PER_SPEC = 20
+TAG_BATCH = 50
+OLD_AGE = timedelta(days=60)
+NEW_AGE = timedelta(hours=1)
+GZIP_WBITS = 31
+
+
+def payload(n: int) -> bytes:
+    """2 KB of log-like text, different for every ``n``."""
+    line = f"2026-03-01T12:00:{n % 60:02d}Z INFO worker-{n % 7} step {n} finished ok\n"
+    text = (line * (SMALL_SIZE // len(line) + 1)).encode()
+    return text[:SMALL_SIZE]
+
+
+def names(i: int) -> tuple[str, str, ArtifactType]:
+    """``(spec, task, type)`` of bulk artifact ``i``."""
+    task = i // 3
+    return f"spec{task // TASKS_PER_SPEC:05d}", f"task{task:06d}", TYPES[i % 3]
+
+
+def tags_of(i: int) -> tuple[str, ...]:
+    """Tags of bulk artifact ``i``."""
+    return (f"batch-{i // TAG_BATCH:05d}", "bench")
+
+
+def created_of(i: int, now: datetime) -> datetime:
+    """Creation time of bulk artifact ``i`` (even tasks old, odd tasks new)."""
+    age = OLD_AGE if (i // 3) % 2 == 0 else NEW_AGE
+    return now - age + timedelta(seconds=i)
+
+
+def bulk_fill(root: Path, start: int, stop: int, now: datetime) -> None:
+    """Write objects and records of artifacts ``start..stop-1`` straight to the backend.
+
+    Not durable (no fsync) and not indexed: the caller rebuilds the index. This
+    is only the pre-population; measured uploads go through ``upload``.
+    """
+    backend = FilesystemBackend(root, durable=False)
+    for i in range(start, stop):
+        spec, task, kind = names(i)
+        key = ArtifactKey(spec, task, kind)
+        data = payload(i)
+        stored = gzip.compress(data, compresslevel=6, mtime=0)
+        object_key = key.object_key(1, new_generation(), "gzip")
+        meta = ArtifactMetadata(
+            uri=key.uri(backend.root_uri),
+            task_id=task,
+            spec_name=spec,
+            type=kind,
+            size=len(stored),
+            checksum=calculate_checksum(data),
+            created_at=created_of(i, now),
+            compressed=True,
+            original_size=len(data),
+            mime_type=kind.mime_type,
+            tags=tags_of(i),
+            codec="gzip",
+            object_key=object_key,
+        )
+        backend.upload(object_key, stored)
+        backend.upload(key.record_key(1), meta.to_json().encode(), if_absent=True)
+
+
+def fsync_folder(folder: Path) -> None:
+    """fsync a folder, making its entries durable."""
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def raw_write(folder: Path, name: str, data: bytes) -> None:
+    """The raw baseline of one small upload: gzip, hash, temp file, fsync, rename, fsync."""
+    stored = zlib.compressobj(6, zlib.DEFLATED, GZIP_WBITS)
+    body = stored.compress(data) + stored.flush()
+    hashlib.sha256(data).hexdigest()
+    path = folder / name
+    tmp = folder / f".{name}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        os.write(fd, body)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    fsync_folder(folder)
+
+
+def raw_read(path: Path) -> str:
+    """The raw baseline of one small download: read, inflate, hash."""
+    with open(path, "rb") as handle:
+        body = handle.read()
+    return hashlib.sha256(zlib.decompress(body, GZIP_WBITS)).hexdigest()
