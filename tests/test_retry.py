@@ -44,6 +44,8 @@ class FaultyBackend(FilesystemBackend):
     after that many bytes. ``calls`` counts every call per operation.
     """
 
+    transient_failures = True  # stands for a network backend here
+
     def __init__(self, root: Path) -> None:
         super().__init__(root)
         self.faults: dict[str, list[BaseException]] = {}
@@ -383,3 +385,16 @@ def test_batch_delete_is_retried(faulty: FaultyBackend, retrying: RetryingBacken
     assert faulty.calls["delete_many"] == 2
     assert not faulty.exists("s/t/a") and not faulty.exists("s/t/b")
     assert retrying.delete_many([]) == []
+
+
+def test_one_shot_sources_are_spooled_only_for_backends_with_transient_failures(
+    faulty: FaultyBackend, retrying: RetryingBackend
+) -> None:
+    """The filesystem never fails transiently: its uploads are not copied aside."""
+    assert FilesystemBackend.transient_failures is False
+    faulty.transient_failures = False
+    faulty.upload_consumes_before_fault = 1
+    faulty.faults["upload"] = [transient()]
+    with pytest.raises(StorageError, match="cannot be sent a second time"):
+        retrying.upload("s/t/once", iter([b"a" * 10, b"b" * 10]))
+    assert not faulty.exists("s/t/once")

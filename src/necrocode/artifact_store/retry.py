@@ -182,10 +182,14 @@ class ReplayableSource:
     Bytes and seekable files are replayed directly; a one-shot stream or
     iterator is copied, as it is consumed, into a spool (memory, then a
     temporary file past :data:`SPOOL_MEMORY_LIMIT`), so memory stays bounded.
+    Without ``spool`` a one-shot source can be sent once only: a second
+    :meth:`chunks` raises a (permanent) ``StorageError``.
     """
 
-    def __init__(self, data: WriteSource) -> None:
+    def __init__(self, data: WriteSource, *, spool: bool = True) -> None:
         self._data = data
+        self._once: Iterator[bytes] | None = None
+        self._sent = False
         self._file: BinaryIO | None = None
         self._start = 0
         self._spool: IO[bytes] | None = None
@@ -196,6 +200,9 @@ class ReplayableSource:
         if callable(seekable) and seekable():
             self._file = cast("BinaryIO", data)
             self._start = self._file.tell()
+            return
+        if not spool:
+            self._once = iter_source(data)
             return
         self._spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY_LIMIT)  # noqa: SIM115
         self._rest = iter_source(data)
@@ -208,6 +215,12 @@ class ReplayableSource:
         if self._file is not None:
             self._file.seek(self._start)
             yield from iter_source(self._file)
+            return
+        if self._once is not None:
+            if self._sent:
+                raise StorageError("a one-shot upload source cannot be sent a second time")
+            self._sent = True
+            yield from self._once
             return
         assert self._spool is not None and self._rest is not None
         self._spool.seek(0)
@@ -255,7 +268,7 @@ class RetryingBackend(StorageBackend):
         return self.inner.root_uri
 
     def upload(self, key: str, data: WriteSource, *, if_absent: bool = False) -> int:
-        source = ReplayableSource(data)
+        source = ReplayableSource(data, spool=self.inner.transient_failures)
         tries = 0
 
         def attempt() -> int:

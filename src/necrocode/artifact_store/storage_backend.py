@@ -171,6 +171,9 @@ class StorageBackend(ABC):
 
     #: Short name used in configuration (``backend_type``).
     name: str = ""
+    #: Whether calls can fail transiently (network backends). Only then does the
+    #: retry wrapper keep a replayable copy of one-shot upload sources.
+    transient_failures: bool = True
 
     @property
     @abstractmethod
