@@ -979,7 +979,6 @@ class ArtifactStore:
             lambda uri: self.open(uri, verify_checksum=True),
             query=query,
             progress=progress,
-            compresslevel=min(self.config.compression_level, 9),
         )
         log.info("exported %d artifacts to %s", len(found), path)
         return path

@@ -27,6 +27,10 @@ __all__ = ["MANIFEST_NAME", "ExportProgress", "export_zip", "read_manifest"]
 MANIFEST_NAME = "manifest.json"
 MANIFEST_FORMAT = "necrocode-artifact-export"
 MANIFEST_VERSION = 1
+#: Deflate level of exported entries. Level 1 runs ~2.5x faster than 6 on log-like
+#: data (34 vs 13 MiB/s measured here) for a few percent larger archives: an export
+#: is a transfer format, so speed wins.
+EXPORT_DEFLATE_LEVEL = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +60,7 @@ def export_zip(
     *,
     query: dict[str, Any],
     progress: ProgressCallback | None = None,
-    compresslevel: int = 6,
+    compresslevel: int = EXPORT_DEFLATE_LEVEL,
 ) -> Path:
     """Write ``artifacts`` and their manifest to ``output_path``; return the path.
 
@@ -100,6 +104,9 @@ def export_zip(
                 name = entry_name(meta)
                 info = zipfile.ZipInfo(name, date_time=_zip_time(reader.metadata))
                 info.compress_type = zipfile.ZIP_DEFLATED
+                # open(ZipInfo, "w") ignores the archive's level; the attribute is
+                # public only from Python 3.13 (compress_level).
+                info._compresslevel = compresslevel  # type: ignore[attr-defined]
                 with reader, archive.open(info, "w", force_zip64=True) as entry:
                     for chunk in reader:
                         entry.write(chunk)
