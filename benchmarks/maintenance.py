@@ -60,7 +60,7 @@ def _raw_verify(backend: FilesystemBackend, picks: list[int]) -> None:
 
 def b6_verify(report: Report, store: ArtifactStore, population: int, scale: Scale) -> None:
     """verify_all over the whole store vs raw record+object reads of a sample."""
-    backend = store.backend
+    backend = getattr(store.backend, "inner", store.backend)  # under the retry wrapper
     assert isinstance(backend, FilesystemBackend)
     rng = random.Random(6)
     picks = [rng.randrange(population) for _ in range(scale.baseline_sample)]
@@ -110,7 +110,7 @@ def _raw_record_scan(root: Path) -> int:
 
 def b6_rebuild(report: Report, store: ArtifactStore, scale: Scale) -> None:
     """rebuild_index of the whole store vs a raw walk + parse of every record."""
-    backend = store.backend
+    backend = getattr(store.backend, "inner", store.backend)  # under the retry wrapper
     assert isinstance(backend, FilesystemBackend)
     store_seconds: list[float] = []
     base_seconds: list[float] = []

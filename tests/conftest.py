@@ -10,6 +10,8 @@ import pytest
 
 from necrocode.artifact_store import ArtifactStore, ArtifactStoreConfig
 
+from .cloud_servers import S3_ENV, FakeGCS, MotoS3
+
 SRC = Path(__file__).resolve().parents[1] / "src"
 
 
@@ -50,3 +52,41 @@ def versioned_store(tmp_path: Path) -> Iterator[ArtifactStore]:
     config = ArtifactStoreConfig(base_path=tmp_path / "versioned", versioning_enabled=True)
     with ArtifactStore(config) as opened:
         yield opened
+
+
+# -- real object-store servers on 127.0.0.1 (see cloud_servers.py) ----------------------
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[MotoS3]:
+    """moto's S3 server, once per session."""
+    with MotoS3.running() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def gcs_server() -> Iterator[FakeGCS]:
+    """fake-gcs-server (memory backend), once per session."""
+    with FakeGCS.running() as server:
+        yield server
+
+
+@pytest.fixture
+def s3_bucket(moto_server: MotoS3, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A fresh, empty bucket on the moto server, emptied and deleted after the test.
+
+    Dummy credentials are set in the environment, as boto3 looks for them there.
+    """
+    for name, value in S3_ENV.items():
+        monkeypatch.setenv(name, value)
+    name = moto_server.new_bucket()
+    yield name
+    moto_server.drop_bucket(name)
+
+
+@pytest.fixture
+def gcs_bucket(gcs_server: FakeGCS) -> Iterator[str]:
+    """A fresh, empty bucket on the GCS emulator, deleted after the test."""
+    name = gcs_server.new_bucket()
+    yield name
+    gcs_server.drop_bucket(name)

@@ -55,6 +55,8 @@ PUBLIC_API = {
     "RepairReport",
     "RetentionDays",
     "RetentionPolicy",
+    "RetryPolicy",
+    "RetryingBackend",
     "StorageBackend",
     "StorageError",
     "StorageFullError",

@@ -33,6 +33,7 @@ from .integrity import ArtifactProblem, ArtifactReader, VerifyReport, calculate_
 from .metadata_manager import MetadataManager
 from .models import ArtifactMetadata, ArtifactType, StorageUsage
 from .retention_policy import CleanupReport, RetentionPolicy
+from .retry import RetryingBackend, RetryPolicy
 from .settings import load_config
 from .storage_backend import ObjectInfo, ReadStream, StorageBackend
 
@@ -64,6 +65,8 @@ __all__ = [
     "RepairReport",
     "RetentionDays",
     "RetentionPolicy",
+    "RetryPolicy",
+    "RetryingBackend",
     "StorageBackend",
     "StorageError",
     "StorageFullError",

@@ -93,9 +93,11 @@ class ArtifactStore:
     ``~/.necrocode/config/artifact-store.yaml``, then per-setting environment
     variables; with none of them, a filesystem store under
     ``~/.necrocode/artifacts``); pass an :class:`ArtifactStoreConfig` (or a dict
-    of its keys) to choose explicitly. A ready ``backend`` may be
-    injected (tests, custom clients). Safe to share between threads; every
-    process opens its own.
+    of its keys) to choose explicitly. A ready ``backend`` may be injected
+    (tests, custom clients); it is used as given, so wrap it in
+    :class:`~necrocode.artifact_store.retry.RetryingBackend` to get the retry
+    policy that configured backends always have. Safe to share between
+    threads; every process opens its own.
     """
 
     def __init__(
@@ -120,6 +122,8 @@ class ArtifactStore:
             retry_interval=config.lock_retry_interval,
         )
         self.metadata = MetadataManager(self.backend, state_dir)
+        #: Whether every writer of this store uses this index (see ``_current_versions``).
+        self._index_is_shared = self.backend.name == "filesystem" and config.state_dir is None
         self.retention_policy = RetentionPolicy(config.retention_policy)
         self._depth = threading.local()
 
@@ -220,7 +224,7 @@ class ArtifactStore:
         retention_days: int | None,
     ) -> ArtifactMetadata:
         """Write one new version of ``key``; the caller holds its lock."""
-        previous = self.metadata.versions(key)
+        previous = self._current_versions(key)
         version = previous[-1].version + 1 if previous else 1
         codec = self.compression.codec
         object_key = key.object_key(version, new_generation(), codec)
@@ -248,15 +252,54 @@ class ArtifactStore:
         try:
             usage_before = self._check_quota(meta, replaced)
             meta, replaced = self._commit(key, meta, replaced)
-        except BaseException:
-            # Nothing refers to the new object yet: remove it so no orphan stays.
-            with contextlib.suppress(Exception):
-                self.backend.delete(object_key)
-            raise
+        except BaseException as exc:
+            if not _outcome_unknown(exc):
+                # Nothing refers to the new object yet: remove it so no orphan stays.
+                with contextlib.suppress(Exception):
+                    self.backend.delete(object_key)
+                raise
+            # The record write failed in a way that may have reached the server after
+            # all (the answer was lost): never delete an object a record may point to.
+            landed = self._find_record_of(key, object_key)
+            if landed is None:
+                raise  # the object, if unreferenced, is an orphan for repair to collect
+            log.warning(
+                "%s v%d was stored although its commit reported %s",
+                meta.uri,
+                landed.version,
+                type(exc).__name__,
+            )
+            meta = landed
+            self.metadata.reindex(meta)
+            replaced = [m for m in replaced if m.version < meta.version]
         self._remove_versions(key, replaced)
         if usage_before is not None:
             self._warn_on_threshold(usage_before, meta, replaced)
         return meta
+
+    def _current_versions(self, key: ArtifactKey) -> list[ArtifactMetadata]:
+        """The stored versions of ``key`` a new upload follows (and, unversioned, replaces).
+
+        A filesystem store's index lives inside the store, shared by every writer,
+        so it answers. Otherwise (cloud buckets, or a separate ``state_dir``) each
+        host has its own index, possibly behind the records another host wrote:
+        the records are listed, so a version number is never reused below a newer
+        one and nothing another host committed is overlooked.
+        """
+        if self._index_is_shared:
+            return self.metadata.versions(key)
+        return self._load_versions(self.metadata.stored(key))
+
+    def _find_record_of(self, key: ArtifactKey, object_key: str) -> ArtifactMetadata | None:
+        """The committed record that refers to ``object_key``, if any (best effort)."""
+        try:
+            stored = self.metadata.stored(key)
+            for meta in reversed(self._load_versions(stored)):
+                if meta.object_key == object_key:
+                    return meta
+        except ArtifactStoreError as exc:
+            log.warning("could not check whether %s was committed: %s", object_key, exc)
+        return None
 
     def _check_quota(self, meta: ArtifactMetadata, replaced: list[ArtifactMetadata]) -> int | None:
         """Refuse a write that would take stored bytes past the quota.
@@ -946,6 +989,18 @@ class ArtifactStore:
             return self.metadata.rebuild_index()
 
     reindex = rebuild_index
+
+
+def _outcome_unknown(exc: BaseException) -> bool:
+    """Whether a failed backend write may nevertheless have happened.
+
+    A transient failure (a connection cut after the request was sent) may hide
+    a write that succeeded; a refusal (quota, permission, a lost version race)
+    or a local error may not.
+    """
+    return isinstance(exc, StorageError) and (
+        exc.retryable or (isinstance(exc.__cause__, StorageError) and exc.__cause__.retryable)
+    )
 
 
 def _check_custom_metadata(metadata: dict[str, Any] | None) -> dict[str, Any]:

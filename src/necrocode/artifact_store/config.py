@@ -103,6 +103,9 @@ class ArtifactStoreConfig(_Section):
     gcs_prefix: str = ""
     gcs_project: str | None = None
     gcs_endpoint_url: str | None = None
+    #: Cloud backends: what to do when the server ignores create-if-absent (see docs/cloud.md):
+    #: ``require`` refuses to write; ``emulate`` checks then writes (one writing host only).
+    conditional_writes: Literal["require", "emulate"] = "require"
 
     @field_validator("base_path", "state_dir")
     @classmethod

@@ -115,12 +115,16 @@ class ReadStream(io.RawIOBase):
         *,
         size: int | None = None,
         key: str = "",
+        revision: str | None = None,
     ) -> None:
         super().__init__()
         self._read = read
         self._close = close
         self.size = size
         self.key = key
+        #: What identifies this state of the object (S3 ETag, GCS generation), if known:
+        #: a resumed read passes it to :meth:`StorageBackend.open_read_from`.
+        self.revision = revision
 
     def readable(self) -> bool:
         return True
@@ -167,6 +171,9 @@ class StorageBackend(ABC):
 
     #: Short name used in configuration (``backend_type``).
     name: str = ""
+    #: Whether calls can fail transiently (network backends). Only then does the
+    #: retry wrapper keep a replayable copy of one-shot upload sources.
+    transient_failures: bool = True
 
     @property
     @abstractmethod
@@ -187,6 +194,30 @@ class StorageBackend(ABC):
     @abstractmethod
     def open_read(self, key: str) -> ReadStream:
         """Open ``key`` for streaming reads; ``ArtifactNotFoundError`` if absent."""
+
+    def open_read_from(self, key: str, offset: int, *, revision: str | None = None) -> ReadStream:
+        """Open ``key`` for reading from byte ``offset`` (to resume an interrupted read).
+
+        With ``revision`` (a :attr:`ReadStream.revision` seen earlier) the read
+        fails with a non-retryable ``StorageError`` if the object changed since.
+        Cloud backends send a ranged request; this default reads and drops the
+        first ``offset`` bytes, which is correct everywhere, only slower.
+        """
+        stream = self.open_read(key)
+        if revision is not None and stream.revision is not None and stream.revision != revision:
+            stream.close()
+            raise StorageError(f"{key} changed while it was being read", key=key)
+        remaining = offset
+        try:
+            while remaining > 0:
+                skipped = stream.read(min(remaining, CHUNK_SIZE))
+                if not skipped:
+                    break
+                remaining -= len(skipped)
+        except BaseException:
+            stream.close()
+            raise
+        return stream
 
     def download(self, key: str) -> bytes:
         """Read the whole object into memory (small objects only)."""

@@ -10,6 +10,7 @@ import importlib
 from typing import TYPE_CHECKING
 
 from ..exceptions import ConfigError
+from ..retry import RetryingBackend, RetryPolicy
 
 if TYPE_CHECKING:
     from ..config import ArtifactStoreConfig
@@ -49,10 +50,15 @@ def backend_class(name: str) -> type[StorageBackend]:
 
 
 def create_backend(config: ArtifactStoreConfig) -> StorageBackend:
-    """Build the backend the configuration names."""
+    """Build the backend the configuration names, wrapped in the retry policy.
+
+    Every call of the returned backend goes through one
+    :class:`~necrocode.artifact_store.retry.RetryingBackend` configured by the
+    ``retry_*`` settings.
+    """
     cls = backend_class(config.backend_type)
     factory = getattr(cls, "from_config", None)
-    if factory is not None:
-        backend: StorageBackend = factory(config)
-        return backend
-    raise ConfigError(f"backend_type: {cls.__name__} has no from_config", key="backend_type")
+    if factory is None:
+        raise ConfigError(f"backend_type: {cls.__name__} has no from_config", key="backend_type")
+    backend: StorageBackend = factory(config)
+    return RetryingBackend(backend, RetryPolicy.from_config(config))

@@ -61,6 +61,7 @@ class FilesystemBackend(StorageBackend):
     """Objects as files under ``root``; keys map to relative paths."""
 
     name = "filesystem"
+    transient_failures = False  # OS errors are mapped to permanent ones
 
     def __init__(self, root: str | Path, *, create: bool = True, durable: bool = True) -> None:
         self.root = Path(root).expanduser().absolute()
