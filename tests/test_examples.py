@@ -60,9 +60,9 @@ def test_retention_policy_example() -> None:
 @pytest.fixture
 def s3_endpoint() -> Iterator[str]:
     """moto's S3 server on 127.0.0.1 (a free port), stopped after the test."""
-    pytest.importorskip("necrocode.artifact_store.backends.s3")
-    server_module = pytest.importorskip("moto.server")
-    server = server_module.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     try:
         host, port = server.get_host_and_port()
