@@ -11,7 +11,7 @@ Quick start::
 
 from __future__ import annotations
 
-from .artifact_store import ArtifactStore, RepairReport
+from .artifact_store import ArtifactStore
 from .backends.filesystem import FilesystemBackend
 from .compression_engine import CompressionEngine
 from .config import ArtifactStoreConfig, RetentionDays, StorageQuota
@@ -30,6 +30,7 @@ from .exceptions import (
 )
 from .export import ExportProgress, read_manifest
 from .integrity import ArtifactProblem, ArtifactReader, VerifyReport, calculate_checksum
+from .maintenance import RepairReport
 from .metadata_manager import MetadataManager
 from .models import ArtifactMetadata, ArtifactType, StorageUsage
 from .retention_policy import CleanupReport, RetentionPolicy

@@ -14,7 +14,6 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
@@ -32,8 +31,15 @@ from .exceptions import (
     StorageFullError,
 )
 from .export import ExportProgress, export_zip
-from .integrity import ArtifactProblem, ArtifactReader, HashingSource, VerifyReport
+from .integrity import ArtifactReader, HashingSource, VerifyReport
 from .locking import LockManager
+from .maintenance import (
+    DEFAULT_REPAIR_GRACE,
+    RepairReport,
+    load_versions,
+    repair_store,
+    verify_store,
+)
 from .metadata_index import SearchQuery
 from .metadata_manager import MetadataManager, StoredArtifact
 from .models import ArtifactMetadata, ArtifactType, StorageUsage, utc_now
@@ -61,28 +67,7 @@ ExportProgressCallback = Callable[[ExportProgress], None]
 MAX_VERSION_RACES = 16
 #: How often a reader re-resolves an artifact whose object vanished under it.
 MAX_READ_RACES = 5
-#: Leftovers younger than this are presumed to belong to a write still running.
-DEFAULT_REPAIR_GRACE = timedelta(minutes=15)
 MAX_MIME_LENGTH = 255
-
-
-@dataclass
-class RepairReport:
-    """What :meth:`ArtifactStore.repair` removed or fixed."""
-
-    removed_orphans: list[str] = field(default_factory=list)
-    removed_incomplete: list[str] = field(default_factory=list)
-    skipped_busy: list[str] = field(default_factory=list)
-    indexed: int = 0
-
-    def to_dict(self) -> dict[str, object]:
-        """Plain data for JSON output."""
-        return {
-            "removed_orphans": self.removed_orphans,
-            "removed_incomplete": self.removed_incomplete,
-            "skipped_busy": self.skipped_busy,
-            "indexed": self.indexed,
-        }
 
 
 class ArtifactStore:
@@ -362,11 +347,7 @@ class ArtifactStore:
         )
 
     def _load_versions(self, stored: StoredArtifact) -> list[ArtifactMetadata]:
-        found = []
-        for version in sorted(stored.records):
-            with contextlib.suppress(ArtifactNotFoundError, IntegrityError):
-                found.append(self.metadata.load(stored.key, version))
-        return found
+        return load_versions(self.metadata, stored)
 
     def _remove_versions(
         self, key: ArtifactKey, versions: list[ArtifactMetadata], *, strict: bool = False
@@ -599,70 +580,7 @@ class ArtifactStore:
         with the records are corrected in passing and listed.
         """
         with self._operation("verify_all"):
-            report = VerifyReport()
-            seen: set[tuple[str, str, str, int]] = set()
-            total = self.metadata.index.count() if progress is not None else 0
-            for done, stored in enumerate(self.metadata.iter_stored(), start=1):
-                self._verify_stored(stored, report, seen)
-                if progress is not None:
-                    progress(done, max(total, done))
-            report.incomplete = [info.key for info in self.backend.list_incomplete()]
-            self._fix_index(seen, report)
-            return report
-
-    def _verify_stored(
-        self,
-        stored: StoredArtifact,
-        report: VerifyReport,
-        seen: set[tuple[str, str, str, int]],
-    ) -> None:
-        key = stored.key
-        referenced: set[str] = set()
-        latest = stored.latest_version
-        for version in sorted(stored.records):
-            uri = key.uri(self.root_uri, None if version == latest else version)
-            try:
-                meta = self.metadata.load(key, version)
-            except ArtifactNotFoundError:
-                continue  # deleted while we looked
-            except IntegrityError as exc:
-                report.corrupted.append(ArtifactProblem(uri, version, str(exc)))
-                continue
-            seen.add((key.spec_name, key.task_id, key.type.value, version))
-            referenced.add(meta.object_key)
-            if meta.object_key not in stored.objects:
-                report.missing.append(ArtifactProblem(uri, version, "stored object is missing"))
-                continue
-            try:
-                raw = self.backend.open_read(meta.object_key)
-            except ArtifactNotFoundError:
-                report.missing.append(ArtifactProblem(uri, version, "stored object is missing"))
-                continue
-            try:
-                with ArtifactReader(meta, raw, verify=True) as reader:
-                    for _ in reader:
-                        pass
-            except IntegrityError as exc:
-                report.corrupted.append(ArtifactProblem(uri, version, str(exc)))
-                continue
-            report.ok.append(uri)
-            report.bytes_checked += meta.size
-        report.orphaned.extend(sorted(set(stored.objects) - referenced))
-
-    def _fix_index(self, seen: set[tuple[str, str, str, int]], report: VerifyReport) -> None:
-        indexed = self.metadata.index.keys()
-        for spec, task, kind, version in sorted(seen - indexed):
-            key = ArtifactKey(spec, task, ArtifactType(kind))
-            report.index_stale.append(key.uri(self.root_uri, version))
-            # refresh re-reads the record inside an index transaction: one deleted
-            # since the walk listed it is not brought back into the index.
-            with contextlib.suppress(IntegrityError):
-                self.metadata.refresh(key, version)
-        extra = sorted(indexed - seen)
-        for spec, task, kind, version in extra:
-            key = ArtifactKey(spec, task, ArtifactType(kind))
-            if self.metadata.refresh(key, version) is None:
-                report.index_stale.append(key.uri(self.root_uri, version))
+            return verify_store(self.backend, self.metadata, progress)
 
     def repair(self, older_than: timedelta = DEFAULT_REPAIR_GRACE) -> RepairReport:
         """Remove the waste interrupted writes leave, then rebuild the index.
@@ -673,30 +591,7 @@ class ArtifactStore:
         artifact.
         """
         with self._operation("repair"):
-            report = RepairReport()
-            cutoff = utc_now() - older_than
-            for stored in self.metadata.iter_stored():
-                with self.locks.try_hold(stored.key.path) as got:
-                    if not got:
-                        report.skipped_busy.append(stored.key.uri(self.root_uri))
-                        continue
-                    referenced = {m.object_key for m in self._load_versions(stored)}
-                    for object_key, info in stored.objects.items():
-                        old = info.modified is None or info.modified <= cutoff
-                        if object_key not in referenced and old and self.backend.delete(object_key):
-                            report.removed_orphans.append(object_key)
-            for info in self.backend.list_incomplete():
-                old = info.modified is None or info.modified <= cutoff
-                if old and self.backend.remove_incomplete(info.key):
-                    report.removed_incomplete.append(info.key)
-            report.indexed = self.metadata.rebuild_index()
-            log.info(
-                "repair removed %d orphaned objects and %d leftovers; %d records indexed",
-                len(report.removed_orphans),
-                len(report.removed_incomplete),
-                report.indexed,
-            )
-            return report
+            return repair_store(self.backend, self.metadata, self.locks, older_than)
 
     # -- records: tags and pinning ----------------------------------------------------
 
