@@ -564,8 +564,7 @@ class ArtifactStore:
         with self._operation("verify_checksum", uri):
             try:
                 with self.open(uri, verify_checksum=True) as reader:
-                    for _ in reader:
-                        pass
+                    reader.drain()
             except IntegrityError as exc:
                 log.warning("integrity check failed: %s", exc)
                 return False

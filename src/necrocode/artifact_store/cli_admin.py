@@ -177,8 +177,7 @@ def _verify_one(store: ArtifactStore, uri: str) -> VerifyReport:
     meta = store.get_metadata(uri)  # ArtifactNotFoundError: exit 1 with its message
     try:
         with store.open(uri, verify_checksum=True) as reader:
-            for _ in reader:
-                pass
+            reader.drain()
     except IntegrityError as exc:
         problem = ArtifactProblem(uri, meta.version, str(exc))
         if store.backend.exists(meta.object_key):

@@ -123,6 +123,16 @@ class ArtifactReader(io.RawIOBase):
         while chunk := self.read(CHUNK_SIZE):
             yield chunk
 
+    def drain(self) -> int:
+        """Read to the end, discarding the bytes, so the size and checksum get checked.
+
+        Returns how many bytes were read; raises ``IntegrityError`` on a mismatch.
+        """
+        total = 0
+        while chunk := self.read(CHUNK_SIZE):
+            total += len(chunk)
+        return total
+
     def _check_end(self) -> None:
         meta = self.metadata
         if self._count != meta.original_size:

@@ -104,8 +104,7 @@ def _verify_stored(
             continue
         try:
             with ArtifactReader(meta, raw, verify=True) as reader:
-                for _ in reader:
-                    pass
+                reader.drain()
         except IntegrityError as exc:
             report.corrupted.append(ArtifactProblem(uri, version, str(exc)))
             continue
