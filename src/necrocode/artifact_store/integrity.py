@@ -6,7 +6,6 @@ import hashlib
 import io
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from types import TracebackType
 
 from .compression_engine import CompressionEngine
 from .exceptions import IntegrityError
@@ -157,17 +156,6 @@ class ArtifactReader(io.RawIOBase):
         if not self.closed:
             self._raw.close()
         super().close()
-
-    def __enter__(self) -> ArtifactReader:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 @dataclass(frozen=True, slots=True)

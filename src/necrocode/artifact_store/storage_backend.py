@@ -12,7 +12,6 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from types import TracebackType
 from typing import BinaryIO
 
 from .exceptions import InvalidNameError, StorageError
@@ -153,17 +152,6 @@ class ReadStream(io.RawIOBase):
         if not self.closed and self._close is not None:
             self._close()
         super().close()
-
-    def __enter__(self) -> ReadStream:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 class StorageBackend(ABC):
