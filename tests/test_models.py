@@ -128,6 +128,7 @@ def test_metadata_round_trips_losslessly(meta: ArtifactMetadata) -> None:
     assert ArtifactMetadata.from_dict(meta.to_dict()) == meta
     assert ArtifactMetadata.from_json(meta.to_json()) == meta
     assert ArtifactMetadata.from_json(meta.to_json().encode()) == meta
+    assert ArtifactMetadata.from_trusted_json(meta.to_json()) == meta
 
 
 def test_timestamps_are_utc_aware() -> None:
@@ -181,6 +182,24 @@ def test_malformed_records_are_refused(mutate: Any, reason: str) -> None:
     mutate(data)
     with pytest.raises(IntegrityError, match=reason):
         ArtifactMetadata.from_dict(data)
+
+
+@pytest.mark.parametrize(
+    ("mutate", "reason"),
+    [
+        (lambda d: d.pop("checksum"), "missing field 'checksum'"),
+        (lambda d: d.update(type="binary"), "unknown artifact type"),
+        (lambda d: d.update(created_at="2026-01-01T00:00:00"), "has no timezone"),
+        (lambda d: d.update(codec="lz4"), "unknown codec"),
+        (lambda d: d.update(schema=99), "unsupported record schema"),
+    ],
+)
+def test_a_damaged_index_row_is_still_refused_with_the_reason(mutate: Any, reason: str) -> None:
+    """The trusted parser of index rows skips field checks, never structure checks."""
+    data = _meta().to_dict()
+    mutate(data)
+    with pytest.raises(IntegrityError, match=reason):
+        ArtifactMetadata.from_trusted_json(json.dumps(data))
 
 
 @pytest.mark.parametrize("text", ["", "{", "[]", "null", '"x"', b"\xff\xfe"])

@@ -68,6 +68,9 @@ MAX_VERSION_RACES = 16
 #: How often a reader re-resolves an artifact whose object vanished under it.
 MAX_READ_RACES = 5
 MAX_MIME_LENGTH = 255
+#: Attribute of the log record a failing public call writes (the command line drops
+#: those records, since it reports the same error itself).
+FAILED_OPERATION = "necrocode_failed_operation"
 
 
 class ArtifactStore:
@@ -119,20 +122,9 @@ class ArtifactStore:
         """Every URI of this store starts with this."""
         return self.backend.root_uri
 
-    @contextlib.contextmanager
-    def _operation(self, name: str, target: str | None = None) -> Iterator[None]:
+    def _operation(self, name: str, target: str | None = None) -> _Operation:
         """Log a failing public operation once, at the outermost call."""
-        depth = getattr(self._depth, "value", 0)
-        self._depth.value = depth + 1
-        try:
-            yield
-        except ArtifactStoreError as exc:
-            if depth == 0:
-                level = logging.INFO if isinstance(exc, ArtifactNotFoundError) else logging.ERROR
-                log.log(level, "%s %s failed: %s: %s", name, target or "", type(exc).__name__, exc)
-            raise
-        finally:
-            self._depth.value = depth
+        return _Operation(self._depth, name, target)
 
     def _parse_uri(self, uri: str) -> tuple[ArtifactKey, int | None]:
         return ArtifactKey.from_uri(uri, self.root_uri)
@@ -377,29 +369,32 @@ class ArtifactStore:
         checked).
         """
         with self._operation("open", uri):
-            key, version = self._parse_uri(uri)
-            verify = self.config.verify_checksum if verify_checksum is None else verify_checksum
-            meta = self.metadata.get(key, version)
-            for _ in range(MAX_READ_RACES):
-                if meta is None:
-                    raise ArtifactNotFoundError(f"no artifact at {uri}", uri=uri)
-                try:
-                    raw = self.backend.open_read(meta.object_key)
-                except ArtifactNotFoundError:
-                    # Replaced or deleted since the lookup: look again in the records.
-                    fresh = self.metadata.refresh(key, version)
-                    if fresh is not None and fresh.object_key == meta.object_key:
-                        raise IntegrityError(
-                            f"{uri}: stored object {meta.object_key} is missing", uri=uri
-                        ) from None
-                    meta = fresh
-                    continue
-                return ArtifactReader(meta, raw, verify=verify)
-            raise StorageError(f"{uri} kept changing while opening it", uri=uri)
+            return self._open(uri, verify_checksum)
+
+    def _open(self, uri: str, verify_checksum: bool | None) -> ArtifactReader:
+        key, version = self._parse_uri(uri)
+        verify = self.config.verify_checksum if verify_checksum is None else verify_checksum
+        meta = self.metadata.get(key, version)
+        for _ in range(MAX_READ_RACES):
+            if meta is None:
+                raise ArtifactNotFoundError(f"no artifact at {uri}", uri=uri)
+            try:
+                raw = self.backend.open_read(meta.object_key)
+            except ArtifactNotFoundError:
+                # Replaced or deleted since the lookup: look again in the records.
+                fresh = self.metadata.refresh(key, version)
+                if fresh is not None and fresh.object_key == meta.object_key:
+                    raise IntegrityError(
+                        f"{uri}: stored object {meta.object_key} is missing", uri=uri
+                    ) from None
+                meta = fresh
+                continue
+            return ArtifactReader(meta, raw, verify=verify)
+        raise StorageError(f"{uri} kept changing while opening it", uri=uri)
 
     def download(self, uri: str, verify_checksum: bool | None = None) -> bytes:
         """The artifact's original bytes, verified (see :meth:`open`)."""
-        with self._operation("download", uri), self.open(uri, verify_checksum) as reader:
+        with self._operation("download", uri), self._open(uri, verify_checksum) as reader:
             return reader.readall()
 
     def iter_chunks(self, uri: str, verify_checksum: bool | None = None) -> Iterator[bytes]:
@@ -417,7 +412,7 @@ class ArtifactStore:
         """Stream an artifact into ``path``; the file appears only once fully verified."""
         target = Path(path)
         tmp = target.with_name(f".{target.name}.part-{new_generation()}")
-        with self._operation("download", uri), self.open(uri, verify_checksum) as reader:
+        with self._operation("download", uri), self._open(uri, verify_checksum) as reader:
             done = 0
             try:
                 with open(tmp, "wb") as out:
@@ -883,6 +878,44 @@ class ArtifactStore:
             return self.metadata.rebuild_index()
 
     reindex = rebuild_index
+
+
+class _Operation:
+    """The context of one public call: a failure is logged once, by the outermost call.
+
+    A class rather than a ``contextlib`` generator: it wraps every download.
+    """
+
+    __slots__ = ("_depth", "_name", "_outer", "_target")
+
+    def __init__(self, depth: threading.local, name: str, target: str | None) -> None:
+        self._depth = depth
+        self._name = name
+        self._target = target
+        self._outer = 0
+
+    def __enter__(self) -> None:
+        self._outer = getattr(self._depth, "value", 0)
+        self._depth.value = self._outer + 1
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._depth.value = self._outer
+        if self._outer == 0 and isinstance(exc, ArtifactStoreError):
+            level = logging.INFO if isinstance(exc, ArtifactNotFoundError) else logging.ERROR
+            log.log(
+                level,
+                "%s %s failed: %s: %s",
+                self._name,
+                self._target or "",
+                type(exc).__name__,
+                exc,
+                extra={FAILED_OPERATION: self._name},
+            )
 
 
 def _outcome_unknown(exc: BaseException) -> bool:

@@ -25,7 +25,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from .artifact_store import ArtifactStore
+from .artifact_store import FAILED_OPERATION, ArtifactStore
 from .cli_output import Output
 from .exceptions import ArtifactStoreError, InvalidInputError, InvalidURIError
 from .models import ArtifactType, utc_now
@@ -140,7 +140,7 @@ class _CliLogHandler(logging.Handler):
         self.debug = debug
 
     def emit(self, record: logging.LogRecord) -> None:
-        if not self.debug and record.funcName == "_operation":
+        if not self.debug and hasattr(record, FAILED_OPERATION):
             return
         try:
             prefix = f"{record.levelname.lower()}: "

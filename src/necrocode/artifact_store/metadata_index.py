@@ -359,7 +359,7 @@ class MetadataIndex:
             sql, params = sql + "version = ?", (*_key_params(key), version)  # type: ignore[assignment]
         with self._read() as conn:
             row = conn.execute(sql, params).fetchone()
-        return None if row is None else ArtifactMetadata.from_json(row[0])
+        return None if row is None else ArtifactMetadata.from_trusted_json(row[0])
 
     def versions(self, key: ArtifactKey) -> list[ArtifactMetadata]:
         """Every indexed version of ``key``, oldest first."""
@@ -369,7 +369,7 @@ class MetadataIndex:
                 "ORDER BY version",
                 _key_params(key),
             ).fetchall()
-        return [ArtifactMetadata.from_json(row[0]) for row in rows]
+        return [ArtifactMetadata.from_trusted_json(row[0]) for row in rows]
 
     def search(self, query: SearchQuery) -> list[ArtifactMetadata]:
         """Rows matching every filter of ``query``, oldest first."""
@@ -427,7 +427,7 @@ class MetadataIndex:
             params.append(query.limit)
         with self._read() as conn:
             rows = conn.execute(sql, params).fetchall()
-        return [ArtifactMetadata.from_json(row[0]) for row in rows]
+        return [ArtifactMetadata.from_trusted_json(row[0]) for row in rows]
 
     def expired(self, now: datetime, days_by_type: dict[str, int]) -> list[ArtifactMetadata]:
         """Unpinned rows (every version) whose retention ran out at ``now``, oldest first.
@@ -450,7 +450,7 @@ class MetadataIndex:
                 (SECONDS_PER_DAY, moment),
             ).fetchall()
         rows.sort(key=lambda row: row[0])
-        return [ArtifactMetadata.from_json(record) for _, record in rows]
+        return [ArtifactMetadata.from_trusted_json(record) for _, record in rows]
 
     def usage_totals(self) -> list[tuple[str, str, int, int, int, int]]:
         """``(spec, type, artifacts, versions, stored bytes, original bytes)`` rows."""

@@ -64,6 +64,8 @@ def validate_name(field: str, value: object) -> str:
 
 
 def _name_problem(value: str) -> str | None:
+    if len(value) <= MAX_NAME_BYTES and _NAME.fullmatch(value) is not None:
+        return None  # the common case, decided by one match: ASCII, so chars == bytes
     if not value:
         return "must not be empty"
     if len(value.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES:

@@ -298,6 +298,8 @@ class RetryingBackend(StorageBackend):
 
     def open_read(self, key: str) -> ReadStream:
         first = self.policy.call("open_read", key, lambda: self.inner.open_read(key))
+        if not self.inner.transient_failures:
+            return first  # a local read is never cut off in a way worth resuming
         return _ResumingStream(self, key, first).stream()
 
     def delete(self, key: str) -> bool:
