@@ -27,7 +27,12 @@ from necrocode.artifact_store import (
     StorageFullError,
 )
 from necrocode.artifact_store.backends import create_backend
-from necrocode.artifact_store.storage_backend import ObjectExistsError, WriteSource, iter_source
+from necrocode.artifact_store.storage_backend import (
+    ObjectExistsError,
+    StorageBackend,
+    WriteSource,
+    iter_source,
+)
 
 RETRY_LOGGER = "necrocode.artifact_store.retry"
 
@@ -45,6 +50,9 @@ class FaultyBackend(FilesystemBackend):
     """
 
     transient_failures = True  # stands for a network backend here
+    # Like a cloud backend, every write goes through upload(), where the faults are.
+    stage = StorageBackend.stage
+    upload_after = StorageBackend.upload_after
 
     def __init__(self, root: Path) -> None:
         super().__init__(root)
@@ -345,6 +353,10 @@ def test_store_upload_and_download_survive_transient_faults(
 
 class LosesRecordAnswers(FilesystemBackend):
     """Stores metadata records, then fails as if the connection broke before the answer."""
+
+    # Every write goes through upload(), where the failure is.
+    stage = StorageBackend.stage
+    upload_after = StorageBackend.upload_after
 
     def __init__(self, root: Path, *, store_it: bool) -> None:
         super().__init__(root)

@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -96,6 +97,27 @@ class BackendConformance:
         with pytest.raises(ObjectExistsError):
             backend.upload("s/t/once", b"second", if_absent=True)
         assert backend.download("s/t/once") == b"first"
+
+    def test_staged_object_then_the_write_that_refers_to_it(self, backend: StorageBackend) -> None:
+        staged = backend.stage("st/1/object", payload(5000, seed=3))
+        assert staged.size == 5000
+        assert backend.download("st/1/object") == payload(5000, seed=3)
+        assert backend.upload_after(staged, "st/1/record", b"refers", if_absent=True) == 6
+        assert staged.settled
+        assert backend.download("st/1/record") == b"refers"
+        # Settling again (after a lost version race, say) is harmless.
+        staged.settle()
+        assert backend.download("st/1/object") == payload(5000, seed=3)
+
+    def test_write_after_a_staged_object_keeps_create_if_absent(
+        self, backend: StorageBackend
+    ) -> None:
+        backend.upload("st/2/record", b"first", if_absent=True)
+        staged = backend.stage("st/2/object", b"bytes")
+        with pytest.raises(ObjectExistsError):
+            backend.upload_after(staged, "st/2/record", b"second", if_absent=True)
+        assert backend.download("st/2/record") == b"first"
+        assert backend.download("st/2/object") == b"bytes"
 
     def test_missing_key(self, backend: StorageBackend) -> None:
         assert not backend.exists("s/t/none")
@@ -193,6 +215,60 @@ class TestFilesystemBackend(BackendConformance):
         assert leftovers == ["s/t/.obj.tmp-abc123"]
         assert backend.remove_incomplete(leftovers[0])
         assert list(backend.list_incomplete()) == []
+
+    def test_staged_object_is_durable_before_the_write_after_it_appears(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Every fsync that makes the staged object durable ends before the record's link."""
+        backend = FilesystemBackend(tmp_path / "root")
+        events: list[tuple[str, str]] = []
+        real_fsync, real_link = os.fsync, os.link
+
+        def fsync(fd: int) -> None:
+            real_fsync(fd)
+            events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+
+        def link(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
+            events.append(("link", str(dst)))
+            real_link(src, dst)
+
+        monkeypatch.setattr(os, "fsync", fsync)
+        monkeypatch.setattr(os, "link", link)
+        staged = backend.stage("spec/task/object", b"bytes")
+        assert events == []  # nothing synced yet: that waits for the write after it
+        backend.upload_after(staged, "spec/task/record", b"record", if_absent=True)
+        folder = str(tmp_path / "root" / "spec" / "task")
+        linked = events.index(("link", f"{folder}/record"))
+        before = {path for _, path in events[:linked]}
+        # The object's data, its folder entry, the new folders and the record's data.
+        assert f"{folder}/object" in before
+        assert {folder, str(tmp_path / "root" / "spec"), str(tmp_path / "root")} <= before
+        assert any(path.startswith(f"{folder}/.record.tmp-") for path in before)
+        # Then the record's own entry.
+        assert events[linked + 1 :] == [("fsync", folder)]
+
+    def test_a_forked_child_writes_with_its_own_fsync_threads(self, tmp_path: Path) -> None:
+        """The parent's fsync threads do not survive fork(); the child starts its own."""
+        backend = FilesystemBackend(tmp_path / "root")
+        backend.upload_after(backend.stage("a/1/o", b"x"), "a/1/r", b"y")  # threads running
+        pid = os.fork()
+        if pid == 0:  # the child: exit status says whether its staged write worked
+            code = 1
+            try:
+                backend.upload_after(backend.stage("a/2/o", b"x"), "a/2/r", b"child")
+                code = 0 if backend.download("a/2/r") == b"child" else 1
+            finally:
+                os._exit(code)
+        deadline = 60.0
+        while deadline > 0:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                assert os.waitstatus_to_exitcode(status) == 0
+                return
+            deadline -= 0.05
+            time.sleep(0.05)
+        os.kill(pid, 9)
+        pytest.fail("the forked child hung on its fsync threads")
 
     def test_empty_folders_are_pruned(self, backend: StorageBackend, tmp_path: Path) -> None:
         backend.upload("spec/task/x", b"1")

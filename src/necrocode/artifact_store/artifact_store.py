@@ -50,6 +50,7 @@ from .storage_backend import (
     CHUNK_SIZE,
     ObjectExistsError,
     SourceError,
+    StagedObject,
     StorageBackend,
     iter_source,
     source_chunks,
@@ -206,7 +207,9 @@ class ArtifactStore:
         codec = self.compression.codec
         object_key = key.object_key(version, new_generation(), codec)
         source = HashingSource(chunks)
-        stored_size = self.backend.upload(object_key, self.compression.compress_stream(source))
+        # Staged: the backend may make the object durable together with its record.
+        staged = self.backend.stage(object_key, self.compression.compress_stream(source))
+        stored_size = staged.size
         meta = ArtifactMetadata(
             uri=key.uri(self.root_uri),
             task_id=key.task_id,
@@ -228,7 +231,7 @@ class ArtifactStore:
         replaced = [] if self.config.versioning_enabled else previous
         try:
             usage_before = self._check_quota(meta, replaced)
-            meta, replaced = self._commit(key, meta, replaced)
+            meta, replaced = self._commit(key, meta, replaced, staged)
         except BaseException as exc:
             if not _outcome_unknown(exc):
                 # Nothing refers to the new object yet: remove it so no orphan stays.
@@ -318,13 +321,23 @@ class ArtifactStore:
             )
 
     def _commit(
-        self, key: ArtifactKey, meta: ArtifactMetadata, replaced: list[ArtifactMetadata]
+        self,
+        key: ArtifactKey,
+        meta: ArtifactMetadata,
+        replaced: list[ArtifactMetadata],
+        staged: StagedObject,
     ) -> tuple[ArtifactMetadata, list[ArtifactMetadata]]:
-        """Create the record of ``meta``; on a version race, take the next free number."""
+        """Create the record of ``meta`` (durable no sooner than ``staged``, its object).
+
+        On a version race, take the next free number.
+        """
         for _ in range(MAX_VERSION_RACES):
             try:
                 self.metadata.save(
-                    meta, create=True, remove_versions=tuple(m.version for m in replaced)
+                    meta,
+                    create=True,
+                    remove_versions=tuple(m.version for m in replaced),
+                    after=staged,
                 )
                 return meta, replaced
             except ObjectExistsError:

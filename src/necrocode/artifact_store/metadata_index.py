@@ -31,6 +31,10 @@ __all__ = ["IndexCorruptError", "MetadataIndex", "SearchQuery"]
 
 SCHEMA_VERSION = 2
 BUSY_TIMEOUT_S = 60.0
+#: Checkpoint the WAL into the database every this many pages (32 MiB) rather than
+#: SQLite's 1,000: each checkpoint costs two fsyncs, and the pages every commit
+#: touches (usage totals, index tails) are copied once per checkpoint, not per commit.
+WAL_CHECKPOINT_PAGES = 8000
 SECONDS_PER_DAY = 86400.0
 
 _SCHEMA = """
@@ -147,7 +151,7 @@ def _key_params(key: ArtifactKey) -> tuple[str, str, str]:
     return (key.spec_name, key.task_id, key.type.value)
 
 
-def _row_values(meta: ArtifactMetadata) -> tuple[Any, ...]:
+def _row_values(meta: ArtifactMetadata, record: str | None = None) -> tuple[Any, ...]:
     return (
         meta.spec_name,
         meta.task_id,
@@ -158,7 +162,7 @@ def _row_values(meta: ArtifactMetadata) -> tuple[Any, ...]:
         meta.original_size,
         meta.retention_days,
         int(meta.pinned),
-        meta.to_json(),
+        meta.to_json() if record is None else record,
     )
 
 
@@ -185,6 +189,7 @@ class MetadataIndex:
             )
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
             conn.execute("PRAGMA foreign_keys=OFF")
             conn.executescript(_SCHEMA)
         except sqlite3.DatabaseError as exc:
@@ -289,15 +294,25 @@ class MetadataIndex:
     # -- writes -----------------------------------------------------------------------
 
     @staticmethod
-    def _insert(conn: sqlite3.Connection, meta: ArtifactMetadata) -> None:
+    def _insert(
+        conn: sqlite3.Connection,
+        meta: ArtifactMetadata,
+        latest: bool = False,
+        record: str | None = None,
+    ) -> None:
+        """Insert or update the row of ``meta``; a new row starts with ``is_latest = latest``.
+
+        ``record`` is ``meta.to_json()`` if the caller has it already.
+        """
         conn.execute(
             "INSERT INTO artifacts (spec_name, task_id, type, version, created_at, size,"
-            " original_size, retention_days, pinned, record) VALUES (?,?,?,?,?,?,?,?,?,?)"
+            " original_size, retention_days, pinned, record, is_latest)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?)"
             " ON CONFLICT (spec_name, task_id, type, version) DO UPDATE SET"
             " created_at = excluded.created_at, size = excluded.size,"
             " original_size = excluded.original_size, retention_days = excluded.retention_days,"
             " pinned = excluded.pinned, record = excluded.record",
-            _row_values(meta),
+            (*_row_values(meta, record), int(latest)),
         )
         key = (meta.spec_name, meta.task_id, meta.type.value, meta.version)
         conn.execute(
@@ -311,19 +326,38 @@ class MetadataIndex:
 
     @staticmethod
     def _refresh_latest(conn: sqlite3.Connection, params: tuple[str, str, str]) -> None:
-        where = "spec_name=? AND task_id=? AND type=?"
-        conn.execute(f"UPDATE artifacts SET is_latest = 0 WHERE {where} AND is_latest = 1", params)
-        conn.execute(
-            f"UPDATE artifacts SET is_latest = 1 WHERE {where} AND version = "
-            f"(SELECT MAX(version) FROM artifacts WHERE {where})",
-            params + params,
-        )
+        """Mark the highest version of the artifact, and only it, as the latest.
 
-    def put(self, meta: ArtifactMetadata, *, remove_versions: Sequence[int] = ()) -> None:
-        """Insert or replace the row of ``meta``; drop ``remove_versions`` of the same artifact."""
+        Rows already right are left alone: every rewritten row costs index pages
+        in the commit.
+        """
+        where = "spec_name=? AND task_id=? AND type=?"
+        top = f"(SELECT MAX(version) FROM artifacts WHERE {where})"
+        for value, old, version_test in ((0, 1, "<"), (1, 0, "=")):
+            conn.execute(
+                f"UPDATE artifacts SET is_latest = {value} WHERE {where} AND is_latest = {old}"
+                f" AND version {version_test} {top}",
+                params + params,
+            )
+
+    def put(
+        self,
+        meta: ArtifactMetadata,
+        *,
+        remove_versions: Sequence[int] = (),
+        record: str | None = None,
+    ) -> None:
+        """Insert or replace the row of ``meta``; drop ``remove_versions`` of the same artifact.
+
+        ``record`` is ``meta.to_json()`` if the caller has it already.
+        """
         params = (meta.spec_name, meta.task_id, meta.type.value)
         with self._write() as conn:
-            self._insert(conn, meta)
+            (top,) = conn.execute(
+                "SELECT MAX(version) FROM artifacts WHERE spec_name=? AND task_id=? AND type=?",
+                params,
+            ).fetchone()
+            self._insert(conn, meta, latest=top is None or meta.version >= top, record=record)
             self._delete_versions(conn, params, remove_versions)
             self._refresh_latest(conn, params)
 

@@ -19,7 +19,7 @@ from .exceptions import ArtifactNotFoundError, ArtifactStoreError, IntegrityErro
 from .metadata_index import IndexCorruptError, MetadataIndex, SearchQuery
 from .models import ArtifactMetadata, ArtifactType
 from .naming import ArtifactKey, parse_key
-from .storage_backend import ObjectInfo, StorageBackend
+from .storage_backend import ObjectInfo, StagedObject, StorageBackend
 
 __all__ = ["MetadataManager", "StoredArtifact"]
 
@@ -124,17 +124,29 @@ class MetadataManager:
         return meta if meta.uri == uri else meta.with_changes(uri=uri)
 
     def save(
-        self, meta: ArtifactMetadata, *, create: bool = True, remove_versions: tuple[int, ...] = ()
+        self,
+        meta: ArtifactMetadata,
+        *,
+        create: bool = True,
+        remove_versions: tuple[int, ...] = (),
+        after: StagedObject | None = None,
     ) -> None:
         """Write the record of ``meta`` (the commit point), then index it.
 
         With ``create`` the record must not exist yet (``ObjectExistsError``
         otherwise: another writer took this version). ``remove_versions`` are
-        dropped from the index in the same index transaction.
+        dropped from the index in the same index transaction. ``after`` is the
+        staged object the record refers to: it is durable before the record is.
         """
         key = ArtifactKey(meta.spec_name, meta.task_id, meta.type)
-        self.backend.upload(key.record_key(meta.version), meta.to_json().encode(), if_absent=create)
-        self._index_after_commit(lambda: self.index.put(meta, remove_versions=remove_versions))
+        record_key, record = key.record_key(meta.version), meta.to_json()
+        if after is None:
+            self.backend.upload(record_key, record.encode(), if_absent=create)
+        else:
+            self.backend.upload_after(after, record_key, record.encode(), if_absent=create)
+        self._index_after_commit(
+            lambda: self.index.put(meta, remove_versions=remove_versions, record=record)
+        )
 
     def load(self, key: ArtifactKey, version: int) -> ArtifactMetadata:
         """Read the record of ``version`` of ``key`` from the backend."""

@@ -32,6 +32,7 @@ from .storage_backend import (
     ObjectExistsError,
     ObjectInfo,
     ReadStream,
+    StagedObject,
     StorageBackend,
     WriteSource,
     iter_source,
@@ -268,6 +269,34 @@ class RetryingBackend(StorageBackend):
         return self.inner.root_uri
 
     def upload(self, key: str, data: WriteSource, *, if_absent: bool = False) -> int:
+        return self._write(
+            key, data, if_absent, lambda chunks: self.inner.upload(key, chunks, if_absent=if_absent)
+        )
+
+    def stage(self, key: str, data: WriteSource) -> StagedObject:
+        staged: list[StagedObject] = []
+
+        def send(chunks: Iterator[bytes]) -> int:
+            staged.append(self.inner.stage(key, chunks))
+            return staged[-1].size
+
+        self._write(key, data, False, send)
+        return staged[-1]
+
+    def upload_after(
+        self, staged: StagedObject, key: str, data: WriteSource, *, if_absent: bool = False
+    ) -> int:
+        return self._write(
+            key,
+            data,
+            if_absent,
+            lambda chunks: self.inner.upload_after(staged, key, chunks, if_absent=if_absent),
+        )
+
+    def _write(
+        self, key: str, data: WriteSource, if_absent: bool, send: Callable[[Iterator[bytes]], int]
+    ) -> int:
+        """Run ``send`` over the bytes of ``data`` under the policy, replaying them per try."""
         source = ReplayableSource(data, spool=self.inner.transient_failures)
         tries = 0
 
@@ -275,11 +304,11 @@ class RetryingBackend(StorageBackend):
             nonlocal tries
             tries += 1
             try:
-                return self.inner.upload(key, source.chunks(), if_absent=if_absent)
+                return send(source.chunks())
             except ObjectExistsError:
                 # A retried create-if-absent can find the object its own earlier try
                 # wrote before the connection failed: then the write did happen.
-                if tries > 1 and self._holds(key, source):
+                if if_absent and tries > 1 and self._holds(key, source):
                     log.info("upload %s: an earlier attempt had already stored it", key)
                     return self.inner.get_size(key)
                 raise

@@ -24,6 +24,7 @@ __all__ = [
     "ObjectInfo",
     "ReadStream",
     "SourceError",
+    "StagedObject",
     "StorageBackend",
     "WriteSource",
     "iter_source",
@@ -154,6 +155,44 @@ class ReadStream(io.RawIOBase):
         super().close()
 
 
+class StagedObject:
+    """An object written under its key whose durability may still be pending.
+
+    :meth:`StorageBackend.stage` returns one so that a backend can make it
+    durable together with the write that will refer to it
+    (:meth:`StorageBackend.upload_after`) instead of one after the other: on a
+    local disk that overlaps their fsyncs. Readers may already see the object;
+    it is durable once :meth:`settle` returns (cloud objects already are).
+    """
+
+    __slots__ = ("_settle", "key", "size")
+
+    def __init__(self, key: str, size: int, settle: Callable[[], None] | None = None) -> None:
+        self.key = key
+        #: Bytes written.
+        self.size = size
+        self._settle = settle
+
+    @property
+    def settled(self) -> bool:
+        """Whether the object is known to be durable."""
+        return self._settle is None
+
+    def settle(self) -> None:
+        """Make the object durable now (once; later calls do nothing)."""
+        if self._settle is not None:
+            self._settle()
+            self._settle = None
+
+    def mark_settled(self) -> None:
+        """Record that the backend made the object durable by other means."""
+        self._settle = None
+
+    def __repr__(self) -> str:
+        state = "settled" if self.settled else "pending"
+        return f"StagedObject({self.key!r}, {self.size} bytes, {state})"
+
+
 class StorageBackend(ABC):
     """Stores opaque bytes under keys. Implementations differ as documented per method."""
 
@@ -178,6 +217,27 @@ class StorageBackend(ABC):
         ``if_generation_match=0``). When this returns, the object is durable.
         A failed write leaves nothing visible under ``key``.
         """
+
+    def stage(self, key: str, data: WriteSource) -> StagedObject:
+        """Write ``data`` under ``key`` like :meth:`upload`, possibly not yet durably.
+
+        For an object that a later :meth:`upload_after` will refer to: the backend
+        may then make both durable together. A failed stage leaves nothing under
+        ``key``. This default uploads durably at once.
+        """
+        return StagedObject(key, self.upload(key, data))
+
+    def upload_after(
+        self, staged: StagedObject, key: str, data: WriteSource, *, if_absent: bool = False
+    ) -> int:
+        """:meth:`upload` ``data`` under ``key`` once ``staged`` is durable.
+
+        When this returns both are durable, and ``key`` never becomes durable
+        before ``staged`` does: a record written this way never outlives, in a
+        crash, the object it refers to. This default settles ``staged`` first.
+        """
+        staged.settle()
+        return self.upload(key, data, if_absent=if_absent)
 
     @abstractmethod
     def open_read(self, key: str) -> ReadStream:
