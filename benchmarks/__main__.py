@@ -50,9 +50,9 @@ def run_small(report: Report, work: Path, scale: Scale, only: set[str]) -> None:
             stored = n + live.count
             if "B1" in only:
                 _log(f"B1 at {stored:,}")
-                store_rate, raw_rate = measure_uploads(store, scratch, scale, live, stored)
-                b1_row(report, stored, store_rate, raw_rate, scale.repetitions)
-                rates.append((stored, store_rate, raw_rate))
+                measured = measure_uploads(store, scratch, scale, live, stored)
+                b1_row(report, stored, measured, scale.repetitions)
+                rates.append((stored, measured[0], measured[1]))
             if n == scale.populations[0] and only & {"B3", "B6"}:
                 _log(f"B3/B6 latencies at {stored:,}")
                 small = (

@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import json
 import os
+import sqlite3
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -118,3 +121,94 @@ def raw_read(path: Path) -> str:
     with open(path, "rb") as handle:
         body = handle.read()
     return hashlib.sha256(zlib.decompress(body, GZIP_WBITS)).hexdigest()
+
+
+#: The lookup a download needs, as the index answers it.
+FLOOR_LOOKUP = (
+    "SELECT record FROM artifacts WHERE spec_name=? AND task_id=? AND type=? AND is_latest = 1"
+)
+
+
+def floor_download(conn: sqlite3.Connection, root: str, key: tuple[str, str, str]) -> bytes:
+    """The least a verified download must do, in plain code: the floor of B2.
+
+    Index lookup, record decode, read, inflate, SHA-256 and the comparison,
+    with none of the store's checks, error mapping or streaming layers.
+    """
+    (record,) = conn.execute(FLOOR_LOOKUP, key).fetchone()
+    meta = json.loads(record)
+    with open(f"{root}/{meta['object_key']}", "rb") as handle:
+        data = zlib.decompress(handle.read(), GZIP_WBITS)
+    if hashlib.sha256(data).hexdigest() != meta["checksum"][7:]:
+        raise ValueError("checksum mismatch")
+    return data
+
+
+class FloorWriter:
+    """The least a durable, indexed small upload must do, in plain code: the floor of B1.
+
+    The store's write protocol without its checks, locks or layers: one folder
+    per three artifacts (as the workload has), the gzipped object written and
+    renamed into place, the record's data, the object, its folder and any new
+    folder fsynced side by side, the record linked into place and its folder
+    fsynced, then one row committed to a SQLite table in WAL mode.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        folder.mkdir(parents=True)
+        self.index = sqlite3.connect(folder / "index.sqlite3", isolation_level=None)
+        self.index.execute("PRAGMA journal_mode=WAL")
+        self.index.execute("PRAGMA synchronous=NORMAL")
+        self.index.execute("CREATE TABLE rows (key TEXT PRIMARY KEY, record TEXT) WITHOUT ROWID")
+        self.pool = ThreadPoolExecutor(4)
+        self.count = 0
+
+    def write(self, data: bytes) -> None:
+        n = self.count
+        self.count += 1
+        task = self.folder / f"t{n // 3}"
+        syncs: list[tuple[Path, bool]] = []
+        if n % 3 == 0:
+            task.mkdir()
+            syncs.append((self.folder, True))
+        packer = zlib.compressobj(6, zlib.DEFLATED, GZIP_WBITS)
+        body = packer.compress(data) + packer.flush()
+        record = json.dumps({"checksum": hashlib.sha256(data).hexdigest(), "size": len(body)})
+        obj, tmp, final = task / f"o{n}.gz", task / f".r{n}.tmp", task / f"r{n}.json"
+        _write_file(task / f".o{n}.tmp", body)
+        os.replace(task / f".o{n}.tmp", obj)
+        syncs += [(obj, False), (task, True)]
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            os.write(fd, record.encode())
+            pending = [self.pool.submit(_fsync_at, path, is_dir) for path, is_dir in syncs]
+            os.fsync(fd)
+            for future in pending:
+                future.result()
+        finally:
+            os.close(fd)
+        os.link(tmp, final)
+        os.unlink(tmp)
+        fsync_folder(task)
+        self.index.execute("INSERT INTO rows VALUES (?, ?)", (str(final), record))
+
+    def close(self) -> None:
+        self.pool.shutdown()
+        self.index.close()
+
+
+def _write_file(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+
+
+def _fsync_at(path: Path, is_dir: bool) -> None:
+    fd = os.open(path, os.O_RDONLY | (os.O_DIRECTORY if is_dir else 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
