@@ -73,3 +73,30 @@ def test_quick_benchmark_run_writes_a_well_formed_table(tmp_path: Path) -> None:
     assert all("| met |" in row for row in rows if "lost artifacts" in row)
     # The work folder is cleaned up and the committed results file is untouched.
     assert list(work.iterdir()) == []
+
+
+def test_phase_profile_runs_and_accounts_for_every_phase(tmp_path: Path) -> None:
+    env = subprocess_env()
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env["PYTHONPATH"]])
+    sizes = ["--artifacts", "60", "--uploads", "12", "--downloads", "30", "--work"]
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.profile_small", *sizes, str(tmp_path / "work")],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    for table in ("| upload phase |", "| download phase |"):
+        assert table in done.stdout
+    upload, download = done.stdout.split("| download phase |")
+    for table, phases in ((upload, 5), (download, 4)):
+        shares = [int(cell) for cell in re.findall(r"\| (\d+)% \|", table)]
+        # The phases, "everything else", then the total row.
+        assert len(shares) == phases + 2, table
+        assert shares[-1] == 100
+        assert all(share >= 0 for share in shares)
+        assert abs(sum(shares[:-1]) - 100) <= phases + 1, table  # rounding only
+    assert not (tmp_path / "work").exists()

@@ -52,6 +52,7 @@ PUBLIC_API = {
     "ObjectInfo",
     "PermissionError",
     "ReadStream",
+    "StagedObject",
     "RepairReport",
     "RetentionDays",
     "RetentionPolicy",

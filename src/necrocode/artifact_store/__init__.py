@@ -36,7 +36,7 @@ from .models import ArtifactMetadata, ArtifactType, StorageUsage
 from .retention_policy import CleanupReport, RetentionPolicy
 from .retry import RetryingBackend, RetryPolicy
 from .settings import load_config
-from .storage_backend import ObjectInfo, ReadStream, StorageBackend
+from .storage_backend import ObjectInfo, ReadStream, StagedObject, StorageBackend
 
 __version__ = "0.1.0"
 
@@ -68,6 +68,7 @@ __all__ = [
     "RetentionPolicy",
     "RetryPolicy",
     "RetryingBackend",
+    "StagedObject",
     "StorageBackend",
     "StorageError",
     "StorageFullError",

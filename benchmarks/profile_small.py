@@ -1,0 +1,150 @@
+"""Where a small upload and a small download spend their time, phase by phase.
+
+``python -m benchmarks.profile_small [--artifacts N] [--uploads U] [--downloads D]``
+builds a store of N artifacts (as the benchmarks do), then times U durable
+uploads of new 2 KB artifacts and D verified downloads of random ones while
+accumulating the wall time spent inside each phase's method. Prints a
+Markdown table per operation: microseconds per call and share of the total.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import random
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from necrocode.artifact_store import ArtifactStore, ArtifactStoreConfig
+from necrocode.artifact_store.backends.filesystem import FilesystemBackend
+from necrocode.artifact_store.integrity import ArtifactReader
+from necrocode.artifact_store.locking import LockManager
+from necrocode.artifact_store.metadata_index import MetadataIndex
+from necrocode.artifact_store.models import utc_now
+from necrocode.artifact_store.naming import ArtifactKey
+
+from .population import bulk_fill, names, payload
+
+HERE = Path(__file__).resolve().parent
+
+UPLOAD_PHASES: list[tuple[str, type[Any], str]] = [
+    ("per-artifact lock: open + lock", LockManager, "_acquire"),
+    ("index: versions before writing", MetadataIndex, "versions"),
+    ("object: compress + hash + write + rename (staged)", FilesystemBackend, "stage"),
+    ("record + every fsync (two rounds)", FilesystemBackend, "upload_after"),
+    ("index: commit the row", MetadataIndex, "put"),
+]
+DOWNLOAD_PHASES: list[tuple[str, type[Any], str]] = [
+    ("URI parse + name checks", ArtifactKey, "from_uri"),
+    ("index: lookup + row decode", MetadataIndex, "get"),
+    ("open the object", FilesystemBackend, "open_read"),
+    ("read + inflate + hash + check", ArtifactReader, "readall"),
+]
+
+
+class PhaseClock:
+    """Accumulates the wall time spent inside chosen methods while installed."""
+
+    def __init__(self, phases: list[tuple[str, type[Any], str]]) -> None:
+        self.phases = phases
+        self.spent = {label: 0.0 for label, _, _ in phases}
+        self._saved: list[tuple[type[Any], str, Any]] = []
+
+    def __enter__(self) -> PhaseClock:
+        for label, owner, name in self.phases:
+            original = owner.__dict__[name]
+            self._saved.append((owner, name, original))
+            setattr(owner, name, self._timed(label, original))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for owner, name, original in reversed(self._saved):
+            setattr(owner, name, original)
+
+    def _timed(self, label: str, original: Any) -> Any:
+        is_class_method = isinstance(original, classmethod)
+        function: Callable[..., Any] = original.__func__ if is_class_method else original
+
+        @functools.wraps(function)
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                self.spent[label] += time.perf_counter() - started
+
+        return classmethod(timed) if is_class_method else timed
+
+    def table(self, title: str, total: float, count: int) -> str:
+        """The phases as Markdown: µs per operation and share of ``total``."""
+        lines = [f"| {title} | µs per call | share |", "|---|---|---|"]
+        for label, _, _ in self.phases:
+            spent = self.spent[label]
+            lines.append(f"| {label} | {spent / count * 1e6:,.0f} | {spent / total:.0%} |")
+        rest = total - sum(self.spent.values())
+        lines.append(
+            f"| everything else (facade, metadata, Python) | {rest / count * 1e6:,.0f} |"
+            f" {rest / total:.0%} |"
+        )
+        lines.append(f"| **total** | **{total / count * 1e6:,.0f}** | 100% |")
+        return "\n".join(lines)
+
+
+def profile(artifacts: int, uploads: int, downloads: int, work: Path) -> str:
+    """Build the store, run both profiles, return the Markdown report."""
+    root = work / "store"
+    bulk_fill(root, 0, artifacts, utc_now())
+    out: list[str] = []
+    with ArtifactStore(ArtifactStoreConfig(base_path=root)) as store:
+        store.rebuild_index()
+        jobs = []
+        for n in range(uploads):
+            task = n // 3
+            jobs.append(
+                (f"prof{task:06d}", f"profspec{task // 20:04d}", ("diff", "log", "test")[n % 3])
+            )
+        with PhaseClock(UPLOAD_PHASES) as clock:
+            started = time.perf_counter()
+            for n, (task, spec, kind) in enumerate(jobs):
+                store.upload(task, spec, kind, payload(n), tags=["bench"])
+            total = time.perf_counter() - started
+        out.append(f"{uploads:,} durable uploads of new 2 KB artifacts into {artifacts:,}:\n")
+        out.append(clock.table("upload phase", total, uploads))
+        rng = random.Random(5)
+        uris = [
+            ArtifactKey(*names(rng.randrange(artifacts))).uri(store.root_uri)
+            for _ in range(downloads)
+        ]
+        for uri in uris[:200]:
+            store.download(uri)  # warm the page cache and the index
+        with PhaseClock(DOWNLOAD_PHASES) as clock:
+            started = time.perf_counter()
+            for uri in uris:
+                store.download(uri)
+            total = time.perf_counter() - started
+        out.append(f"\n{downloads:,} verified downloads of random artifacts of {artifacts:,}:\n")
+        out.append(clock.table("download phase", total, downloads))
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse the sizes, profile, print the tables."""
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.profile_small", description=__doc__)
+    parser.add_argument("--artifacts", type=int, default=10_000)
+    parser.add_argument("--uploads", type=int, default=600)
+    parser.add_argument("--downloads", type=int, default=5_000)
+    parser.add_argument("--work", type=Path, default=HERE / "_work" / "profile")
+    args = parser.parse_args(argv)
+    shutil.rmtree(args.work, ignore_errors=True)
+    try:
+        print(profile(args.artifacts, args.uploads, args.downloads, args.work))
+    finally:
+        shutil.rmtree(args.work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
