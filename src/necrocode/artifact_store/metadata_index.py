@@ -35,6 +35,11 @@ BUSY_TIMEOUT_S = 60.0
 #: SQLite's 1,000: each checkpoint costs two fsyncs, and the pages every commit
 #: touches (usage totals, index tails) are copied once per checkpoint, not per commit.
 WAL_CHECKPOINT_PAGES = 8000
+#: Read the database through a memory map of up to this many bytes (shared with
+#: the OS page cache) rather than ``pread`` into SQLite's 2 MB page cache: at
+#: 100,000 artifacts a type + date search reads ~20 rows from scattered pages and
+#: took 0.77 ms against 0.34 ms at 1,000; mapped, 0.37 ms.
+MMAP_BYTES = 256 * 1024 * 1024
 SECONDS_PER_DAY = 86400.0
 
 _SCHEMA = """
@@ -190,6 +195,7 @@ class MetadataIndex:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
+            conn.execute(f"PRAGMA mmap_size={MMAP_BYTES}")
             conn.execute("PRAGMA foreign_keys=OFF")
             conn.executescript(_SCHEMA)
         except sqlite3.DatabaseError as exc:
