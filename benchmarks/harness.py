@@ -157,6 +157,17 @@ def timed(action: Callable[[], object]) -> float:
     return time.perf_counter() - started
 
 
+def time_in_rotation(rep: int, sides: list[tuple[Callable[[], object], list[float]]]) -> None:
+    """Time every ``(action, seconds)`` side once, appending to its list.
+
+    The order rotates with ``rep`` so that a drift in machine load hits every
+    side alike.
+    """
+    shift = rep % len(sides)
+    for action, seconds in sides[shift:] + sides[:shift]:
+        seconds.append(timed(action))
+
+
 def rate_result(
     bench: str,
     figure: str,

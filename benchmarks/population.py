@@ -92,7 +92,12 @@ def bulk_fill(root: Path, start: int, stop: int, now: datetime) -> None:
 
 def fsync_folder(folder: Path) -> None:
     """fsync a folder, making its entries durable."""
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    fsync_path(folder, is_dir=True)
+
+
+def fsync_path(path: Path, is_dir: bool = False) -> None:
+    """fsync a file (or, with ``is_dir``, a folder) by path."""
+    fd = os.open(path, os.O_RDONLY | (os.O_DIRECTORY if is_dir else 0))
     try:
         os.fsync(fd)
     finally:
@@ -182,7 +187,7 @@ class FloorWriter:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         try:
             os.write(fd, record.encode())
-            pending = [self.pool.submit(_fsync_at, path, is_dir) for path, is_dir in syncs]
+            pending = [self.pool.submit(fsync_path, path, is_dir) for path, is_dir in syncs]
             os.fsync(fd)
             for future in pending:
                 future.result()
@@ -202,13 +207,5 @@ def _write_file(path: Path, data: bytes) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     try:
         os.write(fd, data)
-    finally:
-        os.close(fd)
-
-
-def _fsync_at(path: Path, is_dir: bool) -> None:
-    fd = os.open(path, os.O_RDONLY | (os.O_DIRECTORY if is_dir else 0))
-    try:
-        os.fsync(fd)
     finally:
         os.close(fd)

@@ -10,7 +10,7 @@ from pathlib import Path
 from necrocode.artifact_store import ArtifactStore
 from necrocode.artifact_store.naming import ArtifactKey
 
-from .harness import Report, Result, Scale, median, rate_result, timed
+from .harness import Report, Result, Scale, median, rate_result, time_in_rotation
 from .population import (
     TYPES,
     FloorWriter,
@@ -69,11 +69,8 @@ def measure_uploads(
             for body in bodies:
                 floor.write(body)
 
-        # Rotate the order so a drift in machine load hits every side alike.
-        order = [(run_raw, raw_seconds), (run_store, store_seconds), (run_floor, floor_seconds)]
-        shift = rep % len(order)
-        for action, seconds in order[shift:] + order[:shift]:
-            seconds.append(timed(action))
+        sides = [(run_raw, raw_seconds), (run_store, store_seconds), (run_floor, floor_seconds)]
+        time_in_rotation(rep, sides)
         floor.close()
         shutil.rmtree(raw_dir)
         shutil.rmtree(floor.folder)
@@ -205,10 +202,8 @@ def b2_downloads(report: Report, store: ArtifactStore, population: int, scale: S
 
             # Warm the page cache alike, then time the three in a rotating order.
             run_raw()
-            order = [(run_raw, raw_seconds), (run_store, store_seconds), (run_floor, floor_seconds)]
-            shift = rep % len(order)
-            for action, seconds in order[shift:] + order[:shift]:
-                seconds.append(timed(action))
+            sides = [(run_raw, raw_seconds), (run_store, store_seconds), (run_floor, floor_seconds)]
+            time_in_rotation(rep, sides)
     finally:
         index.close()
     report.add(

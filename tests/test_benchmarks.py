@@ -21,31 +21,35 @@ HEADER = "| Bench | Figure | Store | Baseline | Ratio | Target | Result | Runs |
 EXPECTED_BENCHES = {"B1", "B2", "B3", "B4", "B5", "B6"}
 
 
-@pytest.mark.slow
-def test_quick_benchmark_run_writes_a_well_formed_table(tmp_path: Path) -> None:
-    results = tmp_path / "RESULTS.md"
-    work = tmp_path / "work"
+def run_module(module: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """``python -m module args...`` from the repository root, with ``benchmarks`` importable."""
     env = subprocess_env()
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env["PYTHONPATH"]])
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "benchmarks",
-            "--quick",
-            "--results",
-            str(results),
-            "--work-dir",
-            str(work),
-            "--note",
-            "test run",
-        ],
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
         cwd=ROOT,
         env=env,
         capture_output=True,
         text=True,
-        timeout=240,
+        timeout=timeout,
         check=False,
+    )
+
+
+@pytest.mark.slow
+def test_quick_benchmark_run_writes_a_well_formed_table(tmp_path: Path) -> None:
+    results = tmp_path / "RESULTS.md"
+    work = tmp_path / "work"
+    done = run_module(
+        "benchmarks",
+        "--quick",
+        "--results",
+        str(results),
+        "--work-dir",
+        str(work),
+        "--note",
+        "test run",
+        timeout=240,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     text = results.read_text()
@@ -76,18 +80,8 @@ def test_quick_benchmark_run_writes_a_well_formed_table(tmp_path: Path) -> None:
 
 
 def test_phase_profile_runs_and_accounts_for_every_phase(tmp_path: Path) -> None:
-    env = subprocess_env()
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env["PYTHONPATH"]])
-    sizes = ["--artifacts", "60", "--uploads", "12", "--downloads", "30", "--work"]
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.profile_small", *sizes, str(tmp_path / "work")],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    sizes = ["--artifacts", "60", "--uploads", "12", "--downloads", "30"]
+    done = run_module("benchmarks.profile_small", *sizes, "--work", str(tmp_path / "work"))
     assert done.returncode == 0, done.stderr[-3000:]
     for table in ("| upload phase |", "| download phase |"):
         assert table in done.stdout
