@@ -1,0 +1,399 @@
+"""Line access to big text artifacts: the log viewer's ranges, tail and search.
+
+A log of a gigabyte cannot be decoded for every page view, and the store's
+streams cannot seek (a compressed artifact is read from its start). So the first
+request for a log beyond its head *spools* the artifact once: the verified,
+decompressed bytes go to a file in a cache folder, and every
+:data:`CHECKPOINT_BYTES` the byte offset and number of the next line start are
+recorded. A range of lines is then a binary search, a seek and a read of at most
+one checkpoint's worth of bytes, whatever the size of the log. Line counting uses
+``bytes.count`` over whole chunks, so spooling runs at disk speed.
+
+Versions are immutable and named by their SHA-256, so the cache key is the
+checksum and an entry is never stale. The folder is bounded: the least recently
+used spools are removed when the total passes the budget. A spool is written to a
+temporary name and renamed only when the artifact has been read to its end, where
+the reader checks its size and checksum; a corrupted artifact never gets a spool.
+"""
+
+from __future__ import annotations
+
+import bisect
+import contextlib
+import os
+import re
+import shutil
+import tempfile
+import threading
+import time
+from array import array
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from ...integrity import ArtifactReader
+from ...models import ArtifactMetadata
+
+__all__ = [
+    "CHECKPOINT_BYTES",
+    "MAX_LINE_CHARS",
+    "LineCache",
+    "LineIndex",
+    "LineMarker",
+    "SearchHit",
+    "head_lines",
+]
+
+KiB = 1024
+MiB = 1024 * KiB
+GiB = 1024 * MiB
+
+#: Distance between two recorded line starts: bounds the bytes read for any range.
+CHECKPOINT_BYTES = 64 * KiB
+#: Size of the blocks read while spooling and searching.
+BLOCK_BYTES = 1 * MiB
+#: A line longer than this is cut for display (the raw artifact keeps all of it).
+MAX_LINE_CHARS = 4000
+#: Default budget of the spool folder.
+DEFAULT_CACHE_BYTES = 4 * GiB
+#: Most markers (errors, warnings, sections) kept per log: the rest are counted only.
+MAX_MARKERS = 2000
+
+
+class ArtifactOpener(Protocol):
+    """What the cache needs from a store: open an artifact (a version URI) for reading."""
+
+    def open(self, uri: str, verify_checksum: bool | None = None) -> ArtifactReader: ...
+
+
+@dataclass(frozen=True, slots=True)
+class LineMarker:
+    """A notable line found while spooling: an error, a warning or a section edge."""
+
+    line: int
+    kind: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class SearchHit:
+    """A line containing the searched text."""
+
+    line: int
+    text: str
+
+
+#: Called on each candidate line while spooling; returns the markers it finds.
+MarkerScanner = Callable[[int, str], list[LineMarker]]
+
+
+def _decode(raw: bytes) -> str:
+    text = raw.rstrip(b"\n").rstrip(b"\r").decode("utf-8", errors="replace")
+    if len(text) > MAX_LINE_CHARS:
+        more = len(text) - MAX_LINE_CHARS
+        return f"{text[:MAX_LINE_CHARS]} … [{more} more characters; see the raw artifact]"
+    return text
+
+
+@dataclass
+class LineIndex:
+    """A spooled log: its lines by number, its markers, and search over it."""
+
+    path: Path
+    total_bytes: int
+    total_lines: int
+    #: Byte offsets of recorded line starts, and the numbers of those lines (1-based).
+    offsets: array[int]
+    numbers: array[int]
+    markers: list[LineMarker] = field(default_factory=list)
+    marker_counts: dict[str, int] = field(default_factory=dict)
+    last_used: float = field(default_factory=time.monotonic)
+
+    def lines(self, start: int, count: int) -> list[str]:
+        """Lines ``start`` .. ``start + count - 1`` (1-based), cut at the log's end."""
+        self.last_used = time.monotonic()
+        start = max(1, start)
+        if count <= 0 or start > self.total_lines:
+            return []
+        at = bisect.bisect_right(self.numbers, start) - 1
+        number = self.numbers[at]
+        out: list[str] = []
+        with open(self.path, "rb") as spool:
+            spool.seek(self.offsets[at])
+            for raw in spool:
+                if number >= start:
+                    out.append(_decode(raw))
+                    if len(out) == count:
+                        break
+                number += 1
+        return out
+
+    def search(self, needle: str, after: int = 0, limit: int = 100) -> tuple[list[SearchHit], int]:
+        """Lines after line ``after`` containing ``needle`` (ASCII case folded).
+
+        Returns up to ``limit`` hits and the number of the last line scanned, so a
+        caller can ask for the next page of hits from there.
+        """
+        self.last_used = time.monotonic()
+        want = needle.encode("utf-8").lower()
+        if not want or b"\n" in want:
+            return [], self.total_lines
+        hits: list[SearchHit] = []
+        line = max(0, after)
+        at = bisect.bisect_right(self.numbers, line + 1) - 1
+        number = self.numbers[at]  # number of the line starting the current buffer
+        with open(self.path, "rb") as spool:
+            spool.seek(self.offsets[at])
+            carry = b""
+            while True:
+                block = spool.read(BLOCK_BYTES)
+                if not block and not carry:
+                    break
+                data = carry + block
+                if block:
+                    cut = data.rfind(b"\n") + 1
+                    if cut == 0:  # one line longer than a block: keep reading it
+                        carry = data
+                        continue
+                    data, carry = data[:cut], data[cut:]
+                else:
+                    carry = b""
+                folded = data.lower()
+                pos = folded.find(want)
+                seen = 0
+                while pos >= 0:
+                    begin = folded.rfind(b"\n", 0, pos) + 1
+                    end = folded.find(b"\n", pos)
+                    end = len(data) if end < 0 else end
+                    hit_line = number + data.count(b"\n", 0, begin)
+                    if hit_line > line and hit_line > seen:
+                        hits.append(SearchHit(hit_line, _decode(data[begin:end])))
+                        seen = hit_line
+                        if len(hits) == limit:
+                            return hits, hit_line
+                    pos = folded.find(want, end)
+                number += data.count(b"\n")
+        return hits, self.total_lines
+
+
+def head_lines(store: ArtifactOpener, uri: str, count: int) -> tuple[list[str], bool]:
+    """The first ``count`` lines read straight from the store, and whether more follow.
+
+    Opening a log page needs only these, so it costs the same for 1 KB and 1 GB.
+    A line too long to display is kept cut, and the rest of it is skipped unread.
+    """
+    lines: list[str] = []
+    pending = b""
+    cap = MAX_LINE_CHARS * 4
+    with store.open(uri, verify_checksum=False) as reader:
+        for chunk in reader:
+            parts = (pending + chunk).split(b"\n")
+            pending = parts.pop()
+            for raw in parts:
+                if len(lines) == count:
+                    return lines, True
+                lines.append(_decode(raw[:cap]))
+            if len(pending) > cap:
+                pending = pending[: cap + 1]  # keeps it over the cap: later bytes are dropped
+            if len(lines) == count and pending:
+                return lines, True
+    if pending:
+        if len(lines) == count:
+            return lines, True
+        lines.append(_decode(pending[:cap]))
+    return lines, False
+
+
+def _spool(
+    reader: ArtifactReader, target: Path, scanner: MarkerScanner | None, prefilter: bytes | None
+) -> LineIndex:
+    offsets = array("Q", [0])
+    numbers = array("Q", [1])
+    markers: list[LineMarker] = []
+    counts: dict[str, int] = {}
+    offset = 0  # bytes spooled before the current chunk
+    newlines = 0  # newlines before the current chunk
+    next_mark = CHECKPOINT_BYTES
+    pending = b""  # the unfinished last line of the previous chunk, for the scanner
+    last_byte = b""
+    with open(target, "wb") as out:
+        for chunk in reader:
+            out.write(chunk)
+            while next_mark < offset + len(chunk):
+                found = chunk.find(b"\n", max(0, next_mark - offset))
+                if found < 0:
+                    break
+                offsets.append(offset + found + 1)
+                numbers.append(newlines + chunk.count(b"\n", 0, found + 1) + 1)
+                next_mark = offset + found + 1 + CHECKPOINT_BYTES
+            if scanner is not None:
+                _scan_chunk(pending, chunk, newlines, scanner, prefilter, markers, counts)
+                cut = chunk.rfind(b"\n")
+                pending = (pending + chunk)[-MAX_LINE_CHARS:] if cut < 0 else chunk[cut + 1 :]
+            newlines += chunk.count(b"\n")
+            offset += len(chunk)
+            last_byte = chunk[-1:]
+        out.flush()
+        os.fsync(out.fileno())
+    if scanner is not None and pending:
+        _scan_lines(newlines + 1, [pending], scanner, markers, counts)
+    total_lines = newlines + (1 if offset and last_byte != b"\n" else 0)
+    if offsets[-1] >= offset and len(offsets) > 1:  # a checkpoint at the very end
+        offsets.pop()
+        numbers.pop()
+    return LineIndex(target, offset, total_lines, offsets, numbers, markers, counts)
+
+
+def _scan_chunk(
+    pending: bytes,
+    chunk: bytes,
+    newlines_before: int,
+    scanner: MarkerScanner,
+    prefilter: bytes | None,
+    markers: list[LineMarker],
+    counts: dict[str, int],
+) -> None:
+    """Hand the complete lines ending in ``chunk`` to the scanner.
+
+    ``prefilter``, when given, is a bytes regex matching every line the scanner
+    could mark; other lines are skipped without decoding.
+    """
+    data = pending + chunk
+    cut = data.rfind(b"\n")
+    if cut < 0:
+        return
+    body = data[: cut + 1]
+    first_line = newlines_before + 1  # the line ``pending`` began
+    if prefilter is None:
+        _scan_lines(first_line, body.split(b"\n")[:-1], scanner, markers, counts)
+        return
+    for match in re.finditer(prefilter, body, re.MULTILINE):
+        begin = body.rfind(b"\n", 0, match.start()) + 1
+        end = body.find(b"\n", match.start())
+        number = first_line + body.count(b"\n", 0, begin)
+        _scan_lines(number, [body[begin:end]], scanner, markers, counts)
+
+
+def _scan_lines(
+    first: int,
+    raws: list[bytes],
+    scanner: MarkerScanner,
+    markers: list[LineMarker],
+    counts: dict[str, int],
+) -> None:
+    for number, raw in enumerate(raws, start=first):
+        for marker in scanner(number, _decode(raw)):
+            counts[marker.kind] = counts.get(marker.kind, 0) + 1
+            if len(markers) < MAX_MARKERS:
+                markers.append(marker)
+
+
+class LineCache:
+    """Spools of logs by checksum, built once and shared by every request.
+
+    ``scanner`` marks errors, warnings and sections while spooling; ``prefilter``
+    is a bytes regex that every line the scanner could mark matches (a fast path
+    for gigabyte logs). The folder is created on first use and removed by
+    :meth:`close`.
+    """
+
+    def __init__(
+        self,
+        folder: Path | None = None,
+        *,
+        budget_bytes: int = DEFAULT_CACHE_BYTES,
+        scanner: MarkerScanner | None = None,
+        prefilter: bytes | None = None,
+    ) -> None:
+        self._folder = folder
+        self._own_folder = folder is None
+        self._budget = budget_bytes
+        self._scanner = scanner
+        self._prefilter = prefilter
+        self._lock = threading.Lock()
+        self._entries: dict[str, LineIndex] = {}
+        self._building: dict[str, Future[LineIndex]] = {}
+        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="log-spool")
+
+    @property
+    def folder(self) -> Path:
+        with self._lock:
+            if self._folder is None:
+                self._folder = Path(tempfile.mkdtemp(prefix="necrocode-viewer-"))
+            self._folder.mkdir(parents=True, exist_ok=True)
+            return self._folder
+
+    def peek(self, meta: ArtifactMetadata) -> LineIndex | None:
+        """The spool of ``meta`` if it is ready, without waiting or building."""
+        with self._lock:
+            return self._entries.get(meta.checksum)
+
+    def start(self, store: ArtifactOpener, meta: ArtifactMetadata) -> Future[LineIndex]:
+        """Spool ``meta`` in the background (once); the future gives the index."""
+        with self._lock:
+            ready = self._entries.get(meta.checksum)
+            if ready is not None:
+                done: Future[LineIndex] = Future()
+                done.set_result(ready)
+                return done
+            running = self._building.get(meta.checksum)
+            if running is None:
+                running = self._pool.submit(self._build, store, meta)
+                self._building[meta.checksum] = running
+            return running
+
+    def get(self, store: ArtifactOpener, meta: ArtifactMetadata) -> LineIndex:
+        """The spool of ``meta``, built now if needed (raises what reading raised)."""
+        return self.start(store, meta).result()
+
+    def _build(self, store: ArtifactOpener, meta: ArtifactMetadata) -> LineIndex:
+        digest = meta.checksum.removeprefix("sha256:")
+        final = self.folder / f"{digest}.log"
+        partial = final.with_name(f".{digest}.{threading.get_ident()}.part")
+        try:
+            with store.open(meta.version_uri, verify_checksum=True) as reader:
+                index = _spool(reader, partial, self._scanner, self._prefilter)
+            os.replace(partial, final)
+            index.path = final
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            with self._lock:
+                self._building.pop(meta.checksum, None)
+            raise
+        with self._lock:
+            self._entries[meta.checksum] = index
+            self._building.pop(meta.checksum, None)
+            self._evict(keep=meta.checksum)
+        return index
+
+    def _evict(self, keep: str) -> None:
+        total = sum(entry.total_bytes for entry in self._entries.values())
+        for checksum, entry in sorted(self._entries.items(), key=lambda kv: kv[1].last_used):
+            if total <= self._budget:
+                break
+            if checksum == keep:
+                continue
+            del self._entries[checksum]
+            total -= entry.total_bytes
+            # A reader may still hold it open: POSIX keeps the bytes until it closes.
+            entry.path.unlink(missing_ok=True)
+
+    def close(self) -> None:
+        """Stop spooling and remove the folder if the cache created it."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        with self._lock:
+            self._entries.clear()
+            folder, self._folder = self._folder, None
+        if folder is not None and self._own_folder:
+            shutil.rmtree(folder, ignore_errors=True)
+        elif folder is not None:
+            for stale in folder.glob("*.log"):
+                with contextlib.suppress(OSError):
+                    stale.unlink()
+
+
+def iter_numbered(index: LineIndex, start: int, count: int) -> Iterator[tuple[int, str]]:
+    """``(number, text)`` pairs of a range, for templates and the JSON API."""
+    yield from enumerate(index.lines(start, count), start=max(1, start))
