@@ -16,6 +16,7 @@ from .backends.filesystem import FilesystemBackend
 from .compression_engine import CompressionEngine
 from .config import ArtifactStoreConfig, RetentionDays, StorageQuota
 from .exceptions import (
+    ArtifactExistsError,
     ArtifactNotFoundError,
     ArtifactStoreError,
     ConfigError,
@@ -41,6 +42,7 @@ from .storage_backend import ObjectInfo, ReadStream, StagedObject, StorageBacken
 __version__ = "0.1.0"
 
 __all__ = [
+    "ArtifactExistsError",
     "ArtifactMetadata",
     "ArtifactNotFoundError",
     "ArtifactProblem",

@@ -21,7 +21,7 @@ from typing import Annotated, BinaryIO
 
 import typer
 
-from . import __version__, cli_admin
+from . import __version__, cli_admin, cli_serve
 from .artifact_store import Content
 from .cli_output import Output, format_size, format_time, plural, print_artifacts
 from .cli_runtime import (
@@ -460,6 +460,7 @@ for _command in (
 ):
     app.command(rich_help_panel=STORE_PANEL)(_command)
 config_app.command("show")(cli_admin.config_show)
+app.command(rich_help_panel=STORE_PANEL)(cli_serve.serve)
 
 
 def main() -> None:
