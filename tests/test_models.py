@@ -41,6 +41,7 @@ PUBLIC_API = {
     "CleanupReport",
     "CompressionEngine",
     "ConfigError",
+    "ContentParseError",
     "ExportProgress",
     "FilesystemBackend",
     "IntegrityError",
