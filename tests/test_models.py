@@ -42,6 +42,7 @@ PUBLIC_API = {
     "CleanupReport",
     "CompressionEngine",
     "ConfigError",
+    "ContentParseError",
     "ExportProgress",
     "FilesystemBackend",
     "IntegrityError",
