@@ -133,11 +133,13 @@ def test_the_cache_is_shared_and_bounded(store: ArtifactStore, tmp_path: Path) -
     assert not (tmp_path / "b").joinpath("x").exists()
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     data=st.lists(
         st.binary(max_size=40).map(lambda b: b.replace(b"\n", b"")), min_size=0, max_size=60
-    ).map(lambda lines: b"\n".join(lines)),
+    ).map(b"\n".join),
     start=st.integers(min_value=-3, max_value=70),
     count=st.integers(min_value=0, max_value=70),
 )

@@ -26,12 +26,13 @@ import shutil
 import tempfile
 import threading
 import time
+import weakref
 from array import array
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from ...integrity import ArtifactReader
 from ...models import ArtifactMetadata
@@ -89,6 +90,14 @@ class SearchHit:
 MarkerScanner = Callable[[int, str], list[LineMarker]]
 
 
+class ChunkObserver(Protocol):
+    """Sees every chunk of a log while it is spooled (e.g. a log statistics scanner)."""
+
+    def feed(self, chunk: bytes) -> None: ...
+
+    def close(self) -> Any: ...
+
+
 def _decode(raw: bytes) -> str:
     text = raw.rstrip(b"\n").rstrip(b"\r").decode("utf-8", errors="replace")
     if len(text) > MAX_LINE_CHARS:
@@ -109,6 +118,8 @@ class LineIndex:
     numbers: array[int]
     markers: list[LineMarker] = field(default_factory=list)
     marker_counts: dict[str, int] = field(default_factory=dict)
+    #: What the cache's observer concluded after the last chunk (``None`` without one).
+    stats: Any = None
     last_used: float = field(default_factory=time.monotonic)
 
     def lines(self, start: int, count: int) -> list[str]:
@@ -207,7 +218,11 @@ def head_lines(store: ArtifactOpener, uri: str, count: int) -> tuple[list[str], 
 
 
 def _spool(
-    reader: ArtifactReader, target: Path, scanner: MarkerScanner | None, prefilter: bytes | None
+    reader: ArtifactReader,
+    target: Path,
+    scanner: MarkerScanner | None,
+    prefilter: bytes | None,
+    observer: ChunkObserver | None = None,
 ) -> LineIndex:
     offsets = array("Q", [0])
     numbers = array("Q", [1])
@@ -221,6 +236,8 @@ def _spool(
     with open(target, "wb") as out:
         for chunk in reader:
             out.write(chunk)
+            if observer is not None:
+                observer.feed(chunk)
             while next_mark < offset + len(chunk):
                 found = chunk.find(b"\n", max(0, next_mark - offset))
                 if found < 0:
@@ -243,7 +260,8 @@ def _spool(
     if offsets[-1] >= offset and len(offsets) > 1:  # a checkpoint at the very end
         offsets.pop()
         numbers.pop()
-    return LineIndex(target, offset, total_lines, offsets, numbers, markers, counts)
+    stats = observer.close() if observer is not None else None
+    return LineIndex(target, offset, total_lines, offsets, numbers, markers, counts, stats)
 
 
 def _scan_chunk(
@@ -295,7 +313,8 @@ class LineCache:
 
     ``scanner`` marks errors, warnings and sections while spooling; ``prefilter``
     is a bytes regex that every line the scanner could mark matches (a fast path
-    for gigabyte logs). The folder is created on first use and removed by
+    for gigabyte logs); ``observer`` makes a fresh chunk observer per spool, whose
+    result becomes :attr:`LineIndex.stats`. The folder is created on first use and removed by
     :meth:`close`.
     """
 
@@ -306,12 +325,14 @@ class LineCache:
         budget_bytes: int = DEFAULT_CACHE_BYTES,
         scanner: MarkerScanner | None = None,
         prefilter: bytes | None = None,
+        observer: Callable[[], ChunkObserver] | None = None,
     ) -> None:
         self._folder = folder
         self._own_folder = folder is None
         self._budget = budget_bytes
         self._scanner = scanner
         self._prefilter = prefilter
+        self._observer = observer
         self._lock = threading.Lock()
         self._entries: dict[str, LineIndex] = {}
         self._building: dict[str, Future[LineIndex]] = {}
@@ -319,9 +340,13 @@ class LineCache:
 
     @property
     def folder(self) -> Path:
+        """Where the spools are (created on first use)."""
         with self._lock:
             if self._folder is None:
                 self._folder = Path(tempfile.mkdtemp(prefix="necrocode-viewer-"))
+                # Removed at exit even if nobody calls close() (e.g. a killed worker's
+                # sibling, or an app whose lifespan never ran).
+                weakref.finalize(self, shutil.rmtree, self._folder, ignore_errors=True)
             self._folder.mkdir(parents=True, exist_ok=True)
             return self._folder
 
@@ -354,7 +379,8 @@ class LineCache:
         partial = final.with_name(f".{digest}.{threading.get_ident()}.part")
         try:
             with store.open(meta.version_uri, verify_checksum=True) as reader:
-                index = _spool(reader, partial, self._scanner, self._prefilter)
+                observer = self._observer() if self._observer is not None else None
+                index = _spool(reader, partial, self._scanner, self._prefilter, observer)
             os.replace(partial, final)
             index.path = final
         except BaseException:
