@@ -31,7 +31,7 @@ index 3b18e51..a9c2d47 100644
 +    port: int = 8080
 
      async def join(self, room_name: str, user: str) -> Room:
-@@ -30,7 +33,9 @@ class Server:
+@@ -30,6 +33,10 @@ class Server:
      async def broadcast(self, room: Room, message: str) -> int:
          delivered = 0
          for member in room.members:

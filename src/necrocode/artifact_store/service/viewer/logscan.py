@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ...content.logs import AnsiDecoder, LogScanner, LogStats, Style, line_level, palette_rgb
+from ...content.logs import AnsiDecoder, LogScanner, LogStats, Style, line_level, palette_rgb, strip_ansi
 from .loglines import LineCache, LineIndex, LineMarker
 
 __all__ = ["PREFILTER", "log_info", "make_line_cache", "markers_of", "styled_lines"]
@@ -26,7 +26,7 @@ PREFILTER = rb"(?i)error|exception|fatal|critical|panic|traceback|warn"
 def markers_of(number: int, text: str) -> list[LineMarker]:
     """The error/warning marker of one line, judged by the content parser's rule."""
     level = line_level(text)
-    return [] if level is None else [LineMarker(number, level, text[:300])]
+    return [] if level is None else [LineMarker(number, level, strip_ansi(text)[:300])]
 
 
 def make_line_cache(folder: Path | None = None) -> LineCache:

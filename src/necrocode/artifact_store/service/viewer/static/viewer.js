@@ -205,8 +205,8 @@
     this.viewport.textContent = "";
     this.sizer = el("div", "log-sizer");
     this.window = el("div", "log-window");
-    this.sizer.appendChild(this.window);
     this.viewport.appendChild(this.sizer);
+    this.viewport.appendChild(this.window);
     this.viewport.addEventListener("scroll", function () { self.schedule(); });
     window.addEventListener("resize", function () { self.schedule(); });
     document.addEventListener("viewer:tab", function () { self.schedule(); self.onHash(); });
@@ -305,8 +305,8 @@
 
   LogView.prototype.fillMarkers = function (info) {
     const self = this;
-    [["errors", "[data-log-errors]", info.error_count], ["warnings", "[data-log-warnings]", info.warning_count]].forEach(function (spec) {
-      const list = $(spec[1], document);
+    [["errors", "data-log-errors", info.error_count], ["warnings", "data-log-warnings", info.warning_count]].forEach(function (spec) {
+      const list = $("[" + spec[1] + "]", document);
       if (!list || !info[spec[0]]) return;
       list.textContent = "";
       info[spec[0]].slice(0, 200).forEach(function (marker) {
@@ -318,7 +318,7 @@
         item.title = marker.text;
         list.appendChild(item);
       });
-      const count = $(spec[1] + "-count", document);
+      const count = $("[" + spec[1] + "-count]", document);
       if (count) count.textContent = spec[2] === null || spec[2] === undefined ? "" : number(spec[2]);
       if (!info[spec[0]].length) list.appendChild(el("li", "muted", "none"));
     });
@@ -527,7 +527,8 @@
     const self = this;
     const go = function () {
       self.scrollToLine(Math.min(self.highlight[0], Math.max(1, self.total)));
-      self.root.scrollIntoView({ block: "start" });
+      const box = self.viewport.getBoundingClientRect();
+      if (box.top < 0 || box.bottom > window.innerHeight + 40) self.root.scrollIntoView({ block: "start" });
     };
     if (this.ready || a <= this.total) go();
     this.whenReady(go);
