@@ -33,7 +33,9 @@ def browser() -> Iterator[Browser]:
 
 
 @pytest.fixture(scope="module")
-def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ThreadServer, dict[str, str]]]:
+def seeded(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[ThreadServer, dict[str, str]]]:
     root = tmp_path_factory.mktemp("viewer")
     config = ArtifactStoreConfig.model_validate(
         {
@@ -138,7 +140,7 @@ def test_diff_viewer(page: Page, url: str) -> None:
     files = page.locator("#file-list li")
     expect(files).to_have_count(5)
     expect(files.nth(0)).to_contain_text("+10")
-    expect(files.nth(0)).to_contain_text("−3")
+    expect(files.nth(0)).to_contain_text("\u22123")
     expect(files.nth(1)).to_contain_text("new")
     expect(files.nth(2)).to_contain_text("deleted")
     expect(files.nth(3)).to_contain_text("renamed")
@@ -361,7 +363,9 @@ def test_a_50_mb_log_keeps_the_dom_small(browser: Browser, big_log: str) -> None
 def _check_big_log(page: Page, url: str) -> None:
     page.goto(url + "/artifacts/chat-app/big/log")
     expect(page.locator(".log-window .log-row").first).to_contain_text("000000001 step")
-    expect(page.locator("[data-log-status]")).to_have_text(re.compile(r"^[\d,]+ lines"), timeout=30_000)
+    expect(page.locator("[data-log-status]")).to_have_text(
+        re.compile(r"^[\d,]+ lines"), timeout=30_000
+    )
     total = int(page.locator("[data-log]").get_attribute("data-total-lines") or 0)
     status = page.locator("[data-log-status]").inner_text()
     lines = int(status.split(" lines")[0].replace(",", ""))

@@ -13,7 +13,7 @@ from typing import Any
 from fastapi import Request
 
 from ...models import ArtifactMetadata, ArtifactType
-from .core import Page
+from .core import Page, page_href
 from .diff_page import diff_context
 from .log_page import log_context
 from .state import Viewer
@@ -65,6 +65,11 @@ def artifact_page(viewer: Viewer, request: Request, meta: ArtifactMetadata) -> P
         ],
         "principal": viewer.principal_context(principal),
         "artifact": summary,
+        # The artifact URL itself answers non-browsers with the bytes: the twin is here.
+        "json_href": page_href(
+            f"{summary['task_href']}/{meta.type.value}",
+            {**request.query_params, "version": meta.version, "format": "json"},
+        ),
         "versions": versions_context(viewer, request, meta),
         "kind": "log",
         "diff": None,

@@ -13,7 +13,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ...content.logs import AnsiDecoder, LogScanner, LogStats, Style, line_level, palette_rgb, strip_ansi
+from ...content.logs import (
+    AnsiDecoder,
+    LogScanner,
+    LogStats,
+    Style,
+    line_level,
+    palette_rgb,
+    strip_ansi,
+)
 from .loglines import LineCache, LineIndex, LineMarker
 
 __all__ = ["PREFILTER", "log_info", "make_line_cache", "markers_of", "styled_lines"]

@@ -65,5 +65,5 @@ class Viewer:
         self, spec: str, task: str, kind: ArtifactType | str, version: int | None = None
     ) -> ArtifactMetadata:
         """Metadata of one artifact (version); raises the store's typed errors."""
-        key = ArtifactKey.of(spec, task, ArtifactType.parse(kind))
+        key = ArtifactKey.of(spec, task, kind)
         return self.store.get_metadata(key.uri(self.store.root_uri, version))
