@@ -21,8 +21,9 @@ from playwright.sync_api import Browser, BrowserContext, Page, Playwright, Route
 
 OUTPUT = Path(__file__).resolve().parent / "output" / "screenshots"
 DOCS_IMAGES = Path(__file__).resolve().parents[1] / "docs" / "images"
-#: Set to 1 to copy the README's screenshots into docs/images/ as well.
-UPDATE_DOCS_ENV = "NECROCODE_UPDATE_DOCS_IMAGES"
+#: Set to 1 to copy the README's screenshots into docs/images/ as well. Read at import:
+#: the suite's clean_environ fixture removes NECROCODE_* variables from each test.
+UPDATE_DOCS = os.environ.get("NECROCODE_UPDATE_DOCS_IMAGES") == "1"
 
 CHROMIUM_ARGS = [
     "--disable-background-networking",
@@ -101,7 +102,7 @@ def screenshot(page: Page, name: str, *, full_page: bool = False, docs: bool = F
     OUTPUT.mkdir(parents=True, exist_ok=True)
     target = OUTPUT / f"{name}.png"
     page.screenshot(path=str(target), full_page=full_page)
-    if docs and os.environ.get(UPDATE_DOCS_ENV) == "1":
+    if docs and UPDATE_DOCS:
         DOCS_IMAGES.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(target, DOCS_IMAGES / f"{name}.png")
     return target

@@ -93,6 +93,7 @@ def test_spec_page_sorts_filters_and_searches(page: Page, url: str) -> None:
     page.goto(url + "/specs/chat-app")
     tasks = page.locator("#tasks tbody tr td:first-child")
     expect(tasks).to_have_count(2)
+    screenshot(page, "spec", docs=True)
     page.get_by_role("link", name=re.compile("^Task")).click()
     expect(tasks).to_have_text(["1.1", "1.2"])
     page.get_by_role("link", name=re.compile("^Task")).click()
@@ -109,7 +110,8 @@ def test_spec_page_sorts_filters_and_searches(page: Page, url: str) -> None:
     expect(tasks).to_have_text(["1.2"])
     page.goto(url + "/specs/chat-app?tag=needs-review")
     expect(tasks).to_have_text(["1.2"])
-    screenshot(page, "spec")
+    # a task picked by a filter is shown with all its artifacts
+    expect(page.locator("#tasks tbody tr").first).to_contain_text("diff")
 
 
 def test_task_page_tabs_and_keyboard(page: Page, url: str) -> None:
@@ -127,6 +129,8 @@ def test_task_page_tabs_and_keyboard(page: Page, url: str) -> None:
     page.keyboard.press("End")
     expect(page.locator("#panel-test")).to_be_visible()
     expect(page.locator("#panel-test .case").first).to_have_attribute("data-status", "failed")
+    page.evaluate("window.scrollTo(0, 0)")
+    screenshot(page, "task", docs=True)
     # version history with compare-with-previous on the diff
     tabs.first.click()
     page.locator("#panel-diff").get_by_role("link", name="compare with previous").click()
@@ -384,3 +388,12 @@ def _check_big_log(page: Page, url: str) -> None:
     expect(page.locator(".log-row.hit.current")).to_have_id("L400000")
     assert page.evaluate("document.getElementsByTagName('*').length") < 3000
     screenshot(page, "log-50mb")
+
+
+def test_the_open_time_benchmark_runs() -> None:
+    from .test_benchmarks import run_module
+
+    done = run_module("benchmarks.viewer_open", "--mib", "2", "--runs", "1", timeout=180)
+    assert done.returncode == 0, done.stderr
+    assert re.search(r"ratio 1 KiB time / 2 MiB time: \d+\.\d\d", done.stdout)
+    assert re.search(r"DOM elements after jumping to the last line: \d+", done.stdout)

@@ -74,9 +74,15 @@ def spec_page(viewer: Viewer, request: Request, spec: str) -> Page:
         and not viewer.store.search(spec_name=spec, limit=1)
     ):
         raise ArtifactNotFoundError(f"no artifacts for spec {spec!r}")
+    # Filters pick the tasks; a picked task is shown with all its artifacts.
+    picked = {meta.task_id for meta in found}
+    everything = (
+        found if not any((kind, tag, after, before)) else viewer.store.search(spec_name=spec)
+    )
     by_task: dict[str, list[ArtifactMetadata]] = {}
-    for meta in found:
-        by_task.setdefault(meta.task_id, []).append(meta)
+    for meta in everything:
+        if meta.task_id in picked:
+            by_task.setdefault(meta.task_id, []).append(meta)
     rows = []
     for task, metas in by_task.items():
         if text and not _matches(text, metas):
@@ -144,7 +150,7 @@ def spec_page(viewer: Viewer, request: Request, spec: str) -> Page:
         "columns": columns,
         "types": [t.value for t in ArtifactType],
         "tasks": rows,
-        "artifact_count": len(found),
+        "artifact_count": sum(len(metas) for metas in by_task.values()),
     }
     return Page("spec.html", context)
 
