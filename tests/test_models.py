@@ -53,6 +53,7 @@ PUBLIC_API = {
     "ObjectInfo",
     "PermissionError",
     "ReadStream",
+    "RemoteArtifactStore",
     "StagedObject",
     "RepairReport",
     "RetentionDays",

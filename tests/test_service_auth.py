@@ -135,6 +135,7 @@ def test_non_loopback_host_without_tokens_refuses_to_start(tmp_path: Path) -> No
     env = subprocess_env() | {"NECROCODE_ARTIFACT_STORE_BASE_PATH": str(tmp_path / "s")}
     result = subprocess.run(
         serve_command("--host", "0.0.0.0", "--port", "0"),
+        check=False,
         env=env,
         capture_output=True,
         text=True,
