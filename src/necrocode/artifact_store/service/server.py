@@ -39,7 +39,8 @@ log = logging.getLogger("necrocode.artifact_store.service")
 #: Largest request head (request line + headers) uvicorn buffers.
 MAX_HEADER_BYTES = 16 * 1024
 KEEP_ALIVE_SECONDS = 5
-_WORKER_ENV = "NECROCODE_ARTIFACT_STORE_SERVICE_WORKER"
+#: Hands the parent's options to ``--workers`` processes (not a setting: no store prefix).
+_WORKER_ENV = "NECROCODE_SERVICE_WORKER_SPEC"
 
 
 def bind(host: str, port: int) -> socket.socket:
