@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import threading
+import time
 import zipfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -185,6 +186,11 @@ def test_keyset_pagination_is_stable_under_concurrent_uploads(client: httpx.Clie
             cursor = page["next_cursor"]
             if cursor is None:
                 break
+            # Let the writer get at least one round in between every two pages.
+            before = len(uploaded)
+            deadline = time.monotonic() + 10
+            while len(uploaded) == before and time.monotonic() < deadline:
+                time.sleep(0.002)
     finally:
         stop.set()
         writer.join()
