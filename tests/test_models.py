@@ -54,6 +54,7 @@ PUBLIC_API = {
     "ObjectInfo",
     "PermissionError",
     "ReadStream",
+    "RemoteArtifactStore",
     "StagedObject",
     "RepairReport",
     "RetentionDays",

@@ -11,6 +11,8 @@ Quick start::
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .artifact_store import ArtifactStore
 from .backends.filesystem import FilesystemBackend
 from .compression_engine import CompressionEngine
@@ -40,7 +42,20 @@ from .retry import RetryingBackend, RetryPolicy
 from .settings import load_config
 from .storage_backend import ObjectInfo, ReadStream, StagedObject, StorageBackend
 
+if TYPE_CHECKING:
+    from .service.client import RemoteArtifactStore
+
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> object:
+    # RemoteArtifactStore needs httpx (extra "service"): imported on first use only.
+    if name == "RemoteArtifactStore":
+        from .service.client import RemoteArtifactStore  # noqa: PLC0415
+
+        return RemoteArtifactStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "ArtifactExistsError",
@@ -67,6 +82,7 @@ __all__ = [
     "ObjectInfo",
     "PermissionError",
     "ReadStream",
+    "RemoteArtifactStore",
     "RepairReport",
     "RetentionDays",
     "RetentionPolicy",

@@ -2,7 +2,7 @@
 
 Every error response is ``{"error": {"code": "<snake_case>", "message": "..."}}``.
 The remote client maps the codes back to the same exception classes
-(:data:`ERROR_CLASSES`), so ``ArtifactNotFoundError`` raised in the server is
+(:mod:`.error_codes`), so ``ArtifactNotFoundError`` raised in the server is
 ``ArtifactNotFoundError`` in the client.
 """
 
@@ -17,10 +17,10 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import exceptions as errors
+from .error_codes import STORE_ERRORS
 from .metrics import ServiceMetrics
 
 __all__ = [
-    "ERROR_CLASSES",
     "ApiError",
     "error_body",
     "install_error_handlers",
@@ -43,38 +43,9 @@ class ApiError(Exception):
         self.headers = headers or {}
 
 
-#: The store's errors, most specific first: ``(class, status, code)``.
-_TABLE: tuple[tuple[type[errors.ArtifactStoreError], int, str], ...] = (
-    (errors.ArtifactNotFoundError, 404, "not_found"),
-    (errors.ArtifactExistsError, 412, "already_exists"),
-    (errors.InvalidNameError, 422, "invalid_name"),
-    (errors.InvalidURIError, 422, "invalid_uri"),
-    (errors.ConfigError, 500, "config_error"),
-    (errors.InvalidInputError, 422, "invalid_input"),
-    (errors.LockTimeoutError, 503, "lock_timeout"),
-    (errors.IntegrityError, 500, "integrity_error"),
-    (errors.StorageFullError, 507, "storage_full"),
-    (errors.PermissionError, 502, "storage_permission_denied"),
-    (errors.StorageError, 502, "storage_error"),
-    (errors.ArtifactStoreError, 500, "store_error"),
-)
-
-#: Error code -> the exception class a client raises for it.
-ERROR_CLASSES: dict[str, type[errors.ArtifactStoreError]] = {
-    code: cls for cls, _, code in _TABLE
-} | {
-    "unauthorized": errors.PermissionError,
-    "forbidden": errors.PermissionError,
-    "payload_too_large": errors.StorageFullError,
-    "validation_error": errors.InvalidInputError,
-    "bad_request": errors.InvalidInputError,
-    "precondition_failed": errors.ArtifactExistsError,
-}
-
-
 def status_for(exc: errors.ArtifactStoreError) -> tuple[int, str]:
     """The status and code of a store error."""
-    for cls, status, code in _TABLE:
+    for cls, status, code in STORE_ERRORS:
         if isinstance(exc, cls):
             if isinstance(exc, errors.StorageError) and exc.retryable:  # transient: retry
                 return 503, "storage_unavailable"

@@ -65,7 +65,10 @@ def key_from_url(url: str, bases: tuple[str, ...]) -> tuple[ArtifactKey, int | N
         try:
             kind = ArtifactType.parse(match["type"])
         except ValueError as exc:
-            raise InvalidURIError(f"URI {url!r}: {exc}", uri=url) from None
+            try:  # the stored file name names the type too (diff.txt, log.txt, ...)
+                kind = ArtifactType.from_filename(match["type"])
+            except ValueError:
+                raise InvalidURIError(f"URI {url!r}: {exc}", uri=url) from None
         return ArtifactKey.of(match["spec"], match["task"], kind), version
     known = ", ".join(f"{b.rstrip('/')}{ARTIFACT_PATH}/..." for b in bases)
     raise InvalidURIError(f"URI {url!r} is not an artifact of this service ({known})", uri=url)

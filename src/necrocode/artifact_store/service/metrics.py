@@ -128,7 +128,7 @@ class AccessLogMiddleware:
         if route.startswith(("/artifacts", "/v1/artifacts/")) and status < 300:
             if method in ("POST", "PUT") and not route.endswith("/tags"):
                 metrics.upload_seconds.observe(seconds)
-            elif method == "GET" and "{type}" in route and route.endswith("{type}"):
+            elif method == "GET" and route.endswith("{artifact_type}"):
                 metrics.download_seconds.observe(seconds)
         state = scope.get("state") or {}
         if access_log.isEnabledFor(logging.INFO):

@@ -16,7 +16,7 @@ from ..exceptions import InvalidInputError
 from ..naming import validate_name
 from .auth import Principal, requires
 from .deps import store_of
-from .schemas import ErrorBody, Responses, UsageOut, UsageReport
+from .schemas import ErrorBody, QuotaOut, Responses, UsageOut, UsageReport
 from .transfer import run_store
 
 __all__ = ["router"]
@@ -37,6 +37,7 @@ async def usage(
     def work() -> UsageReport:
         return UsageReport(
             total=UsageOut.of(store.get_storage_usage()),
+            quota=QuotaOut.model_validate(store.config.storage_quota.model_dump()),
             by_spec={k: UsageOut.of(v) for k, v in store.get_usage_by_spec().items()},
             by_type={k: UsageOut.of(v) for k, v in store.get_usage_by_type().items()},
         )

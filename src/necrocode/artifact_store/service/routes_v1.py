@@ -260,6 +260,36 @@ async def remove_tags(
     return await _tags(request, key, version, "remove", tag)
 
 
+@router.put(ARTIFACT + "/pin", response_model=ArtifactOut, responses=_ERRORS)
+async def pin(
+    request: Request,
+    _: Annotated[Principal, Depends(requires("write"))],
+    spec_name: str,
+    task_id: str,
+    artifact_type: ArtifactType,
+    version: Version = None,
+) -> ArtifactOut:
+    """Keep the artifact (or version) forever: cleanup never deletes it."""
+    store = store_of(request)
+    uri = _key(spec_name, task_id, artifact_type).uri(store.root_uri, version)
+    return ArtifactOut.of(await run_store(lambda: store.pin(uri)), base_of(request))
+
+
+@router.delete(ARTIFACT + "/pin", response_model=ArtifactOut, responses=_ERRORS)
+async def unpin(
+    request: Request,
+    _: Annotated[Principal, Depends(requires("write"))],
+    spec_name: str,
+    task_id: str,
+    artifact_type: ArtifactType,
+    version: Version = None,
+) -> ArtifactOut:
+    """Let the retention policy apply again."""
+    store = store_of(request)
+    uri = _key(spec_name, task_id, artifact_type).uri(store.root_uri, version)
+    return ArtifactOut.of(await run_store(lambda: store.unpin(uri)), base_of(request))
+
+
 # -- listing --------------------------------------------------------------------------
 
 SortKey = tuple[datetime, str, str, str, int]

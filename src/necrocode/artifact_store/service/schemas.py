@@ -23,6 +23,7 @@ __all__ = [
     "DeleteResult",
     "ErrorBody",
     "HealthOut",
+    "QuotaOut",
     "Responses",
     "TagsIn",
     "UsageOut",
@@ -134,10 +135,18 @@ class UsageOut(BaseModel):
         return cls.model_validate(usage.to_dict())
 
 
+class QuotaOut(BaseModel):
+    """The store's quota (``max_size_gb: null``: none)."""
+
+    max_size_gb: float | None
+    warn_threshold: float
+
+
 class UsageReport(BaseModel):
-    """Usage of the whole store, per spec and per type."""
+    """Usage of the whole store, per spec and per type, and the quota."""
 
     total: UsageOut
+    quota: QuotaOut
     by_spec: dict[str, UsageOut]
     by_type: dict[str, UsageOut]
 

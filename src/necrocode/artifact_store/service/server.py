@@ -39,7 +39,8 @@ log = logging.getLogger("necrocode.artifact_store.service")
 #: Largest request head (request line + headers) uvicorn buffers.
 MAX_HEADER_BYTES = 16 * 1024
 KEEP_ALIVE_SECONDS = 5
-_WORKER_ENV = "NECROCODE_ARTIFACT_STORE_SERVICE_WORKER"
+#: Hands the parent's options to ``--workers`` processes (not a setting: no store prefix).
+_WORKER_ENV = "NECROCODE_SERVICE_WORKER_SPEC"
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -47,6 +48,9 @@ def bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    # Accepted connections inherit this. Without it a response written in two
+    # pieces (head, body) waits for the client's delayed ACK: ~40 ms a request.
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     try:
         sock.bind((host.strip("[]"), port))
     except OSError:

@@ -176,8 +176,8 @@ def parse_range(header: str | None, size: int) -> ByteRange | None:
         return ByteRange(max(size - count, 0), size - 1, size) if size else None
     first = int(match["start"])
     last = int(match["end"]) if match["end"] else size - 1
-    if last < first:
-        return None
+    if match["end"] and last < first:
+        return None  # invalid: ignored
     if first >= size:
         raise _unsatisfiable(size)
     return ByteRange(first, min(last, size - 1), size)
