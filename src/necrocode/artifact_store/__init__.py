@@ -13,8 +13,10 @@ from __future__ import annotations
 
 from .artifact_store import ArtifactStore
 from .backends.filesystem import FilesystemBackend
+from .backfill import SummaryRefreshReport
 from .compression_engine import CompressionEngine
 from .config import ArtifactStoreConfig, RetentionDays, StorageQuota
+from .content.summary import Summary
 from .exceptions import (
     ArtifactNotFoundError,
     ArtifactStoreError,
@@ -76,6 +78,8 @@ __all__ = [
     "StorageFullError",
     "StorageQuota",
     "StorageUsage",
+    "Summary",
+    "SummaryRefreshReport",
     "VerifyReport",
     "__version__",
     "calculate_checksum",
