@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import difflib
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,49 +12,12 @@ from hypothesis import strategies as st
 
 from necrocode.artifact_store.content import DiffParser, FileDiff, parse_diff
 
-
-def _git(repo: Path, *args: str) -> str:
-    result = subprocess.run(
-        ["git", "-c", "core.quotepath=true", *args],
-        cwd=repo,
-        capture_output=True,
-        check=True,
-        timeout=60,
-    )
-    return result.stdout.decode("utf-8", "surrogateescape")
+from .content_inputs import git, make_repo
 
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A repository with one staged change of every kind the parser must recognise."""
-    root = tmp_path_factory.mktemp("repo")
-    _git(root, "init", "-q")
-    _git(root, "config", "user.email", "test@example.invalid")
-    _git(root, "config", "user.name", "test")
-    (root / "keep.py").write_text("".join(f"line{i}\n" for i in range(1, 21)))
-    (root / "gone.txt").write_text("x\ny\n")
-    (root / "old_name.py").write_text("".join(f"{c}\n" for c in "abcdefghij"))
-    (root / "template.py").write_text("".join(f"template line {i}\n" for i in range(30)))
-    (root / "img.bin").write_bytes(b"\x00\x01\x02\x03" * 64)
-    (root / "auth").mkdir()
-    (root / "auth" / "with space.py").write_text("hi\n")
-    _git(root, "add", "-A")
-    _git(root, "commit", "-q", "-m", "first")
-    _git(root, "mv", "old_name.py", "auth/new_name.py")
-    with (root / "auth" / "new_name.py").open("a") as handle:
-        handle.write("k\n")
-    _git(root, "rm", "-q", "gone.txt")
-    lines = [f"line{i}\n" for i in range(1, 21)]
-    lines[1] = "CHANGED\n"
-    lines[15] = "-- looks like a header\n"
-    (root / "keep.py").write_text("".join(lines) + "no newline")
-    (root / "img.bin").write_bytes(b"\x00\xff\x10\x20" * 64)
-    (root / "copy_of_template.py").write_text((root / "template.py").read_text() + "extra\n")
-    (root / "added.md").write_text("new\n")
-    (root / "auth" / "with space.py").chmod(0o755)
-    (root / "auth" / "ünï.txt").write_text("ü\n")
-    _git(root, "add", "-A")
-    return root
+    return make_repo(tmp_path_factory.mktemp("repo"))
 
 
 def _by_path(diff: str) -> dict[str, FileDiff]:
@@ -65,7 +27,7 @@ def _by_path(diff: str) -> dict[str, FileDiff]:
 @pytest.mark.parametrize("binary", [False, True], ids=["text", "binary-patch"])
 def test_git_diff_of_a_real_repository(repo: Path, binary: bool) -> None:
     args = ["diff", "--cached", "-M", "-C", "--find-copies-harder"]
-    files = _by_path(_git(repo, *args, *(["--binary"] if binary else [])))
+    files = _by_path(git(repo, *args, *(["--binary"] if binary else [])))
     assert set(files) == {
         "added.md",
         "auth/new_name.py",
@@ -116,7 +78,7 @@ def test_git_diff_of_a_real_repository(repo: Path, binary: bool) -> None:
 
 
 def test_line_numbers_follow_both_sides(repo: Path) -> None:
-    keep = _by_path(_git(repo, "diff", "--cached", "-M"))["keep.py"]
+    keep = _by_path(git(repo, "diff", "--cached", "-M"))["keep.py"]
     first = keep.hunks[0]
     assert (first.old_start, first.new_start) == (1, 1)
     numbered = {line.text: (line.old_no, line.new_no) for line in first.lines}
@@ -127,7 +89,7 @@ def test_line_numbers_follow_both_sides(repo: Path) -> None:
 
 
 def test_cap_keeps_counts_exact(repo: Path) -> None:
-    diff = _git(repo, "diff", "--cached", "-M")
+    diff = git(repo, "diff", "--cached", "-M")
     capped = {f.path: f for f in parse_diff(diff.splitlines(), max_lines_per_file=2)}
     full = _by_path(diff)
     for path, file in capped.items():
@@ -198,7 +160,7 @@ def test_parsing_streams_one_file_at_a_time() -> None:
 
 
 def test_push_parser_matches_parse_diff(repo: Path) -> None:
-    diff = _git(repo, "diff", "--cached", "-M")
+    diff = git(repo, "diff", "--cached", "-M")
     parser = DiffParser()
     pushed: list[FileDiff] = []
     for line in diff.splitlines():
@@ -254,3 +216,33 @@ def test_any_input_parses_without_error_and_counts_match(lines: list[str]) -> No
         assert file.added == sum(line.kind == "add" for line in kept)
         assert file.removed == sum(line.kind == "del" for line in kept)
         assert file.hunk_count == len(file.hunks)
+
+
+def _bytes_parse(data: bytes, cuts: list[int]) -> list[FileDiff]:
+    """Parse through ``feed_bytes`` in blocks cut at the line ends nearest to ``cuts``."""
+    parser = DiffParser(max_lines_per_file=0)
+    files: list[FileDiff] = []
+    position = 0
+    for cut in sorted(cuts):
+        end = data.find(b"\n", cut)
+        if end < 0 or end < position:
+            continue
+        files += parser.feed_bytes(data[position : end + 1])
+        position = end + 1
+    files += parser.feed_bytes(data[position:])
+    return files + parser.close()
+
+
+@settings(max_examples=300, deadline=None)
+@given(_DIFFISH, st.lists(st.integers(min_value=0, max_value=2000), max_size=5))
+def test_byte_fast_path_equals_the_line_parser(lines: list[str], cuts: list[int]) -> None:
+    data = "\n".join(lines).encode("utf-8", "surrogatepass")
+    expected = list(parse_diff(data.decode("utf-8", "replace").split("\n"), max_lines_per_file=0))
+    assert _bytes_parse(data, cuts) == expected
+
+
+def test_byte_fast_path_on_a_real_diff(repo: Path) -> None:
+    data = git(repo, "diff", "--cached", "-M", "--binary").encode("utf-8", "surrogateescape")
+    expected = list(parse_diff(data.decode("utf-8", "replace").splitlines(), max_lines_per_file=0))
+    assert _bytes_parse(data, [100, 700, 1500]) == expected
+    assert sum(f.added for f in expected) > 0

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,67 +12,12 @@ from hypothesis import strategies as st
 from necrocode.artifact_store import ContentParseError, InvalidInputError
 from necrocode.artifact_store.content import parse_test_report, sniff_test_format
 
-TINY_SUITE = """
-import pytest
-
-def test_ok():
-    assert True
-
-def test_login_fails():
-    assert 1 + 1 == 3, "math is broken"
-
-@pytest.fixture
-def broken():
-    raise RuntimeError("fixture exploded")
-
-def test_uses_broken(broken):
-    pass
-
-@pytest.mark.skip(reason="not today")
-def test_skipped():
-    pass
-
-class TestAuth:
-    def test_token(self):
-        print("some stdout")
-        raise ValueError("bad token")
-"""
+from .content_inputs import run_tiny_suite
 
 
 @pytest.fixture(scope="module")
 def pytest_reports(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
-    """Run a tiny failing suite through pytest once; collect every report format."""
-    folder = tmp_path_factory.mktemp("suite")
-    (folder / "test_tiny.py").write_text(TINY_SUITE)
-    (folder / "pytest.ini").write_text("[pytest]\n")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-p",
-            "no:cacheprovider",
-            "--color=yes",
-            "--junitxml=junit.xml",
-            "--json-report",
-            "--json-report-file=report.json",
-            "--ctrf",
-            "ctrf.json",
-        ],
-        cwd=folder,
-        env=env,
-        capture_output=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 1, result.stdout.decode()
-    return {
-        "junit": (folder / "junit.xml").read_bytes(),
-        "pytest-json": (folder / "report.json").read_bytes(),
-        "ctrf": (folder / "ctrf.json").read_bytes(),
-        "stdout": result.stdout,
-    }
+    return run_tiny_suite(tmp_path_factory.mktemp("suite"))
 
 
 def test_junit_xml_written_by_pytest(pytest_reports: dict[str, bytes]) -> None:

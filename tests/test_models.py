@@ -66,6 +66,8 @@ PUBLIC_API = {
     "StorageFullError",
     "StorageQuota",
     "StorageUsage",
+    "Summary",
+    "SummaryRefreshReport",
     "VerifyReport",
     "__version__",
     "calculate_checksum",

@@ -15,8 +15,10 @@ from typing import TYPE_CHECKING
 
 from .artifact_store import ArtifactStore
 from .backends.filesystem import FilesystemBackend
+from .backfill import SummaryRefreshReport
 from .compression_engine import CompressionEngine
 from .config import ArtifactStoreConfig, RetentionDays, StorageQuota
+from .content.summary import Summary
 from .exceptions import (
     ArtifactExistsError,
     ArtifactNotFoundError,
@@ -94,6 +96,8 @@ __all__ = [
     "StorageFullError",
     "StorageQuota",
     "StorageUsage",
+    "Summary",
+    "SummaryRefreshReport",
     "VerifyReport",
     "__version__",
     "calculate_checksum",

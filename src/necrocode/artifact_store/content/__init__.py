@@ -9,6 +9,8 @@ either tolerates damage (diffs, logs) or raises
 - :mod:`.testreport` — ``parse_test_report(data) -> TestReport``
 - :mod:`.logs` — ``LogScanner``/``scan_log``, ``line_level``, ``section_marker``,
   ``strip_ansi``, ``ansi_spans``, ``ansi_html``, ``AnsiDecoder``, ``Style``
+- :mod:`.summary` — the ``Summary`` kept in metadata records (no I/O)
+- :mod:`.summariser` — ``Summariser``/``summarise``: a ``Summary`` from streamed bytes
 """
 
 from __future__ import annotations
@@ -30,6 +32,16 @@ from .logs import (
     section_marker,
     strip_ansi,
 )
+from .summariser import Summariser, summarise
+from .summary import (
+    SUMMARY_VERSION,
+    ChangedFile,
+    DiffSummary,
+    LogSummary,
+    Summary,
+    SummaryKind,
+    TestSummary,
+)
 from .testreport import (
     TestCase,
     TestFormat,
@@ -41,10 +53,13 @@ from .testreport import (
 
 __all__ = [
     "PLAIN",
+    "SUMMARY_VERSION",
     "AnsiDecoder",
+    "ChangedFile",
     "Color",
     "DiffLine",
     "DiffParser",
+    "DiffSummary",
     "FileDiff",
     "FileStatus",
     "Hunk",
@@ -52,12 +67,17 @@ __all__ = [
     "LogScanner",
     "LogSection",
     "LogStats",
+    "LogSummary",
     "SectionMarker",
     "Style",
+    "Summariser",
+    "Summary",
+    "SummaryKind",
     "TestCase",
     "TestFormat",
     "TestReport",
     "TestStatus",
+    "TestSummary",
     "ansi_html",
     "ansi_spans",
     "line_level",
@@ -67,4 +87,5 @@ __all__ = [
     "section_marker",
     "sniff_test_format",
     "strip_ansi",
+    "summarise",
 ]

@@ -76,9 +76,9 @@ _TOKEN_RE = re.compile(r"(\x1b\[([0-?]*)([ -/]*)([@-~]))|" + _ANSI_TEXT)
 
 _GITLAB_RE = re.compile(r"section_(start|end):\d+:([A-Za-z0-9_.\-]+)(?:\[[^\]]*\])?\r?(.*)")
 
-# Keyword, whether a word character may precede it, and what may follow it.
+# (keyword, whether a word character may precede it, whether one may follow it).
+# One ``bytes.find`` pass per keyword: a regex alternation is ten times slower.
 _ERROR_WORDS: tuple[tuple[bytes, bool, bool], ...] = (
-    # (word, word char allowed before, word chars allowed after)
     (b"error", True, False),
     (b"exception", True, False),
     (b"fatal", False, False),
@@ -86,13 +86,11 @@ _ERROR_WORDS: tuple[tuple[bytes, bool, bool], ...] = (
     (b"panic", False, True),
     (b"traceback (most recent call last)", False, True),
 )
-_WARNING_WORDS: tuple[tuple[bytes, bool, bool], ...] = (
-    (b"warning", True, False),
-    (b"warn", True, False),
-)
+_WARNING_WORDS: tuple[tuple[bytes, bool, bool], ...] = ((b"warn", True, False),)
 _TRACEBACK = b"traceback (most recent call last)"
 _WORD = frozenset(b"abcdefghijklmnopqrstuvwxyz0123456789_")
-_SECTION_HINTS = (b"::group::", b"::endgroup::", b"section_start:", b"section_end:")
+# "group::" is in both "::group::" and "::endgroup::".
+_SECTION_HINTS = (b"group::", b"section_")
 
 
 @dataclass(slots=True)
@@ -157,11 +155,20 @@ def _matches(block: bytes, pos: int, word: bytes, before_ok: bool, after_ok: boo
     if not before_ok and pos > 0 and block[pos - 1] in _WORD:
         return False
     end = pos + len(word)
+    if word == b"warn" and block.startswith(b"ing", end):
+        end += 3  # "warning" ends the word as well as "warn"
     return after_ok or end >= len(block) or block[end] not in _WORD
 
 
-def _hits(block: bytes, words: tuple[tuple[bytes, bool, bool], ...]) -> set[int]:
-    """Start offsets of the lines of ``block`` (lower-cased) holding any of ``words``."""
+def _hits(
+    block: bytes,
+    words: tuple[tuple[bytes, bool, bool], ...],
+    counts: dict[bytes, int] | None = None,
+) -> set[int]:
+    """Start offsets of the lines of ``block`` (lower-cased) holding any of ``words``.
+
+    ``counts``, if given, receives the number of lines each word was found on.
+    """
     starts: set[int] = set()
     for word, before_ok, after_ok in words:
         pos = block.find(word)
@@ -169,6 +176,8 @@ def _hits(block: bytes, words: tuple[tuple[bytes, bool, bool], ...]) -> set[int]
             if _matches(block, pos, word, before_ok, after_ok):
                 start = block.rfind(b"\n", 0, pos) + 1
                 starts.add(start)
+                if counts is not None:
+                    counts[word] = counts.get(word, 0) + 1
                 end = block.find(b"\n", pos)
                 if end < 0:
                     break
@@ -242,23 +251,32 @@ class LogScanner:
         if b"\x1b" in block:
             block = _ANSI_BYTES_RE.sub(b"", block)
         lowered = block.lower()
-        errors = _hits(lowered, _ERROR_WORDS)
+        found: dict[bytes, int] = {}
+        errors = _hits(lowered, _ERROR_WORDS, found)
         if errors:
             stats.error_lines += len(errors)
+            stats.tracebacks += found.get(_TRACEBACK, 0)
             if stats.first_error_line is None:
                 stats.first_error_line = stats.lines + lowered.count(b"\n", 0, min(errors)) + 1
         stats.warning_lines += len(_hits(lowered, _WARNING_WORDS))
-        stats.tracebacks += lowered.count(_TRACEBACK)
         if any(hint in block for hint in _SECTION_HINTS):
             self._sections(block)
         if complete:
             stats.lines += block.count(b"\n")
 
     def _sections(self, block: bytes) -> None:
-        base = self._stats.lines
-        for number, raw in enumerate(block.split(b"\n"), start=base + 1):
-            if not any(hint in raw for hint in _SECTION_HINTS):
-                continue
+        starts: set[int] = set()
+        for hint in _SECTION_HINTS:
+            pos = block.find(hint)
+            while pos >= 0:
+                starts.add(block.rfind(b"\n", 0, pos) + 1)
+                pos = block.find(hint, pos + 1)
+        number, counted = self._stats.lines + 1, 0
+        for start in sorted(starts):
+            number += block.count(b"\n", counted, start)
+            counted = start
+            end = block.find(b"\n", start)
+            raw = block[start:] if end < 0 else block[start:end]
             marker = section_marker(raw.decode("utf-8", "replace"))
             if marker is None:
                 continue
