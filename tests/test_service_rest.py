@@ -316,6 +316,7 @@ def test_viewer_hook_gets_browsers_only(service: ThreadServer, client: httpx.Cli
 
     client.put(PATH, content=b"raw bytes")
     browser = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+    service.app.state.viewer = None  # create_app installs the viewer; take it away
     assert client.get(PATH, headers=browser).content == b"raw bytes"  # no viewer installed
 
     async def viewer(request: Request, key: ArtifactKey, version: int | None) -> Response:

@@ -10,6 +10,7 @@ base ones travel as data that the script applies through the CSSOM.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,10 @@ from ...content.logs import (
 from .loglines import LineCache, LineIndex, LineMarker
 
 __all__ = ["PREFILTER", "log_info", "make_line_cache", "markers_of", "styled_lines"]
+
+#: Control characters a terminal would not print (tab is kept): what an escape the
+#: decoder could not read (cut off, or not SGR) leaves behind is dropped, not shown.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 #: Every line ``line_level`` can call an error or a warning contains one of these
 #: (case-insensitively), so other lines are never decoded while spooling.
@@ -86,8 +91,10 @@ def styled_lines(first: int, lines: list[str]) -> list[dict[str, Any]]:
     for number, text in enumerate(lines, start=first):
         spans = []
         for part, style in decoder.spans(text):
-            classes, fg, bg = style_data(style)
-            spans.append([part, classes, fg, bg])
+            text_part = _CONTROL.sub("", part)
+            if text_part:
+                classes, fg, bg = style_data(style)
+                spans.append([text_part, classes, fg, bg])
         out.append({"n": number, "spans": spans, "level": line_level(text)})
     return out
 
