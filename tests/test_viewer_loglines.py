@@ -162,3 +162,18 @@ def test_any_range_of_any_bytes_matches_a_plain_split(
             assert index.lines(start, count) == expected[first - 1 : first - 1 + max(0, count)]
         finally:
             cache.close()
+
+
+def test_one_enormous_line_is_cut_and_skipped(
+    store: ArtifactStore, cache: LineCache, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(loglines, "LONG_LINE_BYTES", 64 * 1024)
+    data = b"first\n" + b"needle " + b"z" * (3 * 1024 * 1024) + b" needle\nneedle after\nlast"
+    index = cache.get(store, store.get_metadata(_upload(store, data)))
+    assert index.total_lines == 4
+    lines = index.lines(1, 10)
+    assert [lines[0], lines[2], lines[3]] == ["first", "needle after", "last"]
+    assert lines[1].startswith("needle zzz") and len(lines[1]) < MAX_LINE_CHARS + 100
+    hits, last = index.search("NEEDLE")
+    assert [h.line for h in hits] == [2, 3] and last == 4
+    assert index.search("needle", after=2)[0][0].line == 3

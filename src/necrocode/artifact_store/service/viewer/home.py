@@ -15,10 +15,17 @@ __all__ = ["home_page", "test_status"]
 
 
 def test_status(meta: ArtifactMetadata | None) -> str:
-    """``pass``/``fail``/``unknown`` of a test artifact, from the runner's ``success`` key."""
+    """``pass``/``fail``/``unknown`` of a test artifact: the runner's ``success`` key,
+    else the content summary the store made of the report at upload."""
     if meta is None:
         return "none"
     success = meta.metadata.get("success")
+    if (
+        not isinstance(success, bool)
+        and meta.summary is not None
+        and meta.summary.failed is not None
+    ):
+        success = not meta.summary.failed  # what the store read in the report itself
     if success is True:
         return "pass"
     if success is False:

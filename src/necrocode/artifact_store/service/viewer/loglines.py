@@ -57,6 +57,8 @@ CHECKPOINT_BYTES = 64 * KiB
 BLOCK_BYTES = 1 * MiB
 #: A line longer than this is cut for display (the raw artifact keeps all of it).
 MAX_LINE_CHARS = 4000
+#: Of a line longer than this, search looks at the head only.
+LONG_LINE_BYTES = 4 * MiB
 #: Default budget of the spool folder.
 DEFAULT_CACHE_BYTES = 4 * GiB
 #: Most markers (errors, warnings, sections) kept per log: the rest are counted only.
@@ -123,7 +125,11 @@ class LineIndex:
     last_used: float = field(default_factory=time.monotonic)
 
     def lines(self, start: int, count: int) -> list[str]:
-        """Lines ``start`` .. ``start + count - 1`` (1-based), cut at the log's end."""
+        """Lines ``start`` .. ``start + count - 1`` (1-based), cut at the log's end.
+
+        A line longer than the display cap is read only up to the cap; the rest of
+        it is skipped in blocks, so one 1 GB line costs no more memory than a short one.
+        """
         self.last_used = time.monotonic()
         start = max(1, start)
         if count <= 0 or start > self.total_lines:
@@ -131,13 +137,18 @@ class LineIndex:
         at = bisect.bisect_right(self.numbers, start) - 1
         number = self.numbers[at]
         out: list[str] = []
+        cap = MAX_LINE_CHARS * 4
         with open(self.path, "rb") as spool:
             spool.seek(self.offsets[at])
-            for raw in spool:
+            while len(out) < count:
+                raw = spool.readline(cap)
+                if not raw:
+                    break
+                if not raw.endswith(b"\n"):
+                    while (rest := spool.readline(BLOCK_BYTES)) and not rest.endswith(b"\n"):
+                        pass
                 if number >= start:
                     out.append(_decode(raw))
-                    if len(out) == count:
-                        break
                 number += 1
         return out
 
@@ -145,7 +156,9 @@ class LineIndex:
         """Lines after line ``after`` containing ``needle`` (ASCII case folded).
 
         Returns up to ``limit`` hits and the number of the last line scanned, so a
-        caller can ask for the next page of hits from there.
+        caller can ask for the next page of hits from there. Blocks of the spool
+        are searched whole; of a line longer than :data:`LONG_LINE_BYTES` only the
+        head is searched.
         """
         self.last_used = time.monotonic()
         want = needle.encode("utf-8").lower()
@@ -155,38 +168,55 @@ class LineIndex:
         line = max(0, after)
         at = bisect.bisect_right(self.numbers, line + 1) - 1
         number = self.numbers[at]  # number of the line starting the current buffer
+        carry = b""
+        skipping = False  # inside the unsearched tail of a long line
         with open(self.path, "rb") as spool:
             spool.seek(self.offsets[at])
-            carry = b""
             while True:
                 block = spool.read(BLOCK_BYTES)
-                if not block and not carry:
+                eof = not block
+                if skipping and not eof:
+                    newline = block.find(b"\n")
+                    if newline < 0:
+                        continue
+                    block, number, skipping = block[newline + 1 :], number + 1, False
+                if eof and not carry:
                     break
                 data = carry + block
-                if block:
+                if not eof:
                     cut = data.rfind(b"\n") + 1
-                    if cut == 0:  # one line longer than a block: keep reading it
-                        carry = data
+                    if cut == 0 and len(data) < LONG_LINE_BYTES:
+                        carry = data  # a line longer than a block: keep reading it
                         continue
-                    data, carry = data[:cut], data[cut:]
+                    if cut == 0:  # too long to hold: search its head, skip its tail
+                        carry, skipping = b"", True
+                    else:
+                        data, carry = data[:cut], data[cut:]
                 else:
                     carry = b""
-                folded = data.lower()
-                pos = folded.find(want)
-                seen = 0
-                while pos >= 0:
-                    begin = folded.rfind(b"\n", 0, pos) + 1
-                    end = folded.find(b"\n", pos)
-                    end = len(data) if end < 0 else end
-                    hit_line = number + data.count(b"\n", 0, begin)
-                    if hit_line > line and hit_line > seen:
-                        hits.append(SearchHit(hit_line, _decode(data[begin:end])))
-                        seen = hit_line
-                        if len(hits) == limit:
-                            return hits, hit_line
-                    pos = folded.find(want, end)
+                if self._hits_in(data, want, number, line, hits, limit):
+                    return hits, hits[-1].line
                 number += data.count(b"\n")
         return hits, self.total_lines
+
+    @staticmethod
+    def _hits_in(
+        data: bytes, want: bytes, number: int, after: int, hits: list[SearchHit], limit: int
+    ) -> bool:
+        """Append the hits in ``data`` (whose first line is ``number``); True at ``limit``."""
+        folded = data.lower()
+        pos = folded.find(want)
+        while pos >= 0:
+            begin = folded.rfind(b"\n", 0, pos) + 1
+            end = folded.find(b"\n", pos)
+            end = len(data) if end < 0 else end
+            hit_line = number + data.count(b"\n", 0, begin)
+            if hit_line > after:
+                hits.append(SearchHit(hit_line, _decode(data[begin : min(end, begin + 65536)])))
+                if len(hits) == limit:
+                    return True
+            pos = folded.find(want, end)
+        return False
 
 
 def head_lines(store: ArtifactOpener, uri: str, count: int) -> tuple[list[str], bool]:

@@ -90,6 +90,10 @@ def spec_page(viewer: Viewer, request: Request, spec: str) -> Page:
         types = {m.type.value: viewer.summary(request, m)["href"] for m in metas}
         test = next((m for m in metas if m.type is ArtifactType.TEST_RESULT), None)
         title = next((str(m.metadata["title"]) for m in metas if m.metadata.get("title")), "")
+        changes = next(
+            (m.summary.diff for m in metas if m.summary is not None and m.summary.diff), None
+        )
+        log = next((m.summary.log for m in metas if m.summary is not None and m.summary.log), None)
         rows.append(
             {
                 "task": task,
@@ -102,6 +106,16 @@ def spec_page(viewer: Viewer, request: Request, spec: str) -> Page:
                 "version": max(m.version for m in metas),
                 "updated": max(m.created_at for m in metas).isoformat(),
                 "tags": sorted({t for m in metas for t in m.tags}),
+                "changes": (
+                    None
+                    if changes is None
+                    else {
+                        "files": changes.files_changed,
+                        "added": changes.added,
+                        "removed": changes.removed,
+                    }
+                ),
+                "log_errors": None if log is None else log.error_lines,
             }
         )
     key = {
