@@ -236,6 +236,8 @@ def test_log_viewer_ansi_anchors_sections_and_search(page: Page, url: str) -> No
     )
     page.keyboard.press("g")
     expect(page.locator("#L1")).to_be_in_viewport()
+    page.goto(url + "/artifacts/chat-app/1.2/log?view=tail")
+    expect(page.locator("#L415")).to_be_in_viewport()
     page.goto(url + "/artifacts/chat-app/1.2/log#L395")
     screenshot(page, "log", docs=True)
 
