@@ -81,6 +81,8 @@ async def small_body(request: Request, settings: ServiceSettings) -> bytes | Non
     try:
         with anyio.fail_after(settings.body_timeout):
             body = await request.body()
+    except ClientDisconnect:
+        raise ApiError(400, "client_disconnected", "the client closed the connection") from None
     except TimeoutError:
         raise ApiError(
             408, "request_timeout", f"no request body bytes for {settings.body_timeout:g} seconds"
