@@ -222,7 +222,7 @@ def _unsatisfiable(size: int) -> ApiError:
 
 def etag_of(meta: ArtifactMetadata) -> str:
     """The strong ETag of a version: its SHA-256, quoted."""
-    return f'"{meta.sha256}"'
+    return f'"{meta.checksum.removeprefix("sha256:")}"'
 
 
 def etag_matches(header: str | None, meta: ArtifactMetadata) -> bool:
