@@ -98,6 +98,7 @@ class AccessLogMiddleware:
             return
         started = time.perf_counter()
         counts = {"in": 0, "out": 0, "status": 500}
+        recorded = False
 
         async def counting_receive() -> Message:
             message = await receive()
@@ -106,16 +107,23 @@ class AccessLogMiddleware:
             return message
 
         async def counting_send(message: Message) -> None:
+            nonlocal recorded
             if message["type"] == "http.response.start":
                 counts["status"] = int(message["status"])
             elif message["type"] == "http.response.body":
                 counts["out"] += len(message.get("body", b""))
+                if not message.get("more_body", False):
+                    # Recorded before the last bytes leave: a client that has its
+                    # response already finds the request in the metrics.
+                    recorded = True
+                    self._record(scope, counts, time.perf_counter() - started)
             await send(message)
 
         try:
             await self.app(scope, counting_receive, counting_send)
         finally:
-            self._record(scope, counts, time.perf_counter() - started)
+            if not recorded:  # no complete response (an error, a client gone)
+                self._record(scope, counts, time.perf_counter() - started)
 
     def _record(self, scope: Scope, counts: dict[str, int], seconds: float) -> None:
         route = getattr(scope.get("route"), "path", None) or "unmatched"

@@ -17,7 +17,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from ..exceptions import InvalidInputError
-from ..models import ArtifactType
+from ..models import ArtifactType, utc_now
 from ..naming import ArtifactKey
 from .auth import Principal, requires
 from .deps import base_of, known_bases, settings_of, store_of
@@ -25,7 +25,7 @@ from .links import key_from_url
 from .multipart import MultipartUpload, boundary_of
 from .responses import serve_artifact
 from .schemas import BYTES_RESPONSES, ArtifactOut, ErrorBody, Responses
-from .transfer import body_chunks, check_declared_size, guard_disconnect, run_store
+from .transfer import body_chunks, check_declared_size, guard_disconnect, run_store, small_body
 
 __all__ = ["router"]
 
@@ -95,9 +95,11 @@ async def upload_form(
     check_declared_size(request, settings)
     boundary = boundary_of(request.headers.get("content-type"))
     store = store_of(request)
+    whole = await small_body(request, settings)
 
     def work() -> tuple[Any, bool]:
-        form = MultipartUpload(body_chunks(request, settings), boundary)
+        body = iter((whole,)) if whole is not None else body_chunks(request, settings)
+        form = MultipartUpload(body, boundary)
         try:
             fields = form.fields(("type", "metadata"))
             if "type" not in fields:
@@ -106,7 +108,7 @@ async def upload_form(
             key = ArtifactKey.of(spec, task, fields["type"])
             if not form.has_file():
                 raise InvalidInputError("missing form field 'file'")
-            previous = store.metadata.get(key)
+            started = utc_now()
             meta = store.upload_version(
                 key.task_id,
                 key.spec_name,
@@ -118,7 +120,8 @@ async def upload_form(
             form.finish()
         finally:
             form.close()
-        return meta, previous is not None and previous == meta
+        # An unchanged upload returns the version stored before this request began.
+        return meta, meta.created_at < started
 
     meta, unchanged = await guard_disconnect(work)
     body = ArtifactOut.of(meta, base_of(request))

@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse
 
 from ..artifact_store import ArtifactStore
 from ..exceptions import InvalidInputError
-from ..models import ArtifactMetadata, ArtifactType, format_time, parse_time
+from ..models import ArtifactMetadata, ArtifactType, format_time, parse_time, utc_now
 from ..naming import ArtifactKey
 from .auth import Principal, requires
 from .deps import base_of, settings_of, store_of
@@ -34,7 +34,7 @@ from .schemas import (
     TagsIn,
     VersionList,
 )
-from .transfer import body_chunks, check_declared_size, guard_disconnect, run_store
+from .transfer import body_chunks, check_declared_size, guard_disconnect, run_store, small_body
 
 __all__ = ["router"]
 
@@ -112,14 +112,15 @@ async def put_artifact(
     mime = None if content_type in (None, "", "application/octet-stream") else content_type
     create_only = if_none_match is not None and if_none_match.strip() == "*"
     store = store_of(request)
+    whole = await small_body(request, settings)
 
     def work() -> tuple[ArtifactMetadata, bool]:
-        previous = store.metadata.get(key)
+        started = utc_now()
         meta = store.upload_version(
             key.task_id,
             key.spec_name,
             key.type,
-            body_chunks(request, settings),
+            whole if whole is not None else body_chunks(request, settings),
             custom,
             mime,
             tags=tag,
@@ -127,7 +128,8 @@ async def put_artifact(
             if_changed=not force,
             if_absent=create_only,
         )
-        return meta, previous == meta
+        # An unchanged upload returns the version stored before this request began.
+        return meta, meta.created_at < started
 
     meta, unchanged = await guard_disconnect(work)
     body = ArtifactOut.of(meta, base_of(request))

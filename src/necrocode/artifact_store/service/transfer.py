@@ -23,6 +23,7 @@ from starlette.requests import ClientDisconnect
 
 from ..integrity import ArtifactReader
 from ..models import ArtifactMetadata
+from ..storage_backend import CHUNK_SIZE
 from .errors import ApiError
 from .settings import ServiceSettings
 
@@ -37,9 +38,12 @@ __all__ = [
     "parse_range",
     "reader_chunks",
     "run_store",
+    "small_body",
 ]
 
 T = TypeVar("T")
+#: Bodies up to this size (one store chunk) are read before the store call.
+SMALL_BODY = CHUNK_SIZE
 _RANGE = re.compile(r"bytes=(?P<start>\d*)-(?P<end>\d*)")
 
 
@@ -62,6 +66,30 @@ def check_declared_size(request: Request, settings: ServiceSettings) -> None:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > settings.max_upload_size:
         raise too_large(settings.max_upload_size)
+
+
+async def small_body(request: Request, settings: ServiceSettings) -> bytes | None:
+    """The whole body if its ``Content-Length`` is at most one store chunk, else ``None``.
+
+    Streaming such a body would hold the same single chunk in memory; reading
+    it here saves the worker thread a round trip to the event loop per piece
+    (a third of the cost of a 2 KB upload).
+    """
+    declared = request.headers.get("content-length")
+    if declared is None or not declared.isdigit() or int(declared) > SMALL_BODY:
+        return None
+    try:
+        with anyio.fail_after(settings.body_timeout):
+            body = await request.body()
+    except ClientDisconnect:
+        raise ApiError(400, "client_disconnected", "the client closed the connection") from None
+    except TimeoutError:
+        raise ApiError(
+            408, "request_timeout", f"no request body bytes for {settings.body_timeout:g} seconds"
+        ) from None
+    if len(body) > settings.max_upload_size:
+        raise too_large(settings.max_upload_size)
+    return body
 
 
 def body_chunks(request: Request, settings: ServiceSettings) -> Iterator[bytes]:
@@ -194,7 +222,7 @@ def _unsatisfiable(size: int) -> ApiError:
 
 def etag_of(meta: ArtifactMetadata) -> str:
     """The strong ETag of a version: its SHA-256, quoted."""
-    return f'"{meta.sha256}"'
+    return f'"{meta.checksum.removeprefix("sha256:")}"'
 
 
 def etag_matches(header: str | None, meta: ArtifactMetadata) -> bool:
