@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Iterator
 
@@ -228,3 +229,34 @@ def test_a_report_that_does_not_parse_is_shown_as_text(
     assert "not json &lt;b&gt;at all&lt;/b&gt;" in page
     junit = client.get("/specs/history-service/tasks/2.1/test?format=json").json()
     assert junit["test"]["report"]["format"] == "junit"
+
+
+def test_an_empty_store_has_a_home_page(service: ThreadServer) -> None:
+    with httpx.Client(base_url=service.url) as client:
+        page = client.get("/", headers=HTML)
+        assert page.status_code == 200 and "No artifacts yet" in page.text
+        assert client.get("/?format=json").json()["specs"] == []
+    service.app.state.viewer_state.close()
+
+
+def test_the_viewer_can_be_left_out(tmp_path_factory: pytest.TempPathFactory) -> None:
+    from necrocode.artifact_store.service.app import create_app
+
+    config = ArtifactStoreConfig(base_path=tmp_path_factory.mktemp("bare"))
+    with ArtifactStore(config) as store:
+        store.upload("1", "s", ArtifactType.LOG, b"text")
+        app = create_app(store, viewer=False)
+        assert app.state.viewer is None
+
+        async def fetch() -> list[httpx.Response]:
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+                return [
+                    await client.get("/", headers=HTML),
+                    await client.get("/ui/static/viewer.css"),
+                    await client.get("/artifacts/s/1/log", headers=HTML),
+                ]
+
+        home, css, artifact = asyncio.run(fetch())
+        assert home.status_code == 404 and css.status_code == 404
+        assert artifact.content == b"text"  # browsers get the bytes without a viewer

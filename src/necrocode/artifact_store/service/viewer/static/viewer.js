@@ -530,7 +530,8 @@
       const box = self.viewport.getBoundingClientRect();
       if (box.top < 0 || box.bottom > window.innerHeight + 40) self.root.scrollIntoView({ block: "start" });
     };
-    if (this.ready || a <= this.total) go();
+    if (this.ready) { go(); return; }
+    if (a <= this.total) go(); // in the head already; again once sections are known
     this.whenReady(go);
   };
 
