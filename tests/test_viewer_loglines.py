@@ -16,6 +16,7 @@ from necrocode.artifact_store.service.viewer.loglines import (
     MAX_LINE_CHARS,
     LineCache,
     LineMarker,
+    Prefilter,
     head_lines,
 )
 
@@ -108,7 +109,7 @@ def test_markers_found_while_spooling(store: ArtifactStore, tmp_path: Path) -> N
     def scanner(number: int, text: str) -> list[LineMarker]:
         return [LineMarker(number, "error", text)] if "boom" in text else []
 
-    cache = LineCache(tmp_path / "m", scanner=scanner, prefilter=rb"boom")
+    cache = LineCache(tmp_path / "m", scanner=scanner, prefilter=Prefilter(("boom",)))
     try:
         data = b"".join(b"boom %d\n" % n if n in (3, 70_000) else b"ok\n" for n in range(1, 80_001))
         index = cache.get(store, store.get_metadata(_upload(store, data)))

@@ -21,7 +21,6 @@ from __future__ import annotations
 import bisect
 import contextlib
 import os
-import re
 import shutil
 import tempfile
 import threading
@@ -43,6 +42,7 @@ __all__ = [
     "LineCache",
     "LineIndex",
     "LineMarker",
+    "Prefilter",
     "SearchHit",
     "head_lines",
 ]
@@ -251,7 +251,7 @@ def _spool(
     reader: ArtifactReader,
     target: Path,
     scanner: MarkerScanner | None,
-    prefilter: bytes | None,
+    prefilter: Prefilter | None,
     observer: ChunkObserver | None = None,
 ) -> LineIndex:
     offsets = array("Q", [0])
@@ -294,19 +294,30 @@ def _spool(
     return LineIndex(target, offset, total_lines, offsets, numbers, markers, counts, stats)
 
 
+@dataclass(frozen=True)
+class Prefilter:
+    """Which lines the scanner could mark: those whose ``clean``-ed, lower-cased text
+    contains one of ``keywords``. Other lines are skipped without a Python-level look."""
+
+    keywords: tuple[str, ...]
+    #: Applied to each line before matching (e.g. removing ANSI escapes); it must
+    #: never remove a newline from text without OSC escapes.
+    clean: Callable[[str], str] = str
+
+
 def _scan_chunk(
     pending: bytes,
     chunk: bytes,
     newlines_before: int,
     scanner: MarkerScanner,
-    prefilter: bytes | None,
+    prefilter: Prefilter | None,
     markers: list[LineMarker],
     counts: dict[str, int],
 ) -> None:
     """Hand the complete lines ending in ``chunk`` to the scanner.
 
-    ``prefilter``, when given, is a bytes regex matching every line the scanner
-    could mark; other lines are skipped without decoding.
+    ``pending`` (the unfinished line before ``chunk``) starts at a line start and
+    the body ends at a newline, so the body decodes without a cut character.
     """
     data = pending + chunk
     cut = data.rfind(b"\n")
@@ -317,11 +328,28 @@ def _scan_chunk(
     if prefilter is None:
         _scan_lines(first_line, body.split(b"\n")[:-1], scanner, markers, counts)
         return
-    for match in re.finditer(prefilter, body, re.MULTILINE):
-        begin = body.rfind(b"\n", 0, match.start()) + 1
-        end = body.find(b"\n", match.start())
-        number = first_line + body.count(b"\n", 0, begin)
-        _scan_lines(number, [body[begin:end]], scanner, markers, counts)
+    text = body.decode("utf-8", errors="replace")
+    if "\x1b]" in text:  # an OSC escape may run across lines: clean each on its own
+        folded = "\n".join(map(prefilter.clean, text.split("\n"))).lower()
+    else:  # escapes without OSC never hold a newline: clean the block at once
+        folded = prefilter.clean(text).lower()
+    starts: set[int] = set()
+    for word in prefilter.keywords:
+        pos = folded.find(word)
+        while pos >= 0:
+            starts.add(folded.rfind("\n", 0, pos) + 1)
+            end = folded.find("\n", pos)
+            if end < 0:
+                break
+            pos = folded.find(word, end)
+    if not starts:
+        return
+    lines = body.split(b"\n")
+    previous, number = 0, 0
+    for start in sorted(starts):
+        number += folded.count("\n", previous, start)
+        previous = start
+        _scan_lines(first_line + number, [lines[number]], scanner, markers, counts)
 
 
 def _scan_lines(
@@ -342,9 +370,9 @@ class LineCache:
     """Spools of logs by checksum, built once and shared by every request.
 
     ``scanner`` marks errors, warnings and sections while spooling; ``prefilter``
-    is a bytes regex that every line the scanner could mark matches (a fast path
-    for gigabyte logs); ``observer`` makes a fresh chunk observer per spool, whose
-    result becomes :attr:`LineIndex.stats`. The folder is created on first use and removed by
+    names the lines it could mark (a fast path for gigabyte logs); ``observer``
+    makes a fresh chunk observer per spool, whose result becomes
+    :attr:`LineIndex.stats`. The folder is created on first use and removed by
     :meth:`close`.
     """
 
@@ -354,7 +382,7 @@ class LineCache:
         *,
         budget_bytes: int = DEFAULT_CACHE_BYTES,
         scanner: MarkerScanner | None = None,
-        prefilter: bytes | None = None,
+        prefilter: Prefilter | None = None,
         observer: Callable[[], ChunkObserver] | None = None,
     ) -> None:
         self._folder = folder

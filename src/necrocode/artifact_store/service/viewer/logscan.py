@@ -23,7 +23,7 @@ from ...content.logs import (
     palette_rgb,
     strip_ansi,
 )
-from .loglines import LineCache, LineIndex, LineMarker
+from .loglines import LineCache, LineIndex, LineMarker, Prefilter
 
 __all__ = ["PREFILTER", "log_info", "make_line_cache", "markers_of", "styled_lines"]
 
@@ -32,8 +32,11 @@ __all__ = ["PREFILTER", "log_info", "make_line_cache", "markers_of", "styled_lin
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 #: Every line ``line_level`` can call an error or a warning contains one of these
-#: (case-insensitively), so other lines are never decoded while spooling.
-PREFILTER = rb"(?i)error|exception|fatal|critical|panic|traceback|warn"
+#: once its escapes are stripped and it is lower-cased (the words of its rule), so
+#: only such lines are judged one by one while spooling.
+PREFILTER = Prefilter(
+    ("error", "exception", "fatal", "critical", "panic", "traceback", "warn"), strip_ansi
+)
 
 
 def markers_of(number: int, text: str) -> list[LineMarker]:
