@@ -128,6 +128,7 @@ def test_usage_export_and_maintenance(remote: RemoteArtifactStore, tmp_path: Pat
     assert report.healthy and report.checked == 2
     assert remote.cleanup_expired(dry_run=True).dry_run
     assert remote.repair().indexed == 2
+    assert remote.repair(older_than=timedelta(0)).indexed == 2
     assert remote.rebuild_index() == 2
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import threading
 import time
 import zipfile
@@ -351,3 +352,17 @@ def test_no_docs_page_pulls_a_cdn(client: httpx.Client) -> None:
     assert client.get("/docs").status_code == 404
     schema = client.get("/openapi.json").json()
     assert "/v1/artifacts/{spec_name}/{task_id}/{artifact_type}" in schema["paths"]
+
+
+def test_a_client_hanging_up_mid_download_harms_nothing(
+    client: httpx.Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    data = bytes(range(256)) * 32768  # 8 MiB
+    client.put(PATH, content=data)
+    for _ in range(3):
+        with client.stream("GET", PATH) as response:
+            first = next(response.iter_raw(65536))
+            assert first == data[: len(first)]
+        # leaving the block closes the connection with most of the body unread
+    assert client.get(PATH).content == data
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]

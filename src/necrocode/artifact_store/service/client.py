@@ -31,7 +31,7 @@ from ..config import ArtifactStoreConfig, StorageQuota
 from ..exceptions import ArtifactNotFoundError, IntegrityError, InvalidInputError, StorageError
 from ..export import ExportProgress
 from ..integrity import ArtifactProblem, ArtifactReader, VerifyReport
-from ..maintenance import RepairReport
+from ..maintenance import DEFAULT_REPAIR_GRACE, RepairReport
 from ..models import ArtifactMetadata, ArtifactType, StorageUsage, format_time, parse_time
 from ..naming import ArtifactKey, new_generation, validate_tags
 from ..retention_policy import CleanupReport
@@ -432,11 +432,12 @@ class RemoteArtifactStore:
             bytes_checked=int(data["bytes_checked"]),
         )
 
-    def repair(self, older_than: timedelta | None = None) -> RepairReport:
-        """The server's repair (its default grace period; admin scope)."""
-        if older_than is not None:
-            raise InvalidInputError("a remote repair uses the server's grace period")
-        data = self._json("POST", "/v1/repair", idempotent=False)
+    def repair(self, older_than: timedelta = DEFAULT_REPAIR_GRACE) -> RepairReport:
+        """Remove the leftovers of interrupted writes on the server (admin scope)."""
+        seconds = int(older_than.total_seconds())
+        data = self._json(
+            "POST", "/v1/repair", params={"older_than_seconds": seconds}, idempotent=False
+        )
         return RepairReport(
             removed_orphans=list(data["removed_orphans"]),
             removed_incomplete=list(data["removed_incomplete"]),

@@ -21,6 +21,7 @@ from .transfer import (
     etag_matches,
     etag_of,
     parse_range,
+    read_ahead,
     reader_chunks,
     run_store,
 )
@@ -113,7 +114,7 @@ async def serve_artifact(request: Request, key: ArtifactKey, version: int | None
         reader = await run_store(lambda: store.open(meta.version_uri))
     chunks = reader_chunks(reader, start, length if wanted is not None else None)
     return StreamingResponse(
-        chunks,
+        read_ahead(chunks),
         status_code=status,
         headers=headers,
         media_type=meta.mime_type,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import shutil
 import tempfile
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -13,6 +14,7 @@ from fastapi.responses import FileResponse
 from starlette.background import BackgroundTask
 
 from ..exceptions import InvalidInputError
+from ..maintenance import DEFAULT_REPAIR_GRACE
 from ..naming import validate_name
 from .auth import Principal, requires
 from .deps import store_of
@@ -122,11 +124,16 @@ async def cleanup(
 
 @router.post("/repair", responses=_ERRORS, summary="Remove leftovers of interrupted writes")
 async def repair(
-    request: Request, _: Annotated[Principal, Depends(requires("admin"))]
+    request: Request,
+    _: Annotated[Principal, Depends(requires("admin"))],
+    older_than_seconds: Annotated[
+        int, Query(ge=0, le=10 * 365 * 86400, description="grace period for leftovers")
+    ] = int(DEFAULT_REPAIR_GRACE.total_seconds()),
 ) -> dict[str, Any]:
     """Orphans and leftovers older than the grace period go; the index is rebuilt."""
     store = store_of(request)
-    report = await run_store(store.repair)
+    grace = timedelta(seconds=older_than_seconds)
+    report = await run_store(lambda: store.repair(older_than=grace))
     return dict(report.to_dict())
 
 

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import Annotated, Any
 
@@ -21,6 +22,7 @@ from ..models import ArtifactType, utc_now
 from ..naming import ArtifactKey
 from .auth import Principal, requires
 from .deps import base_of, known_bases, settings_of, store_of
+from .errors import ApiError
 from .links import key_from_url
 from .multipart import MultipartUpload, boundary_of
 from .responses import serve_artifact
@@ -117,7 +119,10 @@ async def upload_form(
                 extra,
                 if_changed=not force,
             )
-            form.finish()
+            # The file part ended at its boundary and is stored: whatever trails it
+            # is read for the connection's sake, and a mistake there changes nothing.
+            with contextlib.suppress(ApiError):
+                form.finish()
         finally:
             form.close()
         # An unchanged upload returns the version stored before this request began.

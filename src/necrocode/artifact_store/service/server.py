@@ -30,7 +30,7 @@ from ..artifact_store import ArtifactStore
 from ..config import ArtifactStoreConfig
 from .app import create_app
 from .auth import TokenStore
-from .settings import ServiceSettings
+from .settings import ServiceSettings, is_loopback
 
 __all__ = ["MAX_HEADER_BYTES", "bind", "serve", "worker_app"]
 
@@ -86,6 +86,11 @@ def serve(
     base_url = settings.base_url(sock.getsockname()[1])
     auth = f"{tokens.count} tokens" if tokens.enabled else "no tokens"
     sys.stderr.write(f"serving {base_url} ({auth}, {settings.workers} worker(s))\n")
+    if settings.public_url is None and not is_loopback(settings.host):
+        sys.stderr.write(
+            f"warning: returned URIs start with {base_url}; pass --public-url with the "
+            "address clients use\n"
+        )
     sys.stderr.flush()
     # uvicorn re-raises the signal that stopped it once it is done: with this
     # handler in place that ends the process normally (exit 0).

@@ -9,6 +9,7 @@ the other way through a ``StreamingResponse`` over the store's chunk iterator.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import re
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -36,6 +37,7 @@ __all__ = [
     "etag_of",
     "guard_disconnect",
     "parse_range",
+    "read_ahead",
     "reader_chunks",
     "run_store",
     "small_body",
@@ -160,6 +162,24 @@ def reader_chunks(
             if remaining > 0:
                 remaining -= len(chunk)
             yield chunk
+
+
+async def read_ahead(chunks: Iterator[bytes]) -> AsyncIterator[bytes]:
+    """Yield ``chunks`` while a worker thread already produces the next one.
+
+    The store's reader decompresses and hashes; sending waits for the socket.
+    Overlapping the two keeps both busy (one chunk ahead, so memory stays at
+    two chunks). A response cut short waits for the chunk in progress, then stops.
+    """
+    pending = asyncio.ensure_future(anyio.to_thread.run_sync(next, chunks, None))
+    try:
+        while (chunk := await pending) is not None:
+            pending = asyncio.ensure_future(anyio.to_thread.run_sync(next, chunks, None))
+            yield chunk
+    finally:
+        if not pending.done():
+            with contextlib.suppress(Exception):
+                await asyncio.shield(pending)
 
 
 def close_quietly(reader: ArtifactReader) -> None:
