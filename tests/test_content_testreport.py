@@ -215,3 +215,17 @@ def test_truncated_junit_never_escapes_the_error_tree(cut: int) -> None:
 def test_invalid_utf8_in_xml_is_refused() -> None:
     with pytest.raises(ContentParseError, match="does not parse"):
         parse_test_report(b'<?xml version="1.0" encoding="utf-8"?><testsuite name="\xff\xfe"/>')
+
+
+def test_keep_passing_false_keeps_only_failures(pytest_reports: dict[str, bytes]) -> None:
+    for fmt in ("junit", "pytest-json", "ctrf"):
+        full = parse_test_report(pytest_reports[fmt])
+        lean = parse_test_report(pytest_reports[fmt], keep_passing=False)
+        assert (lean.passed, lean.failed, lean.errors, lean.skipped) == (
+            full.passed,
+            full.failed,
+            full.errors,
+            full.skipped,
+        )
+        assert lean.failing_ids() == full.failing_ids()
+        assert all(case.status in ("failed", "error") for case in lean.cases)
