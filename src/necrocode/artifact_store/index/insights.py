@@ -304,7 +304,10 @@ class InsightFilter:
                 raise InvalidInputError(
                     f"{name} must be at most {MAX_PATTERN_CHARS} characters without NUL"
                 )
-        return cls(failed, test, touches.strip().lstrip("/") if touches else None, has_errors)
+        pattern = touches.strip().lstrip("/") if touches is not None else None
+        if pattern == "":
+            raise InvalidInputError(f"touches must name a path or a glob, got {touches!r}")
+        return cls(failed, test, pattern, has_errors)
 
     @property
     def active(self) -> bool:
