@@ -221,3 +221,18 @@ def test_scanner_reads_a_file_in_chunks(tmp_path: Path) -> None:
             scanner.feed(chunk)
     stats = scanner.close()
     assert (stats.lines, stats.tracebacks, stats.first_error_line) == (10_011, 1, 10_001)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "\x1b[1;31mFATAL\x1b[0m: disk",
+        "\x1b[2Kcritical: x",
+        "\x1b[35mTraceback (most recent call last):\x1b[0m",
+        "x\x1b[0mpanic: y",
+        "\x1b[38;5;196mRuntimeError\x1b[0m: z",
+    ],
+)
+def test_escapes_before_keywords_are_boundaries(line: str) -> None:
+    assert line_level(line) == "error"
+    assert scan_log(line.encode()).error_lines == 1

@@ -215,3 +215,48 @@ def test_truncated_junit_never_escapes_the_error_tree(cut: int) -> None:
 def test_invalid_utf8_in_xml_is_refused() -> None:
     with pytest.raises(ContentParseError, match="does not parse"):
         parse_test_report(b'<?xml version="1.0" encoding="utf-8"?><testsuite name="\xff\xfe"/>')
+
+
+def test_keep_passing_false_keeps_only_failures(pytest_reports: dict[str, bytes]) -> None:
+    for fmt in ("junit", "pytest-json", "ctrf"):
+        full = parse_test_report(pytest_reports[fmt])
+        lean = parse_test_report(pytest_reports[fmt], keep_passing=False)
+        assert (lean.passed, lean.failed, lean.errors, lean.skipped) == (
+            full.passed,
+            full.failed,
+            full.errors,
+            full.skipped,
+        )
+        assert lean.failing_ids() == full.failing_ids()
+        assert all(case.status in ("failed", "error") for case in lean.cases)
+
+
+def test_both_junit_paths_agree(pytest_reports: dict[str, bytes]) -> None:
+    """A document that merely mentions a DOCTYPE (in a comment) takes the defusedxml
+    path; one that cannot hold a DTD takes the C-parser path; the reports match."""
+    plain = pytest_reports["junit"]
+    head, _, rest = plain.partition(b"?>")
+    mentioned = head + b"?><!-- not a real <!DOCTYPE x> -->" + rest
+    for keep_passing in (True, False):
+        fast = parse_test_report(plain, keep_passing=keep_passing)
+        slow = parse_test_report(mentioned, keep_passing=keep_passing)
+        assert fast == slow
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-32"])
+def test_billion_laughs_in_other_encodings_is_refused(encoding: str) -> None:
+    text = BILLION_LAUGHS.decode().replace('<?xml version="1.0"?>', "")
+    data = text.encode(encoding)
+    if encoding == "utf-16-le":
+        data = b"\xff\xfe" + data
+    with pytest.raises(ContentParseError):
+        parse_test_report(data)
+
+
+def test_declared_single_byte_encodings_take_the_defused_path() -> None:
+    data = (
+        b'<?xml version="1.0" encoding="iso-8859-15"?>'
+        b'<testsuite><testcase name="caf\xe9"><failure message="x"/></testcase></testsuite>'
+    )
+    report = parse_test_report(data)
+    assert report.failing_ids() == ["caf\u00e9"]

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import tracemalloc
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from necrocode.artifact_store import (
     ArtifactStore,
@@ -199,6 +202,7 @@ def test_an_index_without_side_tables_fills_them_on_open(
         ({"test": ""}, "test must be a non-empty string"),
         ({"touches": "  "}, "touches must be a non-empty string"),
         ({"touches": "a\x00b"}, "without NUL"),
+        ({"touches": "//"}, "touches must name a path or a glob"),
         ({"test": "x" * 2000}, "at most 1024"),
         ({"order": "sideways"}, "order must be 'oldest' or 'newest'"),
     ],
@@ -301,3 +305,53 @@ def test_backfill_reports_corrupt_artifacts(tmp_path: Path) -> None:
         assert report.problems and report.problems[0][0].startswith(uri)
         assert "IntegrityError" in report.problems[0][1]
         assert store.get_metadata(uri).summary is None  # never summarised from bad bytes
+
+
+@settings(max_examples=120, deadline=None)
+@given(
+    st.sampled_from(["diff", "log", "test"]),
+    st.lists(st.binary(max_size=300), max_size=6),
+)
+def test_the_summariser_never_raises(kind: str, chunks: list[bytes]) -> None:
+    summariser_ = Summariser(kind)
+    for chunk in chunks:
+        summariser_.feed(chunk)
+    summary, reason = summariser_.finish()
+    assert (summary is None) == (reason is not None)
+    if summary is not None:
+        assert Summary.from_dict(summary.to_dict()) == summary
+
+
+def _single_line(kind: str, megabytes: int) -> tuple[Summary | None, int]:
+    """Feed one line of ``megabytes`` MiB; return the summary and the peak memory."""
+    chunk = b"+" * (1 << 20) if kind == "diff" else b"x" * (1 << 20)
+    head = b"--- a/f\n+++ b/f\n@@ -0,0 +1 @@\n" if kind == "diff" else b"ERROR start\n"
+    tracemalloc.start()
+    try:
+        summariser_ = Summariser(kind)
+        summariser_.feed(head)
+        for _ in range(megabytes):
+            summariser_.feed(chunk)
+        summary, _ = summariser_.finish()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    return summary, peak
+
+
+@pytest.mark.parametrize("kind", ["diff", "log"])
+def test_a_huge_single_line_keeps_memory_bounded(kind: str) -> None:
+    summary, peak = _single_line(kind, 8)
+    assert summary is not None
+    assert peak < 4 << 20  # a few chunks, never the 8 MiB line
+    if summary.diff is not None:
+        assert (summary.diff.files_changed, summary.diff.added) == (1, 1)
+    else:
+        assert summary.log is not None and (summary.log.lines, summary.log.error_lines) == (2, 1)
+
+
+@pytest.mark.stress
+@pytest.mark.parametrize("kind", ["diff", "log"])
+def test_a_hundred_megabyte_single_line(kind: str) -> None:
+    summary, peak = _single_line(kind, 100)
+    assert summary is not None and peak < 4 << 20

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from .exceptions import PermissionError, StorageError, StorageFullError
-from .index.insights import InsightFilter, insights_search_sql, install_insights
+from .index.insights import InsightFilter, insights_search_sql, install_insights, write_insights
 from .models import ArtifactMetadata, ArtifactType
 from .naming import ArtifactKey
 
@@ -325,6 +325,7 @@ class MetadataIndex:
             " pinned = excluded.pinned, record = excluded.record",
             (*_row_values(meta, record), int(latest)),
         )
+        write_insights(conn, meta)
         key = (meta.spec_name, meta.task_id, meta.type.value, meta.version)
         conn.execute(
             "DELETE FROM tags WHERE spec_name=? AND task_id=? AND type=? AND version=?", key

@@ -31,7 +31,8 @@ An **error line** contains (case-insensitively) a word ending in ``error`` or
 ``critical``, a word starting ``panic`` or a Python ``Traceback (most recent call
 last):``; a **warning line** has ``warn``/``warning`` ending a word
 (``WARNING``, ``DeprecationWarning``). Plurals (``0 errors``, ``2 warnings``) are
-not counted. ANSI escapes are ignored when judging. A line can be both.
+not counted. An ANSI escape right before a keyword counts as a word boundary
+(``ESC[31mFATAL``). A line can be both.
 
 Sections: GitHub Actions ``::group::Title`` / ``::endgroup::`` and GitLab CI
 ``section_start:<epoch>:<name>[options]`` / ``section_end:<epoch>:<name>``.
@@ -69,9 +70,8 @@ MAX_SECTIONS = 1000
 
 # CSI sequences (colours, cursor, erase), OSC sequences (titles, hyperlinks) and
 # the remaining two-byte escapes.
-_ANSI_TEXT = r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]"
+_ANSI_TEXT = r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@-Z\\-_])"
 _ANSI_RE = re.compile(_ANSI_TEXT)
-_ANSI_BYTES_RE = re.compile(_ANSI_TEXT.encode())
 _TOKEN_RE = re.compile(r"(\x1b\[([0-?]*)([ -/]*)([@-~]))|" + _ANSI_TEXT)
 
 _GITLAB_RE = re.compile(r"section_(start|end):\d+:([A-Za-z0-9_.\-]+)(?:\[[^\]]*\])?\r?(.*)")
@@ -143,7 +143,7 @@ def section_marker(text: str) -> SectionMarker | None:
 
 def line_level(text: str) -> Literal["error", "warning"] | None:
     """``"error"``, ``"warning"`` or ``None`` for one line, by the scanner's rule."""
-    lowered = strip_ansi(text).lower().encode("utf-8", "replace")
+    lowered = text.lower().encode("utf-8", "replace")  # escapes are handled as the scanner does
     if _first_hit(lowered, _ERROR_WORDS) is not None:
         return "error"
     if _first_hit(lowered, _WARNING_WORDS) is not None:
@@ -151,8 +151,18 @@ def line_level(text: str) -> Literal["error", "warning"] | None:
     return None
 
 
+_CSI_BODY = bytes(range(0x20, 0x40))  # parameter and intermediate bytes of a CSI escape
+
+
+def _after_escape(block: bytes, pos: int) -> bool:
+    """Whether ``block[:pos]`` ends with a CSI escape (``ESC [ 1;31 m``, ``ESC [ 2 K``):
+    its final letter is then no word character before a keyword."""
+    start = block.rfind(b"\x1b[", max(0, pos - 24), pos)
+    return start >= 0 and not block[start + 2 : pos - 1].strip(_CSI_BODY)
+
+
 def _matches(block: bytes, pos: int, word: bytes, before_ok: bool, after_ok: bool) -> bool:
-    if not before_ok and pos > 0 and block[pos - 1] in _WORD:
+    if not before_ok and pos > 0 and block[pos - 1] in _WORD and not _after_escape(block, pos):
         return False
     end = pos + len(word)
     if word == b"warn" and block.startswith(b"ing", end):
@@ -247,9 +257,10 @@ class LogScanner:
 
     def _scan(self, block: bytes, *, complete: bool) -> None:
         """Judge ``block``: whole lines if ``complete``, else the head of the current line."""
+        # ANSI escapes are not stripped (a regex substitution costs more than the whole
+        # scan): keywords are found inside coloured text as they are, and a colour
+        # escape just before one counts as a word boundary (see _after_escape).
         stats = self._stats
-        if b"\x1b" in block:
-            block = _ANSI_BYTES_RE.sub(b"", block)
         lowered = block.lower()
         found: dict[bytes, int] = {}
         errors = _hits(lowered, _ERROR_WORDS, found)

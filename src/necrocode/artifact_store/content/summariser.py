@@ -214,7 +214,7 @@ class Summariser:
                 return None, reason
             return Summary("diff", SUMMARY_VERSION, diff=diff, capped=self.capped), None
         assert self._report is not None
-        report = parse_test_report(b"".join(self._report), max_output=None)
+        report = parse_test_report(b"".join(self._report), max_output=None, keep_passing=False)
         self._report = None
         test = TestSummary(
             format=report.format,

@@ -2,7 +2,8 @@
 
 Public API::
 
-    parse_test_report(data: bytes, *, max_cases=None, max_output=65536) -> TestReport
+    parse_test_report(data: bytes, *, max_cases=None, max_output=65536, keep_passing=True)
+        -> TestReport
     sniff_test_format(data: bytes) -> TestFormat | None
 
     TestReport(format, success, passed, failed, skipped, errors, duration, cases,
@@ -41,6 +42,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
+from xml.parsers import expat
 
 import defusedxml
 import defusedxml.ElementTree as DefusedET
@@ -145,11 +147,19 @@ def sniff_test_format(data: bytes) -> TestFormat | None:
 
 
 def parse_test_report(
-    data: bytes, *, max_cases: int | None = None, max_output: int | None = MAX_OUTPUT_CHARS
+    data: bytes,
+    *,
+    max_cases: int | None = None,
+    max_output: int | None = MAX_OUTPUT_CHARS,
+    keep_passing: bool = True,
 ) -> TestReport:
-    """Parse a test report in any supported format (see the module docstring)."""
+    """Parse a test report in any supported format (see the module docstring).
+
+    ``keep_passing=False`` keeps only failing and erroring cases in ``cases``
+    (passed and skipped ones are still counted): what a summary needs.
+    """
     head = _strip_bom(data).lstrip()
-    builder = _Builder(max_cases, max_output)
+    builder = _Builder(max_cases, max_output, keep_passing)
     if head.startswith(b"<"):
         return _parse_junit(data, builder)
     if not head.startswith(b"{"):
@@ -193,15 +203,18 @@ def _json_format(document: Any) -> TestFormat | None:
 class _Builder:
     """Counts every case and keeps the first ``max_cases`` of them."""
 
-    def __init__(self, max_cases: int | None, max_output: int | None) -> None:
+    def __init__(self, max_cases: int | None, max_output: int | None, keep_passing: bool) -> None:
         self.max_cases = max_cases
         self.max_output = max_output
+        self.keep_passing = keep_passing
         self.counts = {"passed": 0, "failed": 0, "skipped": 0, "error": 0}
         self.cases: list[TestCase] = []
         self.truncated = False
 
     def add(self, case: TestCase) -> None:
         self.counts[case.status] += 1
+        if not self.keep_passing and case.status in ("passed", "skipped"):
+            return
         if self.max_cases is not None and len(self.cases) >= self.max_cases:
             self.truncated = True
             return
@@ -219,7 +232,7 @@ class _Builder:
         counts = self.counts
         if success is None:
             success = counts["failed"] == 0 and counts["error"] == 0
-        if duration is None and self.cases and not self.truncated:
+        if duration is None and self.cases and not self.truncated and self.keep_passing:
             durations = [case.duration for case in self.cases if case.duration is not None]
             duration = sum(durations) if durations else None
         return TestReport(
@@ -442,29 +455,64 @@ def _local(tag: str) -> str:
     return tag.rsplit("}", 1)[-1] if isinstance(tag, str) else ""
 
 
+_XML_ENCODING_RE = re.compile(rb"""\s*<\?xml[^>]*?encoding\s*=\s*["']([A-Za-z0-9._-]+)""")
+_PLAIN_ENCODINGS = (b"utf-8", b"utf8", b"us-ascii", b"ascii")
+
+
+def _cannot_hold_a_dtd(data: bytes) -> bool:
+    """Whether ``data`` provably has no DTD: an ASCII-compatible encoding that expat
+    reads natively and no ``<!DOCTYPE`` (nor ``<!ENTITY``) anywhere in the bytes.
+
+    Entities can only be declared in a DTD, so such a document can expand no
+    entity and reference no external one; anything else goes through defusedxml.
+    """
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff") or b"\x00" in data[:4]:
+        return False  # UTF-16/32: the byte test below would not see the markup
+    declared = _XML_ENCODING_RE.match(data, 3 if data.startswith(b"\xef\xbb\xbf") else 0)
+    if declared is not None and declared.group(1).lower() not in _PLAIN_ENCODINGS:
+        return False
+    return b"<!DOCTYPE" not in data and b"<!ENTITY" not in data
+
+
 def _parse_junit(data: bytes, builder: _Builder) -> TestReport:
+    if _cannot_hold_a_dtd(data):
+        return _parse_junit_tree(data, builder)
+    # A target that keeps only what a report needs, instead of a whole element tree;
+    # memory holds one test case at a time.
+    target = _JUnitTarget(builder)
     try:
-        root = DefusedET.fromstring(data, forbid_dtd=True)
+        # defusedxml's parser installs the handlers that refuse DTDs, entity
+        # declarations and external references on its expat parser; the element
+        # handlers go straight to the target, skipping ElementTree's Python layer.
+        defused = DefusedET.DefusedXMLParser(forbid_dtd=True)
+        expat_parser = defused.parser
+        expat_parser.ordered_attributes = False
+        expat_parser.StartElementHandler = target.start
+        expat_parser.EndElementHandler = target.end
+        expat_parser.CharacterDataHandler = target.data
+        expat_parser.Parse(data, True)
     except defusedxml.DefusedXmlException as exc:
         raise ContentParseError(
             f"JUnit XML refused: {type(exc).__name__} (DTDs and entities are not allowed)",
             format="junit",
         ) from exc
-    except (ET.ParseError, ValueError, RecursionError) as exc:
-        raise ContentParseError(f"JUnit XML does not parse: {exc}", format="junit") from exc
-    if _local(root.tag) not in ("testsuites", "testsuite"):
+    except _NotJUnit as exc:
         raise ContentParseError(
-            f"XML root element is <{_local(root.tag)}>, not <testsuites> or <testsuite>",
-            format="junit",
-        )
-    for element in root.iter():
-        if _local(element.tag) == "testcase":
-            builder.add(_junit_case(element))
-    duration = _number(root.get("time"))
-    if duration is None and _local(root.tag) == "testsuites":
-        times = [_number(suite.get("time")) for suite in root if _local(suite.tag) == "testsuite"]
-        duration = sum(t for t in times if t is not None) if any(times) else None
+            f"XML root element is <{exc}>, not <testsuites> or <testsuite>", format="junit"
+        ) from None
+    except (expat.ExpatError, ET.ParseError, ValueError, RecursionError) as exc:
+        raise ContentParseError(f"JUnit XML does not parse: {exc}", format="junit") from exc
+    if target.depth != 0 or target.root is None:
+        raise ContentParseError("JUnit XML does not parse: unclosed elements", format="junit")
+    duration = _number(target.root_time)
+    if duration is None and target.suite_times:
+        times = [t for t in map(_number, target.suite_times) if t is not None]
+        duration = sum(times) if times else None
     return builder.report("junit", None, duration)
+
+
+class _NotJUnit(Exception):
+    """The document's root element is not a JUnit one (its name is the message)."""
 
 
 _JUNIT_STATUSES: dict[str, TestStatus] = {
@@ -472,36 +520,121 @@ _JUNIT_STATUSES: dict[str, TestStatus] = {
     "error": "error",
     "skipped": "skipped",
 }
+_CASE_PARTS = ("failure", "error", "skipped", "system-out", "system-err")
 
 
-def _junit_case(element: ET.Element) -> TestCase:
-    name = element.get("name") or "<unnamed>"
-    classname = element.get("classname") or None
-    status: TestStatus = "passed"
-    message = body = None
-    stdout: list[str] = []
-    stderr: list[str] = []
-    for child in element:
-        tag = _local(child.tag)
-        if tag in ("failure", "error", "skipped") and status == "passed":
-            status = _JUNIT_STATUSES[tag]
-            message = child.get("message")
-            body = child.text
-        elif tag in ("failure", "error") and status == "skipped":
-            status = "failed" if tag == "failure" else "error"
-            message, body = child.get("message"), child.text
-        elif tag in ("system-out", "system-err") and child.text:
-            (stdout if tag == "system-out" else stderr).append(child.text)
-    return TestCase(
-        id=f"{classname}.{name}" if classname else name,
-        name=name,
-        classname=classname,
-        status=status,
-        duration=_number(element.get("time")),
-        message=message,
-        output=_join(
-            (status, body),
-            ("stdout", "\n".join(stdout) or None),
-            ("stderr", "\n".join(stderr) or None),
-        ),
-    )
+class _JUnitTarget:
+    """Expat element handlers turning ``<testcase>`` elements into test cases."""
+
+    def __init__(self, builder: _Builder) -> None:
+        self.builder = builder
+        self.depth = 0
+        self.root: str | None = None
+        self.root_time: str | None = None
+        self.suite_times: list[str | None] = []
+        self.case: dict[str, str] | None = None
+        self.status: TestStatus = "passed"
+        self.message: str | None = None
+        self.body: str | None = None
+        self.outputs: dict[str, list[str]] = {}
+        self.part: str | None = None  # the child of <testcase> whose text is collected
+        self.text: list[str] = []
+
+    def start(self, tag: str, attrib: dict[str, str]) -> None:
+        name = tag if tag[:1] != "{" else _local(tag)
+        self.depth += 1
+        if self.depth == 1:
+            if name not in ("testsuites", "testsuite"):
+                raise _NotJUnit(name)
+            self.root, self.root_time = name, attrib.get("time")
+        elif self.depth == 2 and name == "testsuite":
+            self.suite_times.append(attrib.get("time"))
+        if name == "testcase" and self.case is None:
+            self.case = attrib  # a fresh dict per element
+            self.status, self.message, self.body, self.outputs = "passed", None, None, {}
+        elif self.case is not None and self.part is None and name in _CASE_PARTS:
+            self.part, self.text = name, []
+            status = _JUNIT_STATUSES.get(name)
+            # A failure or error outranks a skip; the first of each kind is kept.
+            upgrade = self.status == "passed" or (self.status == "skipped" and status != "skipped")
+            if status is not None and upgrade:
+                self.status, self.message = status, attrib.get("message")
+                self.part = f"{name}:body"
+
+    def data(self, text: str) -> None:
+        if self.part is not None:
+            self.text.append(text)
+
+    def end(self, tag: str) -> None:
+        self.depth -= 1
+        name = tag if tag[:1] != "{" else _local(tag)
+        if self.part is not None and self.part.split(":")[0] == name:
+            text = "".join(self.text)
+            if self.part.endswith(":body"):
+                self.body = text or None
+            elif text:
+                self.outputs.setdefault(name, []).append(text)
+            self.part = None
+        elif name == "testcase" and self.case is not None:
+            if self.builder.keep_passing or self.status in ("failed", "error"):
+                self.builder.add(self._case())
+            else:
+                self.builder.counts[self.status] += 1  # counted, not kept: skip building it
+            self.case = None
+
+    def close(self) -> None:
+        return None
+
+    def _case(self) -> TestCase:
+        assert self.case is not None
+        name = self.case.get("name") or "<unnamed>"
+        classname = self.case.get("classname") or None
+        out, err = self.outputs.get("system-out"), self.outputs.get("system-err")
+        return TestCase(
+            id=f"{classname}.{name}" if classname else name,
+            name=name,
+            classname=classname,
+            status=self.status,
+            duration=_number(self.case.get("time")),
+            message=self.message,
+            output=_join(
+                (self.status, self.body),
+                ("stdout", "\n".join(out) if out else None),
+                ("stderr", "\n".join(err) if err else None),
+            ),
+        )
+
+
+def _parse_junit_tree(data: bytes, builder: _Builder) -> TestReport:
+    """The fast path of :func:`_parse_junit`: the C parser builds the tree, and test
+    cases without children (passed, with no output) are only counted."""
+    try:
+        root = ET.fromstring(data)  # noqa: S314 - no DTD possible, see _cannot_hold_a_dtd
+    except (ET.ParseError, ValueError, RecursionError) as exc:
+        raise ContentParseError(f"JUnit XML does not parse: {exc}", format="junit") from exc
+    tag = root.tag
+    ns = tag[: tag.index("}") + 1] if tag.startswith("{") else ""
+    if tag[len(ns) :] not in ("testsuites", "testsuite"):
+        raise ContentParseError(
+            f"XML root element is <{_local(tag)}>, not <testsuites> or <testsuite>",
+            format="junit",
+        )
+    target = _JUnitTarget(builder)
+    target.depth = 1
+    for case in root.iter(f"{ns}testcase"):
+        if len(case) == 0 and not builder.keep_passing:
+            builder.counts["passed"] += 1
+            continue
+        target.start(case.tag, dict(case.attrib))
+        for child in case:
+            target.start(child.tag, child.attrib)
+            if child.text:
+                target.data(child.text)
+            target.end(child.tag)
+        target.end(case.tag)
+    duration = _number(root.get("time"))
+    if duration is None and tag[len(ns) :] == "testsuites":
+        times = [_number(suite.get("time")) for suite in root.iter(f"{ns}testsuite")]
+        present = [t for t in times if t is not None]
+        duration = sum(present) if present else None
+    return builder.report("junit", None, duration)

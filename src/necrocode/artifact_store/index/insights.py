@@ -6,24 +6,26 @@ Public API::
         .build(...)  validating constructor (InvalidInputError on a bad value)
         .active      whether any filter is set
     install_insights(conn)              # DDL, triggers, SQL function; once per connection
+    write_insights(conn, meta)          # the side rows of one version (row writer calls it)
     insights_search_sql(clauses, params, insight, newest_first=, limit=) -> (sql, params)
     touches_regex(pattern) -> re.Pattern  # the glob rule of ``touches``
 
-The summary lives in each row's JSON ``record`` (``$.summary``); triggers on the
-``artifacts`` table copy what searches need into side tables in the same
-transaction, so every path that writes rows — uploads, tag changes, removals,
-``replace_all`` rebuilds from the records — keeps them right without a line of
-Python, and the tables are rebuilt from the rows when this schema is new to an
-index:
+The summary lives in each row's JSON ``record`` (``$.summary``). What searches
+need is copied into side tables in the same transaction as the row: by
+:func:`write_insights`, which the index's row writer calls for every insert or
+update (uploads, tag changes, ``replace_all`` rebuilds from the records), and by
+a delete trigger on ``artifacts``. When this schema is new to an index, the
+tables are filled from the rows' JSON in one SQL pass:
 
 - ``insights``: one row per summarised version with ``failed`` and
   ``has_errors``, indexed with ``created_at`` so "newest failing" walks an
   index and stops at ``limit``;
 - ``insight_paths``: every changed path (old and new) of a diff, keyed by path,
   so ``touches="auth/**"`` is a range scan over the pattern's literal prefix;
-- ``insight_tests`` + ``insight_tests_fts``: failing test ids and an FTS5
-  trigram index over them, so a substring of three or more characters is an
-  index lookup (shorter ones scan the failing ids, never the artifacts).
+- ``insight_tests`` + ``insight_tests_fts``: the failing test ids of each
+  version (one row, ids joined by newlines) and an FTS5 trigram index over
+  them, so a substring of three or more characters is an index lookup
+  (shorter ones scan the failing ids, never the artifacts).
 
 ``touches`` globs: ``*`` and ``?`` stay inside one path segment, ``**`` crosses
 segments (``**/x.py`` matches ``x.py`` at any depth), a pattern without
@@ -40,6 +42,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..exceptions import InvalidInputError
+from ..models import ArtifactMetadata
 
 __all__ = [
     "INSIGHTS_SCHEMA_VERSION",
@@ -47,6 +50,7 @@ __all__ = [
     "insights_search_sql",
     "install_insights",
     "touches_regex",
+    "write_insights",
 ]
 
 #: Bumped when the side tables change; an index with an older one refills them.
@@ -85,7 +89,7 @@ CREATE INDEX IF NOT EXISTS insight_paths_by_artifact
     ON insight_paths (spec_name, task_id, type, version);
 CREATE TABLE IF NOT EXISTS insight_tests (
     id        INTEGER PRIMARY KEY,
-    test_id   TEXT    NOT NULL,
+    test_ids  TEXT    NOT NULL,
     spec_name TEXT    NOT NULL,
     task_id   TEXT    NOT NULL,
     type      TEXT    NOT NULL,
@@ -97,13 +101,13 @@ CREATE INDEX IF NOT EXISTS insight_tests_by_artifact
 
 _FTS = """
 CREATE VIRTUAL TABLE IF NOT EXISTS insight_tests_fts USING fts5(
-    test_id, content='insight_tests', content_rowid='id', tokenize='trigram');
+    test_ids, content='insight_tests', content_rowid='id', tokenize='trigram');
 CREATE TRIGGER IF NOT EXISTS insight_tests_fts_add AFTER INSERT ON insight_tests BEGIN
-    INSERT INTO insight_tests_fts (rowid, test_id) VALUES (new.id, new.test_id);
+    INSERT INTO insight_tests_fts (rowid, test_ids) VALUES (new.id, new.test_ids);
 END;
 CREATE TRIGGER IF NOT EXISTS insight_tests_fts_drop AFTER DELETE ON insight_tests BEGIN
-    INSERT INTO insight_tests_fts (insight_tests_fts, rowid, test_id)
-    VALUES ('delete', old.id, old.test_id);
+    INSERT INTO insight_tests_fts (insight_tests_fts, rowid, test_ids)
+    VALUES ('delete', old.id, old.test_ids);
 END;
 """
 
@@ -127,9 +131,12 @@ def _fill(row: str) -> str:
     SELECT json_extract(f.value, '$.old_path'), {key}
     {{source}}, json_each({rec}, '$.summary.diff.files') AS f
     WHERE json_extract(f.value, '$.old_path') IS NOT NULL;
-    INSERT INTO insight_tests (test_id, {_KEY})
-    SELECT t.value, {key}
-    {{source}}, json_each({rec}, '$.summary.test.failing') AS t;
+    INSERT INTO insight_tests (test_ids, {_KEY})
+    SELECT * FROM (
+        SELECT (SELECT group_concat(t.value, char(10))
+                FROM json_each({rec}, '$.summary.test.failing') AS t) AS ids, {key}
+        {{source}}
+    ) WHERE ids IS NOT NULL;
     """
 
 
@@ -144,23 +151,55 @@ def _clear(row: str) -> str:
     )
 
 
-# Inside a trigger the new row is read with a one-row SELECT from no table: the
-# "{source}" of the fill statements is empty for the plain inserts and "FROM
-# (SELECT 1)" where json_each needs a FROM clause to join to.
+# Deleting an artifacts row (one version, an artifact, a rebuild) drops its side
+# rows in the same statement. Inserts and updates go through write_insights(),
+# called by the index's one row-writing method: computing the side rows from the
+# Summary object is several times cheaper than having SQLite parse the record's
+# JSON once per json_extract/json_each.
 _TRIGGERS = f"""
-CREATE TRIGGER IF NOT EXISTS insights_on_insert AFTER INSERT ON artifacts
-WHEN json_type(new.record, '$.summary') = 'object' BEGIN
-{_fill("new").replace("{source}, json_each", "FROM json_each").replace("{source}", "")}
-END;
+DROP TRIGGER IF EXISTS insights_on_insert;
+DROP TRIGGER IF EXISTS insights_on_update;
 CREATE TRIGGER IF NOT EXISTS insights_on_delete AFTER DELETE ON artifacts BEGIN
 {_clear("old")}
 END;
-CREATE TRIGGER IF NOT EXISTS insights_on_update AFTER UPDATE OF record, created_at ON artifacts
-BEGIN
-{_clear("old")}
-{_fill("new").replace("{source}, json_each", "FROM json_each").replace("{source}", "")}
-END;
 """
+
+_WHERE_KEY = "spec_name = ? AND task_id = ? AND type = ? AND version = ?"
+
+
+def write_insights(conn: sqlite3.Connection, meta: ArtifactMetadata) -> None:
+    """Replace the side rows of ``meta``'s version (inside the caller's transaction)."""
+    key = (meta.spec_name, meta.task_id, meta.type.value, meta.version)
+    for table in ("insights", "insight_paths", "insight_tests"):
+        conn.execute(f"DELETE FROM {table} WHERE {_WHERE_KEY}", key)
+    summary = meta.summary
+    if summary is None:
+        return
+    failed = summary.failed
+    conn.execute(
+        f"INSERT INTO insights ({_KEY}, created_at, kind, failed, has_errors, parser_version)"
+        " VALUES (?,?,?,?,?,?,?,?,?)",
+        (
+            *key,
+            meta.created_at.timestamp(),
+            summary.kind,
+            None if failed is None else int(failed),
+            int(summary.has_errors),
+            summary.parser_version,
+        ),
+    )
+    paths = summary.paths()
+    if paths:
+        conn.executemany(
+            f"INSERT OR IGNORE INTO insight_paths (path, {_KEY}) VALUES (?,?,?,?,?)",
+            [(path, *key) for path in paths],
+        )
+    failing = summary.failing_tests()
+    if failing:
+        conn.execute(
+            f"INSERT INTO insight_tests (test_ids, {_KEY}) VALUES (?,?,?,?,?)",
+            ("\n".join(failing), *key),
+        )
 
 
 def _trigram_available() -> bool:
@@ -196,9 +235,9 @@ def install_insights(conn: sqlite3.Connection) -> None:
 
 
 _PLAIN_FTS = """
-CREATE TABLE IF NOT EXISTS insight_tests_fts (rowid INTEGER PRIMARY KEY, test_id TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS insight_tests_fts (rowid INTEGER PRIMARY KEY, test_ids TEXT NOT NULL);
 CREATE TRIGGER IF NOT EXISTS insight_tests_fts_add AFTER INSERT ON insight_tests BEGIN
-    INSERT INTO insight_tests_fts (rowid, test_id) VALUES (new.id, new.test_id);
+    INSERT INTO insight_tests_fts (rowid, test_ids) VALUES (new.id, new.test_ids);
 END;
 CREATE TRIGGER IF NOT EXISTS insight_tests_fts_drop AFTER DELETE ON insight_tests BEGIN
     DELETE FROM insight_tests_fts WHERE rowid = old.id;
@@ -265,7 +304,10 @@ class InsightFilter:
                 raise InvalidInputError(
                     f"{name} must be at most {MAX_PATTERN_CHARS} characters without NUL"
                 )
-        return cls(failed, test, touches.strip().lstrip("/") if touches else None, has_errors)
+        pattern = touches.strip().lstrip("/") if touches is not None else None
+        if pattern == "":
+            raise InvalidInputError(f"touches must name a path or a glob, got {touches!r}")
+        return cls(failed, test, pattern, has_errors)
 
     @property
     def active(self) -> bool:
@@ -305,6 +347,23 @@ def _touches_sql(pattern: str, path: str) -> int:
     return int(touches_regex(pattern).fullmatch(path) is not None)
 
 
+#: Trigrams of a needle looked up in the index (the rest is checked by instr()).
+QUERY_TRIGRAMS = 2
+
+
+def _trigram_query(needle: str) -> str:
+    """An FTS5 query for a few non-overlapping trigrams from the end of ``needle``.
+
+    Every trigram of the needle costs a read of its posting list, and the common
+    ones ("tes", "est" of every "test_...") are as long as the index is big; the
+    end of a test id is where ids differ ("..._login_fails"), so a few trigrams
+    from there select few candidates.
+    """
+    starts = range(len(needle) - TRIGRAM, -1, -TRIGRAM)
+    grams = [needle[i : i + TRIGRAM] for i in list(starts)[:QUERY_TRIGRAMS]]
+    return " ".join('"' + gram.replace('"', '""') + '"' for gram in grams)
+
+
 def _literal_prefix(pattern: str) -> str:
     cut = min((pattern.find(c) for c in "*?" if c in pattern), default=len(pattern))
     return pattern[:cut]
@@ -336,17 +395,19 @@ def insights_search_sql(
     if insight.test is not None:
         needle = insight.test.strip()
         if len(needle) >= TRIGRAM and TRIGRAM_AVAILABLE:
-            # A trigram phrase query matches substrings, case-insensitively.
+            # The trigram index finds candidates holding a few of the needle's
+            # trigrams; instr() then checks the whole needle. (One row per version:
+            # its failing ids joined by newlines, so a match never spans two ids.)
             ids = "SELECT rowid FROM insight_tests_fts WHERE insight_tests_fts MATCH ?"
             clauses.append(
                 f"(i.spec_name, i.task_id, i.type, i.version) IN (SELECT {_KEY} FROM"
-                f" insight_tests WHERE id IN ({ids}))"
+                f" insight_tests WHERE id IN ({ids}) AND instr(lower(test_ids), lower(?)))"
             )
-            params.append('"' + needle.replace('"', '""') + '"')
+            params += [_trigram_query(needle), needle]
         else:
             clauses.append(
                 f"(i.spec_name, i.task_id, i.type, i.version) IN (SELECT {_KEY} FROM"
-                " insight_tests WHERE instr(lower(test_id), lower(?)))"
+                " insight_tests WHERE instr(lower(test_ids), lower(?)))"
             )
             params.append(needle)
     if insight.touches is not None:
