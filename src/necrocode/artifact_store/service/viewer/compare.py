@@ -67,8 +67,8 @@ def compare_page(viewer: Viewer, request: Request, spec: str, task: str, kind: s
         lines = difflib.unified_diff(
             old_bytes.decode("utf-8", "replace").splitlines(),
             new_bytes.decode("utf-8", "replace").splitlines(),
-            fromfile=f"a/{new.type.filename} (v{old.version})",
-            tofile=f"b/{new.type.filename} (v{new.version})",
+            fromfile=f"a/v{old.version}/{new.type.filename}",
+            tofile=f"b/v{new.version}/{new.type.filename}",
             lineterm="",
         )
         layout = request.query_params.get("layout") or "unified"
