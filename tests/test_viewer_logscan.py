@@ -84,7 +84,7 @@ def test_markers_keep_their_line_numbers_across_escapes(tmp_path: Path) -> None:
     from necrocode.artifact_store import ArtifactStore, ArtifactStoreConfig
     from necrocode.artifact_store.service.viewer.logscan import make_line_cache
 
-    lines = [f"{ESC}]0;title\nstill the title{ESC}\\ ok", f"{ESC}[31mERR{ESC}[0mOR here", "fine"]
+    lines = [f"{ESC}]0;title\nstill the title{ESC}\\ ok", f"{ESC}[31mERROR{ESC}[0m here", "fine"]
     lines += [
         f"{ESC}]8;;http://x{ESC}\\link{ESC}]8;;{ESC}\\ warning: w",
         "Traceback (most recent call last):",

@@ -32,11 +32,9 @@ __all__ = ["PREFILTER", "log_info", "make_line_cache", "markers_of", "styled_lin
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 #: Every line ``line_level`` can call an error or a warning contains one of these
-#: once its escapes are stripped and it is lower-cased (the words of its rule), so
-#: only such lines are judged one by one while spooling.
-PREFILTER = Prefilter(
-    ("error", "exception", "fatal", "critical", "panic", "traceback", "warn"), strip_ansi
-)
+#: words once lower-cased (it judges the raw text, escapes included), so only such
+#: lines are judged one by one while spooling.
+PREFILTER = Prefilter(("error", "exception", "fatal", "critical", "panic", "traceback", "warn"))
 
 
 def markers_of(number: int, text: str) -> list[LineMarker]:
