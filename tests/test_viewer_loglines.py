@@ -1,4 +1,4 @@
-"""The log viewer's line access: ranges, head, search and the spool cache."""
+"""The log viewer's line access (loglines) and spool cache (logspool): ranges, head, search."""
 
 from __future__ import annotations
 
@@ -11,14 +11,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from necrocode.artifact_store import ArtifactStore, ArtifactStoreConfig, ArtifactType
-from necrocode.artifact_store.service.viewer import loglines
+from necrocode.artifact_store.service.viewer import loglines, logspool
 from necrocode.artifact_store.service.viewer.loglines import (
     MAX_LINE_CHARS,
-    LineCache,
     LineMarker,
-    Prefilter,
+    decode_line,
     head_lines,
 )
+from necrocode.artifact_store.service.viewer.logspool import LineCache, Prefilter
 
 
 @pytest.fixture
@@ -36,13 +36,13 @@ def _expected(data: bytes) -> list[str]:
     lines = data.split(b"\n")
     if lines and lines[-1] == b"":
         lines.pop()
-    return [loglines._decode(line) for line in lines]
+    return [decode_line(line) for line in lines]
 
 
 def test_ranges_match_the_lines_across_checkpoints(
     store: ArtifactStore, cache: LineCache, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(loglines, "CHECKPOINT_BYTES", 100)
+    monkeypatch.setattr(logspool, "CHECKPOINT_BYTES", 100)
     data = b"".join(f"line {n} {'x' * (n % 17)}\n".encode() for n in range(1, 2001))
     uri = _upload(store, data)
     index = cache.get(store, store.get_metadata(uri))
@@ -151,12 +151,12 @@ def test_any_range_of_any_bytes_matches_a_plain_split(
     with ArtifactStore(ArtifactStoreConfig(base_path=root / "s")) as store:
         cache = LineCache(root / "c")
         try:
-            old = loglines.CHECKPOINT_BYTES
-            loglines.CHECKPOINT_BYTES = 16
+            old = logspool.CHECKPOINT_BYTES
+            logspool.CHECKPOINT_BYTES = 16
             try:
                 index = cache.get(store, store.get_metadata(_upload(store, data)))
             finally:
-                loglines.CHECKPOINT_BYTES = old
+                logspool.CHECKPOINT_BYTES = old
             expected = _expected(data) if data else []
             assert index.total_lines == len(expected)
             first = max(1, start)

@@ -3,7 +3,7 @@
 The page carries only the log's head (read straight from the store); the script
 asks for other ranges as the reader scrolls or jumps, and keeps only what is on
 screen in the DOM. Anything past the head is served from the spool
-(:mod:`.loglines`), started in the background when the page opens.
+(:mod:`.logspool`), started in the background when the page opens.
 """
 
 from __future__ import annotations

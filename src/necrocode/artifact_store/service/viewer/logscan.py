@@ -23,7 +23,8 @@ from ...content.logs import (
     palette_rgb,
     strip_ansi,
 )
-from .loglines import LineCache, LineIndex, LineMarker, Prefilter
+from .loglines import LineIndex, LineMarker
+from .logspool import LineCache, Prefilter
 
 __all__ = ["PREFILTER", "log_info", "make_line_cache", "markers_of", "styled_lines"]
 

@@ -12,8 +12,8 @@ from ...models import ArtifactMetadata, ArtifactType
 from ...naming import ArtifactKey
 from ..auth import Principal, Scope, authenticate
 from .core import Templates, artifact_summary, principal_context
-from .loglines import LineCache
 from .logscan import make_line_cache
+from .logspool import LineCache
 
 __all__ = ["Viewer"]
 
