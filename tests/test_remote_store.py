@@ -126,6 +126,10 @@ def test_usage_export_and_maintenance(remote: RemoteArtifactStore, tmp_path: Pat
         assert "exp/1/diff.txt" in archive.namelist()
     report = remote.verify_all()
     assert report.healthy and report.checked == 2
+    assert remote.find_expired() == []
+    later = remote.find_expired(utc_now() + timedelta(days=31))
+    assert sorted(m.type.value for m in later) == ["diff", "log"]  # 30 and 7 days
+    assert [m.type.value for m in remote.find_expired(utc_now() + timedelta(days=8))] == ["log"]
     assert remote.cleanup_expired(dry_run=True).dry_run
     assert remote.repair().indexed == 2
     assert remote.repair(older_than=timedelta(0)).indexed == 2

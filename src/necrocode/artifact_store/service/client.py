@@ -445,6 +445,16 @@ class RemoteArtifactStore:
             indexed=int(data["indexed"]),
         )
 
+    def find_expired(self, now: datetime | None = None) -> list[ArtifactMetadata]:
+        """Artifact versions past their retention period at ``now`` (default: the server's now)."""
+        params = {}
+        if now is not None:
+            if not isinstance(now, datetime) or now.tzinfo is None:
+                raise InvalidInputError("now must be a timezone-aware datetime")
+            params["now"] = format_time(now)
+        data = self._json("GET", "/v1/expired", params=params)
+        return [self._metadata(item) for item in data["items"]]
+
     def cleanup_expired(
         self,
         dry_run: bool = False,
