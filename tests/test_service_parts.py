@@ -125,6 +125,9 @@ def test_a_request_head_that_never_ends_is_cut_off(service_factory: ServiceFacto
         assert 0.3 < time.monotonic() - started < 5
     with socket.create_connection((host, int(port)), timeout=10) as fast:
         fast.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
-        assert fast.recv(1024).startswith(b"HTTP/1.1 200")
+        answer = b""
+        while not answer.endswith(b"}"):  # head and body may come in separate segments
+            answer += fast.recv(1024)
+        assert answer.startswith(b"HTTP/1.1 200")
         time.sleep(0.8)  # idle after a response: the next head is late, the connection goes
         assert fast.recv(1024) == b""
