@@ -28,7 +28,7 @@ import uvicorn
 from necrocode.artifact_store import ArtifactStore
 from necrocode.artifact_store.service.app import create_app
 from necrocode.artifact_store.service.auth import TokenStore
-from necrocode.artifact_store.service.server import bind
+from necrocode.artifact_store.service.server import bind, uvicorn_options
 from necrocode.artifact_store.service.settings import ServiceSettings
 
 STARTUP_TIMEOUT = 30.0
@@ -49,14 +49,7 @@ class ThreadServer:
         self.app = create_app(
             store, self.settings, tokens=self.tokens, base_url=self.settings.base_url(port)
         )
-        config = uvicorn.Config(
-            self.app,
-            log_config=None,
-            access_log=False,
-            lifespan="off",
-            timeout_graceful_shutdown=5,
-            timeout_keep_alive=5,
-        )
+        config = uvicorn.Config(self.app, **uvicorn_options(self.settings, shutdown_timeout=5))
         self.server = uvicorn.Server(config)
         self._thread = threading.Thread(
             target=self.server.run, kwargs={"sockets": [self._sock]}, daemon=True

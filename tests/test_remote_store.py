@@ -5,6 +5,7 @@ from __future__ import annotations
 import builtins
 import gzip
 import hashlib
+import threading
 import zipfile
 from collections.abc import Iterator
 from datetime import timedelta
@@ -15,6 +16,8 @@ import pytest
 from necrocode.artifact_store import (
     ArtifactExistsError,
     ArtifactNotFoundError,
+    ArtifactStore,
+    ArtifactStoreConfig,
     IntegrityError,
     InvalidInputError,
     InvalidNameError,
@@ -126,6 +129,10 @@ def test_usage_export_and_maintenance(remote: RemoteArtifactStore, tmp_path: Pat
         assert "exp/1/diff.txt" in archive.namelist()
     report = remote.verify_all()
     assert report.healthy and report.checked == 2
+    assert remote.find_expired() == []
+    later = remote.find_expired(utc_now() + timedelta(days=31))
+    assert sorted(m.type.value for m in later) == ["diff", "log"]  # 30 and 7 days
+    assert [m.type.value for m in remote.find_expired(utc_now() + timedelta(days=8))] == ["log"]
     assert remote.cleanup_expired(dry_run=True).dry_run
     assert remote.repair().indexed == 2
     assert remote.repair(older_than=timedelta(0)).indexed == 2
@@ -184,3 +191,30 @@ def test_unreachable_server_is_retried_then_a_storage_error() -> None:
         remote.get_metadata("http://127.0.0.1:9/artifacts/s/t/diff")
     assert len(attempts) == 2  # three attempts, two waits between them
     assert caught.value.__cause__ is not None
+
+
+def test_reads_while_an_unversioned_artifact_is_replaced(
+    service_factory: ServiceFactory, tmp_path: Path
+) -> None:
+    config = ArtifactStoreConfig(base_path=tmp_path / "plain", durable_writes=False)
+    with ArtifactStore(config) as store:
+        server = service_factory(store)
+        contents = [bytes([n]) * (1000 + n) for n in range(20)]
+        with RemoteArtifactStore(server.url) as remote:
+            uri = remote.upload("1", "swap", "log", contents[0])
+            stop = threading.Event()
+
+            def replace() -> None:
+                number = 0
+                while not stop.is_set():
+                    number += 1
+                    store.upload("1", "swap", "log", contents[number % len(contents)])
+
+            writer = threading.Thread(target=replace)
+            writer.start()
+            try:
+                for _ in range(40):
+                    assert remote.download(uri) in contents  # old or new, never torn or lost
+            finally:
+                stop.set()
+                writer.join()

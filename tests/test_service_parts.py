@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import socket
+import time
 from pathlib import Path
 
 import httpx
@@ -19,6 +20,7 @@ from necrocode.artifact_store.service.server import bind
 from necrocode.artifact_store.service.settings import ServiceSettings
 from necrocode.artifact_store.service.transfer import parse_range
 
+from .conftest import ServiceFactory
 from .service_server import ServeProcess
 
 
@@ -111,3 +113,21 @@ def test_several_workers_share_one_store(tmp_path: Path) -> None:
             assert client.get("/v1/artifacts/w/7/log").content == b"n7"
         server.send(signal.SIGTERM)
         assert server.wait() == 0
+
+
+def test_a_request_head_that_never_ends_is_cut_off(service_factory: ServiceFactory) -> None:
+    server = service_factory(head_timeout=0.5)
+    host, port = server.url.removeprefix("http://").rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=10) as slow:
+        slow.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")  # and never the blank line
+        started = time.monotonic()
+        assert slow.recv(1024) == b""  # closed by the server
+        assert 0.3 < time.monotonic() - started < 5
+    with socket.create_connection((host, int(port)), timeout=10) as fast:
+        fast.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        answer = b""
+        while not answer.endswith(b"}"):  # head and body may come in separate segments
+            answer += fast.recv(1024)
+        assert answer.startswith(b"HTTP/1.1 200")
+        time.sleep(0.8)  # idle after a response: the next head is late, the connection goes
+        assert fast.recv(1024) == b""

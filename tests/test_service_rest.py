@@ -143,6 +143,7 @@ def test_listing_filters_and_errors(client: httpx.Client) -> None:
     assert len(later) == 4  # inclusive: items 1, 2, 3 of spec-a and spec-b's
     for params, code in (
         ({"limit": 0}, "validation_error"),
+        ({"limit": -5}, "validation_error"),
         ({"limit": 100000}, "validation_error"),
         ({"created_after": "yesterday"}, "validation_error"),
         ({"created_after": "2026-01-01T00:00:00"}, "invalid_input"),
@@ -273,6 +274,10 @@ def test_bad_paths_are_json_4xx(client: httpx.Client) -> None:
         ("/v1/artifacts/a/b/binary", 422),
         ("/v1/artifacts/.hidden/b/diff", 422),
         ("/v1/artifacts/a/b/diff?version=0", 422),
+        ("/v1/artifacts/a/b/diff?version=-1", 422),
+        ("/v1/artifacts/a/b/diff?version=x", 422),
+        (f"/v1/artifacts/{'a' * 300}/b/diff", 422),
+        ("/v1/artifacts/a/b%00c/diff", 422),
         ("/v1/artifacts/a/b/diff?version=99999999999", 422),
         ("/v1/artifacts/a%2Fb/c/diff", 404),
         ("/v1/nothing", 404),

@@ -17,6 +17,7 @@ from .cli_runtime import EXIT_USAGE, state_of
 from .exceptions import ConfigError
 from .service.settings import (
     DEFAULT_BODY_TIMEOUT,
+    DEFAULT_HEAD_TIMEOUT,
     DEFAULT_HOST,
     DEFAULT_MAX_UPLOAD,
     DEFAULT_PORT,
@@ -52,6 +53,9 @@ def serve(
     body_timeout: Annotated[
         float, typer.Option(min=0.1, help="Seconds a client may pause while sending a body.")
     ] = DEFAULT_BODY_TIMEOUT,
+    head_timeout: Annotated[
+        float, typer.Option(min=0.1, help="Seconds a client has to send a request head.")
+    ] = DEFAULT_HEAD_TIMEOUT,
     shutdown_timeout: Annotated[
         float, typer.Option(min=0, help="Seconds in-flight requests get after SIGTERM.")
     ] = 30.0,
@@ -71,6 +75,7 @@ def serve(
         allow_anonymous=allow_anonymous,
         max_upload_size=max_upload_size,
         body_timeout=body_timeout,
+        head_timeout=head_timeout,
         workers=workers,
     )
     if tokens_file is not None and not tokens_file.is_file():

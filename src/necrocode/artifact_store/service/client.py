@@ -47,6 +47,8 @@ Content = bytes | bytearray | memoryview | str | os.PathLike[str] | BinaryIO | I
 ProgressCallback = Callable[[int, int], None]
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, read=300.0)
 PAGE_SIZE = 1000
+#: How often ``open`` looks again when the latest version was replaced under it.
+MAX_READ_RACES = 5
 
 
 class RemoteArtifactStore:
@@ -202,14 +204,22 @@ class RemoteArtifactStore:
 
     def open(self, uri: str, verify_checksum: bool | None = None) -> ArtifactReader:
         """Stream an artifact: a binary file object of its bytes, checked as they pass."""
-        meta = self.get_metadata(uri)
-        path, _ = self._path(meta.version_uri)
+        _, version = key_from_url(uri, (self.base_url,))
+        for attempt in range(MAX_READ_RACES):
+            meta = self.get_metadata(uri)
+            path, _ = self._path(meta.version_uri)
 
-        def start() -> httpx.Response:
-            request = self._client.build_request("GET", path, params={"version": meta.version})
-            return self._send(request, stream=True)
+            def start(meta: ArtifactMetadata = meta, path: str = path) -> httpx.Response:
+                request = self._client.build_request("GET", path, params={"version": meta.version})
+                return self._send(request, stream=True)
 
-        response = self.retry_policy.call("open", path, start)
+            try:
+                response = self.retry_policy.call("open", path, start)
+                break
+            except ArtifactNotFoundError:
+                # The latest version was replaced between the two requests: look again.
+                if version is not None or attempt == MAX_READ_RACES - 1:
+                    raise
         raw = ReadStream(_ResponseReader(response, uri), response.close, key=path)
         # The server sends the original bytes: nothing to decompress, all to check.
         plain = meta.with_changes(codec="none")
@@ -444,6 +454,16 @@ class RemoteArtifactStore:
             skipped_busy=list(data["skipped_busy"]),
             indexed=int(data["indexed"]),
         )
+
+    def find_expired(self, now: datetime | None = None) -> list[ArtifactMetadata]:
+        """Artifact versions past their retention period at ``now`` (default: the server's now)."""
+        params = {}
+        if now is not None:
+            if not isinstance(now, datetime) or now.tzinfo is None:
+                raise InvalidInputError("now must be a timezone-aware datetime")
+            params["now"] = format_time(now)
+        data = self._json("GET", "/v1/expired", params=params)
+        return [self._metadata(item) for item in data["items"]]
 
     def cleanup_expired(
         self,

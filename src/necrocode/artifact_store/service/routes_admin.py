@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import shutil
 import tempfile
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -17,8 +17,8 @@ from ..exceptions import InvalidInputError
 from ..maintenance import DEFAULT_REPAIR_GRACE
 from ..naming import validate_name
 from .auth import Principal, requires
-from .deps import store_of
-from .schemas import ErrorBody, QuotaOut, Responses, UsageOut, UsageReport
+from .deps import base_of, store_of
+from .schemas import ArtifactOut, ErrorBody, QuotaOut, Responses, UsageOut, UsageReport, VersionList
 from .transfer import run_store
 
 __all__ = ["router"]
@@ -98,6 +98,23 @@ async def export(
         filename=name,
         background=BackgroundTask(_remove_tree, path.parent),
     )
+
+
+@router.get(
+    "/expired", response_model=VersionList, responses=_ERRORS, summary="Expired artifact versions"
+)
+async def expired(
+    request: Request,
+    _: Annotated[Principal, Depends(requires("read"))],
+    now: Annotated[datetime | None, Query(description="evaluate at this time (timezone)")] = None,
+) -> VersionList:
+    """Every version past its retention period (what ``cleanup`` would delete), oldest first."""
+    if now is not None and now.tzinfo is None:
+        raise InvalidInputError("now must carry a timezone (e.g. 2026-11-29T10:00:00Z)")
+    store = store_of(request)
+    found = await run_store(lambda: store.find_expired(now))
+    base = base_of(request)
+    return VersionList(items=[ArtifactOut.of(meta, base) for meta in found])
 
 
 @router.post("/verify", responses=_ERRORS, summary="Re-hash every stored artifact")

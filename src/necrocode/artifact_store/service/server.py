@@ -30,9 +30,10 @@ from ..artifact_store import ArtifactStore
 from ..config import ArtifactStoreConfig
 from .app import create_app
 from .auth import TokenStore
+from .protocol import HeadTimeoutProtocol, protocol_with_head_timeout
 from .settings import ServiceSettings, is_loopback
 
-__all__ = ["MAX_HEADER_BYTES", "bind", "serve", "worker_app"]
+__all__ = ["MAX_HEADER_BYTES", "bind", "serve", "uvicorn_options", "worker_app"]
 
 log = logging.getLogger("necrocode.artifact_store.service")
 
@@ -61,8 +62,18 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _uvicorn_options(shutdown_timeout: float) -> dict[str, Any]:
+def uvicorn_options(settings: ServiceSettings, shutdown_timeout: float) -> dict[str, Any]:
+    """The options every uvicorn server of this service runs with.
+
+    With several workers the protocol class travels to the worker processes by
+    name, so it is the module's own; each worker sets its deadline (``worker_app``).
+    """
+    if settings.workers > 1:
+        protocol: type[HeadTimeoutProtocol] = HeadTimeoutProtocol
+    else:
+        protocol = protocol_with_head_timeout(settings.head_timeout)
     return {
+        "http": protocol,
         "log_config": None,
         "access_log": False,  # the app writes its own access log (never a token)
         "server_header": False,
@@ -96,7 +107,7 @@ def serve(
     # handler in place that ends the process normally (exit 0).
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, _ignore)
-    options = _uvicorn_options(shutdown_timeout)
+    options = uvicorn_options(settings, shutdown_timeout)
     try:
         if settings.workers == 1:
             _serve_one(store_config, settings, tokens, base_url, sock, options)
@@ -154,5 +165,6 @@ def worker_app() -> FastAPI:
     if plain["tokens_file"] is not None:
         plain["tokens_file"] = Path(plain["tokens_file"])
     settings = replace(ServiceSettings(), **plain)
+    HeadTimeoutProtocol.head_timeout = settings.head_timeout
     store = ArtifactStore(ArtifactStoreConfig.from_dict(spec["store"]))
     return create_app(store, settings, base_url=spec["base_url"])

@@ -14,6 +14,8 @@ from urllib.parse import urlsplit
 from ..exceptions import ConfigError
 
 __all__ = [
+    "DEFAULT_BODY_TIMEOUT",
+    "DEFAULT_HEAD_TIMEOUT",
     "DEFAULT_HOST",
     "DEFAULT_MAX_UPLOAD",
     "DEFAULT_PORT",
@@ -28,6 +30,8 @@ DEFAULT_PORT = 8003
 DEFAULT_MAX_UPLOAD = 10 * 1024**3
 #: Seconds a client may stay silent while sending a request body.
 DEFAULT_BODY_TIMEOUT = 60.0
+#: Seconds a client has to send a whole request head.
+DEFAULT_HEAD_TIMEOUT = 10.0
 INSTALL_HINT = (
     "the service needs its extra: python -m pip install 'necrocode-artifact-store[service]'"
 )
@@ -58,6 +62,7 @@ class ServiceSettings:
     allow_anonymous: bool = False
     max_upload_size: int = DEFAULT_MAX_UPLOAD
     body_timeout: float = DEFAULT_BODY_TIMEOUT
+    head_timeout: float = DEFAULT_HEAD_TIMEOUT
     workers: int = 1
 
     def __post_init__(self) -> None:
@@ -82,8 +87,8 @@ class ServiceSettings:
             )
         if self.workers < 1:
             raise ConfigError(f"--workers must be at least 1, got {self.workers}", key="workers")
-        if self.body_timeout <= 0:
-            raise ConfigError("the body timeout must be positive", key="body_timeout")
+        if self.body_timeout <= 0 or self.head_timeout <= 0:
+            raise ConfigError("timeouts must be positive", key="timeout")
 
     def check_exposure(self) -> None:
         """Refuse to serve a non-loopback address without tokens (unless told to)."""
