@@ -234,7 +234,9 @@ class ArtifactMetadata:
             data["object_key"],
             data["retention_days"],
             data["pinned"],
-            _summary_of(data.get("summary")),
+            None
+            if (summary := data.get("summary")) is None
+            else Summary.from_trusted_dict(summary),
             data.get("summary_reason"),
         )
 
