@@ -373,24 +373,3 @@ def test_records_round_trip_with_summaries(store: ArtifactStore, inputs: dict[st
     del broken["summary"]["kind"]
     with pytest.raises(IntegrityError, match="malformed summary"):
         ArtifactMetadata.from_trusted_json(json.dumps(broken))
-
-
-def test_an_index_without_content_filters_refuses_them(store: ArtifactStore) -> None:
-    """An index implementation that cannot filter by content (one that predates it)
-    raises instead of answering as if every artifact matched."""
-
-    class PlainIndex:
-        def __init__(self, inner: Any) -> None:
-            self.inner = inner
-
-        def search(self, query: Any) -> Any:
-            return self.inner.search(query)
-
-    real = store.metadata.index
-    store.metadata.index = PlainIndex(real)  # type: ignore[assignment]
-    try:
-        with pytest.raises(InvalidInputError, match="not supported by the PlainIndex index"):
-            store.search(failed=True)
-        assert store.search() == []  # other searches are unaffected
-    finally:
-        store.metadata.index = real

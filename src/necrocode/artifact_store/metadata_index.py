@@ -178,9 +178,6 @@ def _row_values(meta: ArtifactMetadata, record: str | None = None) -> tuple[Any,
 class MetadataIndex:
     """SQLite cache of every record, shared by the processes on one machine."""
 
-    #: Answers the content filters of ``SearchQuery.insights`` (see ``index/insights.py``).
-    supports_insights = True
-
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.RLock()

@@ -15,12 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TypeVar
 
-from .exceptions import (
-    ArtifactNotFoundError,
-    ArtifactStoreError,
-    IntegrityError,
-    InvalidInputError,
-)
+from .exceptions import ArtifactNotFoundError, ArtifactStoreError, IntegrityError
 from .metadata_index import IndexCorruptError, MetadataIndex, SearchQuery
 from .models import ArtifactMetadata, ArtifactType
 from .naming import ArtifactKey, parse_key
@@ -303,13 +298,6 @@ class MetadataManager:
 
     def search(self, query: SearchQuery) -> list[ArtifactMetadata]:
         """Indexed artifacts matching ``query``."""
-        if query.insights is not None and not getattr(self.index, "supports_insights", False):
-            # An index that would ignore the content filters must not answer as if
-            # every artifact matched them.
-            raise InvalidInputError(
-                f"content filters (failed, test, touches, has_errors) are not supported by "
-                f"the {type(self.index).__name__} index"
-            )
         return [self.with_uri(m) for m in self._indexed(lambda: self.index.search(query))]
 
     def query(self, operation: Callable[[MetadataIndex], T]) -> T:
