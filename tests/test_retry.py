@@ -19,12 +19,12 @@ from necrocode.artifact_store import (
     FilesystemBackend,
     IntegrityError,
     LockTimeoutError,
-    PermissionError,
     ReadStream,
     RetryingBackend,
     RetryPolicy,
     StorageError,
     StorageFullError,
+    StoragePermissionError,
 )
 from necrocode.artifact_store.backends import create_backend
 from necrocode.artifact_store.storage_backend import (
@@ -175,7 +175,7 @@ def test_gives_up_after_the_limit_with_cause_chained(
     "error",
     [
         ArtifactNotFoundError("gone"),
-        PermissionError("denied"),
+        StoragePermissionError("denied"),
         StorageFullError("full"),
         IntegrityError("bad bytes"),
         StorageError("bad request"),

@@ -25,10 +25,10 @@ from necrocode.artifact_store import (
     ArtifactNotFoundError,
     FilesystemBackend,
     InvalidNameError,
-    PermissionError,
     StorageBackend,
     StorageError,
     StorageFullError,
+    StoragePermissionError,
 )
 from necrocode.artifact_store.storage_backend import CHUNK_SIZE, ObjectExistsError
 
@@ -282,8 +282,8 @@ class TestFilesystemBackend(BackendConformance):
         [
             (errno.ENOSPC, StorageFullError),
             (errno.EDQUOT, StorageFullError),
-            (errno.EACCES, PermissionError),
-            (errno.EPERM, PermissionError),
+            (errno.EACCES, StoragePermissionError),
+            (errno.EPERM, StoragePermissionError),
             (errno.EIO, StorageError),
         ],
     )
@@ -307,7 +307,7 @@ class TestFilesystemBackend(BackendConformance):
         assert isinstance(caught.value.__cause__, OSError)
         assert backend.download("s/t/old") == b"old"
         assert list(backend.list_incomplete()) == []
-        if error is PermissionError:
+        if error is StoragePermissionError:
             assert isinstance(caught.value, builtins.PermissionError)
 
     def test_unwritable_folder_gives_permission_error(self) -> None:
@@ -317,11 +317,11 @@ class TestFilesystemBackend(BackendConformance):
             folder.chmod(0o755)  # readable by everyone, writable by its owner only
             code = (
                 "import builtins, sys\n"
-                "from necrocode.artifact_store import FilesystemBackend, PermissionError\n"
+                "from necrocode.artifact_store import FilesystemBackend, StoragePermissionError\n"
                 "backend = FilesystemBackend(sys.argv[1], create=False)\n"
                 "try:\n"
                 "    backend.upload('s/t/x', b'x')\n"
-                "except PermissionError as exc:\n"
+                "except StoragePermissionError as exc:\n"
                 "    assert isinstance(exc, builtins.PermissionError)\n"
                 "    print('mapped', type(exc.__cause__).__name__)\n"
             )

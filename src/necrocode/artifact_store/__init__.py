@@ -24,9 +24,10 @@ from .exceptions import (
     InvalidNameError,
     InvalidURIError,
     LockTimeoutError,
-    PermissionError,
     StorageError,
     StorageFullError,
+    StoragePermissionError,
+    deprecated_alias,
 )
 from .export import ExportProgress, read_manifest
 from .integrity import ArtifactProblem, ArtifactReader, VerifyReport, calculate_checksum
@@ -39,6 +40,12 @@ from .settings import load_config
 from .storage_backend import ObjectInfo, ReadStream, StagedObject, StorageBackend
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> type[Exception]:
+    """Deprecated names (``PermissionError``) still resolve for one release, with a warning."""
+    return deprecated_alias(__name__, name)
+
 
 __all__ = [
     "ArtifactMetadata",
@@ -61,7 +68,6 @@ __all__ = [
     "LockTimeoutError",
     "MetadataManager",
     "ObjectInfo",
-    "PermissionError",
     "ReadStream",
     "RepairReport",
     "RetentionDays",
@@ -72,6 +78,7 @@ __all__ = [
     "StorageBackend",
     "StorageError",
     "StorageFullError",
+    "StoragePermissionError",
     "StorageQuota",
     "StorageUsage",
     "VerifyReport",

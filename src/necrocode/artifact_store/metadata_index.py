@@ -23,7 +23,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from .exceptions import PermissionError, StorageError, StorageFullError
+from .exceptions import StorageError, StorageFullError, StoragePermissionError
 from .models import ArtifactMetadata, ArtifactType
 from .naming import ArtifactKey
 
@@ -535,7 +535,7 @@ def _classify(exc: sqlite3.DatabaseError, path: Path) -> StorageError:
     if "full" in lowered:
         return StorageFullError(f"index {path}: {message}")
     if "readonly" in lowered or "read-only" in lowered:
-        return PermissionError(f"index {path}: {message}")
+        return StoragePermissionError(f"index {path}: {message}")
     damaged = (
         type(exc) is sqlite3.DatabaseError  # "file is not a database", "disk image is malformed"
         or "malformed" in lowered

@@ -19,7 +19,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..exceptions import ArtifactNotFoundError, PermissionError, StorageError, StorageFullError
+from ..exceptions import (
+    ArtifactNotFoundError,
+    StorageError,
+    StorageFullError,
+    StoragePermissionError,
+)
 from ..storage_backend import (
     ObjectExistsError,
     ObjectInfo,
@@ -47,7 +52,7 @@ def map_os_error(exc: OSError, what: str, key: str | None = None) -> StorageErro
     if exc.errno in _FULL:
         return StorageFullError(f"storage full while {detail}", key=key)
     if exc.errno in _DENIED:
-        return PermissionError(f"permission denied while {detail}", key=key)
+        return StoragePermissionError(f"permission denied while {detail}", key=key)
     return StorageError(f"storage error while {detail}", key=key)
 
 

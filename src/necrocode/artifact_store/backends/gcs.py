@@ -29,9 +29,9 @@ from google.cloud.storage.exceptions import DataCorruption, InvalidResponse
 from ..exceptions import (
     ArtifactNotFoundError,
     ArtifactStoreError,
-    PermissionError,
     StorageError,
     StorageFullError,
+    StoragePermissionError,
 )
 from ..storage_backend import (
     MiB,
@@ -98,7 +98,7 @@ def map_gcs_error(
 ) -> ArtifactStoreError:
     """The store's typed error for a google-cloud-storage failure (the caller chains ``exc``).
 
-    The table: 404 -> ``ArtifactNotFoundError``; 401/403 -> ``PermissionError``
+    The table: 404 -> ``ArtifactNotFoundError``; 401/403 -> ``StoragePermissionError``
     (403 for a quota -> ``StorageFullError``, for a rate limit -> retryable);
     507 -> ``StorageFullError``; 412 -> ``precondition``; connection errors,
     timeouts, 408/429/5xx -> ``StorageError(retryable=True)``; the rest ->
@@ -120,14 +120,14 @@ def map_gcs_error(
         if reasons & _RATE_REASONS or status in _TRANSIENT_STATUS:
             return StorageError(f"transient GCS error while {detail}", key=key, retryable=True)
         if status in (401, 403):
-            return PermissionError(f"access denied while {detail}", key=key)
+            return StoragePermissionError(f"access denied while {detail}", key=key)
         if status == 412:
             return precondition(f"precondition failed while {detail}", key=key)
         return StorageError(f"GCS error while {detail}", key=key)
     if isinstance(
         exc, google.auth.exceptions.DefaultCredentialsError | google.auth.exceptions.RefreshError
     ):
-        return PermissionError(f"no usable GCS credentials while {what}: {exc}", key=key)
+        return StoragePermissionError(f"no usable GCS credentials while {what}: {exc}", key=key)
     if isinstance(exc, _TRANSIENT_EXCEPTIONS):
         return StorageError(
             f"GCS connection failed while {what}: {type(exc).__name__}: {exc}",

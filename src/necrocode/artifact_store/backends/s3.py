@@ -27,9 +27,9 @@ import botocore.session
 from ..exceptions import (
     ArtifactNotFoundError,
     ArtifactStoreError,
-    PermissionError,
     StorageError,
     StorageFullError,
+    StoragePermissionError,
 )
 from ..storage_backend import (
     MiB,
@@ -103,7 +103,7 @@ def map_s3_error(
 ) -> ArtifactStoreError:
     """The store's typed error for a boto3 failure (the caller chains ``exc``).
 
-    The table: not found -> ``ArtifactNotFoundError``; 403 -> ``PermissionError``;
+    The table: not found -> ``ArtifactNotFoundError``; 403 -> ``StoragePermissionError``;
     quota or 507 -> ``StorageFullError``; 412 -> ``precondition``; connection
     errors, timeouts, 408/429/5xx -> ``StorageError(retryable=True)``; the rest
     -> ``StorageError``.
@@ -116,7 +116,7 @@ def map_s3_error(
         if code in _NOT_FOUND_CODES or (status == 404 and code != "NoSuchBucket"):
             return ArtifactNotFoundError(f"no object {key!r} ({detail})")
         if code in _DENIED_CODES or status == 403:
-            return PermissionError(f"access denied while {detail}", key=key)
+            return StoragePermissionError(f"access denied while {detail}", key=key)
         if code in _FULL_CODES or status == 507:
             return StorageFullError(f"storage full while {detail}", key=key)
         if code in _PRECONDITION_CODES or status == 412:
@@ -127,7 +127,7 @@ def map_s3_error(
     if isinstance(
         exc, botocore.exceptions.NoCredentialsError | botocore.exceptions.PartialCredentialsError
     ):
-        return PermissionError(f"no usable S3 credentials while {what}: {exc}", key=key)
+        return StoragePermissionError(f"no usable S3 credentials while {what}: {exc}", key=key)
     if isinstance(exc, _TRANSIENT_EXCEPTIONS):
         return StorageError(
             f"S3 connection failed while {what}: {type(exc).__name__}: {exc}",
