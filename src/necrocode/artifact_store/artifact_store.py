@@ -112,7 +112,7 @@ class ArtifactStore:
         )
         self.metadata = MetadataManager(self.backend, state_dir)
         #: Whether every writer of this store uses this index (see ``_current_versions``).
-        self._index_is_shared = self.backend.name == "filesystem" and config.state_dir is None
+        self._index_is_shared = self.backend.capabilities.local_locks and config.state_dir is None
         self.retention_policy = RetentionPolicy(config.retention_policy)
         self._depth = threading.local()
 

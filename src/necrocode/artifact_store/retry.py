@@ -263,6 +263,7 @@ class RetryingBackend(StorageBackend):
         self.inner = inner
         self.policy = policy or RetryPolicy()
         self.name = inner.name
+        self.capabilities = inner.capabilities
 
     @property
     def root_uri(self) -> str:
@@ -297,7 +298,7 @@ class RetryingBackend(StorageBackend):
         self, key: str, data: WriteSource, if_absent: bool, send: Callable[[Iterator[bytes]], int]
     ) -> int:
         """Run ``send`` over the bytes of ``data`` under the policy, replaying them per try."""
-        source = ReplayableSource(data, spool=self.inner.transient_failures)
+        source = ReplayableSource(data, spool=self.inner.capabilities.transient_failures)
         tries = 0
 
         def attempt() -> int:
@@ -327,7 +328,7 @@ class RetryingBackend(StorageBackend):
 
     def open_read(self, key: str) -> ReadStream:
         first = self.policy.call("open_read", key, lambda: self.inner.open_read(key))
-        if not self.inner.transient_failures:
+        if not self.inner.capabilities.transient_failures:
             return first  # a local read is never cut off in a way worth resuming
         return _ResumingStream(self, key, first).stream()
 

@@ -26,6 +26,7 @@ from ..exceptions import (
     StoragePermissionError,
 )
 from ..storage_backend import (
+    BackendCapabilities,
     ObjectExistsError,
     ObjectInfo,
     ReadStream,
@@ -158,7 +159,13 @@ class FilesystemBackend(StorageBackend):
     """Objects as files under ``root``; keys map to relative paths."""
 
     name = "filesystem"
-    transient_failures = False  # OS errors are mapped to permanent ones
+    capabilities = BackendCapabilities(
+        atomic_rename=True,
+        local_locks=True,
+        conditional_create=True,
+        range_reads=False,
+        transient_failures=False,  # OS errors are mapped to permanent ones
+    )
 
     def __init__(self, root: str | Path, *, create: bool = True, durable: bool = True) -> None:
         self.root = Path(root).expanduser().absolute()
