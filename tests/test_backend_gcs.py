@@ -115,10 +115,12 @@ def test_endpoint_ignoring_conditional_creates_is_refused(canned: CannedServer) 
 def test_from_config_and_create_backend(gcs_server: FakeGCS, gcs_bucket: str) -> None:
     config = ArtifactStoreConfig(
         backend_type="gcs",
-        gcs_bucket=gcs_bucket,
-        gcs_prefix="team/arts",
-        gcs_project="necrocode-test",
-        gcs_endpoint_url=gcs_server.url,
+        backend={
+            "bucket": gcs_bucket,
+            "prefix": "team/arts",
+            "project": "necrocode-test",
+            "endpoint_url": gcs_server.url,
+        },
     )
     backend = create_backend(config)
     assert isinstance(backend, RetryingBackend)

@@ -154,10 +154,12 @@ def test_emulated_conditional_creates_fall_back_to_check_then_write(
 def test_from_config_and_create_backend(moto_server: MotoS3, s3_bucket: str) -> None:
     config = ArtifactStoreConfig(
         backend_type="s3",
-        s3_bucket=s3_bucket,
-        s3_prefix="/team/arts/",
-        s3_region="us-east-1",
-        s3_endpoint_url=moto_server.url,
+        backend={
+            "bucket": s3_bucket,
+            "prefix": "/team/arts/",
+            "region": "us-east-1",
+            "endpoint_url": moto_server.url,
+        },
         retry_attempts=4,
     )
     backend = create_backend(config)

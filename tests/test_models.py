@@ -292,7 +292,7 @@ def test_config_from_yaml(tmp_path: Path) -> None:
         ({"lock_timeout": "soon"}, "lock_timeout", "valid number"),
         ({"colour": "blue"}, "colour", "unknown key"),
         ({"compression_level": 12}, "compression_level", "gzip levels are 1-9"),
-        ({"backend_type": "s3"}, "s3_bucket", "required"),
+        ({"backend_type": "s3"}, "backend.bucket", "required"),
     ],
 )
 def test_bad_config_names_key_and_reason(data: dict[str, Any], key: str, reason: str) -> None:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 import google.auth.exceptions
 import requests
@@ -26,6 +25,7 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage
 from google.cloud.storage.exceptions import DataCorruption, InvalidResponse
 
+from ..config import ArtifactStoreConfig, GCSSettings
 from ..exceptions import ArtifactNotFoundError, StorageError
 from ..storage_backend import MiB, ReadStream
 from .cloud import (
@@ -37,9 +37,6 @@ from .cloud import (
     ErrorKind,
     ObjectStat,
 )
-
-if TYPE_CHECKING:
-    from ..config import ArtifactStoreConfig
 
 __all__ = ["READ_CHUNK", "GCSBackend"]
 
@@ -187,14 +184,17 @@ class GCSBackend(CloudBackend):
 
     @classmethod
     def from_config(cls, config: ArtifactStoreConfig) -> GCSBackend:
-        """The backend the ``gcs_*`` settings describe."""
-        assert config.gcs_bucket is not None  # the config validator requires it
+        """The backend the ``backend`` settings describe (a :class:`GCSSettings`)."""
+        settings = config.settings_for(GCSSettings)
+        assert settings.bucket is not None  # the config validator requires it
         return cls(
-            config.gcs_bucket,
-            config.gcs_prefix,
-            project=config.gcs_project,
-            endpoint_url=config.gcs_endpoint_url,
-            conditional_writes=config.conditional_writes,
+            settings.bucket,
+            settings.prefix,
+            project=settings.project,
+            endpoint_url=settings.endpoint_url,
+            conditional_writes=settings.conditional_writes,
+            connect_timeout=settings.connect_timeout,
+            read_timeout=settings.read_timeout,
         )
 
     def classify_error(self, exc: BaseException) -> tuple[ErrorKind, str | None]:

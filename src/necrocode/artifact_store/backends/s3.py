@@ -17,7 +17,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import boto3
 import botocore.config
@@ -25,6 +25,7 @@ import botocore.exceptions
 import botocore.handlers
 import botocore.session
 
+from ..config import ArtifactStoreConfig, S3Settings
 from ..exceptions import ArtifactNotFoundError, StorageError
 from ..storage_backend import MiB, ObjectInfo, ReadStream
 from .cloud import (
@@ -36,9 +37,6 @@ from .cloud import (
     ErrorKind,
     ObjectStat,
 )
-
-if TYPE_CHECKING:
-    from ..config import ArtifactStoreConfig
 
 __all__ = ["PART_SIZE", "S3Backend"]
 
@@ -248,14 +246,17 @@ class S3Backend(CloudBackend):
 
     @classmethod
     def from_config(cls, config: ArtifactStoreConfig) -> S3Backend:
-        """The backend the ``s3_*`` settings describe."""
-        assert config.s3_bucket is not None  # the config validator requires it
+        """The backend the ``backend`` settings describe (a :class:`S3Settings`)."""
+        settings = config.settings_for(S3Settings)
+        assert settings.bucket is not None  # the config validator requires it
         return cls(
-            config.s3_bucket,
-            config.s3_prefix,
-            region=config.s3_region,
-            endpoint_url=config.s3_endpoint_url,
-            conditional_writes=config.conditional_writes,
+            settings.bucket,
+            settings.prefix,
+            region=settings.region,
+            endpoint_url=settings.endpoint_url,
+            conditional_writes=settings.conditional_writes,
+            connect_timeout=settings.connect_timeout,
+            read_timeout=settings.read_timeout,
         )
 
     def classify_error(self, exc: BaseException) -> tuple[ErrorKind, str | None]:

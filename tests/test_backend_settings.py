@@ -1,0 +1,121 @@
+"""Per-backend settings: a union keyed by ``backend_type``; the old flat keys still work.
+
+The flat keys (``s3_bucket``, ``gcs_project``, ``conditional_writes``, ...) warn
+with a ``DeprecationWarning`` that names the key to write instead, and give the
+same configuration as the ``backend`` section.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from necrocode.artifact_store import ArtifactStoreConfig, ConfigError
+from necrocode.artifact_store.config import GCSSettings, MemorySettings, S3Settings
+from necrocode.artifact_store.settings import load_config, resolve_config
+
+
+def test_backend_section_is_chosen_by_backend_type() -> None:
+    config = ArtifactStoreConfig.from_dict(
+        {
+            "backend_type": "s3",
+            "backend": {"bucket": "b", "prefix": "/p/q/", "connect_timeout": 2, "read_timeout": 3},
+        }
+    )
+    assert isinstance(config.backend, S3Settings)
+    assert (config.backend.bucket, config.backend.prefix) == ("b", "p/q")
+    assert (config.backend.connect_timeout, config.backend.read_timeout) == (2.0, 3.0)
+    assert config.to_dict()["backend"] == {
+        "bucket": "b",
+        "prefix": "p/q",
+        "endpoint_url": None,
+        "conditional_writes": "require",
+        "connect_timeout": 2.0,
+        "read_timeout": 3.0,
+        "region": None,
+    }
+    assert ArtifactStoreConfig.from_dict(config.to_dict()) == config
+    # backend_type may also be given inside the section.
+    inside = ArtifactStoreConfig.from_dict({"backend": {"backend_type": "gcs", "bucket": "g"}})
+    assert isinstance(inside.backend, GCSSettings) and inside.backend_type == "gcs"
+
+
+def test_cloud_timeouts_default_to_seconds() -> None:
+    settings = S3Settings(bucket="b")
+    assert settings.connect_timeout <= 10 and settings.read_timeout <= 30
+
+
+@pytest.mark.parametrize(
+    ("data", "key", "reason"),
+    [
+        ({"backend_type": "gcs"}, "backend.bucket", "required when backend_type is 'gcs'"),
+        (
+            {"backend_type": "s3", "backend": {"bucket": "b", "project": "p"}},
+            "backend.project",
+            "unknown key",
+        ),
+        (
+            {"backend_type": "s3", "backend": {"bucket": "b", "read_timeout": 0}},
+            "backend.read_timeout",
+            "greater than 0",
+        ),
+        (
+            {"backend_type": "s3", "backend": {"backend_type": "gcs", "bucket": "b"}},
+            "backend.backend_type",
+            "does not match backend_type 's3'",
+        ),
+        ({"backend_type": "memory", "backend": {"space": ""}}, "backend.space", "at least 1"),
+    ],
+)
+def test_bad_backend_settings_name_the_key(data: dict[str, object], key: str, reason: str) -> None:
+    with pytest.raises(ConfigError, match=reason) as caught:
+        ArtifactStoreConfig.from_dict(data)
+    assert caught.value.key == key
+
+
+def test_old_flat_keys_still_work_and_say_what_to_write() -> None:
+    with pytest.warns(
+        DeprecationWarning,
+        match=r"s3_bucket, s3_endpoint_url are deprecated.*"
+        r"write backend\.bucket, backend\.endpoint_url instead",
+    ):
+        old = ArtifactStoreConfig(
+            backend_type="s3", s3_bucket="b", s3_endpoint_url="http://127.0.0.1:9"
+        )
+    new = ArtifactStoreConfig.from_dict(
+        {"backend_type": "s3", "backend": {"bucket": "b", "endpoint_url": "http://127.0.0.1:9"}}
+    )
+    assert old == new
+    # The state folder of a bucket did not move.
+    assert old.effective_state_dir.name.startswith("s3-b-")
+    with pytest.warns(DeprecationWarning, match="conditional_writes"):
+        emulate = ArtifactStoreConfig(
+            backend_type="gcs", gcs_bucket="g", conditional_writes="emulate"
+        )
+    assert isinstance(emulate.backend, GCSSettings)
+    assert emulate.backend.conditional_writes == "emulate"
+
+
+def test_old_environment_names_still_work(tmp_path: Path) -> None:
+    env = {
+        "HOME": str(tmp_path),
+        "NECROCODE_ARTIFACT_STORE_BACKEND_TYPE": "gcs",
+        "NECROCODE_ARTIFACT_STORE_GCS_BUCKET": "from-env",
+    }
+    with pytest.warns(DeprecationWarning, match="gcs_bucket"):
+        resolved = resolve_config(environ=env)
+    assert resolved.config.settings_for(GCSSettings).bucket == "from-env"
+    sources = {s.key: (s.source, s.origin) for s in resolved.settings}
+    assert sources["backend.bucket"] == ("env", "NECROCODE_ARTIFACT_STORE_GCS_BUCKET")
+    env = {
+        "HOME": str(tmp_path),
+        "NECROCODE_ARTIFACT_STORE_BACKEND_TYPE": "memory",
+        "NECROCODE_ARTIFACT_STORE_BACKEND__SPACE": "shared",
+    }
+    assert load_config(environ=env).settings_for(MemorySettings).space == "shared"
+
+
+def test_settings_for_refuses_another_backend() -> None:
+    with pytest.raises(ConfigError, match="'filesystem' has no S3Settings"):
+        ArtifactStoreConfig().settings_for(S3Settings)
