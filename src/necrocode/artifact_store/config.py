@@ -34,12 +34,21 @@ import os
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    create_model,
+    field_validator,
+    model_validator,
+)
 
 from .exceptions import ConfigError
+from .models import ArtifactType
 
 __all__ = [
     "DEFAULT_BASE_PATH",
@@ -65,17 +74,45 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
 
 
-class RetentionDays(_Section):
-    """Days an artifact of each type is kept before cleanup may delete it."""
-
-    diff: int = Field(default=30, ge=0)
-    log: int = Field(default=7, ge=0)
-    test: int = Field(default=14, ge=0)
+class _RetentionMapping(_Section):
+    """What every ``RetentionDays`` offers: a mapping artifact type -> days kept."""
 
     def for_type(self, artifact_type: str) -> int:
-        """Days kept for ``artifact_type`` (``"diff"``, ``"log"`` or ``"test"``)."""
-        days: int = getattr(self, str(artifact_type))
+        """Days kept for ``artifact_type`` (``"diff"``, ``"log"``, ``"test"``, ...)."""
+        kind = ArtifactType.parse(artifact_type)
+        days: int = getattr(self, kind.value)
         return days
+
+    def as_dict(self) -> dict[str, int]:
+        """``{type: days}`` for every artifact type, in the registry's order."""
+        return {kind.value: self.for_type(kind.value) for kind in ArtifactType}
+
+    def __getitem__(self, artifact_type: str) -> int:
+        return self.for_type(artifact_type)
+
+
+if TYPE_CHECKING:
+
+    class RetentionDays(_RetentionMapping):
+        """Days an artifact of each type is kept (a field per :class:`ArtifactType`)."""
+
+        def __init__(self, **days: int) -> None: ...
+        def __getattr__(self, artifact_type: str) -> int: ...
+
+else:
+    #: Days an artifact of each type is kept before cleanup may delete it: one field per
+    #: :class:`~.models.ArtifactType` (``diff``, ``log``, ``test``, ...), defaulting to
+    #: the type's ``default_retention_days``. Built from the registry of types.
+    RetentionDays = create_model(
+        "RetentionDays",
+        __base__=_RetentionMapping,
+        __module__=__name__,
+        __doc__="Days an artifact of each type is kept before cleanup may delete it.",
+        **{
+            kind.value: (int, Field(default=kind.default_retention_days, ge=0))
+            for kind in ArtifactType
+        },
+    )
 
 
 class StorageQuota(_Section):

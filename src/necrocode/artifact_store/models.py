@@ -21,27 +21,42 @@ RECORD_SCHEMA = 1
 
 
 class ArtifactType(StrEnum):
-    """The three kinds of artifact an agent task produces."""
+    """The kinds of artifact an agent task produces: the one registry of types.
 
-    DIFF = "diff"
-    LOG = "log"
-    TEST_RESULT = "test"
+    Each entry is ``NAME = (value, file name, MIME type, default retention days)``;
+    everything else (URIs and object names, the index, search, retention and its
+    ``retention_policy.<value>`` setting, the command line's ``--type``) is derived
+    from it, so a new type is one line here.
+    """
 
-    @property
-    def filename(self) -> str:
-        """The file name an artifact of this type has inside its task folder."""
-        return _FILENAMES[self]
+    _value_: str
+    #: The file name an artifact of this type has inside its task folder.
+    filename: str
+    #: The MIME type recorded when the uploader gives none.
+    mime_type: str
+    #: Days kept when neither the configuration nor the upload says otherwise.
+    default_retention_days: int
 
-    @property
-    def mime_type(self) -> str:
-        """The MIME type recorded when the uploader gives none."""
-        return _MIME_TYPES[self]
+    # The defaults only let ``ArtifactType("diff")`` (a lookup by value) type-check.
+    def __new__(
+        cls, value: str, filename: str = "", mime_type: str = "", default_retention_days: int = 0
+    ) -> ArtifactType:
+        member = str.__new__(cls, value)
+        member._value_ = value
+        member.filename = filename
+        member.mime_type = mime_type
+        member.default_retention_days = default_retention_days
+        return member
+
+    DIFF = ("diff", "diff.txt", "text/x-diff", 30)
+    LOG = ("log", "log.txt", "text/plain", 7)
+    TEST_RESULT = ("test", "test-result.json", "application/json", 14)
 
     @classmethod
     def from_filename(cls, filename: str) -> ArtifactType:
         """The type whose default file name is ``filename`` (``ValueError`` if none)."""
-        for artifact_type, name in _FILENAMES.items():
-            if name == filename:
+        for artifact_type in cls:
+            if artifact_type.filename == filename:
                 return artifact_type
         raise ValueError(f"no artifact type has the file name {filename!r}")
 
@@ -55,18 +70,6 @@ class ArtifactType(StrEnum):
         except ValueError:
             known = ", ".join(t.value for t in cls)
             raise ValueError(f"unknown artifact type {value!r}; expected one of: {known}") from None
-
-
-_FILENAMES = {
-    ArtifactType.DIFF: "diff.txt",
-    ArtifactType.LOG: "log.txt",
-    ArtifactType.TEST_RESULT: "test-result.json",
-}
-_MIME_TYPES = {
-    ArtifactType.DIFF: "text/x-diff",
-    ArtifactType.LOG: "text/plain",
-    ArtifactType.TEST_RESULT: "application/json",
-}
 
 
 def utc_now() -> datetime:
