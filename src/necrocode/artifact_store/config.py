@@ -283,6 +283,10 @@ class ArtifactStoreConfig(_Section):
     retention_policy: RetentionDays = Field(default_factory=RetentionDays)
     storage_quota: StorageQuota = Field(default_factory=StorageQuota)
 
+    #: Accepted for configurations written for the reference API. Writers of one artifact
+    #: always take its lock (unique, gap-free versions depend on it): ``false`` changes
+    #: nothing but a notice in the log.
+    locking_enabled: bool = True
     lock_timeout: float = Field(default=30.0, ge=0)
     lock_retry_interval: float = Field(default=0.05, gt=0)
     retry_attempts: int = Field(default=3, ge=1, le=20)

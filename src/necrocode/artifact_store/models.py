@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -295,12 +296,17 @@ def _expect_count(data: dict[str, Any], key: str, minimum: int = 0) -> int:
 
 
 @dataclass(frozen=True, slots=True)
-class StorageUsage:
+class StorageUsage(Mapping[str, Any]):
     """Bytes and counts held by the store (or by one spec or type).
 
     ``stored_bytes`` counts every version's stored (compressed) bytes, which is
     what the quota limits; ``original_bytes`` counts the uploaded bytes.
     ``quota_bytes`` and ``fraction_used`` are ``None`` without a quota.
+
+    Also readable as a mapping (``usage["total_size_bytes"]``): the keys of
+    :meth:`to_dict` plus those of the reference API (``total_size_bytes``,
+    ``total_size_mb``, ``total_size_gb``, ``quota_max_gb``,
+    ``quota_used_percent``, ``quota_warning``).
     """
 
     artifact_count: int
@@ -308,6 +314,33 @@ class StorageUsage:
     stored_bytes: int
     original_bytes: int
     quota_bytes: int | None = None
+    #: The quota fraction past which usage is worth a warning (``quota_warning``).
+    warn_threshold: float | None = None
+
+    def _fields(self) -> dict[str, Any]:
+        fraction = self.fraction_used
+        return {
+            **self.to_dict(),
+            "total_size_bytes": self.stored_bytes,
+            "total_size_mb": round(self.stored_bytes / 2**20, 4),
+            "total_size_gb": round(self.stored_bytes / 2**30, 6),
+            "quota_max_gb": None if self.quota_bytes is None else self.quota_bytes / 2**30,
+            "quota_used_percent": 0.0 if fraction is None else round(fraction * 100, 2),
+            "quota_warning": (
+                fraction is not None
+                and self.warn_threshold is not None
+                and fraction >= self.warn_threshold
+            ),
+        }
+
+    def __getitem__(self, key: str) -> Any:
+        return self._fields()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._fields())
+
+    def __len__(self) -> int:
+        return len(self._fields())
 
     @property
     def fraction_used(self) -> float | None:
