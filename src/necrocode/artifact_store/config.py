@@ -56,6 +56,7 @@ __all__ = [
     "FLAT_BACKEND_KEYS",
     "ArtifactStoreConfig",
     "BackendSettings",
+    "CloudSettings",
     "FilesystemSettings",
     "GCSSettings",
     "MemorySettings",
@@ -144,7 +145,7 @@ class FilesystemSettings(_Section):
         return base_path / STATE_DIRNAME
 
 
-class _CloudSettings(_Section):
+class CloudSettings(_Section):
     """What S3 and GCS both take. Timeouts are seconds per connection attempt and per read."""
 
     backend_type: str
@@ -168,14 +169,14 @@ class _CloudSettings(_Section):
         return Path("~/.necrocode/state").expanduser() / folder
 
 
-class S3Settings(_CloudSettings):
+class S3Settings(CloudSettings):
     """``backend_type: s3``: a bucket on AWS S3 or any S3-compatible endpoint."""
 
     backend_type: Literal["s3"] = "s3"
     region: str | None = None
 
 
-class GCSSettings(_CloudSettings):
+class GCSSettings(CloudSettings):
     """``backend_type: gcs``: a Google Cloud Storage bucket (or an emulator)."""
 
     backend_type: Literal["gcs"] = "gcs"
@@ -310,7 +311,7 @@ class ArtifactStoreConfig(_Section):
     def _check_combinations(self) -> ArtifactStoreConfig:
         if self.compression_codec == "gzip" and self.compression_level > 9:
             raise ValueError("compression_level: gzip levels are 1-9")
-        if isinstance(self.backend, _CloudSettings) and not self.backend.bucket:
+        if isinstance(self.backend, CloudSettings) and not self.backend.bucket:
             raise ValueError(f"backend.bucket: required when backend_type is {self.backend_type!r}")
         return self
 

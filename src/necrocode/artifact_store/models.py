@@ -122,24 +122,9 @@ class ArtifactMetadata:
     pinned: bool = False
 
     @property
-    def stored_size(self) -> int:
-        """Bytes the artifact occupies in the backend (same as ``size``)."""
-        return self.size
-
-    @property
     def version_uri(self) -> str:
         """The URI of exactly this version (``<uri>?version=<n>``)."""
         return f"{self.uri}?version={self.version}"
-
-    @property
-    def sha256(self) -> str:
-        """The hex digest without its ``sha256:`` prefix."""
-        return self.checksum.removeprefix("sha256:")
-
-    @property
-    def compression_ratio(self) -> float:
-        """Stored bytes per original byte (1.0 for an empty artifact)."""
-        return self.size / self.original_size if self.original_size else 1.0
 
     def with_changes(self, **changes: Any) -> ArtifactMetadata:
         """A copy with the given fields replaced."""

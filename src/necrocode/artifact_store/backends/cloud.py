@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar, Literal, Protocol
 
+from ..config import CloudSettings
 from ..exceptions import (
     ArtifactNotFoundError,
     ArtifactStoreError,
@@ -244,6 +245,16 @@ class CloudBackend(StorageBackend):
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
         self._probe = ConditionalWriteProbe(conditional_writes, endpoint)
+
+    @staticmethod
+    def options_of(settings: CloudSettings) -> dict[str, Any]:
+        """The constructor's keyword arguments that every cloud backend's settings give."""
+        return {
+            "endpoint_url": settings.endpoint_url,
+            "conditional_writes": settings.conditional_writes,
+            "connect_timeout": settings.connect_timeout,
+            "read_timeout": settings.read_timeout,
+        }
 
     @property
     def root_uri(self) -> str:

@@ -187,15 +187,8 @@ class GCSBackend(CloudBackend):
         """The backend the ``backend`` settings describe (a :class:`GCSSettings`)."""
         settings = config.settings_for(GCSSettings)
         assert settings.bucket is not None  # the config validator requires it
-        return cls(
-            settings.bucket,
-            settings.prefix,
-            project=settings.project,
-            endpoint_url=settings.endpoint_url,
-            conditional_writes=settings.conditional_writes,
-            connect_timeout=settings.connect_timeout,
-            read_timeout=settings.read_timeout,
-        )
+        options = cls.options_of(settings)
+        return cls(settings.bucket, settings.prefix, project=settings.project, **options)
 
     def classify_error(self, exc: BaseException) -> tuple[ErrorKind, str | None]:
         status: int | None = None

@@ -18,7 +18,7 @@ from typing import ClassVar
 
 from ..config import ArtifactStoreConfig, MemorySettings
 from ..exceptions import StorageError
-from ..storage_backend import BackendCapabilities, ObjectInfo, ReadStream
+from ..storage_backend import BackendCapabilities, MiB, ObjectInfo, ReadStream
 from .cloud import CloudBackend, ErrorKind, ObjectStat
 
 __all__ = ["MemoryBackend", "MemorySpace"]
@@ -117,7 +117,7 @@ class MemoryBackend(CloudBackend):
         transient_failures=False,
     )
     #: Uploads above this go through a session (small, so tests cover that path).
-    single_request_limit: ClassVar[int] = 1024 * 1024
+    single_request_limit: ClassVar[int] = 1 * MiB
 
     def __init__(self, space: str = "default", prefix: str = "") -> None:
         client = _space(space)

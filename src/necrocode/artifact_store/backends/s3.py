@@ -249,15 +249,8 @@ class S3Backend(CloudBackend):
         """The backend the ``backend`` settings describe (a :class:`S3Settings`)."""
         settings = config.settings_for(S3Settings)
         assert settings.bucket is not None  # the config validator requires it
-        return cls(
-            settings.bucket,
-            settings.prefix,
-            region=settings.region,
-            endpoint_url=settings.endpoint_url,
-            conditional_writes=settings.conditional_writes,
-            connect_timeout=settings.connect_timeout,
-            read_timeout=settings.read_timeout,
-        )
+        options = cls.options_of(settings)
+        return cls(settings.bucket, settings.prefix, region=settings.region, **options)
 
     def classify_error(self, exc: BaseException) -> tuple[ErrorKind, str | None]:
         if isinstance(exc, botocore.exceptions.ClientError):
