@@ -7,6 +7,10 @@ Quick start::
     store = ArtifactStore()  # filesystem store under ~/.necrocode/artifacts
     uri = store.upload("1.1", "chat-app", ArtifactType.DIFF, b"--- a\\n+++ b\\n")
     assert store.download(uri) == b"--- a\\n+++ b\\n"
+
+The public API is the names in ``__all__``. Apart from the backend contract
+(``storage_backend``, ``backends.cloud``), the modules of this package are
+internal and may change without notice (see docs/architecture.md).
 """
 
 from __future__ import annotations
