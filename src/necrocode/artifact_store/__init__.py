@@ -16,7 +16,9 @@ internal and may change without notice (see docs/architecture.md).
 from __future__ import annotations
 
 from .artifact_store import ArtifactStore
+from .backends.cloud import CloudBackend
 from .backends.filesystem import FilesystemBackend
+from .backends.memory import MemoryBackend
 from .compression_engine import CompressionEngine
 from .config import ArtifactStoreConfig, RetentionDays, StorageQuota
 from .exceptions import (
@@ -41,7 +43,13 @@ from .models import ArtifactMetadata, ArtifactType, StorageUsage
 from .retention_policy import CleanupReport, RetentionPolicy
 from .retry import RetryingBackend, RetryPolicy
 from .settings import load_config
-from .storage_backend import ObjectInfo, ReadStream, StagedObject, StorageBackend
+from .storage_backend import (
+    BackendCapabilities,
+    ObjectInfo,
+    ReadStream,
+    StagedObject,
+    StorageBackend,
+)
 
 __version__ = "0.1.0"
 
@@ -60,7 +68,9 @@ __all__ = [
     "ArtifactStoreConfig",
     "ArtifactStoreError",
     "ArtifactType",
+    "BackendCapabilities",
     "CleanupReport",
+    "CloudBackend",
     "CompressionEngine",
     "ConfigError",
     "ExportProgress",
@@ -70,6 +80,7 @@ __all__ = [
     "InvalidNameError",
     "InvalidURIError",
     "LockTimeoutError",
+    "MemoryBackend",
     "MetadataManager",
     "ObjectInfo",
     "ReadStream",
