@@ -216,7 +216,7 @@ FLAT_BACKEND_KEYS: dict[str, tuple[str | None, str]] = {
     "gcs_endpoint_url": ("gcs", "endpoint_url"),
     "conditional_writes": (None, "conditional_writes"),
 }
-_Settings = TypeVar("_Settings", FilesystemSettings, S3Settings, GCSSettings, MemorySettings)
+_Settings = TypeVar("_Settings", bound=_Section)
 
 
 def _gather_backend_settings(data: dict[str, Any]) -> dict[str, Any]:

@@ -32,9 +32,9 @@ from abc import abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, ClassVar, Literal, Protocol
+from typing import Any, ClassVar, Literal, Protocol, Self
 
-from ..config import CloudSettings
+from ..config import ArtifactStoreConfig, CloudSettings
 from ..exceptions import (
     ArtifactNotFoundError,
     ArtifactStoreError,
@@ -246,9 +246,20 @@ class CloudBackend(StorageBackend):
         self.read_timeout = read_timeout
         self._probe = ConditionalWriteProbe(conditional_writes, endpoint)
 
-    @staticmethod
-    def options_of(settings: CloudSettings) -> dict[str, Any]:
-        """The constructor's keyword arguments that every cloud backend's settings give."""
+    #: The class of this backend's ``backend:`` settings.
+    settings_class: ClassVar[type[CloudSettings]] = CloudSettings
+
+    @classmethod
+    def from_config(cls, config: ArtifactStoreConfig) -> Self:
+        """The backend the ``backend`` settings describe (a :attr:`settings_class`)."""
+        settings = config.settings_for(cls.settings_class)
+        assert settings.bucket is not None  # the config validator requires it
+        return cls(settings.bucket, settings.prefix, **cls.options_of(settings))
+
+    @classmethod
+    def options_of(cls, settings: CloudSettings) -> dict[str, Any]:
+        """The constructor's keyword arguments from ``settings`` (beyond bucket and prefix);
+        a subclass adds its own (an S3 region, a GCS project)."""
         return {
             "endpoint_url": settings.endpoint_url,
             "conditional_writes": settings.conditional_writes,

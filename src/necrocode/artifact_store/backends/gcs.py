@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from datetime import datetime
+from typing import Any
 
 import google.auth.exceptions
 import requests
@@ -25,7 +26,7 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage
 from google.cloud.storage.exceptions import DataCorruption, InvalidResponse
 
-from ..config import ArtifactStoreConfig, GCSSettings
+from ..config import CloudSettings, GCSSettings
 from ..exceptions import ArtifactNotFoundError, StorageError
 from ..storage_backend import MiB, ReadStream
 from .cloud import (
@@ -137,6 +138,7 @@ class GCSBackend(CloudBackend):
     """
 
     name = "gcs"
+    settings_class = GCSSettings
     scheme = "gs"
     vendor = "GCS"
     sdk_errors = (
@@ -183,12 +185,9 @@ class GCSBackend(CloudBackend):
         self.timeout = (connect_timeout, read_timeout)
 
     @classmethod
-    def from_config(cls, config: ArtifactStoreConfig) -> GCSBackend:
-        """The backend the ``backend`` settings describe (a :class:`GCSSettings`)."""
-        settings = config.settings_for(GCSSettings)
-        assert settings.bucket is not None  # the config validator requires it
-        options = cls.options_of(settings)
-        return cls(settings.bucket, settings.prefix, project=settings.project, **options)
+    def options_of(cls, settings: CloudSettings) -> dict[str, Any]:
+        assert isinstance(settings, GCSSettings)
+        return {**super().options_of(settings), "project": settings.project}
 
     def classify_error(self, exc: BaseException) -> tuple[ErrorKind, str | None]:
         status: int | None = None

@@ -25,7 +25,7 @@ import botocore.exceptions
 import botocore.handlers
 import botocore.session
 
-from ..config import ArtifactStoreConfig, S3Settings
+from ..config import CloudSettings, S3Settings
 from ..exceptions import ArtifactNotFoundError, StorageError
 from ..storage_backend import MiB, ObjectInfo, ReadStream
 from .cloud import (
@@ -195,6 +195,7 @@ class S3Backend(CloudBackend):
     """
 
     name = "s3"
+    settings_class = S3Settings
     scheme = "s3"
     vendor = "S3"
     delete_reports_missing = False  # DeleteObject answers 204 for a missing key too
@@ -245,12 +246,9 @@ class S3Backend(CloudBackend):
         self.bucket = bucket
 
     @classmethod
-    def from_config(cls, config: ArtifactStoreConfig) -> S3Backend:
-        """The backend the ``backend`` settings describe (a :class:`S3Settings`)."""
-        settings = config.settings_for(S3Settings)
-        assert settings.bucket is not None  # the config validator requires it
-        options = cls.options_of(settings)
-        return cls(settings.bucket, settings.prefix, region=settings.region, **options)
+    def options_of(cls, settings: CloudSettings) -> dict[str, Any]:
+        assert isinstance(settings, S3Settings)
+        return {**super().options_of(settings), "region": settings.region}
 
     def classify_error(self, exc: BaseException) -> tuple[ErrorKind, str | None]:
         if isinstance(exc, botocore.exceptions.ClientError):
