@@ -119,3 +119,15 @@ def test_old_environment_names_still_work(tmp_path: Path) -> None:
 def test_settings_for_refuses_another_backend() -> None:
     with pytest.raises(ConfigError, match="'filesystem' has no S3Settings"):
         ArtifactStoreConfig().settings_for(S3Settings)
+
+
+def test_every_backend_type_has_its_settings_and_its_backend() -> None:
+    """The names backend_type takes, the settings union and the registry agree."""
+    from typing import get_args
+
+    from necrocode.artifact_store.backends import KNOWN_BACKENDS
+    from necrocode.artifact_store.config import BackendSettings, BackendType
+
+    union = get_args(get_args(BackendSettings)[0])
+    tags = [get_args(cls.model_fields["backend_type"].annotation)[0] for cls in union]
+    assert sorted(tags) == sorted(get_args(BackendType)) == sorted(KNOWN_BACKENDS)

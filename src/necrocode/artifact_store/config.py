@@ -34,7 +34,7 @@ import os
 import tempfile
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar, get_args
 
 import yaml
 from pydantic import (
@@ -203,7 +203,9 @@ BackendSettings = Annotated[
     FilesystemSettings | S3Settings | GCSSettings | MemorySettings,
     Field(discriminator="backend_type"),
 ]
-_BACKEND_TYPES = ("filesystem", "s3", "gcs", "memory")
+#: The names ``backend_type`` takes: one per member of :data:`BackendSettings`.
+BackendType = Literal["filesystem", "s3", "gcs", "memory"]
+_BACKEND_TYPES: tuple[str, ...] = get_args(BackendType)
 #: Old flat keys -> (backend type they belong to, or None for every cloud one; new key).
 FLAT_BACKEND_KEYS: dict[str, tuple[str | None, str]] = {
     "s3_bucket": ("s3", "bucket"),
@@ -267,7 +269,7 @@ def _gather_backend_settings(data: dict[str, Any]) -> dict[str, Any]:
 class ArtifactStoreConfig(_Section):
     """Every setting of the store, with the spec's defaults."""
 
-    backend_type: Literal["filesystem", "s3", "gcs", "memory"] = "filesystem"
+    backend_type: BackendType = "filesystem"
     base_path: Path = DEFAULT_BASE_PATH
     #: Where the local index, lock files and cleanup log live. Default: ``<base_path>/.necrocode``
     #: for the filesystem backend, ``~/.necrocode/state/<bucket-id>`` for cloud backends.
