@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 import tempfile
 import warnings
 from pathlib import Path
@@ -221,6 +222,20 @@ FLAT_BACKEND_KEYS: dict[str, tuple[str | None, str]] = {
 _Settings = TypeVar("_Settings", bound=_Section)
 
 
+def _caller_stacklevel() -> int:
+    """The ``stacklevel`` that blames a warning on the first caller outside this package
+    and pydantic (so that Python's default filters show it to the code that used the
+    old key)."""
+    frame = sys._getframe(1)
+    level = 1
+    while frame.f_back is not None and frame.f_globals.get("__name__", "").startswith(
+        ("necrocode.artifact_store", "pydantic")
+    ):
+        frame = frame.f_back
+        level += 1
+    return level
+
+
 def _gather_backend_settings(data: dict[str, Any]) -> dict[str, Any]:
     """Put ``backend_type`` and the old flat keys into the ``backend`` section."""
     data = dict(data)
@@ -243,11 +258,12 @@ def _gather_backend_settings(data: dict[str, Any]) -> dict[str, Any]:
     if flat:
         new = ", ".join(f"backend.{FLAT_BACKEND_KEYS[key][1]}" for key in flat)
         warnings.warn(
-            f"the settings {', '.join(flat)} are deprecated and will be removed in the next "
+            f"the {'settings' if len(flat) > 1 else 'setting'} {', '.join(flat)} "
+            f"{'are' if len(flat) > 1 else 'is'} deprecated and will be removed in the next "
             f"release; write {new} instead (a 'backend:' section of the configuration, or "
             "NECROCODE_ARTIFACT_STORE_BACKEND__<KEY> in the environment)",
             DeprecationWarning,
-            stacklevel=2,
+            stacklevel=_caller_stacklevel(),
         )
     for key in flat:
         owner, new_key = FLAT_BACKEND_KEYS[key]
