@@ -131,3 +131,24 @@ def test_every_backend_type_has_its_settings_and_its_backend() -> None:
     union = get_args(get_args(BackendSettings)[0])
     tags = [get_args(cls.model_fields["backend_type"].annotation)[0] for cls in union]
     assert sorted(tags) == sorted(get_args(BackendType)) == sorted(KNOWN_BACKENDS)
+
+
+def test_the_command_line_shows_the_deprecation(tmp_path: Path) -> None:
+    """Python hides DeprecationWarnings raised under a tool; the store's log shows it."""
+    import subprocess
+    import sys
+
+    from .conftest import subprocess_env
+
+    config = tmp_path / "old.yaml"
+    config.write_text("artifact_store:\n  backend_type: gcs\n  gcs_bucket: old-style\n")
+    env = {**subprocess_env(), "HOME": str(tmp_path)}
+    result = subprocess.run(
+        [sys.executable, "-m", "necrocode.artifact_store", "--config", str(config),
+         "config", "show", "--json"],
+        capture_output=True, text=True, env=env, check=False, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "gcs_bucket is deprecated" in result.stderr
+    assert "write backend.bucket instead" in result.stderr
+    assert '"backend.bucket"' in result.stdout

@@ -30,6 +30,7 @@ naming the key and the reason (and the file, when loaded from one).
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import sys
 import tempfile
@@ -65,6 +66,8 @@ __all__ = [
     "S3Settings",
     "StorageQuota",
 ]
+
+log = logging.getLogger("necrocode.artifact_store.config")
 
 DEFAULT_CONFIG_PATH = Path("~/.necrocode/config/artifact-store.yaml")
 DEFAULT_BASE_PATH = Path("~/.necrocode/artifacts")
@@ -222,6 +225,9 @@ FLAT_BACKEND_KEYS: dict[str, tuple[str | None, str]] = {
 _Settings = TypeVar("_Settings", bound=_Section)
 
 
+_LOGGED_DEPRECATIONS: set[str] = set()
+
+
 def _caller_stacklevel() -> int:
     """The ``stacklevel`` that blames a warning on the first caller outside this package
     and pydantic (so that Python's default filters show it to the code that used the
@@ -257,14 +263,18 @@ def _gather_backend_settings(data: dict[str, Any]) -> dict[str, Any]:
     flat = [key for key in data if key in FLAT_BACKEND_KEYS]
     if flat:
         new = ", ".join(f"backend.{FLAT_BACKEND_KEYS[key][1]}" for key in flat)
-        warnings.warn(
+        message = (
             f"the {'settings' if len(flat) > 1 else 'setting'} {', '.join(flat)} "
             f"{'are' if len(flat) > 1 else 'is'} deprecated and will be removed in the next "
             f"release; write {new} instead (a 'backend:' section of the configuration, or "
-            "NECROCODE_ARTIFACT_STORE_BACKEND__<KEY> in the environment)",
-            DeprecationWarning,
-            stacklevel=_caller_stacklevel(),
+            "NECROCODE_ARTIFACT_STORE_BACKEND__<KEY> in the environment)"
         )
+        warnings.warn(message, DeprecationWarning, stacklevel=_caller_stacklevel())
+        # Also once per process in the log, which the command line shows on stderr
+        # (Python hides DeprecationWarnings raised below a command-line tool).
+        if message not in _LOGGED_DEPRECATIONS:
+            _LOGGED_DEPRECATIONS.add(message)
+            log.warning("%s", message)
     for key in flat:
         owner, new_key = FLAT_BACKEND_KEYS[key]
         value = data.pop(key)
