@@ -41,6 +41,8 @@ def test_exists_on_a_uri_of_another_store_is_false(store: ArtifactStore, tmp_pat
         with pytest.raises(InvalidURIError):
             other.exists(other.root_uri + "/spec/1.1/nonsense.bin")
     assert store.exists(uri) is True
+    with pytest.raises(InvalidURIError, match="must be a string"):
+        store.exists(123)  # type: ignore[arg-type]
 
 
 def test_download_stream_yields_chunks_of_the_given_size(store: ArtifactStore) -> None:

@@ -466,7 +466,7 @@ class ArtifactStore:
     def exists(self, uri: str) -> bool:
         """Whether ``uri`` names a stored artifact (or version); ``False`` for a URI of
         another store. A malformed URI of this store raises ``InvalidURIError``."""
-        if not uri.startswith(self.root_uri.rstrip("/") + "/"):
+        if isinstance(uri, str) and not uri.startswith(self.root_uri.rstrip("/") + "/"):
             return False
         key, version = self._parse_uri(uri)
         return self.metadata.get(key, version) is not None
