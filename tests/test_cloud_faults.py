@@ -228,6 +228,12 @@ def test_a_hanging_server_costs_the_configured_timeouts_not_minutes(cloud: Cloud
     assert cloud.proxy.faulted == 1
     assert time.monotonic() - started < 3 * TIMEOUT + 5
 
+    arm(cloud, "hang", 1)
+    started = time.monotonic()
+    assert backend.upload("f/t/hang-up", b"up") == 2  # a write is retried the same way
+    assert time.monotonic() - started < 3 * TIMEOUT + 5
+    assert cloud.direct.download("f/t/hang-up") == b"up"
+
     arm(cloud, "hang", 1000)
     started = time.monotonic()
     with pytest.raises(StorageError, match="failed after 3 attempts"):
