@@ -7,12 +7,18 @@ Quick start::
     store = ArtifactStore()  # filesystem store under ~/.necrocode/artifacts
     uri = store.upload("1.1", "chat-app", ArtifactType.DIFF, b"--- a\\n+++ b\\n")
     assert store.download(uri) == b"--- a\\n+++ b\\n"
+
+The public API is the names in ``__all__``. Apart from the backend contract
+(``storage_backend``, ``backends.cloud``), the modules of this package are
+internal and may change without notice (see docs/architecture.md).
 """
 
 from __future__ import annotations
 
 from .artifact_store import ArtifactStore
+from .backends.cloud import CloudBackend
 from .backends.filesystem import FilesystemBackend
+from .backends.memory import MemoryBackend
 from .backfill import SummaryRefreshReport
 from .compression_engine import CompressionEngine
 from .config import ArtifactStoreConfig, RetentionDays, StorageQuota
@@ -27,9 +33,10 @@ from .exceptions import (
     InvalidNameError,
     InvalidURIError,
     LockTimeoutError,
-    PermissionError,
     StorageError,
     StorageFullError,
+    StoragePermissionError,
+    deprecated_alias,
 )
 from .export import ExportProgress, read_manifest
 from .integrity import ArtifactProblem, ArtifactReader, VerifyReport, calculate_checksum
@@ -39,9 +46,21 @@ from .models import ArtifactMetadata, ArtifactType, StorageUsage
 from .retention_policy import CleanupReport, RetentionPolicy
 from .retry import RetryingBackend, RetryPolicy
 from .settings import load_config
-from .storage_backend import ObjectInfo, ReadStream, StagedObject, StorageBackend
+from .storage_backend import (
+    BackendCapabilities,
+    ObjectInfo,
+    ReadStream,
+    StagedObject,
+    StorageBackend,
+)
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> type[Exception]:
+    """Deprecated names (``PermissionError``) still resolve for one release, with a warning."""
+    return deprecated_alias(__name__, name)
+
 
 __all__ = [
     "ArtifactMetadata",
@@ -52,7 +71,9 @@ __all__ = [
     "ArtifactStoreConfig",
     "ArtifactStoreError",
     "ArtifactType",
+    "BackendCapabilities",
     "CleanupReport",
+    "CloudBackend",
     "CompressionEngine",
     "ConfigError",
     "ContentParseError",
@@ -63,9 +84,9 @@ __all__ = [
     "InvalidNameError",
     "InvalidURIError",
     "LockTimeoutError",
+    "MemoryBackend",
     "MetadataManager",
     "ObjectInfo",
-    "PermissionError",
     "ReadStream",
     "RepairReport",
     "RetentionDays",
@@ -76,6 +97,7 @@ __all__ = [
     "StorageBackend",
     "StorageError",
     "StorageFullError",
+    "StoragePermissionError",
     "StorageQuota",
     "StorageUsage",
     "Summary",
