@@ -247,8 +247,9 @@ def test_binary_and_oversized_content() -> None:
     not_a_diff = Summariser("diff")
     not_a_diff.feed(b"hello\n")
     assert not_a_diff.finish() == (None, "no file changes found: not a diff")
-    with pytest.raises(InvalidInputError):
-        Summariser("picture")
+    picture = Summariser("picture")  # a type without a parser: stored, not summarised
+    picture.feed(b"\x89PNG")
+    assert picture.finish() == (None, "no summariser for artifact type 'picture'")
 
 
 def test_summaries_off_then_backfilled(tmp_path: Path, inputs: dict[str, bytes]) -> None:
@@ -355,3 +356,21 @@ def test_a_huge_single_line_keeps_memory_bounded(kind: str) -> None:
 def test_a_hundred_megabyte_single_line(kind: str) -> None:
     summary, peak = _single_line(kind, 100)
     assert summary is not None and peak < 4 << 20
+
+
+def test_records_round_trip_with_summaries(store: ArtifactStore, inputs: dict[str, bytes]) -> None:
+    from necrocode.artifact_store import ArtifactMetadata, IntegrityError
+
+    uris = fill(store, inputs)
+    for uri in uris.values():
+        meta = store.get_metadata(uri)
+        text = meta.to_json()
+        assert ArtifactMetadata.from_trusted_json(text) == meta
+        assert ArtifactMetadata.from_json(text) == meta
+    broken = json.loads(store.get_metadata(uris["diff"]).to_json())
+    broken["summary"]["diff"]["files"][0]["added"] = -1
+    with pytest.raises(IntegrityError, match="malformed summary"):
+        ArtifactMetadata.from_json(json.dumps(broken))
+    del broken["summary"]["kind"]
+    with pytest.raises(IntegrityError, match="malformed summary"):
+        ArtifactMetadata.from_trusted_json(json.dumps(broken))
