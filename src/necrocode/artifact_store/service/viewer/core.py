@@ -135,7 +135,7 @@ def artifact_summary(
         "spec_name": meta.spec_name,
         "task_id": meta.task_id,
         "type": meta.type.value,
-        "type_label": TYPE_LABELS[meta.type],
+        "type_label": TYPE_LABELS.get(meta.type, meta.type.value.capitalize()),
         "version": meta.version,
         "url": url,
         "href": path,

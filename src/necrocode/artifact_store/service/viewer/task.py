@@ -30,7 +30,8 @@ def task_page(viewer: Viewer, request: Request, spec: str, task: str) -> Page:
     if not found:
         raise ArtifactNotFoundError(f"no artifacts for task {task!r} of spec {spec!r}")
     tabs: list[dict[str, Any]] = []
-    for kind in _ORDER:
+    # Diff, log, tests first; any other registered type after them.
+    for kind in (*_ORDER, *(t for t in ArtifactType if t not in _ORDER)):
         meta = found.get(kind)
         if meta is None:
             continue
