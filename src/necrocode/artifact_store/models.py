@@ -137,8 +137,12 @@ class ArtifactMetadata:
         return replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict; :meth:`from_dict` restores an equal object."""
-        return {
+        """A JSON-ready dict; :meth:`from_dict` restores an equal object.
+
+        ``summary``/``summary_reason`` appear once the content was summarised (or
+        found unparseable): a record never summarised keeps the 0.1.0 layout.
+        """
+        data = {
             "schema": RECORD_SCHEMA,
             "uri": self.uri,
             "task_id": self.task_id,
@@ -157,9 +161,11 @@ class ArtifactMetadata:
             "object_key": self.object_key,
             "retention_days": self.retention_days,
             "pinned": self.pinned,
-            "summary": None if self.summary is None else self.summary.to_dict(),
-            "summary_reason": self.summary_reason,
         }
+        if self.summary is not None or self.summary_reason is not None:
+            data["summary"] = None if self.summary is None else self.summary.to_dict()
+            data["summary_reason"] = self.summary_reason
+        return data
 
     def to_json(self) -> str:
         """The record as compact JSON text (keys sorted, so records diff cleanly)."""
