@@ -21,11 +21,11 @@ from necrocode.artifact_store import (
     IntegrityError,
     InvalidInputError,
     InvalidNameError,
-    PermissionError,
     RemoteArtifactStore,
     RetryPolicy,
     StorageError,
     StorageFullError,
+    StoragePermissionError,
 )
 from necrocode.artifact_store.models import utc_now
 from necrocode.artifact_store.service import client as client_module
@@ -147,7 +147,7 @@ def test_errors_map_to_the_same_classes(service_factory: ServiceFactory, tmp_pat
         uri = writer.upload("1", "s", "log", b"ok")
         with pytest.raises(StorageFullError):
             writer.upload("1", "s", "log", b"x" * 101)
-        with pytest.raises(PermissionError) as caught:
+        with pytest.raises(StoragePermissionError) as caught:
             writer.delete(uri)  # admin only
         assert isinstance(caught.value, builtins.PermissionError)
         with pytest.raises(ArtifactNotFoundError):
@@ -156,11 +156,11 @@ def test_errors_map_to_the_same_classes(service_factory: ServiceFactory, tmp_pat
             writer.upload("..", "s", "log", b"x")  # refused before any request
         with pytest.raises(InvalidInputError):
             writer.get_metadata("http://elsewhere.example/artifacts/s/1/log")
-    with RemoteArtifactStore(server.url) as anonymous, pytest.raises(PermissionError):
+    with RemoteArtifactStore(server.url) as anonymous, pytest.raises(StoragePermissionError):
         anonymous.download(uri)
     with RemoteArtifactStore(server.url, token="reader-token-0123456789") as reader:
         assert reader.download(uri) == b"ok"
-        with pytest.raises(PermissionError):
+        with pytest.raises(StoragePermissionError):
             reader.upload("1", "s", "log", b"new")
 
 
@@ -204,9 +204,9 @@ def test_reads_while_an_unversioned_artifact_is_replaced(
             uri = remote.upload("1", "swap", "log", contents[0])
             stop = threading.Event()
 
-            def replace() -> None:
+            def replace() -> None:  # a new version every few milliseconds
                 number = 0
-                while not stop.is_set():
+                while not stop.wait(0.005):
                     number += 1
                     store.upload("1", "swap", "log", contents[number % len(contents)])
 
@@ -218,3 +218,14 @@ def test_reads_while_an_unversioned_artifact_is_replaced(
             finally:
                 stop.set()
                 writer.join()
+
+
+def test_metadata_too_big_for_a_header_is_fetched_apart(remote: RemoteArtifactStore) -> None:
+    custom = {"notes": "n" * 20000, "title": "ünïcode"}
+    uri = remote.upload("1", "big-meta", "log", b"payload", custom)
+    with remote.open(uri) as reader:
+        assert reader.read() == b"payload"
+        assert reader.metadata.metadata == custom
+    small = remote.upload("2", "big-meta", "log", b"x", {"title": "ünïcode"})
+    with remote.open(small) as reader:
+        assert reader.metadata.metadata == {"title": "ünïcode"}  # through the header

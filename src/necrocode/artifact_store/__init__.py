@@ -7,6 +7,10 @@ Quick start::
     store = ArtifactStore()  # filesystem store under ~/.necrocode/artifacts
     uri = store.upload("1.1", "chat-app", ArtifactType.DIFF, b"--- a\\n+++ b\\n")
     assert store.download(uri) == b"--- a\\n+++ b\\n"
+
+The public API is the names in ``__all__``. Apart from the backend contract
+(``storage_backend``, ``backends.cloud``), the modules of this package are
+internal and may change without notice (see docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -14,7 +18,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .artifact_store import ArtifactStore
+from .backends.cloud import CloudBackend
 from .backends.filesystem import FilesystemBackend
+from .backends.memory import MemoryBackend
 from .compression_engine import CompressionEngine
 from .config import ArtifactStoreConfig, RetentionDays, StorageQuota
 from .exceptions import (
@@ -27,9 +33,10 @@ from .exceptions import (
     InvalidNameError,
     InvalidURIError,
     LockTimeoutError,
-    PermissionError,
     StorageError,
     StorageFullError,
+    StoragePermissionError,
+    deprecated_alias,
 )
 from .export import ExportProgress, read_manifest
 from .integrity import ArtifactProblem, ArtifactReader, VerifyReport, calculate_checksum
@@ -39,7 +46,13 @@ from .models import ArtifactMetadata, ArtifactType, StorageUsage
 from .retention_policy import CleanupReport, RetentionPolicy
 from .retry import RetryingBackend, RetryPolicy
 from .settings import load_config
-from .storage_backend import ObjectInfo, ReadStream, StagedObject, StorageBackend
+from .storage_backend import (
+    BackendCapabilities,
+    ObjectInfo,
+    ReadStream,
+    StagedObject,
+    StorageBackend,
+)
 
 if TYPE_CHECKING:
     from .service.client import RemoteArtifactStore
@@ -48,12 +61,16 @@ __version__ = "0.1.0"
 
 
 def __getattr__(name: str) -> object:
-    # RemoteArtifactStore needs httpx (extra "service"): imported on first use only.
+    """Names imported on first use, and deprecated names still resolving for one release.
+
+    ``RemoteArtifactStore`` needs httpx (extra ``service``); ``PermissionError``
+    resolves with a deprecation warning.
+    """
     if name == "RemoteArtifactStore":
         from .service.client import RemoteArtifactStore  # noqa: PLC0415
 
         return RemoteArtifactStore
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return deprecated_alias(__name__, name)
 
 
 __all__ = [
@@ -66,7 +83,9 @@ __all__ = [
     "ArtifactStoreConfig",
     "ArtifactStoreError",
     "ArtifactType",
+    "BackendCapabilities",
     "CleanupReport",
+    "CloudBackend",
     "CompressionEngine",
     "ConfigError",
     "ExportProgress",
@@ -76,9 +95,9 @@ __all__ = [
     "InvalidNameError",
     "InvalidURIError",
     "LockTimeoutError",
+    "MemoryBackend",
     "MetadataManager",
     "ObjectInfo",
-    "PermissionError",
     "ReadStream",
     "RemoteArtifactStore",
     "RepairReport",
@@ -90,6 +109,7 @@ __all__ = [
     "StorageBackend",
     "StorageError",
     "StorageFullError",
+    "StoragePermissionError",
     "StorageQuota",
     "StorageUsage",
     "VerifyReport",

@@ -21,7 +21,7 @@ STORE_ERRORS: tuple[tuple[type[errors.ArtifactStoreError], int, str], ...] = (
     (errors.LockTimeoutError, 503, "lock_timeout"),
     (errors.IntegrityError, 500, "integrity_error"),
     (errors.StorageFullError, 507, "storage_full"),
-    (errors.PermissionError, 502, "storage_permission_denied"),
+    (errors.StoragePermissionError, 502, "storage_permission_denied"),
     (errors.StorageError, 502, "storage_error"),
     (errors.ArtifactStoreError, 500, "store_error"),
 )
@@ -30,8 +30,8 @@ STORE_ERRORS: tuple[tuple[type[errors.ArtifactStoreError], int, str], ...] = (
 CODE_CLASSES: dict[str, type[errors.ArtifactStoreError]] = {
     code: cls for cls, _, code in STORE_ERRORS
 } | {
-    "unauthorized": errors.PermissionError,
-    "forbidden": errors.PermissionError,
+    "unauthorized": errors.StoragePermissionError,
+    "forbidden": errors.StoragePermissionError,
     "payload_too_large": errors.StorageFullError,
     "validation_error": errors.InvalidInputError,
     "bad_request": errors.InvalidInputError,
@@ -48,7 +48,7 @@ def class_for(status: int, code: str | None) -> type[errors.ArtifactStoreError]:
     if status == 404:
         return errors.ArtifactNotFoundError
     if status in (401, 403):
-        return errors.PermissionError
+        return errors.StoragePermissionError
     if status in (413, 507):
         return errors.StorageFullError
     if status == 412:
