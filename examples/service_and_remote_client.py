@@ -23,7 +23,7 @@ from pathlib import Path
 
 import requests
 
-from necrocode.artifact_store import PermissionError, RemoteArtifactStore
+from necrocode.artifact_store import RemoteArtifactStore, StoragePermissionError
 
 #: Fresh random tokens for this run (a real tokens file keeps them, or their SHA-256).
 RUNNER_TOKEN = secrets.token_urlsafe(24)
@@ -90,7 +90,7 @@ def demo(base: str) -> None:
         print("search:", [m.version_uri for m in store.search(spec_name="chat-app")])
         try:
             store.upload("1.2", "chat-app", "log", b"not allowed")
-        except PermissionError as exc:
+        except StoragePermissionError as exc:
             print("reader may not upload:", exc)
 
 

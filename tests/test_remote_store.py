@@ -204,9 +204,9 @@ def test_reads_while_an_unversioned_artifact_is_replaced(
             uri = remote.upload("1", "swap", "log", contents[0])
             stop = threading.Event()
 
-            def replace() -> None:
+            def replace() -> None:  # a new version every few milliseconds
                 number = 0
-                while not stop.is_set():
+                while not stop.wait(0.005):
                     number += 1
                     store.upload("1", "swap", "log", contents[number % len(contents)])
 
@@ -218,3 +218,14 @@ def test_reads_while_an_unversioned_artifact_is_replaced(
             finally:
                 stop.set()
                 writer.join()
+
+
+def test_metadata_too_big_for_a_header_is_fetched_apart(remote: RemoteArtifactStore) -> None:
+    custom = {"notes": "n" * 20000, "title": "ünïcode"}
+    uri = remote.upload("1", "big-meta", "log", b"payload", custom)
+    with remote.open(uri) as reader:
+        assert reader.read() == b"payload"
+        assert reader.metadata.metadata == custom
+    small = remote.upload("2", "big-meta", "log", b"x", {"title": "ünïcode"})
+    with remote.open(small) as reader:
+        assert reader.metadata.metadata == {"title": "ünïcode"}  # through the header

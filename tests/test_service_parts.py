@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import signal
 import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -20,7 +22,7 @@ from necrocode.artifact_store.service.server import bind
 from necrocode.artifact_store.service.settings import ServiceSettings
 from necrocode.artifact_store.service.transfer import parse_range
 
-from .conftest import ServiceFactory
+from .conftest import ServiceFactory, subprocess_env
 from .service_server import ServeProcess
 
 
@@ -131,3 +133,24 @@ def test_a_request_head_that_never_ends_is_cut_off(service_factory: ServiceFacto
         assert answer.startswith(b"HTTP/1.1 200")
         time.sleep(0.8)  # idle after a response: the next head is late, the connection goes
         assert fast.recv(1024) == b""
+
+
+def test_the_client_needs_httpx_only() -> None:
+    code = (
+        "import sys\n"
+        "blocked = ('fastapi', 'starlette', 'uvicorn', 'python_multipart', 'prometheus_client')\n"
+        "for name in blocked:\n"
+        "    sys.modules[name] = None\n"
+        "from necrocode.artifact_store import RemoteArtifactStore\n"
+        "print(RemoteArtifactStore('http://127.0.0.1:9').root_uri)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "http://127.0.0.1:9/artifacts"

@@ -64,9 +64,11 @@ __version__ = "0.1.0"
 
 
 def __getattr__(name: str) -> object:
-    """``RemoteArtifactStore`` needs httpx (extra "service"): it is imported on first
-    use. Deprecated names (``PermissionError``) still resolve for one release, with a
-    warning."""
+    """Names imported on first use, and deprecated names still resolving for one release.
+
+    ``RemoteArtifactStore`` needs httpx (extra ``service``); ``PermissionError``
+    resolves with a deprecation warning.
+    """
     if name == "RemoteArtifactStore":
         from .service.client import RemoteArtifactStore  # noqa: PLC0415
 

@@ -38,7 +38,13 @@ from ..retention_policy import CleanupReport
 from ..retry import RetryPolicy
 from ..storage_backend import CHUNK_SIZE, ReadStream
 from .error_codes import class_for
-from .links import ARTIFACT_PATH, key_from_url
+from .links import (
+    ARTIFACT_PATH,
+    INCLUDE_METADATA_HEADER,
+    METADATA_HEADER,
+    VERSION_HEADER,
+    key_from_url,
+)
 
 __all__ = ["RemoteArtifactStore"]
 
@@ -203,27 +209,45 @@ class RemoteArtifactStore:
     # -- download ---------------------------------------------------------------------
 
     def open(self, uri: str, verify_checksum: bool | None = None) -> ArtifactReader:
-        """Stream an artifact: a binary file object of its bytes, checked as they pass."""
-        _, version = key_from_url(uri, (self.base_url,))
-        for attempt in range(MAX_READ_RACES):
-            meta = self.get_metadata(uri)
-            path, _ = self._path(meta.version_uri)
+        """Stream an artifact: a binary file object of its bytes, checked as they pass.
 
-            def start(meta: ArtifactMetadata = meta, path: str = path) -> httpx.Response:
-                request = self._client.build_request("GET", path, params={"version": meta.version})
+        One request: the server sends the metadata of exactly the version whose
+        bytes follow (``X-Artifact-Metadata``), so a concurrent replacement can
+        never pair one version's bytes with another's checksum. Metadata too big
+        for a header is fetched for that version afterwards.
+        """
+        path, params = self._path(uri)
+        for attempt in range(MAX_READ_RACES):
+
+            def start() -> httpx.Response:
+                request = self._client.build_request(
+                    "GET", path, params=params, headers={INCLUDE_METADATA_HEADER: "1"}
+                )
                 return self._send(request, stream=True)
 
+            response = self.retry_policy.call("open", path, start)
             try:
-                response = self.retry_policy.call("open", path, start)
+                meta = self._metadata_of_response(response, path)
                 break
             except ArtifactNotFoundError:
-                # The latest version was replaced between the two requests: look again.
-                if version is not None or attempt == MAX_READ_RACES - 1:
+                response.close()
+                # That version was replaced before its metadata could be read: again.
+                if params or attempt == MAX_READ_RACES - 1:
                     raise
+            except BaseException:
+                response.close()
+                raise
         raw = ReadStream(_ResponseReader(response, uri), response.close, key=path)
         # The server sends the original bytes: nothing to decompress, all to check.
         plain = meta.with_changes(codec="none")
         return ArtifactReader(plain, raw, verify=verify_checksum is not False)
+
+    def _metadata_of_response(self, response: httpx.Response, path: str) -> ArtifactMetadata:
+        record = response.headers.get(METADATA_HEADER)
+        if record is not None:
+            return self._metadata(json.loads(record))
+        version = int(response.headers[VERSION_HEADER])
+        return self._metadata(self._json("GET", f"{path}/metadata", params={"version": version}))
 
     def download(self, uri: str, verify_checksum: bool | None = None) -> bytes:
         """The artifact's bytes, verified."""

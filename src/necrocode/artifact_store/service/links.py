@@ -15,9 +15,26 @@ from ..exceptions import InvalidURIError
 from ..models import ArtifactMetadata, ArtifactType
 from ..naming import ArtifactKey
 
-__all__ = ["ARTIFACT_PATH", "artifact_url", "key_from_url", "meta_url"]
+__all__ = [
+    "ARTIFACT_PATH",
+    "INCLUDE_METADATA_HEADER",
+    "MAX_METADATA_HEADER",
+    "METADATA_HEADER",
+    "VERSION_HEADER",
+    "artifact_url",
+    "key_from_url",
+    "meta_url",
+]
 
 ARTIFACT_PATH = "/artifacts"
+#: Response header of a download: the version whose bytes these are.
+VERSION_HEADER = "X-Artifact-Version"
+#: Request header ``1`` asks for the version's metadata JSON in :data:`METADATA_HEADER`
+#: of the download's answer (what ``RemoteArtifactStore.open`` does).
+INCLUDE_METADATA_HEADER = "X-Include-Metadata"
+METADATA_HEADER = "X-Artifact-Metadata"
+#: Larger metadata (big custom metadata) is left out; the client asks for it separately.
+MAX_METADATA_HEADER = 8192
 _PATH = re.compile(r"/artifacts/(?P<spec>[^/]+)/(?P<task>[^/]+)/(?P<type>[^/]+)")
 _VERSION = re.compile(r"version=(?P<version>[1-9]\d{0,9})")
 

@@ -8,6 +8,7 @@ client does not prefer HTML, the raw bytes are sent. Responses carry
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable
 
 from fastapi import Request, Response
@@ -15,7 +16,14 @@ from fastapi.responses import StreamingResponse
 from starlette.background import BackgroundTask
 
 from ..naming import ArtifactKey
-from .deps import store_of
+from .deps import base_of, store_of
+from .links import (
+    INCLUDE_METADATA_HEADER,
+    MAX_METADATA_HEADER,
+    METADATA_HEADER,
+    VERSION_HEADER,
+)
+from .schemas import ArtifactOut
 from .transfer import (
     close_quietly,
     etag_matches,
@@ -86,6 +94,17 @@ async def serve_artifact(request: Request, key: ArtifactKey, version: int | None
         reader = await run_store(lambda: store.open(uri, verify_checksum=verify))
         meta = reader.metadata
     headers["ETag"] = etag_of(meta)
+    headers[VERSION_HEADER] = str(meta.version)
+    if request.headers.get(INCLUDE_METADATA_HEADER) == "1":
+        # The metadata of exactly the bytes sent, in one answer (RemoteArtifactStore
+        # asks for it: a second request could find the version replaced already).
+        record = json.dumps(
+            ArtifactOut.of(meta, base_of(request)).model_dump(mode="json"),
+            ensure_ascii=True,  # header-safe: ASCII, control characters escaped
+            separators=(",", ":"),
+        )
+        if len(record) <= MAX_METADATA_HEADER:
+            headers[METADATA_HEADER] = record
     headers["Cache-Control"] = (
         "no-cache" if version is None else "private, max-age=31536000, immutable"
     )
