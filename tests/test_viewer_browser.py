@@ -120,6 +120,7 @@ def test_task_page_tabs_and_keyboard(page: Page, url: str) -> None:
     expect(tabs).to_have_count(3)
     expect(page.locator("#panel-diff")).to_be_visible()
     expect(page.locator("#panel-log")).to_be_hidden()
+    expect(page.locator("#version-pick-diff option")).to_have_count(2)  # picker per tab
     tabs.first.focus()
     page.keyboard.press("ArrowRight")
     expect(page.locator("#panel-log")).to_be_visible()
@@ -297,7 +298,7 @@ def test_raw_download_and_permalink(page: Page, url: str, watched: Watched) -> N
         page.get_by_role("link", name="Download").click()
     assert download.value.suggested_filename == "diff.txt"
     # the version picker shows v1
-    page.locator("#version-pick").select_option("1")
+    page.locator("#version-pick-diff").select_option("1")
     expect(page.locator("h1")).to_contain_text("v1")
     expect(page.locator("#file-0 .diff-table")).to_contain_text("8081")
 
