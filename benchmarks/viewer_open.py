@@ -112,7 +112,7 @@ def tail_elements(browser: Browser, url: str) -> int:
         total = status.inner_text().split(" ")[0]
         page.locator(".log-viewport").focus()
         page.keyboard.press("G")
-        expect(page.locator(f"#L{total.replace(',', '')}")).to_be_visible()
+        expect(page.locator(f"#line-{total.replace(',', '')}")).to_be_visible()
         return int(page.evaluate("document.getElementsByTagName('*').length"))
     finally:
         context.close()

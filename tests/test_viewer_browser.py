@@ -191,22 +191,22 @@ def test_large_diff_files_are_collapsed(
 
 def test_log_viewer_ansi_anchors_sections_and_search(page: Page, url: str) -> None:
     page.goto(url + "/artifacts/chat-app/1.2/log#L120")
-    row = page.locator("#L120")
+    row = page.locator("#line-120")
     expect(row).to_have_class(re.compile(r"\bhl\b"))
     expect(row).to_be_in_viewport()
     expect(row).to_contain_text("test_case_112")
     # colours are classes on spans; no escape code reaches the page
-    expect(page.locator("#L120 .a-fg2")).to_have_text("PASSED")
+    expect(page.locator("#line-120 .a-fg2")).to_have_text("PASSED")
     text = page.locator(".log-window").inner_text()
     assert "\x1b" not in text and "[0m" not in text
     # a range of lines
     page.goto(url + "/artifacts/chat-app/1.2/log#L130-L134")
     expect(page.locator(".log-row.hl")).to_have_count(5)
-    expect(page.locator("#L134")).to_be_in_viewport()
+    expect(page.locator("#line-134")).to_be_in_viewport()
     # clicking a line number, then shift-clicking another, selects a range
-    page.locator("#L131 .ln").click()
+    page.locator("#line-131 .ln").click()
     expect(page).to_have_url(re.compile("#L131$"))
-    page.locator("#L133 .ln").click(modifiers=["Shift"])
+    page.locator("#line-133 .ln").click(modifiers=["Shift"])
     expect(page).to_have_url(re.compile("#L131-L133$"))
     expect(page.locator(".log-row.hl")).to_have_count(3)
     # errors found while spooling link to their lines
@@ -214,14 +214,14 @@ def test_log_viewer_ansi_anchors_sections_and_search(page: Page, url: str) -> No
     expect(errors.first).to_contain_text("Traceback")
     page.goto(url + "/artifacts/chat-app/1.2/log")
     # sections: the ::group:: folds away its lines
-    header = page.locator("#L2")
+    header = page.locator("#line-2")
     expect(header).to_have_class(re.compile("section"))
-    expect(page.locator("#L3")).to_have_count(1)
+    expect(page.locator("#line-3")).to_have_count(1)
     header.locator(".lt").click()
-    expect(page.locator("#L3")).to_have_count(0)
-    expect(page.locator(".log-window .log-row").nth(2)).to_have_id("L8")
+    expect(page.locator("#line-3")).to_have_count(0)
+    expect(page.locator(".log-window .log-row").nth(2)).to_have_id("line-8")
     header.locator(".lt").click()
-    expect(page.locator("#L3")).to_have_count(1)
+    expect(page.locator("#line-3")).to_have_count(1)
     # server-side search; n jumps between matches
     page.locator("#log-q").fill("skipped")
     page.locator("#log-q").press("Enter")
@@ -236,10 +236,12 @@ def test_log_viewer_ansi_anchors_sections_and_search(page: Page, url: str) -> No
         "color", "rgb(255, 135, 0)"
     )
     page.keyboard.press("g")
-    expect(page.locator("#L1")).to_be_in_viewport()
+    expect(page.locator("#line-1")).to_be_in_viewport()
     page.goto(url + "/artifacts/chat-app/1.2/log?view=tail")
-    expect(page.locator("#L415")).to_be_in_viewport()
+    expect(page.locator("#line-415")).to_be_in_viewport()
     page.goto(url + "/artifacts/chat-app/1.2/log#L395")
+    expect(page.locator("#line-395")).to_contain_text("test_case_387")
+    assert page.evaluate("window.scrollY") == 0  # the log scrolls, not the page
     screenshot(page, "log", docs=True)
 
 
@@ -380,15 +382,15 @@ def _check_big_log(page: Page, url: str) -> None:
     assert _rows(page) < 200
     assert page.evaluate("document.getElementsByTagName('*').length") < 3000
     page.goto(url + "/artifacts/chat-app/big/log#L654321")
-    expect(page.locator("#L654321")).to_contain_text("000654321 step")
-    expect(page.locator("#L654321")).to_be_in_viewport()
+    expect(page.locator("#line-654321")).to_contain_text("000654321 step")
+    expect(page.locator("#line-654321")).to_be_in_viewport()
     page.keyboard.press("G")
     last = page.locator(".log-window .log-row").last
-    expect(last).to_have_id(f"L{lines}")
+    expect(last).to_have_id(f"line-{lines}")
     assert _rows(page) < 200
     page.locator("#log-q").fill("000400000 step")
     page.locator("#log-q").press("Enter")
-    expect(page.locator(".log-row.hit.current")).to_have_id("L400000")
+    expect(page.locator(".log-row.hit.current")).to_have_id("line-400000")
     assert page.evaluate("document.getElementsByTagName('*').length") < 3000
     screenshot(page, "log-50mb")
 

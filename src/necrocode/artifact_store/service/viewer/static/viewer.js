@@ -439,7 +439,9 @@
 
   LogView.prototype.renderRow = function (n, line, sectionIndex) {
     const row = el("div", "log-row");
-    row.id = "L" + n;
+    // Not "L<n>": the script scrolls to #L<n> itself, inside the log; an element
+    // with that id would make the browser scroll the whole window to it too.
+    row.id = "line-" + n;
     row.setAttribute("data-n", n);
     const number = el("a", "ln", String(n));
     number.href = "#L" + n;
