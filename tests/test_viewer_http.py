@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -260,3 +261,29 @@ def test_the_viewer_can_be_left_out(tmp_path_factory: pytest.TempPathFactory) ->
         home, css, artifact = asyncio.run(fetch())
         assert home.status_code == 404 and css.status_code == 404
         assert artifact.content == b"text"  # browsers get the bytes without a viewer
+
+
+def test_a_corrupted_artifact_is_never_shown_as_fine(
+    fresh: tuple[ThreadServer, httpx.Client], caplog: pytest.LogCaptureFixture
+) -> None:
+    service, client = fresh
+    store = service.store
+    body = b"".join(b"line %d\n" % n for n in range(5000))
+    for kind in (ArtifactType.DIFF, ArtifactType.LOG):
+        meta = store.get_metadata(store.upload("8.1", "chat-app", kind, body))
+        stored = Path(store.config.base_path) / meta.object_key
+        data = bytearray(stored.read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        stored.write_bytes(bytes(data))
+    diff = client.get("/specs/chat-app/tasks/8.1/diff", headers=HTML)
+    assert diff.status_code == 500 and "error-box" in diff.text
+    assert client.get("/specs/chat-app/tasks/8.1/diff?format=json").json()["error"]["code"] == (
+        "integrity_error"
+    )
+    info = client.get("/ui/api/chat-app/8.1/log/info?wait=1")
+    assert info.status_code == 500 and info.json()["error"]["code"] == "integrity_error"
+    lines = client.get("/ui/api/chat-app/8.1/log/lines?start=4000")
+    assert lines.json()["error"]["code"] == "integrity_error"
+    logged = [r for r in caplog.records if r.name == "necrocode.artifact_store.service"]
+    assert any("IntegrityError" in r.getMessage() for r in logged)
+    assert 'necrocode_store_errors_total{error="IntegrityError"}' in client.get("/metrics").text

@@ -14,6 +14,7 @@ error table gives; on JSON twins and API calls they are the service's JSON.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -35,6 +36,8 @@ from .task import task_page
 
 __all__ = ["install_viewer", "viewer_router"]
 
+log = logging.getLogger("necrocode.artifact_store.service")
+
 #: What a response without its own policy gets: nothing may run or load from it.
 _FALLBACK_CSP = "default-src 'none'; frame-ancestors 'none'; sandbox"
 
@@ -45,6 +48,9 @@ def _error_page(viewer: Viewer, request: Request, exc: Exception) -> Response:
     elif isinstance(exc, ArtifactStoreError):
         status, code = status_for(exc)
         message, headers = exc.message, {}
+        request.app.state.metrics.store_errors.labels(type(exc).__name__).inc()
+        if status >= 500:
+            log.error("%s %s: %s: %s", request.method, request.url.path, type(exc).__name__, exc)
     else:
         raise exc
     if wants_json(request) or request.url.path.startswith("/ui/api/"):
