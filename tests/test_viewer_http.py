@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -287,3 +288,31 @@ def test_a_corrupted_artifact_is_never_shown_as_fine(
     logged = [r for r in caplog.records if r.name == "necrocode.artifact_store.service"]
     assert any("IntegrityError" in r.getMessage() for r in logged)
     assert 'necrocode_store_errors_total{error="IntegrityError"}' in client.get("/metrics").text
+
+
+def test_plain_unified_diffs_and_pytest_json_reports(
+    fresh: tuple[ThreadServer, httpx.Client],
+) -> None:
+    service, client = fresh
+    plain = (
+        "--- app.py\t2026-12-01 10:00:00\n+++ app.py\t2026-12-01 10:05:00\n"
+        "@@ -1,2 +1,2 @@\n-print('hi')\n+print('hello')\n keep\n"
+    )
+    service.store.upload("7.1", "chat-app", ArtifactType.DIFF, plain)
+    diff = client.get("/specs/chat-app/tasks/7.1/diff?format=json").json()["diff"]
+    assert [(f["path"], f["added"], f["removed"]) for f in diff["files"]] == [("app.py", 1, 1)]
+    report = {
+        "created": 1.0,
+        "duration": 0.5,
+        "summary": {"passed": 1, "failed": 1, "total": 2},
+        "tests": [
+            {"nodeid": "t.py::ok", "outcome": "passed"},
+            {"nodeid": "t.py::bad", "outcome": "failed", "call": {"longrepr": "assert 1 == 2"}},
+        ],
+    }
+    service.store.upload("7.1", "chat-app", ArtifactType.TEST_RESULT, json.dumps(report))
+    test = client.get("/specs/chat-app/tasks/7.1/test?format=json").json()["test"]["report"]
+    assert test["format"] == "pytest-json"
+    assert [c["status"] for c in test["cases"]] == ["failed", "passed"]
+    page = client.get("/specs/chat-app/tasks/7.1/test", headers=HTML).text
+    assert page.index("t.py · </span>bad</span>") < page.index("t.py · </span>ok</span>")
