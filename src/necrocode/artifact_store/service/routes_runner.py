@@ -18,7 +18,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from ..exceptions import InvalidInputError
-from ..models import ArtifactType, utc_now
+from ..models import ArtifactMetadata, ArtifactType, utc_now
 from ..naming import ArtifactKey
 from .auth import Principal, requires
 from .deps import base_of, known_bases, settings_of, store_of
@@ -99,7 +99,7 @@ async def upload_form(
     store = store_of(request)
     whole = await small_body(request, settings)
 
-    def work() -> tuple[Any, bool]:
+    def work() -> tuple[ArtifactMetadata, bool]:
         body = iter((whole,)) if whole is not None else body_chunks(request, settings)
         form = MultipartUpload(body, boundary)
         try:
