@@ -21,13 +21,16 @@ from .artifact_store import ArtifactStore
 from .backends.cloud import CloudBackend
 from .backends.filesystem import FilesystemBackend
 from .backends.memory import MemoryBackend
+from .backfill import SummaryRefreshReport
 from .compression_engine import CompressionEngine
 from .config import ArtifactStoreConfig, RetentionDays, StorageQuota
+from .content.summary import Summary
 from .exceptions import (
     ArtifactExistsError,
     ArtifactNotFoundError,
     ArtifactStoreError,
     ConfigError,
+    ContentParseError,
     IntegrityError,
     InvalidInputError,
     InvalidNameError,
@@ -88,6 +91,7 @@ __all__ = [
     "CloudBackend",
     "CompressionEngine",
     "ConfigError",
+    "ContentParseError",
     "ExportProgress",
     "FilesystemBackend",
     "IntegrityError",
@@ -112,6 +116,8 @@ __all__ = [
     "StoragePermissionError",
     "StorageQuota",
     "StorageUsage",
+    "Summary",
+    "SummaryRefreshReport",
     "VerifyReport",
     "__version__",
     "calculate_checksum",
