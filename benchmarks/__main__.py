@@ -15,7 +15,7 @@ from necrocode.artifact_store.models import utc_now
 
 from .concurrency import b5_concurrency
 from .harness import FULL, QUICK, Report, Scale, render
-from .insights import b8_summaries
+from .insights import b7_summaries
 from .large import b4_large
 from .maintenance import b6_cleanup, b6_rebuild, b6_verify
 from .population import bulk_fill
@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
             b7_service(report, work / "b7", scale)
         if "B8" in only:
             _log("B8 content summaries")
-            b8_summaries(report, work / "b8", scale)
+            b7_summaries(report, work / "b8", scale)
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)

@@ -106,7 +106,7 @@ class _Uploads:
                 store.upload(f"task{self.count}", "bench", kind, body)
 
 
-def b8_summaries(report: Report, work: Path, scale: Scale) -> None:
+def b7_summaries(report: Report, work: Path, scale: Scale) -> None:
     """B8 rows: small and large uploads/s with summaries against without."""
     for large in (False, True):
         bodies = payloads(large)

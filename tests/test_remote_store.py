@@ -110,6 +110,9 @@ def test_search_pages_through_everything(
     assert len(remote.search(limit=4)) == 4
     assert len(remote.search(created_after=utc_now() - timedelta(hours=1))) == 11
     assert [m.spec_name for m in remote.get_by_task_id("0")] == ["many", "other"]
+    remote.upload("9", "logs", "log", b"Traceback (most recent call last):\n  boom\n")
+    assert [m.task_id for m in remote.search(has_errors=True)] == ["9"]
+    assert remote.delete_by_spec_name("logs") == 1
     assert remote.delete_by_spec_name("many") == 10
     assert [m.spec_name for m in remote.search()] == ["other"]
 

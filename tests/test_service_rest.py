@@ -224,7 +224,9 @@ class _TiedStore:
             for n in range(count)
         ]
 
-    def search(self, *, created_after: datetime | None, limit: int, **_: object) -> list[object]:
+    def search(
+        self, *, limit: int, created_after: datetime | None = None, **_: object
+    ) -> list[object]:
         found = [r for r in self.rows if created_after is None or r.created_at >= created_after]
         return list(found[:limit])
 
@@ -371,3 +373,24 @@ def test_a_client_hanging_up_mid_download_harms_nothing(
         # leaving the block closes the connection with most of the body unread
     assert client.get(PATH).content == data
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+def test_content_filters_page_newest_first(client: httpx.Client) -> None:
+    for number in range(7):
+        text = b"step ok\nERROR: disk on fire\n" if number % 2 == 0 else b"all fine\n"
+        client.put(f"/v1/artifacts/logs/{number}/log", content=text)
+    seen: list[str] = []
+    cursor = None
+    while True:
+        params: dict[str, str | int] = {"has_errors": "true", "limit": 2}
+        if cursor is not None:
+            params["cursor"] = cursor
+        page = client.get("/v1/artifacts", params=params).json()
+        seen += [item["task_id"] for item in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == ["6", "4", "2", "0"]  # newest first, every failing log once
+    oldest = client.get("/v1/artifacts", params={"has_errors": "false", "order": "oldest"})
+    assert [item["task_id"] for item in oldest.json()["items"]] == ["1", "3", "5"]
+    assert client.get("/v1/artifacts", params={"order": "sideways"}).status_code == 422

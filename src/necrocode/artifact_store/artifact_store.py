@@ -265,12 +265,12 @@ class ArtifactStore:
         # Staged: the backend may make the object durable together with its record.
         staged = self.backend.stage(object_key, self.compression.compress_stream(source))
         stored_size = staged.size
+        summary, summary_reason = summariser.finish() if summariser else (None, None)
         if if_changed and previous and previous[-1].checksum == source.checksum:
             # A retried upload of the same bytes: nothing refers to the new object yet.
             self.backend.delete(object_key)
             log.debug("%s unchanged: kept v%d", previous[-1].uri, previous[-1].version)
             return previous[-1]
-        summary, summary_reason = summariser.finish() if summariser else (None, None)
         meta = ArtifactMetadata(
             uri=key.uri(self.root_uri),
             task_id=key.task_id,

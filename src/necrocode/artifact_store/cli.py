@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, BinaryIO
+from typing import Annotated, BinaryIO
 
 import typer
 
@@ -317,17 +317,6 @@ def list_artifacts(
     """List artifacts (latest versions) matching every filter, oldest first
     (newest first with a content filter: --failed, --test, --touches, --has-errors)."""
     state, out = session(ctx, json_flag)
-    # Content filters only when given: a --server store may not offer them.
-    content: dict[str, Any] = {
-        name: value
-        for name, value in (
-            ("failed", failed),
-            ("test", test),
-            ("touches", touches),
-            ("has_errors", has_errors or None),
-        )
-        if value is not None
-    }
     found = state.store().search(
         task_id=task,
         spec_name=spec,
@@ -337,7 +326,10 @@ def list_artifacts(
         tags=tags or None,
         match=match.value,
         limit=limit,
-        **content,
+        failed=failed,
+        test=test,
+        touches=touches,
+        has_errors=has_errors or None,
     )
     print_artifacts(out, found)
 

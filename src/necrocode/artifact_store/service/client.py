@@ -327,9 +327,21 @@ class RemoteArtifactStore:
         tags: Iterable[str] | None = None,
         match: str = "all",
         limit: int | None = None,
+        failed: bool | None = None,
+        test: str | None = None,
+        touches: str | None = None,
+        has_errors: bool | None = None,
+        order: str | None = None,
     ) -> list[ArtifactMetadata]:
-        """Artifacts (latest versions) matching every filter, oldest first (all pages)."""
+        """Artifacts (latest versions) matching every filter, in ``ArtifactStore.search``'s
+        order (oldest first; newest first with a content filter), all pages."""
         params: dict[str, Any] = {"tag": list(validate_tags(tags)), "match": match}
+        for name, flag in (("failed", failed), ("has_errors", has_errors)):
+            if flag is not None:
+                params[name] = str(flag).lower()
+        for name, text in (("test", test), ("touches", touches), ("order", order)):
+            if text is not None:
+                params[name] = text
         for name, value in (("task_id", task_id), ("spec_name", spec_name)):
             if value is not None:
                 params[name] = value

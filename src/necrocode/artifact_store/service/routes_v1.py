@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
@@ -325,11 +325,15 @@ def decode_cursor(cursor: str) -> SortKey:
         ) from None
 
 
+CONTENT_FILTERS = ("failed", "test", "touches", "has_errors")
+
+
 def list_page(
     store: ArtifactStore,
     *,
     limit: int,
     cursor: str | None,
+    order: str | None = None,
     **filters: Any,
 ) -> tuple[list[ArtifactMetadata], str | None]:
     """One page of the artifacts ``filters`` match, after ``cursor``.
@@ -338,20 +342,36 @@ def list_page(
     page is a search from the cursor's time on, minus the rows at or before the
     cursor. Artifacts uploaded meanwhile come later in that order, so the pages
     of what existed when the listing started have no gaps and no duplicates.
+    ``order`` is the store's: ``"oldest"`` or ``"newest"`` first (by default
+    newest first with a content filter, as ``ArtifactStore.search``); newest
+    first, the pages walk back in time from the cursor instead.
     """
     after = decode_cursor(cursor) if cursor is not None else None
-    created_after = filters.pop("created_after", None)
     for name in ("created_after", "created_before"):
-        moment = created_after if name == "created_after" else filters.get(name)
+        moment = filters.get(name)
         if moment is not None and moment.tzinfo is None:
             raise InvalidInputError(f"{name} must carry a timezone (e.g. 2026-11-29T10:00:00Z)")
-    if after is not None and (created_after is None or created_after < after[0]):
-        created_after = after[0]
+    if order is None:
+        content = any(filters.get(name) not in (None, False) for name in CONTENT_FILTERS)
+        order = "newest" if content else "oldest"
+    newest = order == "newest"
+    if after is not None:
+        if newest:  # created_before is exclusive: just past the cursor's time
+            bound = after[0] + timedelta(microseconds=1)
+            if filters.get("created_before") is None or filters["created_before"] > bound:
+                filters["created_before"] = bound
+        elif filters.get("created_after") is None or filters["created_after"] < after[0]:
+            filters["created_after"] = after[0]
     room = 0
     while True:
         fetch = limit + 1 + room
-        rows = store.search(created_after=created_after, limit=fetch, **filters)
-        kept = rows if after is None else [m for m in rows if _sort_key(m) > after]
+        rows = store.search(limit=fetch, order=order, **filters)
+        if after is None:
+            kept = rows
+        elif newest:
+            kept = [m for m in rows if _sort_key(m) < after]
+        else:
+            kept = [m for m in rows if _sort_key(m) > after]
         if len(kept) > limit or len(rows) < fetch:
             break
         room = room * 2 + 64  # rows at the cursor's very timestamp took the room
@@ -374,8 +394,23 @@ async def list_artifacts(
     ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
     cursor: Annotated[str | None, Query(max_length=2048)] = None,
+    failed: Annotated[bool | None, Query(description="test reports with failures")] = None,
+    test: Annotated[
+        str | None, Query(max_length=512, description="a substring of a failing test id")
+    ] = None,
+    touches: Annotated[
+        str | None, Query(max_length=512, description="a glob over a diff's changed paths")
+    ] = None,
+    has_errors: Annotated[
+        bool | None, Query(description="logs with errors, reports with failures")
+    ] = None,
+    order: Annotated[
+        Literal["oldest", "newest"] | None,
+        Query(description="default: oldest, newest with a content filter"),
+    ] = None,
 ) -> ArtifactPage:
-    """Latest versions matching every filter, oldest first, ``limit`` at a time."""
+    """Latest versions matching every filter, ``limit`` at a time (content filters:
+    docs/insights.md)."""
     store = store_of(request)
     page, next_cursor = await run_store(
         lambda: list_page(
@@ -389,6 +424,11 @@ async def list_artifacts(
             created_before=created_before,
             tags=tag,
             match=match,
+            failed=failed,
+            test=test,
+            touches=touches,
+            has_errors=has_errors,
+            order=order,
         )
     )
     base = base_of(request)

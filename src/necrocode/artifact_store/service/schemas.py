@@ -80,10 +80,11 @@ class ArtifactOut(BaseModel):
     retention_days: int | None
     pinned: bool
     summary: dict[str, Any] | None = Field(
-        default=None,
-        description="what the store understood of the content (docs/insights.md)",
+        default=None, description="what the store understood of the content (see insights)"
     )
-    summary_reason: str | None = Field(default=None, description="why there is no summary")
+    summary_reason: str | None = Field(
+        default=None, description="why there is no summary, when there is none"
+    )
 
     @classmethod
     def of(cls, meta: ArtifactMetadata, base: str) -> ArtifactOut:
