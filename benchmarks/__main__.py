@@ -20,12 +20,13 @@ from .large import b4_large
 from .maintenance import b6_cleanup, b6_rebuild, b6_verify
 from .population import bulk_fill
 from .search import report_growth, search_latencies, usage_latencies
+from .service import b7_service
 from .small_ops import LiveUploads, b1_flat_rows, b1_row, b2_downloads, measure_uploads
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_RESULTS = HERE / "RESULTS.md"
 DEFAULT_WORK = HERE / "_work"
-ALL = ("B1", "B2", "B3", "B4", "B5", "B6", "B8")
+ALL = ("B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8")
 
 
 def _log(message: str) -> None:
@@ -116,9 +117,12 @@ def main(argv: list[str] | None = None) -> int:
         if "B4" in only:
             _log("B4 large artifacts")
             b4_large(report, work / "b4", scale)
+        if "B7" in only:
+            _log("B7 the HTTP service")
+            b7_service(report, work / "b7", scale)
         if "B8" in only:
             _log("B8 content summaries")
-            b7_summaries(report, work / "b7", scale)
+            b7_summaries(report, work / "b8", scale)
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)

@@ -30,6 +30,7 @@ from necrocode.artifact_store import (
 )
 
 PUBLIC_API = {
+    "ArtifactExistsError",
     "ArtifactMetadata",
     "ArtifactNotFoundError",
     "ArtifactProblem",
@@ -55,6 +56,7 @@ PUBLIC_API = {
     "MetadataManager",
     "ObjectInfo",
     "ReadStream",
+    "RemoteArtifactStore",
     "StagedObject",
     "RepairReport",
     "RetentionDays",

@@ -15,6 +15,8 @@ internal and may change without notice (see docs/architecture.md).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .artifact_store import ArtifactStore
 from .backends.cloud import CloudBackend
 from .backends.filesystem import FilesystemBackend
@@ -24,6 +26,7 @@ from .compression_engine import CompressionEngine
 from .config import ArtifactStoreConfig, RetentionDays, StorageQuota
 from .content.summary import Summary
 from .exceptions import (
+    ArtifactExistsError,
     ArtifactNotFoundError,
     ArtifactStoreError,
     ConfigError,
@@ -54,15 +57,27 @@ from .storage_backend import (
     StorageBackend,
 )
 
+if TYPE_CHECKING:
+    from .service.client import RemoteArtifactStore
+
 __version__ = "0.1.0"
 
 
-def __getattr__(name: str) -> type[Exception]:
-    """Deprecated names (``PermissionError``) still resolve for one release, with a warning."""
+def __getattr__(name: str) -> object:
+    """Names imported on first use, and deprecated names still resolving for one release.
+
+    ``RemoteArtifactStore`` needs httpx (extra ``service``); ``PermissionError``
+    resolves with a deprecation warning.
+    """
+    if name == "RemoteArtifactStore":
+        from .service.client import RemoteArtifactStore  # noqa: PLC0415
+
+        return RemoteArtifactStore
     return deprecated_alias(__name__, name)
 
 
 __all__ = [
+    "ArtifactExistsError",
     "ArtifactMetadata",
     "ArtifactNotFoundError",
     "ArtifactProblem",
@@ -88,6 +103,7 @@ __all__ = [
     "MetadataManager",
     "ObjectInfo",
     "ReadStream",
+    "RemoteArtifactStore",
     "RepairReport",
     "RetentionDays",
     "RetentionPolicy",

@@ -27,6 +27,7 @@ from .config import ArtifactStoreConfig
 from .content.summariser import Summariser
 from .content.summary import Summary
 from .exceptions import (
+    ArtifactExistsError,
     ArtifactNotFoundError,
     ArtifactStoreError,
     IntegrityError,
@@ -168,6 +169,8 @@ class ArtifactStore:
         *,
         tags: Iterable[str] | None = None,
         retention_days: int | None = None,
+        if_changed: bool = False,
+        if_absent: bool = False,
     ) -> str:
         """Store ``content`` as the ``artifact_type`` artifact of a task; return its URI.
 
@@ -176,6 +179,40 @@ class ArtifactStore:
         it is streamed in chunks, so size does not matter. Uploading the same
         spec/task/type again replaces the artifact, or adds a version when
         versioning is enabled. All-or-nothing: on any error nothing changes.
+
+        ``if_changed``: when the bytes equal the latest version's (same SHA-256),
+        store nothing and keep that version (a retried upload is a no-op).
+        ``if_absent``: refuse with ``ArtifactExistsError`` if the artifact exists.
+        """
+        return self.upload_version(
+            task_id,
+            spec_name,
+            artifact_type,
+            content,
+            metadata,
+            mime_type,
+            tags=tags,
+            retention_days=retention_days,
+            if_changed=if_changed,
+            if_absent=if_absent,
+        ).uri
+
+    def upload_version(
+        self,
+        task_id: str,
+        spec_name: str,
+        artifact_type: ArtifactType | str,
+        content: Content,
+        metadata: dict[str, Any] | None = None,
+        mime_type: str | None = None,
+        *,
+        tags: Iterable[str] | None = None,
+        retention_days: int | None = None,
+        if_changed: bool = False,
+        if_absent: bool = False,
+    ) -> ArtifactMetadata:
+        """Like :meth:`upload`, but return the metadata of the version now stored
+        (with ``if_changed`` and unchanged bytes: of the existing latest version).
         """
         key = ArtifactKey.of(spec_name, task_id, artifact_type)
         uri = key.uri(self.root_uri)
@@ -192,14 +229,16 @@ class ArtifactStore:
             chunks, close_source = _content_chunks(content)
             try:
                 with self.locks.hold(key.path, uri=uri):
-                    meta = self._write_version(key, chunks, mime, tag_tuple, custom, retention_days)
+                    meta = self._write_version(
+                        key, chunks, mime, tag_tuple, custom, retention_days, if_changed, if_absent
+                    )
             except SourceError as exc:
                 # The caller's content failed, not the store: give back their exception.
                 raise exc.__cause__ or exc from None
             finally:
                 close_source()
             log.debug("uploaded %s v%d (%d bytes)", uri, meta.version, meta.original_size)
-            return uri
+            return meta
 
     def _write_version(
         self,
@@ -209,9 +248,15 @@ class ArtifactStore:
         tags: tuple[str, ...],
         custom: dict[str, Any],
         retention_days: int | None,
+        if_changed: bool = False,
+        if_absent: bool = False,
     ) -> ArtifactMetadata:
         """Write one new version of ``key``; the caller holds its lock."""
         previous = self._current_versions(key)
+        if if_absent and previous:
+            raise ArtifactExistsError(
+                f"{key.uri(self.root_uri)} exists already", uri=previous[-1].uri
+            )
         version = previous[-1].version + 1 if previous else 1
         codec = self.compression.codec
         object_key = key.object_key(version, new_generation(), codec)
@@ -221,6 +266,11 @@ class ArtifactStore:
         staged = self.backend.stage(object_key, self.compression.compress_stream(source))
         stored_size = staged.size
         summary, summary_reason = summariser.finish() if summariser else (None, None)
+        if if_changed and previous and previous[-1].checksum == source.checksum:
+            # A retried upload of the same bytes: nothing refers to the new object yet.
+            self.backend.delete(object_key)
+            log.debug("%s unchanged: kept v%d", previous[-1].uri, previous[-1].version)
+            return previous[-1]
         meta = ArtifactMetadata(
             uri=key.uri(self.root_uri),
             task_id=key.task_id,

@@ -21,7 +21,7 @@ from typing import Annotated, BinaryIO
 
 import typer
 
-from . import __version__, cli_admin
+from . import __version__, cli_admin, cli_serve
 from .artifact_store import Content
 from .cli_insights import (
     FailedOption,
@@ -95,6 +95,24 @@ def _global_options(
         bool, typer.Option("--quiet", "-q", help="No progress bars or confirmations.")
     ] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Tracebacks and debug logs.")] = False,
+    server: Annotated[
+        str | None,
+        typer.Option(
+            "--server",
+            metavar="URL",
+            envvar="NECROCODE_ARTIFACT_STORE_SERVER",
+            help="Use the artifact service at URL instead of a local store.",
+        ),
+    ] = None,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            "--token",
+            envvar="NECROCODE_ARTIFACT_STORE_TOKEN",
+            show_envvar=True,
+            help="Access token for --server.",
+        ),
+    ] = None,
     version: Annotated[
         bool,
         typer.Option("--version", callback=_show_version, is_eager=True, help="Show the version."),
@@ -107,6 +125,7 @@ def _global_options(
     """
     state = state_of(ctx)
     state.config_path, state.json, state.quiet, state.debug = config, json_output, quiet, debug
+    state.server, state.token = server, token
     install_logging(state)
 
 
@@ -477,6 +496,7 @@ for _command in (
 ):
     app.command(rich_help_panel=STORE_PANEL)(_command)
 config_app.command("show")(cli_admin.config_show)
+app.command(rich_help_panel=STORE_PANEL)(cli_serve.serve)
 
 
 def main() -> None:

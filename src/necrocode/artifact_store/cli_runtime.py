@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import typer
 from typer.core import TyperGroup
@@ -71,6 +71,9 @@ class CliState:
     json: bool = False
     quiet: bool = False
     debug: bool = False
+    #: ``--server URL`` / ``--token``: use the service there instead of a local store.
+    server: str | None = None
+    token: str | None = field(default=None, repr=False)
     _resolved: ResolvedConfig | None = field(default=None, repr=False)
     _store: ArtifactStore | None = field(default=None, repr=False)
 
@@ -83,7 +86,13 @@ class CliState:
     def store(self) -> ArtifactStore:
         """The store the configuration names, opened on first use."""
         if self._store is None:
-            self._store = ArtifactStore(self.resolved().config)
+            if self.server is not None:
+                from .service.client import RemoteArtifactStore  # noqa: PLC0415 - extra
+
+                # Duck-typed: RemoteArtifactStore has the facade's methods and errors.
+                self._store = cast(ArtifactStore, RemoteArtifactStore(self.server, self.token))
+            else:
+                self._store = ArtifactStore(self.resolved().config)
         return self._store
 
     def close(self) -> None:
