@@ -243,6 +243,8 @@ def repair(
         return
     for key in (*report.removed_orphans, *report.removed_incomplete):
         out.line(key)
+    for key in report.unreadable_records:
+        out.note(f"warning: unreadable record kept with its object: {key}")
     out.note(
         f"removed {plural(len(report.removed_orphans), 'orphaned object')} and "
         f"{plural(len(report.removed_incomplete), 'leftover')}; "

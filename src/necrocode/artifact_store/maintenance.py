@@ -16,7 +16,7 @@ from .integrity import ArtifactProblem, ArtifactReader, VerifyReport
 from .locking import LockManager
 from .metadata_manager import MetadataManager, StoredArtifact
 from .models import ArtifactMetadata, ArtifactType, utc_now
-from .naming import ArtifactKey
+from .naming import ArtifactKey, parse_key
 from .storage_backend import StorageBackend
 
 __all__ = ["DEFAULT_REPAIR_GRACE", "RepairReport", "load_versions", "repair_store", "verify_store"]
@@ -36,6 +36,8 @@ class RepairReport:
     removed_orphans: list[str] = field(default_factory=list)
     removed_incomplete: list[str] = field(default_factory=list)
     skipped_busy: list[str] = field(default_factory=list)
+    #: Record keys that exist but cannot be read: their objects are kept, never collected.
+    unreadable_records: list[str] = field(default_factory=list)
     indexed: int = 0
 
     def to_dict(self) -> dict[str, object]:
@@ -44,6 +46,7 @@ class RepairReport:
             "removed_orphans": self.removed_orphans,
             "removed_incomplete": self.removed_incomplete,
             "skipped_busy": self.skipped_busy,
+            "unreadable_records": self.unreadable_records,
             "indexed": self.indexed,
         }
 
@@ -55,6 +58,23 @@ def load_versions(metadata: MetadataManager, stored: StoredArtifact) -> list[Art
         with contextlib.suppress(ArtifactNotFoundError, IntegrityError):
             found.append(metadata.load(stored.key, version))
     return found
+
+
+def _referenced_objects(
+    metadata: MetadataManager, stored: StoredArtifact
+) -> tuple[set[str], set[int]]:
+    """Object keys the readable records name, and the versions whose record is unreadable."""
+    referenced: set[str] = set()
+    unreadable: set[int] = set()
+    for version in sorted(stored.records):
+        try:
+            referenced.add(metadata.load(stored.key, version).object_key)
+        except ArtifactNotFoundError:
+            continue  # deleted while we looked
+        except IntegrityError as exc:
+            log.error("repair keeps the objects of an unreadable record: %s", exc)
+            unreadable.add(version)
+    return referenced, unreadable
 
 
 def verify_store(
@@ -145,10 +165,17 @@ def repair_store(
             if not got:
                 report.skipped_busy.append(stored.key.uri(metadata.root_uri))
                 continue
-            referenced = {m.object_key for m in load_versions(metadata, stored)}
+            referenced, unreadable = _referenced_objects(metadata, stored)
+            report.unreadable_records.extend(stored.records[v] for v in sorted(unreadable))
             for object_key, info in stored.objects.items():
                 old = info.modified is None or info.modified <= cutoff
-                if object_key not in referenced and old and backend.delete(object_key):
+                parsed = parse_key(object_key)
+                # An object whose record exists but cannot be read may be that record's
+                # bytes: it is live data, kept until the record is restored or removed.
+                kept = object_key in referenced or (
+                    parsed is not None and parsed.version in unreadable
+                )
+                if not kept and old and backend.delete(object_key):
                     report.removed_orphans.append(object_key)
     for info in backend.list_incomplete():
         old = info.modified is None or info.modified <= cutoff
