@@ -32,6 +32,7 @@ from .exceptions import (
 )
 from .export import ExportProgress, export_zip
 from .integrity import ArtifactReader, HashingSource, VerifyReport
+from .intents import DeleteIntent
 from .locking import LockManager
 from .maintenance import (
     DEFAULT_REPAIR_GRACE,
@@ -115,6 +116,7 @@ class ArtifactStore:
         self._index_is_shared = self.backend.name == "filesystem" and config.state_dir is None
         self.retention_policy = RetentionPolicy(config.retention_policy)
         self._depth = threading.local()
+        self._finish_interrupted_removals()
 
     # -- plumbing -------------------------------------------------------------------
 
@@ -129,6 +131,20 @@ class ArtifactStore:
 
     def _parse_uri(self, uri: str) -> tuple[ArtifactKey, int | None]:
         return ArtifactKey.from_uri(uri, self.root_uri)
+
+    @contextlib.contextmanager
+    def _hold(self, key: ArtifactKey, uri: str) -> Iterator[None]:
+        """Hold ``key``'s lock, first finishing a removal a crashed writer left half-done."""
+        with self.locks.hold(key.path, uri=uri):
+            self.metadata.finish_removal(key)
+            yield
+
+    def _finish_interrupted_removals(self) -> None:
+        """Finish the removals crashed processes left (those whose lock is free)."""
+        for intent in list(self.metadata.intents.all()):
+            with self.locks.try_hold(intent.key.path) as got:
+                if got:
+                    self.metadata.finish_removal(intent.key)
 
     def close(self) -> None:
         """Release the index connection and backend clients."""
@@ -182,7 +198,7 @@ class ArtifactStore:
                 )
             chunks, close_source = _content_chunks(content)
             try:
-                with self.locks.hold(key.path, uri=uri):
+                with self._hold(key, uri):
                     meta = self._write_version(key, chunks, mime, tag_tuple, custom, retention_days)
             except SourceError as exc:
                 # The caller's content failed, not the store: give back their exception.
@@ -534,7 +550,7 @@ class ArtifactStore:
         """
         with self._operation("delete", uri):
             key, version = self._parse_uri(uri)
-            with self.locks.hold(key.path, uri=uri):
+            with self._hold(key, uri):
                 stored = self.metadata.stored(key)
                 versions = sorted(stored.records) if version is None else [version]
                 versions = [v for v in versions if v in stored.records]
@@ -544,12 +560,9 @@ class ArtifactStore:
                         return 0
                     raise ArtifactNotFoundError(f"no artifact at {uri}", uri=uri)
                 metas = [m for m in self._load_versions(stored) if m.version in versions]
-                for number in versions:  # oldest first: never resurrect an older version
-                    self.metadata.delete_record(key, number)
-                for meta in metas:
-                    if meta.object_key:
-                        self.backend.delete(meta.object_key)
-                self.metadata.unindex(key, None if version is None else versions)
+                objects = tuple(m.object_key for m in metas if m.object_key)
+                removal = DeleteIntent(key, tuple(versions), objects, all_versions=version is None)
+                self.metadata.remove_versions([removal])
             log.info("deleted %s", uri)
             return 1
 
@@ -608,7 +621,7 @@ class ArtifactStore:
         """Rewrite the record ``uri`` names (under its lock, from the stored truth)."""
         with self._operation(operation, uri):
             key, version = self._parse_uri(uri)
-            with self.locks.hold(key.path, uri=uri):
+            with self._hold(key, uri):
                 current = self.metadata.refresh(key, version)
                 if current is None:
                     raise ArtifactNotFoundError(f"no artifact at {uri}", uri=uri)
@@ -687,14 +700,14 @@ class ArtifactStore:
             raise InvalidInputError(f"keep must be a positive integer, got {keep!r}")
         with self._operation("delete_old_versions", uri):
             key, _ = self._parse_uri(uri)
-            with self.locks.hold(key.path, uri=uri):
+            with self._hold(key, uri):
                 stored = self.metadata.stored(key)
                 if not stored.records:
                     raise ArtifactNotFoundError(f"no artifact at {uri}", uri=uri)
                 doomed = sorted(stored.records)[:-keep]
                 metas = [m for m in self._load_versions(stored) if m.version in doomed]
-                self._remove_versions(key, metas)
-                self.metadata.unindex(key, doomed)
+                objects = tuple(m.object_key for m in metas if m.object_key)
+                self.metadata.remove_versions([DeleteIntent(key, tuple(doomed), objects)])
             return len(doomed)
 
     # -- retention --------------------------------------------------------------------
@@ -771,7 +784,7 @@ class ArtifactStore:
         keys = sorted({ArtifactKey(m.spec_name, m.task_id, m.type) for m in group})
         with contextlib.ExitStack() as held:
             for key in keys:
-                held.enter_context(self.locks.hold(key.path, uri=key.uri(self.root_uri)))
+                held.enter_context(self._hold(key, key.uri(self.root_uri)))
             doomed: list[tuple[ArtifactKey, ArtifactMetadata]] = []
             kept: list[ArtifactMetadata] = []
             for meta in sorted(group, key=lambda m: m.version):
@@ -788,12 +801,16 @@ class ArtifactStore:
                 kept.append(meta)
             if not doomed:
                 return []
-            self.metadata.delete_records([(key, m.version) for key, m in doomed])
-            self.backend.delete_many([m.object_key for _, m in doomed if m.object_key])
-            for key in keys:
-                versions = [m.version for k, m in doomed if k == key]
-                if versions:
-                    self.metadata.unindex(key, versions)
+            self.metadata.remove_versions(
+                [
+                    DeleteIntent(
+                        key,
+                        tuple(m.version for k, m in doomed if k == key),
+                        tuple(m.object_key for k, m in doomed if k == key and m.object_key),
+                    )
+                    for key in keys
+                ]
+            )
         return kept
 
     # -- usage ------------------------------------------------------------------------

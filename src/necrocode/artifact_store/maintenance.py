@@ -160,6 +160,10 @@ def repair_store(
     """See :meth:`ArtifactStore.repair`."""
     report = RepairReport()
     cutoff = utc_now() - older_than
+    for intent in list(metadata.intents.all()):
+        with locks.try_hold(intent.key.path) as got:
+            if got:
+                metadata.finish_removal(intent.key)
     for stored in metadata.iter_stored():
         with locks.try_hold(stored.key.path) as got:
             if not got:

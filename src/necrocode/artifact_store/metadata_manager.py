@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from .exceptions import ArtifactNotFoundError, ArtifactStoreError, IntegrityError
+from .intents import DeleteIntent, IntentLog
 from .metadata_index import IndexCorruptError, MetadataIndex, SearchQuery
 from .models import ArtifactMetadata, ArtifactType
 from .naming import ArtifactKey, parse_key
@@ -28,6 +29,7 @@ T = TypeVar("T")
 
 INDEX_FILENAME = "index.sqlite3"
 STALE_MARKER = "index.stale"
+INTENTS_DIRNAME = "intents"
 
 
 @dataclass
@@ -52,6 +54,9 @@ class MetadataManager:
         self.state_dir = state_dir
         self.index = MetadataIndex(state_dir / INDEX_FILENAME)
         self._stale_marker = state_dir / STALE_MARKER
+        self.intents = IntentLog(
+            state_dir / INTENTS_DIRNAME, durable=getattr(backend, "durable", True)
+        )
         self._open_index()
 
     @property
@@ -175,6 +180,47 @@ class MetadataManager:
         """Remove several records in the given order, made durable together."""
         return self.backend.delete_many([key.record_key(version) for key, version in versions])
 
+    def remove_versions(self, removals: list[DeleteIntent]) -> None:
+        """Remove versions of artifacts so that a crash at any step is all-or-nothing.
+
+        The intent comes first; while it exists its versions count as gone for
+        every listing. Then the index rows, the records (oldest first) and the
+        objects go, and the intent last. The caller holds the artifacts' locks.
+        """
+        removals = [r for r in removals if r.versions or r.all_versions]
+        if not removals:
+            return
+        self.intents.begin(removals)
+        self._finish(removals)
+
+    def finish_removal(self, key: ArtifactKey) -> bool:
+        """Finish a removal of ``key`` a crashed process left half-done (caller holds the lock).
+
+        Returns whether there was one.
+        """
+        intent = self.intents.pending(key)
+        if intent is None:
+            return False
+        log.warning(
+            "finishing an interrupted removal of %s (versions %s)",
+            key.uri(self.root_uri),
+            ", ".join(map(str, intent.versions)) or "none",
+        )
+        self._finish([intent])
+        return True
+
+    def _finish(self, removals: list[DeleteIntent]) -> None:
+        """The steps after the intent: index rows, records (oldest first), objects, intent."""
+        for removal in removals:
+            self._unindex_removal(removal)
+        self.delete_records([(r.key, v) for r in removals for v in sorted(r.versions)])
+        self.backend.delete_many([key for r in removals for key in r.objects])
+        self.intents.end([r.key for r in removals])
+
+    def _unindex_removal(self, removal: DeleteIntent) -> None:
+        rows = None if removal.all_versions else list(removal.versions)
+        self.unindex(removal.key, rows)
+
     def unindex(self, key: ArtifactKey, versions: list[int] | None = None) -> None:
         """Drop index rows of ``key`` after their records were deleted."""
         self._index_after_commit(lambda: self.index.remove(key, versions))
@@ -194,15 +240,23 @@ class MetadataManager:
                 found.records[parsed.version] = info.key
             else:
                 found.objects[info.key] = info
+        pending = self.intents.pending(key)
+        if pending is not None:
+            # Versions being removed are gone already for readers (see .intents).
+            for version in pending.versions:
+                found.records.pop(version, None)
         return found
 
     def iter_stored(self, prefix: str = "") -> Iterator[StoredArtifact]:
         """Group one backend listing into artifacts (listing order keeps them together)."""
         current: StoredArtifact | None = None
+        gone = self.intents.gone()
         for info in self.backend.list(prefix):
             parsed = parse_key(info.key)
             if parsed is None:
                 continue
+            if parsed.kind == "record" and parsed.version in gone.get(parsed.artifact, ()):
+                continue  # being removed: gone already for readers (see .intents)
             if current is None or current.key != parsed.artifact:
                 if current is not None:
                     yield current
@@ -308,6 +362,10 @@ class MetadataManager:
         """Metadata of what ``uri`` names; ``ArtifactNotFoundError`` if nothing."""
         key, version = ArtifactKey.from_uri(uri, self.root_uri)
         meta = self.get(key, version)
+        if meta is not None and not self.backend.exists(key.record_key(meta.version)):
+            # Indexed, but the record is gone (another host, or a damaged store):
+            # the records decide, and the row is corrected on the way.
+            meta = self.refresh(key, version)
         if meta is None:
             raise ArtifactNotFoundError(f"no artifact at {uri}", uri=uri)
         return meta
