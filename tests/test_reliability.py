@@ -7,6 +7,8 @@ and a store that keeps working afterwards.
 
 from __future__ import annotations
 
+import json
+import re
 import signal
 import subprocess
 import sys
@@ -14,8 +16,19 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+import yaml
+from typer.testing import CliRunner, Result
 
-from necrocode.artifact_store import ArtifactNotFoundError, ArtifactStore, ArtifactStoreConfig
+from necrocode.artifact_store import (
+    ArtifactNotFoundError,
+    ArtifactStore,
+    ArtifactStoreConfig,
+    ConfigError,
+    InvalidInputError,
+    InvalidURIError,
+)
+from necrocode.artifact_store.cli import app
+from necrocode.artifact_store.models import MAX_RETENTION_DAYS
 from necrocode.artifact_store.naming import ArtifactKey
 
 from .conftest import subprocess_env
@@ -141,3 +154,137 @@ def test_get_metadata_and_download_of_an_indexed_but_missing_artifact_repair_the
             store.download(uri2)
         assert store.search(spec_name="spec") == []
         assert meta.uri == uri
+
+
+# -- #2: huge numbers ------------------------------------------------------------------------
+
+
+def _store_files(root: Path) -> set[str]:
+    return {
+        str(p.relative_to(root))
+        for p in root.rglob("*")
+        if p.is_file() and ".necrocode" not in p.parts
+    }
+
+
+def _cli(tmp_path: Path, *args: str, **settings: object) -> Result:
+    config = tmp_path / "cli.yaml"
+    config.write_text(
+        yaml.safe_dump({"artifact_store": {"base_path": str(tmp_path / "store"), **settings}}),
+        encoding="utf-8",
+    )
+    return CliRunner().invoke(app, ["--config", str(config), *args])
+
+
+def _usage_error(result: Result, *names: str) -> None:
+    """Exit 2, one line on stderr naming each of ``names``, no traceback."""
+    assert result.exit_code == 2, (result.exit_code, result.stdout, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    for name in names:
+        assert name in lines[0], lines[0]
+    assert "Traceback" not in result.stderr and "internal error" not in result.stderr
+
+
+def test_huge_retention_days_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    """#2: retention_days past the range is InvalidInputError; nothing stored or dangling."""
+    with ArtifactStore(ArtifactStoreConfig(base_path=tmp_path / "store")) as store:
+        kept = store.upload("1.0", "spec", "diff", b"kept")
+        before = _store_files(tmp_path / "store")
+        for huge in (2**63, 2**64, 10**30, MAX_RETENTION_DAYS + 1):
+            with pytest.raises(InvalidInputError, match="retention_days"):
+                store.upload("1.1", "spec", "diff", b"x", retention_days=huge)
+        assert _store_files(tmp_path / "store") == before
+        uri = ArtifactKey.of("spec", "1.1", "diff").uri(store.root_uri)
+        assert not store.exists(uri)
+        assert store.delete(uri, missing_ok=True) == 0
+        assert store.rebuild_index() == 1
+        assert store.verify_all().healthy
+        store.repair(older_than=timedelta(0))
+        assert store.upload("1.1", "spec", "diff", b"x", retention_days=MAX_RETENTION_DAYS)
+        assert store.download(kept) == b"kept"
+
+
+def test_a_record_with_huge_numbers_on_disk_does_not_break_the_store(tmp_path: Path) -> None:
+    """#2: readers tolerate any value already on disk: nothing raises raw, the store opens."""
+    base = tmp_path / "store"
+    with ArtifactStore(ArtifactStoreConfig(base_path=base)) as store:
+        uri = store.upload("1.1", "spec", "diff", b"long kept")
+        other = store.upload("1.2", "spec", "diff", b"too big")
+        record = _record_path(store, uri)
+        data = json.loads(record.read_text())
+        data["retention_days"] = 2**63
+        record.write_text(json.dumps(data))
+        bad = _record_path(store, other)
+        data = json.loads(bad.read_text())
+        data["size"] = 2**70
+        bad.write_text(json.dumps(data))
+        assert store.rebuild_index() == 1
+    with ArtifactStore(ArtifactStoreConfig(base_path=base)) as store:
+        assert store.download(uri) == b"long kept"
+        assert store.exists(uri)
+        assert store.get_metadata(uri).retention_days == MAX_RETENTION_DAYS
+        assert store.find_expired() == []
+        report = store.verify_all()
+        assert [p.uri for p in report.corrupted] == [other]
+        store.repair(older_than=timedelta(0))
+        assert store.delete(other) == 1
+        assert store.delete(uri) == 1
+        assert store.search() == []
+
+
+def test_huge_version_in_a_uri_is_an_invalid_uri(tmp_path: Path) -> None:
+    """#2: ``?version=`` beyond the range is InvalidURIError for every reader."""
+    with ArtifactStore(ArtifactStoreConfig(base_path=tmp_path / "store")) as store:
+        uri = store.upload("1.1", "spec", "diff", b"x")
+        huge = f"{uri}?version={10**25}"
+        for call in (store.download, store.exists, store.get_metadata, store.delete):
+            with pytest.raises(InvalidURIError, match="version"):
+                call(huge)
+        with pytest.raises(InvalidInputError, match="version"):
+            store.download_version(uri, 2**64)
+        with pytest.raises(InvalidInputError, match="limit"):
+            store.search(limit=10**23)
+        with pytest.raises(InvalidInputError, match="older_than"):
+            store.repair(older_than=timedelta(days=999_999_999))
+        assert store.download(uri) == b"x"
+
+
+@pytest.mark.parametrize(
+    ("args", "names"),
+    [
+        (["ls", "--limit", "100000000000000000000000"], ["--limit"]),
+        (["ls", "--since", "99999999999d"], ["--since", "99999999999d"]),
+        (["ls", "--since", "999999999999999999999s"], ["--since"]),
+        (["repair", "--older-than", "99999999999999d"], ["--older-than"]),
+        (["download", "spec/1.1/diff?version=99999999999999999999999"], ["version"]),
+    ],
+    ids=["limit", "since-days", "since-seconds", "older-than", "version"],
+)
+def test_huge_numbers_on_the_command_line_are_usage_errors(
+    tmp_path: Path, args: list[str], names: list[str]
+) -> None:
+    """#2: exit 2 and one line naming the bad value."""
+    _usage_error(_cli(tmp_path, *args), *names)
+    assert _cli(tmp_path, "ls").exit_code == 0
+
+
+@pytest.mark.parametrize(
+    ("settings", "name"),
+    [
+        ({"storage_quota": {"max_size_gb": float("inf")}}, "storage_quota.max_size_gb"),
+        ({"storage_quota": {"max_size_gb": 1e300}}, "storage_quota.max_size_gb"),
+        ({"lock_timeout": float("nan")}, "lock_timeout"),
+        ({"lock_retry_interval": 1e300}, "lock_retry_interval"),
+        ({"retention_policy": {"diff": 2**63}}, "retention_policy.diff"),
+        ({"retry_backoff_max": float("inf")}, "retry_backoff_max"),
+    ],
+    ids=["quota-inf", "quota-huge", "lock-nan", "retry-huge", "retention-huge", "backoff-inf"],
+)
+def test_out_of_range_settings_are_config_errors(
+    tmp_path: Path, settings: dict[str, object], name: str
+) -> None:
+    """#2: range constraints on every numeric setting, checked when the config loads."""
+    with pytest.raises(ConfigError, match=re.escape(name)):
+        ArtifactStoreConfig.from_dict(settings)
+    _usage_error(_cli(tmp_path, "ls", **settings), name)

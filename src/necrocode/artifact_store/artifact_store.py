@@ -43,7 +43,14 @@ from .maintenance import (
 )
 from .metadata_index import SearchQuery
 from .metadata_manager import MetadataManager, StoredArtifact
-from .models import ArtifactMetadata, ArtifactType, StorageUsage, utc_now
+from .models import (
+    MAX_INT64,
+    MAX_RETENTION_DAYS,
+    ArtifactMetadata,
+    ArtifactType,
+    StorageUsage,
+    utc_now,
+)
 from .naming import ArtifactKey, new_generation, validate_name, validate_tags
 from .retention_policy import CleanupReport, RetentionPolicy, append_cleanup_log
 from .settings import load_config
@@ -70,6 +77,8 @@ MAX_VERSION_RACES = 16
 #: How often a reader re-resolves an artifact whose object vanished under it.
 MAX_READ_RACES = 5
 MAX_MIME_LENGTH = 255
+#: The longest grace ``repair`` accepts (older than the calendar: nothing would qualify).
+MAX_REPAIR_GRACE = timedelta(days=365 * 1000)
 #: Attribute of the log record a failing public call writes (the command line drops
 #: those records, since it reports the same error itself).
 FAILED_OPERATION = "necrocode_failed_operation"
@@ -191,10 +200,11 @@ class ArtifactStore:
             mime = _check_mime(mime_type or key.type.mime_type)
             tag_tuple = validate_tags(tags)
             if retention_days is not None and (
-                type(retention_days) is not int or retention_days < 0
+                type(retention_days) is not int or not 0 <= retention_days <= MAX_RETENTION_DAYS
             ):
                 raise InvalidInputError(
-                    f"retention_days must be a non-negative integer, got {retention_days!r}"
+                    f"retention_days must be an integer from 0 to {MAX_RETENTION_DAYS}, "
+                    f"got {retention_days!r}"
                 )
             chunks, close_source = _content_chunks(content)
             try:
@@ -519,8 +529,10 @@ class ArtifactStore:
                 raise InvalidInputError(f"{name} must be a timezone-aware datetime")
         if match not in ("all", "any"):
             raise InvalidInputError(f"match must be 'all' or 'any', got {match!r}")
-        if limit is not None and (type(limit) is not int or limit < 1):
-            raise InvalidInputError(f"limit must be a positive integer, got {limit!r}")
+        if limit is not None and (type(limit) is not int or not 1 <= limit <= MAX_INT64):
+            raise InvalidInputError(
+                f"limit must be an integer from 1 to {MAX_INT64}, got {limit!r}"
+            )
         return SearchQuery(
             task_id=task_id,
             spec_name=spec_name,
@@ -610,6 +622,12 @@ class ArtifactStore:
         artifacts whose lock is held right now. Never touches a committed
         artifact.
         """
+        if not isinstance(older_than, timedelta) or older_than < timedelta(0):
+            raise InvalidInputError(f"older_than must be a timedelta >= 0, got {older_than!r}")
+        if older_than > MAX_REPAIR_GRACE:
+            raise InvalidInputError(
+                f"older_than must be at most {MAX_REPAIR_GRACE.days} days, got {older_than!r}"
+            )
         with self._operation("repair"):
             return repair_store(self.backend, self.metadata, self.locks, older_than)
 
@@ -689,8 +707,10 @@ class ArtifactStore:
         self, uri: str, version: int, verify_checksum: bool | None = None
     ) -> bytes:
         """The bytes of one version of the artifact."""
-        if type(version) is not int or version < 1:
-            raise InvalidInputError(f"version must be a positive integer, got {version!r}")
+        if type(version) is not int or not 1 <= version <= MAX_INT64:
+            raise InvalidInputError(
+                f"version must be an integer from 1 to {MAX_INT64}, got {version!r}"
+            )
         key, _ = self._parse_uri(uri)
         return self.download(key.uri(self.root_uri, version), verify_checksum)
 

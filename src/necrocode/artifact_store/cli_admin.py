@@ -235,7 +235,7 @@ def repair(
 ) -> None:
     """Remove what interrupted writes left behind, then rebuild the index."""
     state, out = session(ctx, json_flag)
-    grace = parse_duration(older_than)
+    grace = parse_duration(older_than, "--older-than")
     with out.spinner("repairing"):
         report = state.store().repair(older_than=grace)
     if out.json_mode:

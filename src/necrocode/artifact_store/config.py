@@ -25,6 +25,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .exceptions import ConfigError
+from .models import MAX_RETENTION_DAYS
 
 __all__ = [
     "DEFAULT_BASE_PATH",
@@ -40,16 +41,26 @@ DEFAULT_BASE_PATH = Path("~/.necrocode/artifacts")
 STATE_DIRNAME = ".necrocode"
 
 
+#: Upper bounds of numeric settings: beyond them a value cannot be meant, and would
+#: overflow a computation (sleep lengths, byte counts, dates) long after loading.
+MAX_QUOTA_GB = 8_000_000_000  # just under 2**63 bytes
+MAX_WAIT_S = 7 * 86400.0
+MAX_RETRY_INTERVAL_S = 3600.0
+
+
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+    # inf and nan are refused in every float setting (YAML's .inf, .nan).
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, validate_default=True, allow_inf_nan=False
+    )
 
 
 class RetentionDays(_Section):
     """Days an artifact of each type is kept before cleanup may delete it."""
 
-    diff: int = Field(default=30, ge=0)
-    log: int = Field(default=7, ge=0)
-    test: int = Field(default=14, ge=0)
+    diff: int = Field(default=30, ge=0, le=MAX_RETENTION_DAYS)
+    log: int = Field(default=7, ge=0, le=MAX_RETENTION_DAYS)
+    test: int = Field(default=14, ge=0, le=MAX_RETENTION_DAYS)
 
     def for_type(self, artifact_type: str) -> int:
         """Days kept for ``artifact_type`` (``"diff"``, ``"log"`` or ``"test"``)."""
@@ -60,7 +71,7 @@ class RetentionDays(_Section):
 class StorageQuota(_Section):
     """Upper bound on stored bytes; ``max_size_gb: null`` means no limit."""
 
-    max_size_gb: float | None = Field(default=100.0, gt=0)
+    max_size_gb: float | None = Field(default=100.0, gt=0, le=MAX_QUOTA_GB)
     warn_threshold: float = Field(default=0.8, gt=0, le=1)
 
     @property
@@ -89,11 +100,11 @@ class ArtifactStoreConfig(_Section):
     retention_policy: RetentionDays = Field(default_factory=RetentionDays)
     storage_quota: StorageQuota = Field(default_factory=StorageQuota)
 
-    lock_timeout: float = Field(default=30.0, ge=0)
-    lock_retry_interval: float = Field(default=0.05, gt=0)
+    lock_timeout: float = Field(default=30.0, ge=0, le=MAX_WAIT_S)
+    lock_retry_interval: float = Field(default=0.05, gt=0, le=MAX_RETRY_INTERVAL_S)
     retry_attempts: int = Field(default=3, ge=1, le=20)
-    retry_backoff_base: float = Field(default=0.2, ge=0)
-    retry_backoff_max: float = Field(default=5.0, ge=0)
+    retry_backoff_base: float = Field(default=0.2, ge=0, le=MAX_RETRY_INTERVAL_S)
+    retry_backoff_max: float = Field(default=5.0, ge=0, le=MAX_RETRY_INTERVAL_S)
 
     s3_bucket: str | None = None
     s3_prefix: str = ""

@@ -23,7 +23,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from .exceptions import PermissionError, StorageError, StorageFullError
+from .exceptions import InvalidInputError, PermissionError, StorageError, StorageFullError
 from .models import ArtifactMetadata, ArtifactType
 from .naming import ArtifactKey
 
@@ -225,6 +225,8 @@ class MetadataIndex:
                 yield self._connect()
             except sqlite3.DatabaseError as exc:
                 raise _classify(exc, self.path) from exc
+            except OverflowError as exc:
+                raise _out_of_range(exc, self.path) from exc
 
     @contextlib.contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
@@ -250,6 +252,8 @@ class MetadataIndex:
                 conn.execute("COMMIT")
             except sqlite3.DatabaseError as exc:
                 raise _classify(exc, self.path) from exc
+            except OverflowError as exc:
+                raise _out_of_range(exc, self.path) from exc
 
     @contextlib.contextmanager
     def exclusive(self) -> Iterator[None]:
@@ -527,6 +531,11 @@ class MetadataIndex:
         with self._read() as conn:
             row = conn.execute("SELECT COUNT(*) FROM artifacts WHERE is_latest = 1").fetchone()
         return int(row[0])
+
+
+def _out_of_range(exc: OverflowError, path: Path) -> InvalidInputError:
+    """A number too large for an index column (callers check ranges; this is the backstop)."""
+    return InvalidInputError(f"index {path}: a number is out of range: {exc}")
 
 
 def _classify(exc: sqlite3.DatabaseError, path: Path) -> StorageError:
