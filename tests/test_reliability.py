@@ -7,7 +7,9 @@ and a store that keeps working afterwards.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
 import signal
 import subprocess
@@ -26,12 +28,14 @@ from necrocode.artifact_store import (
     ConfigError,
     InvalidInputError,
     InvalidURIError,
+    StorageFullError,
 )
 from necrocode.artifact_store.cli import app
-from necrocode.artifact_store.models import MAX_RETENTION_DAYS
+from necrocode.artifact_store.models import MAX_RETENTION_DAYS, utc_now
 from necrocode.artifact_store.naming import ArtifactKey
 
 from .conftest import subprocess_env
+from .fault_tools import fill_up, tiny_tmpfs
 
 
 def _record_path(store: ArtifactStore, uri: str, version: int = 1) -> Path:
@@ -288,3 +292,50 @@ def test_out_of_range_settings_are_config_errors(
     with pytest.raises(ConfigError, match=re.escape(name)):
         ArtifactStoreConfig.from_dict(settings)
     _usage_error(_cli(tmp_path, "ls", **settings), name)
+
+
+# -- #3: a full disk does not lock users out ----------------------------------------------
+
+
+def test_a_full_disk_leaves_reads_and_deletes_working(tmp_path: Path) -> None:
+    """#3: after an index update failed for lack of space, every open still works and
+    download, rm, cleanup, usage and repair free space instead of failing."""
+    with tiny_tmpfs("4m") as disk:
+        config = ArtifactStoreConfig(base_path=disk / "store")
+        with ArtifactStore(config) as store:
+            uris = [store.upload(f"1.{n}", "spec", "log", os.urandom(300_000)) for n in range(3)]
+            fill_up(disk)
+            with pytest.raises(StorageFullError):
+                for n in range(50):  # until even a record or an index page finds no room
+                    store.upload(f"2.{n}", "spec", "diff", b"x" * 2000)
+            # A committed record whose index update failed marks the index stale.
+            with contextlib.suppress(StorageFullError):
+                store.add_tags(uris[0], ["while-full"])
+        for _ in range(2):  # every later open, not only the first
+            with ArtifactStore(config) as store:
+                assert len(store.download(uris[0])) == 300_000
+                assert store.get_storage_usage().artifact_count >= 3
+                assert {m.uri for m in store.search(spec_name="spec")} >= set(uris)
+        with ArtifactStore(config) as store:
+            assert store.delete(uris[1]) == 1
+            fill_up(disk)  # the space freed is taken again at once
+            with pytest.raises(StorageFullError):  # writes fail, typed ...
+                store.add_tags(uris[0], ["also-while-full"])
+            # ... and the cleanup that frees space works.
+            report = store.cleanup_expired(now=utc_now() + timedelta(days=8))  # logs: 7 days
+            assert report.errors == [] and set(uris) - {uris[1]} <= set(report.uris)
+            fill_up(disk)
+            store.repair(older_than=timedelta(0))
+            assert store.verify_all().healthy
+            assert store.get_storage_usage().artifact_count >= 0  # from the index as it is
+            assert not any(m.uri in uris for m in store.search(spec_name="spec"))
+        for extra in disk.glob("filler*"):
+            extra.unlink()
+        with ArtifactStore(config) as store:
+            uri = store.upload("3.1", "spec", "diff", b"room again")
+            assert store.download(uri) == b"room again"
+            records = {
+                (m.spec_name, m.task_id, m.type.value, m.version)
+                for m in store.metadata.iter_records()
+            }
+            assert store.metadata.index.keys() == records

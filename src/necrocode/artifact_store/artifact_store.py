@@ -780,7 +780,11 @@ class ArtifactStore:
                     if progress is not None:
                         progress(done, len(expired))
             report.finished_at = utc_now()
-            append_cleanup_log(self.metadata.state_dir, report)
+            try:
+                append_cleanup_log(self.metadata.state_dir, report)
+            except StorageError as exc:
+                # The deletions happened (and freed space); only their log line is lost.
+                log.warning("cleanup ran, but its log could not be written: %s", exc)
             log.info(
                 "cleanup%s: %d expired artifact versions %s, %d bytes, %d errors",
                 " (dry run)" if dry_run else "",

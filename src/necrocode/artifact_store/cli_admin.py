@@ -243,6 +243,8 @@ def repair(
         return
     for key in (*report.removed_orphans, *report.removed_incomplete):
         out.line(key)
+    if report.index_error is not None:
+        out.note(f"warning: index not rebuilt: {report.index_error}")
     for key in report.unreadable_records:
         out.note(f"warning: unreadable record kept with its object: {key}")
     out.note(

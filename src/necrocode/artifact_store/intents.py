@@ -15,6 +15,7 @@ Intents live in the store's state folder, one small JSON file per artifact.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import logging
@@ -24,7 +25,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from .exceptions import StorageError
+from .exceptions import StorageError, StorageFullError
 from .models import ArtifactType
 from .naming import ArtifactKey
 
@@ -91,7 +92,10 @@ class IntentLog:
             if self.durable:
                 _fsync(self.folder, directory=True)
         except OSError as exc:
-            raise StorageError(f"cannot record the delete intent in {self.folder}: {exc}") from exc
+            message = f"cannot record the delete intent in {self.folder}: {exc.strerror or exc}"
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise StorageFullError(message) from exc
+            raise StorageError(message) from exc
 
     def _write(self, path: Path, text: str) -> None:
         tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}")

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from .exceptions import ArtifactNotFoundError, IntegrityError
+from .exceptions import ArtifactNotFoundError, IntegrityError, PermissionError, StorageFullError
 from .integrity import ArtifactProblem, ArtifactReader, VerifyReport
 from .locking import LockManager
 from .metadata_manager import MetadataManager, StoredArtifact
@@ -39,6 +39,8 @@ class RepairReport:
     #: Record keys that exist but cannot be read: their objects are kept, never collected.
     unreadable_records: list[str] = field(default_factory=list)
     indexed: int = 0
+    #: Why the index could not be rebuilt at the end (a full disk), if it could not.
+    index_error: str | None = None
 
     def to_dict(self) -> dict[str, object]:
         """Plain data for JSON output."""
@@ -48,6 +50,7 @@ class RepairReport:
             "skipped_busy": self.skipped_busy,
             "unreadable_records": self.unreadable_records,
             "indexed": self.indexed,
+            "index_error": self.index_error,
         }
 
 
@@ -185,7 +188,13 @@ def repair_store(
         old = info.modified is None or info.modified <= cutoff
         if old and backend.remove_incomplete(info.key):
             report.removed_incomplete.append(info.key)
-    report.indexed = metadata.rebuild_index()
+    try:
+        report.indexed = metadata.rebuild_index()
+    except (StorageFullError, PermissionError) as exc:
+        # What repair removed stays removed; the index is marked stale and rebuilt once
+        # there is room, and until then lookups fall back to the records.
+        metadata.mark_stale(exc)
+        report.index_error = str(exc)
     log.info(
         "repair removed %d orphaned objects and %d leftovers; %d records indexed",
         len(report.removed_orphans),

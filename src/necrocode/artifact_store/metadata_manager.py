@@ -9,13 +9,21 @@ damaged or marked stale it is rebuilt from the records alone.
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import TypeVar
 
-from .exceptions import ArtifactNotFoundError, ArtifactStoreError, IntegrityError
+from .exceptions import (
+    ArtifactNotFoundError,
+    ArtifactStoreError,
+    IntegrityError,
+    PermissionError,
+    StorageFullError,
+)
 from .intents import DeleteIntent, IntentLog
 from .metadata_index import IndexCorruptError, MetadataIndex, SearchQuery
 from .models import ArtifactMetadata, ArtifactType
@@ -30,6 +38,8 @@ T = TypeVar("T")
 INDEX_FILENAME = "index.sqlite3"
 STALE_MARKER = "index.stale"
 INTENTS_DIRNAME = "intents"
+#: Free bytes beyond the index's own size a rebuild needs before it is attempted.
+REBUILD_MARGIN = 1024 * 1024
 
 
 @dataclass
@@ -73,9 +83,44 @@ class MetadataManager:
             log.warning("search index is damaged (%s); rebuilding it from the records", exc)
             self.index.destroy()
             built = False
+        if not built and self._usable_index() and not self._room_to_rebuild():
+            log.warning(
+                "search index is marked for rebuild, but there is no room to rebuild it; "
+                "using it as it is until there is"
+            )
+            return
         if not built:
-            count = self.rebuild_index()
+            try:
+                count = self.rebuild_index()
+            except (StorageFullError, PermissionError) as exc:
+                if not self._usable_index():
+                    raise
+                # No room (or no right) to rebuild now: carry on with the index as it
+                # is, so reads and deletes (which free space) keep working. It may miss
+                # the last changes; lookups that miss fall back to the records, and the
+                # marker stays, so a later opening rebuilds it.
+                log.warning("search index not rebuilt (%s); using it as it is", exc)
+                return
             log.info("search index built from %d metadata records", count)
+
+    def _room_to_rebuild(self) -> bool:
+        """Whether the disk has room for a second copy of the index (a rebuild's WAL)."""
+        try:
+            held = sum(
+                os.stat(f"{self.index.path}{suffix}").st_size
+                for suffix in ("", "-wal")
+                if os.path.exists(f"{self.index.path}{suffix}")
+            )
+            return shutil.disk_usage(self.state_dir).free > held + REBUILD_MARGIN
+        except OSError:
+            return True  # unknown: try, and cope if it fails
+
+    def _usable_index(self) -> bool:
+        """Whether the index holds a complete (if possibly stale) build."""
+        try:
+            return self.index.is_built()
+        except ArtifactStoreError:
+            return False
 
     def _indexed(self, operation: Callable[[], T]) -> T:
         """Run an index operation; rebuild the index once if it turns out damaged."""
@@ -97,9 +142,9 @@ class MetadataManager:
         try:
             self._indexed(operation)
         except ArtifactStoreError as exc:
-            self._mark_stale(exc)
+            self.mark_stale(exc)
 
-    def _mark_stale(self, exc: ArtifactStoreError) -> None:
+    def mark_stale(self, exc: ArtifactStoreError) -> None:
         """Log an index failure and leave a marker: the next opening rebuilds the index."""
         log.error("search index update failed (%s); marking it for rebuild", exc)
         try:
@@ -190,7 +235,15 @@ class MetadataManager:
         removals = [r for r in removals if r.versions or r.all_versions]
         if not removals:
             return
-        self.intents.begin(removals)
+        try:
+            self.intents.begin(removals)
+        except StorageFullError as exc:
+            # A full disk must not stop a delete, which is what frees space. Without an
+            # intent the same steps run; a crash in between leaves the records (and
+            # objects) that were not reached yet, found again by the next lookup.
+            log.warning("removing without a delete intent: %s", exc)
+            self._finish(removals, with_intent=False)
+            return
         self._finish(removals)
 
     def finish_removal(self, key: ArtifactKey) -> bool:
@@ -209,13 +262,14 @@ class MetadataManager:
         self._finish([intent])
         return True
 
-    def _finish(self, removals: list[DeleteIntent]) -> None:
+    def _finish(self, removals: list[DeleteIntent], *, with_intent: bool = True) -> None:
         """The steps after the intent: index rows, records (oldest first), objects, intent."""
         for removal in removals:
             self._unindex_removal(removal)
         self.delete_records([(r.key, v) for r in removals for v in sorted(r.versions)])
         self.backend.delete_many([key for r in removals for key in r.objects])
-        self.intents.end([r.key for r in removals])
+        if with_intent:
+            self.intents.end([r.key for r in removals])
 
     def _unindex_removal(self, removal: DeleteIntent) -> None:
         rows = None if removal.all_versions else list(removal.versions)
@@ -328,7 +382,7 @@ class MetadataManager:
         try:
             self._indexed(look_and_correct)
         except ArtifactStoreError as exc:
-            self._mark_stale(exc)
+            self.mark_stale(exc)
             if found:
                 return found[0]
             return self._load_listed(self.stored(key), version)
@@ -351,8 +405,22 @@ class MetadataManager:
         return [self.with_uri(m) for m in self._indexed(lambda: self.index.versions(key))]
 
     def search(self, query: SearchQuery) -> list[ArtifactMetadata]:
-        """Indexed artifacts matching ``query``."""
-        return [self.with_uri(m) for m in self._indexed(lambda: self.index.search(query))]
+        """Indexed artifacts matching ``query``.
+
+        While the index is marked stale (an update failed, e.g. on a full disk) it may
+        hold rows of removed artifacts: each row is then checked against its record,
+        so search never lists what a download would not find.
+        """
+        found = self._indexed(lambda: self.index.search(query))
+        if self._stale_marker.exists():
+            found = [
+                m
+                for m in found
+                if self.backend.exists(
+                    ArtifactKey(m.spec_name, m.task_id, m.type).record_key(m.version)
+                )
+            ]
+        return [self.with_uri(m) for m in found]
 
     def query(self, operation: Callable[[MetadataIndex], T]) -> T:
         """Run a read-only ``operation`` on the index, rebuilding it once if damaged."""
