@@ -26,6 +26,7 @@ from necrocode.artifact_store import (
     ArtifactStore,
     ArtifactStoreConfig,
     ConfigError,
+    IntegrityError,
     InvalidInputError,
     InvalidURIError,
     StorageFullError,
@@ -339,3 +340,35 @@ def test_a_full_disk_leaves_reads_and_deletes_working(tmp_path: Path) -> None:
                 for m in store.metadata.iter_records()
             }
             assert store.metadata.index.keys() == records
+
+
+# -- #5: damaged records are reported, not raised, and not served from the index -------------
+
+
+@pytest.mark.parametrize("versioning", [False, True], ids=["plain", "versioned"])
+def test_verify_all_reports_a_truncated_record_and_the_index_stops_serving_it(
+    tmp_path: Path, versioning: bool
+) -> None:
+    """#5: verify_all finishes, reports every bad artifact, and drops the damaged row."""
+    config = ArtifactStoreConfig(base_path=tmp_path / "store", versioning_enabled=versioning)
+    with ArtifactStore(config) as store:
+        bad = store.upload("1.1", "spec", "diff", b"damaged record")
+        good = store.upload("1.2", "spec", "diff", b"fine")
+        garbage = store.upload("1.3", "spec", "diff", b"garbage record")
+        record = _record_path(store, bad)
+        text = record.read_bytes()
+        record.write_bytes(text[:20])
+        _record_path(store, garbage).write_bytes(b"\xff\xfe not json at all")
+        report = store.verify_all()
+        assert sorted(p.uri for p in report.corrupted) == sorted([bad, garbage])
+        assert report.ok == [good]
+        for uri in (bad, garbage):
+            with pytest.raises(IntegrityError):
+                store.download(uri)
+            with pytest.raises(IntegrityError):
+                store.get_metadata(uri)
+        assert [m.uri for m in store.search(spec_name="spec")] == [good]
+        assert store.download(good) == b"fine"
+        record.write_bytes(text)  # the record restored: the artifact is back
+        store.rebuild_index()
+        assert store.download(bad) == b"damaged record"

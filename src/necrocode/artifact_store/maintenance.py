@@ -150,7 +150,11 @@ def _fix_index(
     extra = sorted(indexed - seen)
     for spec, task, kind, version in extra:
         key = ArtifactKey(spec, task, ArtifactType(kind))
-        if metadata.refresh(key, version) is None:
+        try:
+            found = metadata.refresh(key, version)
+        except IntegrityError:
+            found = None  # a damaged record (reported above): refresh dropped its row
+        if found is None:
             report.index_stale.append(key.uri(metadata.root_uri, version))
 
 

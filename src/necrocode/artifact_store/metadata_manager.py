@@ -368,6 +368,11 @@ class MetadataManager:
                 try:
                     stored = self.stored(key)
                     meta = self._load_listed(stored, version)
+                except IntegrityError as exc:
+                    # A damaged record: its row must not keep serving the artifact.
+                    backend_failure.append(exc)
+                    self.index.remove(key, [stored.latest_version if version is None else version])
+                    return
                 except ArtifactStoreError as exc:
                     backend_failure.append(exc)
                     return
