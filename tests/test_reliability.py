@@ -8,6 +8,7 @@ and a store that keeps working afterwards.
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import re
@@ -16,6 +17,7 @@ import subprocess
 import sys
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -372,3 +374,79 @@ def test_verify_all_reports_a_truncated_record_and_the_index_stops_serving_it(
         record.write_bytes(text)  # the record restored: the artifact is back
         store.rebuild_index()
         assert store.download(bad) == b"damaged record"
+
+
+# -- #6: upload sources that are not bytes --------------------------------------------------
+
+
+class _TextReader:
+    def read(self, size: int = -1) -> object:
+        return "text, not bytes"
+
+
+class _IntReader:
+    def read(self, size: int = -1) -> object:
+        return 5
+
+
+def _closed_binary_file(tmp_path: Path) -> object:
+    path = tmp_path / "closed.bin"
+    path.write_bytes(b"bytes")
+    handle = path.open("rb")
+    handle.close()
+    return handle
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda p: [1, 2, 3],
+        lambda p: iter([65, 66]),
+        lambda p: [b"fine", 7],
+        lambda p: ["a", "b"],
+        lambda p: {"a": 1},
+        lambda p: (p / "text.txt").open("r", encoding="utf-8"),
+        lambda p: io.StringIO("text"),
+        _closed_binary_file,
+        lambda p: _closed(io.BytesIO(b"abc")),
+        lambda p: _TextReader(),
+        lambda p: _IntReader(),
+        lambda p: None,
+        lambda p: 12,
+    ],
+    ids=[
+        "ints",
+        "int-iterator",
+        "bytes-then-int",
+        "strs",
+        "dict",
+        "text-file",
+        "stringio",
+        "closed-file",
+        "closed-bytesio",
+        "read-gives-str",
+        "read-gives-int",
+        "none",
+        "int",
+    ],
+)
+def test_upload_sources_that_are_not_bytes_are_refused(tmp_path: Path, make: Any) -> None:
+    """#6: InvalidInputError for each, nothing stored (never NUL bytes for ints)."""
+    (tmp_path / "text.txt").write_text("some text", encoding="utf-8")
+    with ArtifactStore(ArtifactStoreConfig(base_path=tmp_path / "store")) as store:
+        content = make(tmp_path)
+        try:
+            with pytest.raises(InvalidInputError, match="content"):
+                store.upload("1.1", "spec", "log", content)
+        finally:
+            if hasattr(content, "close"):
+                content.close()
+        assert _store_files(tmp_path / "store") == set()
+        assert store.search() == []
+        uri = store.upload("1.1", "spec", "log", io.BytesIO(b"binary works"))
+        assert store.download(uri) == b"binary works"
+
+
+def _closed(stream: io.BytesIO) -> io.BytesIO:
+    stream.close()
+    return stream

@@ -9,6 +9,7 @@ A reader therefore always finds a complete old or new artifact.
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import logging
 import os
@@ -1021,6 +1022,12 @@ def _content_chunks(content: Content) -> tuple[Iterable[bytes], Callable[[], Non
         except OSError as exc:
             raise InvalidInputError(f"cannot read content file {content}: {exc.strerror}") from exc
         return source_chunks(handle, CHUNK_SIZE), handle.close
+    if getattr(content, "closed", False) is True:
+        raise InvalidInputError("content is a closed file; pass an open binary file")
+    if isinstance(content, io.TextIOBase):
+        raise InvalidInputError(
+            "content is a text-mode file; open it in binary mode ('rb') or pass its text as str"
+        )
     if hasattr(content, "read") or isinstance(content, Iterable):
         return source_chunks(content), lambda: None
     raise InvalidInputError(
