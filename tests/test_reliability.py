@@ -13,6 +13,7 @@ import json
 import os
 import re
 import signal
+import stat
 import subprocess
 import sys
 from datetime import timedelta
@@ -450,3 +451,56 @@ def test_upload_sources_that_are_not_bytes_are_refused(tmp_path: Path, make: Any
 def _closed(stream: io.BytesIO) -> io.BytesIO:
     stream.close()
     return stream
+
+
+# -- #4: download -o / export -o never replace what is not a regular file --------------------
+
+
+def _special_targets(tmp_path: Path) -> dict[str, Path]:
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    outside = tmp_path / "outside.txt"
+    outside.write_bytes(b"not to be touched")
+    link = tmp_path / "link"
+    link.symlink_to(outside)
+    dangling = tmp_path / "dangling"
+    dangling.symlink_to(tmp_path / "nowhere" / "file")
+    targets = {"fifo": fifo, "symlink": link, "dangling-symlink": dangling}
+    # A node of its own (a copy of /dev/null's numbers), never a real one of the system:
+    # a regression would replace it.
+    device = tmp_path / "null-device"
+    with contextlib.suppress(PermissionError):
+        os.mknod(device, stat.S_IFCHR | 0o666, os.makedev(1, 3))
+        targets["char-device"] = device
+    return targets
+
+
+def _describe(path: Path) -> tuple[int, str | None]:
+    info = os.lstat(path)
+    return info.st_mode, os.readlink(path) if path.is_symlink() else None
+
+
+@pytest.mark.parametrize("kind", ["fifo", "symlink", "dangling-symlink", "char-device"])
+def test_download_and_export_refuse_targets_that_are_not_regular_files(
+    tmp_path: Path, kind: str
+) -> None:
+    """#4: InvalidInputError (CLI: exit 2 naming the path); the special file survives."""
+    targets = _special_targets(tmp_path)
+    if kind not in targets:
+        pytest.skip("creating a device node needs CAP_MKNOD")
+    target = targets[kind]
+    before = _describe(target)
+    with ArtifactStore(ArtifactStoreConfig(base_path=tmp_path / "store")) as store:
+        uri = store.upload("1.1", "spec", "diff", b"content")
+        with pytest.raises(InvalidInputError, match=re.escape(str(target))):
+            store.download_to(uri, target)
+        with pytest.raises(InvalidInputError, match=re.escape(str(target))):
+            store.export_by_spec("spec", output_path=target)
+    for args in (
+        ["download", "spec/1.1/diff", "-o", str(target)],
+        ["export", "-s", "spec", "-o", str(target)],
+    ):
+        _usage_error(_cli(tmp_path, *args), str(target))
+    assert _describe(target) == before
+    assert (tmp_path / "outside.txt").read_bytes() == b"not to be touched"
+    assert not list(target.parent.glob(f".{target.name}.part-*"))

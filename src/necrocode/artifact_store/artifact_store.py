@@ -53,6 +53,7 @@ from .models import (
     utc_now,
 )
 from .naming import ArtifactKey, new_generation, validate_name, validate_tags
+from .output_target import check_output_file
 from .retention_policy import CleanupReport, RetentionPolicy, append_cleanup_log
 from .settings import load_config
 from .storage_backend import (
@@ -451,6 +452,7 @@ class ArtifactStore:
     ) -> ArtifactMetadata:
         """Stream an artifact into ``path``; the file appears only once fully verified."""
         target = Path(path)
+        check_output_file(target)
         tmp = target.with_name(f".{target.name}.part-{new_generation()}")
         with self._operation("download", uri), self._open(uri, verify_checksum) as reader:
             done = 0
