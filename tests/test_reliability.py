@@ -504,3 +504,30 @@ def test_download_and_export_refuse_targets_that_are_not_regular_files(
     assert _describe(target) == before
     assert (tmp_path / "outside.txt").read_bytes() == b"not to be touched"
     assert not list(target.parent.glob(f".{target.name}.part-*"))
+
+
+# -- #7: the index file removed under a running process -------------------------------------
+
+
+def test_uploads_after_the_index_was_removed_under_a_process_reach_the_new_index(
+    tmp_path: Path,
+) -> None:
+    """#7: a process notices its index file was deleted and moves to the new one."""
+    config = ArtifactStoreConfig(base_path=tmp_path / "store")
+    with ArtifactStore(config) as first:
+        early = first.upload("1.1", "spec", "diff", b"before")
+        index = config.effective_state_dir / "index.sqlite3"
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{index}{suffix}").unlink(missing_ok=True)
+        with ArtifactStore(config) as second:  # opens (and rebuilds) a new index file
+            late = first.upload("1.2", "spec", "diff", b"after")
+            first.add_tags(early, ["seen"])
+            assert {m.uri for m in second.search(spec_name="spec")} == {early, late}
+            assert second.search(tags=["seen"])[0].uri == early
+        third_uri = first.upload("1.3", "spec", "diff", b"third")
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{index}{suffix}").unlink(missing_ok=True)
+        # Alone, the process rebuilds the index from the records.
+        assert {m.uri for m in first.search(spec_name="spec")} >= {early, late, third_uri}
+    with ArtifactStore(config) as again:
+        assert len(again.search(spec_name="spec")) == 3
