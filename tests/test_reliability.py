@@ -32,6 +32,7 @@ from necrocode.artifact_store import (
     IntegrityError,
     InvalidInputError,
     InvalidURIError,
+    PermissionError,
     StorageFullError,
 )
 from necrocode.artifact_store.cli import app
@@ -177,10 +178,8 @@ def _store_files(root: Path) -> set[str]:
 
 def _cli(tmp_path: Path, *args: str, **settings: object) -> Result:
     config = tmp_path / "cli.yaml"
-    config.write_text(
-        yaml.safe_dump({"artifact_store": {"base_path": str(tmp_path / "store"), **settings}}),
-        encoding="utf-8",
-    )
+    values = {"base_path": str(tmp_path / "store"), **settings}
+    config.write_text(yaml.safe_dump({"artifact_store": values}), encoding="utf-8")
     return CliRunner().invoke(app, ["--config", str(config), *args])
 
 
@@ -531,3 +530,34 @@ def test_uploads_after_the_index_was_removed_under_a_process_reach_the_new_index
         assert {m.uri for m in first.search(spec_name="spec")} >= {early, late, third_uri}
     with ArtifactStore(config) as again:
         assert len(again.search(spec_name="spec")) == 3
+
+
+# -- #8: a read-only store can be read ------------------------------------------------------
+
+
+@pytest.mark.parametrize("index_present", [True, False], ids=["with-index", "without-index"])
+def test_a_read_only_store_can_be_searched_downloaded_and_verified(
+    tmp_path: Path, index_present: bool
+) -> None:
+    """#8: on a read-only mount the index opens read-only (or in memory), reads work,
+    and writes fail with the store's PermissionError."""
+    with tiny_tmpfs("8m") as disk:
+        config = ArtifactStoreConfig(base_path=disk / "store")
+        with ArtifactStore(config) as store:
+            uri = store.upload("1.1", "spec", "diff", b"read me")
+            store.upload("1.2", "spec", "log", b"and me")
+        if not index_present:
+            for leftover in config.effective_state_dir.glob("index.sqlite3*"):
+                leftover.unlink()
+        subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
+        with ArtifactStore(config) as store:
+            assert len(store.search(spec_name="spec")) == 2
+            assert store.download(uri) == b"read me"
+            assert store.get_metadata(uri).original_size == 7
+            assert store.get_storage_usage().artifact_count == 2
+            assert store.verify_all().healthy
+            with pytest.raises(PermissionError):
+                store.upload("1.3", "spec", "diff", b"no room for writes")
+        result = _cli(tmp_path, "ls", "--json", base_path=str(disk / "store"))
+        assert result.exit_code == 0, result.stderr
+        assert len(json.loads(result.stdout)) == 2

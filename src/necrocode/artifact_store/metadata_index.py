@@ -185,13 +185,16 @@ class MetadataIndex:
         self._pid = 0
         self._in_transaction = False
         self._inode: tuple[int, int] | None = None
+        #: Opened read-only (a read-only mount or user): writes fail with PermissionError.
+        self.read_only = False
         self._next_check = 0.0
 
     # -- connection -----------------------------------------------------------------
 
     def _connect(self, *, check: bool = False) -> sqlite3.Connection:
         if self._conn is not None and self._pid == os.getpid():
-            if not (check or time.monotonic() >= self._next_check) or self._in_transaction:
+            due = check or time.monotonic() >= self._next_check
+            if not due or self._in_transaction or self.read_only:
                 return self._conn
             if self._same_file():
                 return self._conn
@@ -204,23 +207,75 @@ class MetadataIndex:
                 raise IndexCorruptError(f"index {self.path} was removed while in use")
             return conn
         # A connection must not cross fork(): a child opens its own.
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            conn = sqlite3.connect(
-                self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
-            )
+            conn = self._open_writable()
+            self.read_only = False
+        except (sqlite3.DatabaseError, OSError) as exc:
+            if self._writable_place():
+                if isinstance(exc, OSError):
+                    raise StorageError(f"index {self.path}: {exc.strerror or exc}") from exc
+                raise _classify(exc, self.path) from exc
+            # A read-only mount or a reader without write access: reads must still work.
+            conn = self._open_read_only()
+            self.read_only = True
+        self._conn, self._pid = conn, os.getpid()
+        self._in_transaction = False
+        self._inode = self._file_id()
+        self._next_check = time.monotonic() + FILE_CHECK_INTERVAL_S
+        return conn
+
+    def _open_writable(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(
+            self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+        )
+        try:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
             conn.execute(f"PRAGMA mmap_size={MMAP_BYTES}")
             conn.execute("PRAGMA foreign_keys=OFF")
             conn.executescript(_SCHEMA)
-        except sqlite3.DatabaseError as exc:
-            raise _classify(exc, self.path) from exc
-        self._conn, self._pid = conn, os.getpid()
-        self._in_transaction = False
-        self._inode = self._file_id()
-        self._next_check = time.monotonic() + FILE_CHECK_INTERVAL_S
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _writable_place(self) -> bool:
+        """Whether this process may write the index file (or create it, and its folder)."""
+        place = self.path if self.path.exists() else self.path.parent
+        while not place.exists() and place.parent != place:
+            place = place.parent
+        return os.access(place, os.W_OK) and (
+            place == self.path or os.access(place, os.W_OK | os.X_OK)
+        )
+
+    def _open_read_only(self) -> sqlite3.Connection:
+        """The index file opened read-only; else an in-memory index, for a rebuild.
+
+        ``immutable`` lets SQLite read a WAL database whose shared-memory file it
+        cannot create (a read-only mount): nothing can change the file there.
+        """
+        if self.path.exists():
+            for query in ("mode=ro", "mode=ro&immutable=1"):
+                try:
+                    conn = sqlite3.connect(
+                        f"{self.path.as_uri()}?{query}",
+                        uri=True,
+                        timeout=BUSY_TIMEOUT_S,
+                        isolation_level=None,
+                        check_same_thread=False,
+                    )
+                except sqlite3.DatabaseError:
+                    continue
+                try:
+                    conn.execute("SELECT COUNT(*) FROM index_state").fetchone()
+                except sqlite3.DatabaseError:
+                    conn.close()
+                    continue
+                return conn
+        conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+        conn.executescript(_SCHEMA)
         return conn
 
     def _file_id(self) -> tuple[int, int] | None:

@@ -161,8 +161,11 @@ class MetadataManager:
         except IndexCorruptError:
             self.index.destroy()
             count = self.index.replace_all(records)
-        if self._stale_marker.exists():
-            self._stale_marker.unlink(missing_ok=True)
+        if self._stale_marker.exists() and not self.index.read_only:
+            try:
+                self._stale_marker.unlink(missing_ok=True)
+            except OSError as exc:
+                log.warning("could not clear the index's rebuild marker: %s", exc)
         return count
 
     # -- records ----------------------------------------------------------------------
