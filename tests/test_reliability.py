@@ -561,3 +561,33 @@ def test_a_read_only_store_can_be_searched_downloaded_and_verified(
         result = _cli(tmp_path, "ls", "--json", base_path=str(disk / "store"))
         assert result.exit_code == 0, result.stderr
         assert len(json.loads(result.stdout)) == 2
+
+
+# -- #9: a symlinked folder that leaves the root ----------------------------------------------
+
+
+def test_writes_through_a_symlink_out_of_the_root_are_refused_and_verify_reports_it(
+    tmp_path: Path,
+) -> None:
+    """#9: PermissionError, nothing lands outside the root; verify lists the link."""
+    base = tmp_path / "store"
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    with ArtifactStore(ArtifactStoreConfig(base_path=base)) as store:
+        kept = store.upload("1.1", "spec", "diff", b"inside")
+        (base / "escape").symlink_to(outside, target_is_directory=True)
+        (base / "spec" / "2.1").symlink_to(outside, target_is_directory=True)
+        inner = base / "inner-target"
+        inner.mkdir()
+        (base / "alias").symlink_to(inner, target_is_directory=True)
+        for spec, task in (("escape", "1.1"), ("spec", "2.1")):
+            with pytest.raises(PermissionError, match="symbolic link"):
+                store.upload(task, spec, "diff", b"would leave the root")
+        assert list(outside.iterdir()) == []
+        report = store.verify_all()
+        assert sorted(report.escaping) == ["escape", "spec/2.1"]
+        assert "escaping" in report.to_dict()
+        result = _cli(tmp_path, "verify")
+        assert "escape" in result.stdout + result.stderr
+        assert store.download(kept) == b"inside"
+        assert store.upload("1.2", "spec", "diff", b"still fine")

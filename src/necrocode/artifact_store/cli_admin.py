@@ -161,6 +161,7 @@ def _print_verify_report(out: Output, report: VerifyReport) -> None:
     rows += [["missing", p.uri, p.reason] for p in report.missing]
     rows += [["orphaned", key, "stored object no record refers to"] for key in report.orphaned]
     rows += [["incomplete", key, "leftover of an interrupted write"] for key in report.incomplete]
+    rows += [["escaping", key, "symbolic link out of the store root"] for key in report.escaping]
     if rows:
         out.table(("STATUS", "ARTIFACT", "REASON"), rows)
     if report.healthy:  # otherwise the error line says what failed

@@ -92,6 +92,7 @@ def verify_store(
         if progress is not None:
             progress(done, max(total, done))
     report.incomplete = [info.key for info in backend.list_incomplete()]
+    report.escaping = list(backend.list_escaping())
     _fix_index(metadata, seen, report)
     return report
 

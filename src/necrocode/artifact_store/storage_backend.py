@@ -329,5 +329,13 @@ class StorageBackend(ABC):
         """Remove one leftover reported by :meth:`list_incomplete`."""
         return False
 
+    def list_escaping(self) -> Iterator[str]:
+        """Paths inside the root that lead out of it (the filesystem's symbolic links).
+
+        Writes through them are refused; ``verify_all`` reports them. Object stores
+        have no such thing and yield nothing.
+        """
+        return iter(())
+
     def close(self) -> None:  # noqa: B027 - optional hook, most backends hold nothing
         """Release clients and connections."""

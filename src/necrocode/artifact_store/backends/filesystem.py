@@ -51,6 +51,11 @@ def map_os_error(exc: OSError, what: str, key: str | None = None) -> StorageErro
     return StorageError(f"storage error while {detail}", key=key)
 
 
+def _real_dir(path: Path) -> bool:
+    """A folder that is not a symbolic link (and not hidden)."""
+    return not path.name.startswith(".") and path.is_dir() and not path.is_symlink()
+
+
 def fsync_dir(path: Path | str) -> None:
     """Make a folder's entries (creations, renames, removals) durable."""
     _fsync_path(str(path), True)
@@ -164,6 +169,7 @@ class FilesystemBackend(StorageBackend):
         # small download.
         self._root_uri = self.root.as_uri()
         self._root_prefix = str(self.root).rstrip("/") + "/"
+        self._real_root = os.path.realpath(self.root)
         if create:
             try:
                 self._make_dirs(self.root)
@@ -228,6 +234,7 @@ class FilesystemBackend(StorageBackend):
         With ``deferred`` nothing is fsynced: what would be is appended there instead.
         """
         path = self.path_of(key)
+        self._check_inside(key, path)
         tmp = path.with_name(f".{path.name}{_TMP_MARKER}{secrets.token_hex(6)}")
         sync = self.durable and deferred is None
         before: list[_Sync] = list(together)  # to be durable before the name appears
@@ -266,6 +273,30 @@ class FilesystemBackend(StorageBackend):
         except OSError as exc:
             raise map_os_error(exc, f"writing {key}", key) from exc
         return written
+
+    def _check_inside(self, key: str, path: Path) -> None:
+        """Refuse to write or delete through a symbolic link that leads out of the root."""
+        real = os.path.realpath(path.parent)
+        if real != self._real_root and not real.startswith(self._real_root + "/"):
+            raise PermissionError(
+                f"refusing to touch {key}: its folder is a symbolic link out of the store "
+                f"root (to {real})",
+                key=key,
+            )
+
+    def list_escaping(self) -> Iterator[str]:
+        """Spec and task folders that are symbolic links leading out of the root."""
+        for level in (self.root, *sorted(p for p in self.root.iterdir() if _real_dir(p))):
+            try:
+                entries = sorted(os.scandir(level), key=lambda entry: entry.name)
+            except OSError:
+                continue
+            for entry in entries:
+                if entry.name.startswith(".") or not entry.is_symlink():
+                    continue
+                real = os.path.realpath(entry.path)
+                if real != self._real_root and not real.startswith(self._real_root + "/"):
+                    yield str(Path(entry.path).relative_to(self.root))
 
     def _create_exclusive(self, tmp: Path, new_folders: list[_Sync]) -> int:
         """Create ``tmp``; folders created on the way are added to ``new_folders``' syncs."""
@@ -322,6 +353,7 @@ class FilesystemBackend(StorageBackend):
 
     def delete(self, key: str) -> bool:
         path = self.path_of(key)
+        self._check_inside(key, path)
         try:
             path.unlink()
         except FileNotFoundError:
@@ -346,6 +378,7 @@ class FilesystemBackend(StorageBackend):
         folders: dict[Path, None] = {}
         for key in keys:
             path = self.path_of(key)
+            self._check_inside(key, path)
             try:
                 path.unlink()
             except FileNotFoundError:
