@@ -591,3 +591,66 @@ def test_writes_through_a_symlink_out_of_the_root_are_refused_and_verify_reports
         assert "escape" in result.stdout + result.stderr
         assert store.download(kept) == b"inside"
         assert store.upload("1.2", "spec", "diff", b"still fine")
+
+
+# -- #10: errors that confuse ------------------------------------------------------------------
+
+
+def _cli_with_config_text(tmp_path: Path, text: bytes, *args: str) -> Result:
+    config = tmp_path / "raw.yaml"
+    config.write_bytes(text)
+    return CliRunner().invoke(app, ["--config", str(config), *args])
+
+
+def test_a_config_file_with_invalid_utf8_is_a_config_error(tmp_path: Path) -> None:
+    """#10: ConfigError naming the file; CLI exit 2, one line."""
+    raw = b"artifact_store:\n  base_path: /tmp/caf\xe9\n"
+    (tmp_path / "bad.yaml").write_bytes(raw)
+    with pytest.raises(ConfigError, match="UTF-8"):
+        ArtifactStoreConfig.from_yaml(tmp_path / "bad.yaml")
+    _usage_error(_cli_with_config_text(tmp_path, raw, "ls"), "raw.yaml", "UTF-8")
+
+
+def test_duplicate_keys_in_a_config_file_are_a_config_error(tmp_path: Path) -> None:
+    """#10: a key given twice is refused, naming the key (YAML would keep the last)."""
+    text = f"artifact_store:\n  base_path: {tmp_path}/a\n  base_path: {tmp_path}/b\n".encode()
+    _usage_error(_cli_with_config_text(tmp_path, text, "ls"), "raw.yaml", "base_path")
+    nested = (
+        f"artifact_store:\n  base_path: {tmp_path}/a\n"
+        "  retention_policy:\n    diff: 3\n    diff: 4\n"
+    ).encode()
+    _usage_error(_cli_with_config_text(tmp_path, nested, "ls"), "diff")
+
+
+@pytest.mark.parametrize("key", ["base_path", "state_dir"])
+def test_empty_paths_in_the_config_are_config_errors(tmp_path: Path, key: str) -> None:
+    """#10: ``base_path: ""`` does not silently mean the current folder."""
+    with pytest.raises(ConfigError, match=key):
+        ArtifactStoreConfig.from_dict({"base_path": str(tmp_path), key: ""})
+    _usage_error(_cli(tmp_path, "ls", **{key: ""}), key)
+
+
+@pytest.mark.parametrize("key", ["state_dir", "base_path"])
+def test_a_path_setting_that_names_a_regular_file_is_a_config_error(
+    tmp_path: Path, key: str
+) -> None:
+    """#10: state_dir or base_path naming a file: one line naming the setting, exit 2."""
+    regular = tmp_path / "a-file"
+    regular.write_text("not a folder")
+    settings = {"base_path": tmp_path / "store", key: regular}
+    with pytest.raises(ConfigError, match=key):
+        ArtifactStore(ArtifactStoreConfig.model_validate(settings))
+    _usage_error(_cli(tmp_path, "ls", **{key: str(regular)}), key, str(regular))
+    assert regular.read_text() == "not a folder"
+
+
+def test_download_into_a_missing_folder_names_the_folder_not_a_temp_file(tmp_path: Path) -> None:
+    """#10: exit 2 naming the missing folder; no internal temporary name in the message."""
+    with ArtifactStore(ArtifactStoreConfig(base_path=tmp_path / "store")) as store:
+        store.upload("1.1", "spec", "diff", b"x")
+        target = tmp_path / "missing" / "dir" / "x"
+        with pytest.raises(InvalidInputError, match=re.escape(str(target.parent))):
+            store.download_to(ArtifactKey.of("spec", "1.1", "diff").uri(store.root_uri), target)
+    result = _cli(tmp_path, "download", "spec/1.1/diff", "-o", str(target))
+    _usage_error(result, str(target.parent))
+    assert ".part-" not in result.stderr

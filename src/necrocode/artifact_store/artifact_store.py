@@ -26,6 +26,7 @@ from .config import ArtifactStoreConfig
 from .exceptions import (
     ArtifactNotFoundError,
     ArtifactStoreError,
+    ConfigError,
     IntegrityError,
     InvalidInputError,
     StorageError,
@@ -112,6 +113,7 @@ class ArtifactStore:
         elif isinstance(config, dict):
             config = ArtifactStoreConfig.from_dict(config)
         self.config = config
+        _check_folders(config)
         self.backend = backend if backend is not None else create_backend(config)
         self.compression = CompressionEngine(
             config.compression_codec, config.compression_level, config.compression_enabled
@@ -1036,6 +1038,20 @@ def _content_chunks(content: Content) -> tuple[Iterable[bytes], Callable[[], Non
         f"content must be bytes, str, a path, a binary file or an iterable of bytes, "
         f"not {type(content).__name__}"
     )
+
+
+def _check_folders(config: ArtifactStoreConfig) -> None:
+    """Refuse a ``base_path`` or ``state_dir`` that exists but is not a folder."""
+    folders = [("state_dir", config.effective_state_dir)]
+    if config.backend_type == "filesystem":
+        folders.insert(0, ("base_path", config.base_path))
+    for key, folder in folders:
+        for place in (folder, *folder.parents):
+            if place.is_dir():
+                break
+            if place.exists() or place.is_symlink():
+                what = "" if place == folder else f" ({place} is not a folder)"
+                raise ConfigError(f"{key}: {folder} is not a folder{what}", key=key)
 
 
 def _aware(moment: datetime | None, name: str) -> datetime:

@@ -118,6 +118,14 @@ class ArtifactStoreConfig(_Section):
     #: ``require`` refuses to write; ``emulate`` checks then writes (one writing host only).
     conditional_writes: Literal["require", "emulate"] = "require"
 
+    @field_validator("base_path", "state_dir", mode="before")
+    @classmethod
+    def _not_empty(cls, value: Any) -> Any:
+        if isinstance(value, str) and not value.strip():
+            # Path("") is the current folder: never what an empty setting meant.
+            raise ValueError("must not be empty (use null for the default)")
+        return value
+
     @field_validator("base_path", "state_dir")
     @classmethod
     def _expand_user(cls, value: Path | None) -> Path | None:
@@ -183,10 +191,36 @@ def read_yaml_file(path: Path) -> Any:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}", source=str(path)) from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte {exc.start}: {exc.object[exc.start : exc.start + 1]!r})",
+            source=str(path),
+        ) from None
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except _DuplicateKeyError as exc:
+        raise ConfigError(f"{path}: {exc}", key=exc.key, source=str(path)) from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}", source=str(path)) from exc
+
+
+class _DuplicateKeyError(yaml.YAMLError):
+    def __init__(self, key: str, line: int) -> None:
+        super().__init__(f"key '{key}' is given twice (again on line {line}); keep one")
+        self.key = key
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a mapping that names a key twice (YAML keeps the last)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, str | int | float | bool) and key in seen:
+                raise _DuplicateKeyError(str(key), key_node.start_mark.line + 1)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
 
 def unwrap_settings(data: Any, *, source: str | None = None) -> dict[str, Any]:

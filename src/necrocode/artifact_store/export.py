@@ -70,7 +70,7 @@ def export_zip(
     Artifacts deleted while the export runs are listed as skipped.
     """
     target = output_path.expanduser().absolute()
-    check_output_file(target)
+    check_output_file(target, folder_may_be_missing=True)
     tmp = target.with_name(f".{target.name}.part-{new_generation()}")
     items_total = len(artifacts)
     bytes_total = sum(meta.original_size for meta in artifacts)

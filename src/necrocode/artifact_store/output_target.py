@@ -27,11 +27,19 @@ _KINDS = (
 )
 
 
-def check_output_file(path: Path) -> None:
-    """Refuse ``path`` as a file to (re)place unless it is absent or a regular file."""
+def check_output_file(path: Path, *, folder_may_be_missing: bool = False) -> None:
+    """Refuse ``path`` as a file to (re)place unless it is absent or a regular file.
+
+    An absent ``path`` needs its folder, unless ``folder_may_be_missing`` (the caller
+    creates it).
+    """
     try:
         mode = os.lstat(path).st_mode
     except FileNotFoundError:
+        folder = path.parent
+        if not folder_may_be_missing and not folder.is_dir():
+            problem = "is not a folder" if folder.exists() else "does not exist"
+            raise InvalidInputError(f"cannot write {path}: the folder {folder} {problem}") from None
         return
     except OSError as exc:
         raise InvalidInputError(f"{path}: cannot write there: {exc.strerror}") from exc
