@@ -16,6 +16,8 @@ import signal
 import stat
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -654,3 +656,44 @@ def test_download_into_a_missing_folder_names_the_folder_not_a_temp_file(tmp_pat
     result = _cli(tmp_path, "download", "spec/1.1/diff", "-o", str(target))
     _usage_error(result, str(target.parent))
     assert ".part-" not in result.stderr
+
+
+# -- #11: repair leaves the temporary files of live uploads alone ---------------------------
+
+
+def test_repair_with_no_grace_leaves_an_upload_in_progress_alone(tmp_path: Path) -> None:
+    """#11: age is no proof: the writer's lock protects its temporary file."""
+    with ArtifactStore(ArtifactStoreConfig(base_path=tmp_path / "store")) as store:
+        started, release = threading.Event(), threading.Event()
+        outcome: list[object] = []
+
+        def slow_source() -> Iterator[bytes]:
+            yield b"first half, "
+            started.set()
+            assert release.wait(30)
+            yield b"second half"
+
+        def upload() -> None:
+            try:
+                outcome.append(store.upload("1.1", "spec", "log", slow_source()))
+            except Exception as exc:
+                outcome.append(exc)
+
+        writer = threading.Thread(target=upload)
+        writer.start()
+        try:
+            assert started.wait(30)
+            assert list(store.backend.list_incomplete()), "the upload has a temporary file"
+            report = store.repair(older_than=timedelta(0))
+            assert report.removed_incomplete == []
+            assert report.skipped_busy
+        finally:
+            release.set()
+            writer.join(30)
+        assert isinstance(outcome[0], str), outcome
+        assert store.download(outcome[0]) == b"first half, second half"
+        # Once the writer is gone, a leftover of the same kind is collected.
+        leftover = tmp_path / "store" / "spec" / "1.1" / ".log.txt.v000009.abc.gz.tmp-dead"
+        leftover.write_bytes(b"left by a killed writer")
+        assert store.repair(older_than=timedelta(0)).removed_incomplete
+        assert not leftover.exists()

@@ -25,6 +25,8 @@ log = logging.getLogger("necrocode.artifact_store")
 
 #: Leftovers younger than this are presumed to belong to a write still running.
 DEFAULT_REPAIR_GRACE = timedelta(minutes=15)
+#: What marks a filesystem backend's temporary file (``.<name>.tmp-<random>``).
+TMP_MARKER = ".tmp-"
 
 ProgressCallback = Callable[[int, int], None]
 
@@ -61,6 +63,19 @@ def load_versions(metadata: MetadataManager, stored: StoredArtifact) -> list[Art
         with contextlib.suppress(ArtifactNotFoundError, IntegrityError):
             found.append(metadata.load(stored.key, version))
     return found
+
+
+def _artifact_of_leftover(key: str) -> ArtifactKey | None:
+    """The artifact a leftover of an interrupted write belongs to, if its name tells.
+
+    A filesystem leftover is ``<folder>/.<name>.tmp-<random>``; cloud backends report
+    the key being written.
+    """
+    folder, _, name = key.rpartition("/")
+    if name.startswith(".") and TMP_MARKER in name:
+        name = name[1:].split(TMP_MARKER, 1)[0]
+    parsed = parse_key(f"{folder}/{name}" if folder else name)
+    return None if parsed is None else parsed.artifact
 
 
 def _referenced_objects(
@@ -191,8 +206,20 @@ def repair_store(
                     report.removed_orphans.append(object_key)
     for info in backend.list_incomplete():
         old = info.modified is None or info.modified <= cutoff
-        if old and backend.remove_incomplete(info.key):
-            report.removed_incomplete.append(info.key)
+        if not old:
+            continue
+        artifact = _artifact_of_leftover(info.key)
+        if artifact is None:
+            if backend.remove_incomplete(info.key):
+                report.removed_incomplete.append(info.key)
+            continue
+        # Age is no proof that the writer is gone: its lock is. A writer holds the
+        # artifact's lock for as long as its temporary file exists.
+        with locks.try_hold(artifact.path) as got:
+            if not got:
+                report.skipped_busy.append(info.key)
+            elif backend.remove_incomplete(info.key):
+                report.removed_incomplete.append(info.key)
     try:
         report.indexed = metadata.rebuild_index()
     except (StorageFullError, PermissionError) as exc:
