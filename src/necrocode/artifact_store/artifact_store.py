@@ -29,6 +29,7 @@ from .exceptions import (
     ConfigError,
     IntegrityError,
     InvalidInputError,
+    InvalidNameError,
     StorageError,
     StorageFullError,
 )
@@ -423,6 +424,10 @@ class ArtifactStore:
                 raise ArtifactNotFoundError(f"no artifact at {uri}", uri=uri)
             try:
                 raw = self.backend.open_read(meta.object_key)
+            except InvalidNameError:
+                raise IntegrityError(
+                    f"{uri}: its record names an unusable object key {meta.object_key!r}", uri=uri
+                ) from None
             except ArtifactNotFoundError:
                 # Replaced or deleted since the lookup: look again in the records.
                 fresh = self.metadata.refresh(key, version)

@@ -287,7 +287,7 @@ def parse_when(text: str) -> datetime:
         ) from None
     try:
         return moment if moment.tzinfo is not None else moment.astimezone()
-    except (OverflowError, OSError):
+    except (OverflowError, OSError, ValueError):
         raise typer.BadParameter(f"{text!r} is outside the range of local time") from None
 
 

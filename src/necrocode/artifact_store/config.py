@@ -200,6 +200,10 @@ def read_yaml_file(path: Path) -> Any:
         return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
     except _DuplicateKeyError as exc:
         raise ConfigError(f"{path}: {exc}", key=exc.key, source=str(path)) from None
+    except RecursionError:
+        raise ConfigError(f"{path}: not valid YAML: nested too deeply", source=str(path)) from None
+    except ValueError as exc:  # e.g. an integer of more digits than Python converts
+        raise ConfigError(f"{path}: not a usable value: {exc}", source=str(path)) from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}", source=str(path)) from exc
 

@@ -86,11 +86,21 @@ def _referenced_objects(
     unreadable: set[int] = set()
     for version in sorted(stored.records):
         try:
-            referenced.add(metadata.load(stored.key, version).object_key)
+            object_key = metadata.load(stored.key, version).object_key
         except ArtifactNotFoundError:
             continue  # deleted while we looked
         except IntegrityError as exc:
             log.error("repair keeps the objects of an unreadable record: %s", exc)
+            unreadable.add(version)
+            continue
+        referenced.add(object_key)
+        if object_key not in stored.objects:
+            # The record names an object that is not there (a damaged name?): the
+            # objects of its version may be its bytes, so they are not collected.
+            log.error(
+                "repair keeps the objects of %s: its record names a missing one",
+                stored.records[version],
+            )
             unreadable.add(version)
     return referenced, unreadable
 

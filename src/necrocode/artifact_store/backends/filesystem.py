@@ -267,7 +267,15 @@ class FilesystemBackend(StorageBackend):
                     os.unlink(tmp)
                 raise
             if sync:
-                fsync_dir(path.parent)
+                try:
+                    fsync_dir(path.parent)
+                except OSError:
+                    if if_absent:
+                        # Created by this call and not durable: take it back, so a failed
+                        # create leaves nothing behind (a record pointing at nothing).
+                        with contextlib.suppress(OSError):
+                            os.unlink(path)
+                    raise
             elif deferred is not None and self.durable:
                 deferred.extend([*before, (str(path), False), (str(path.parent), True)])
         except OSError as exc:
