@@ -115,6 +115,8 @@ class IntentLog:
         return self._read(self.path_for(key))
 
     def _read(self, path: Path) -> DeleteIntent | None:
+        if not os.path.exists(path):  # the common case, one stat
+            return None
         try:
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError:

@@ -105,11 +105,14 @@ class MetadataManager:
 
     def _room_to_rebuild(self) -> bool:
         """Whether the disk has room for a second copy of the index (a rebuild's WAL)."""
+        path = getattr(self.index, "path", None)  # only a local index file takes local room
+        if path is None:
+            return True
         try:
             held = sum(
-                os.stat(f"{self.index.path}{suffix}").st_size
+                os.stat(f"{path}{suffix}").st_size
                 for suffix in ("", "-wal")
-                if os.path.exists(f"{self.index.path}{suffix}")
+                if os.path.exists(f"{path}{suffix}")
             )
             return shutil.disk_usage(self.state_dir).free > held + REBUILD_MARGIN
         except OSError:
@@ -161,7 +164,7 @@ class MetadataManager:
         except IndexCorruptError:
             self.index.destroy()
             count = self.index.replace_all(records)
-        if self._stale_marker.exists() and not self.index.read_only:
+        if self._stale_marker.exists() and not getattr(self.index, "read_only", False):
             try:
                 self._stale_marker.unlink(missing_ok=True)
             except OSError as exc:

@@ -12,6 +12,7 @@ import contextlib
 import errno
 import os
 import secrets
+import stat
 import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -283,7 +284,21 @@ class FilesystemBackend(StorageBackend):
         return written
 
     def _check_inside(self, key: str, path: Path) -> None:
-        """Refuse to write or delete through a symbolic link that leads out of the root."""
+        """Refuse to write or delete through a symbolic link that leads out of the root.
+
+        One ``lstat`` per folder of the key (two for an artifact): the full
+        resolution runs only when one of them is a link.
+        """
+        folder = self._root_prefix.rstrip("/")
+        for part in key.split("/")[:-1]:
+            folder = f"{folder}/{part}"
+            try:
+                if stat.S_ISLNK(os.lstat(folder).st_mode):
+                    break
+            except FileNotFoundError:
+                return  # created below: a folder of ours, not a link
+        else:
+            return
         real = os.path.realpath(path.parent)
         if real != self._real_root and not real.startswith(self._real_root + "/"):
             raise PermissionError(
