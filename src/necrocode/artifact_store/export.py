@@ -21,6 +21,7 @@ from .exceptions import ArtifactNotFoundError, StorageError
 from .integrity import ArtifactReader
 from .models import ArtifactMetadata, format_time, utc_now
 from .naming import new_generation
+from .output_target import check_output_file
 
 __all__ = ["MANIFEST_NAME", "ExportProgress", "export_zip", "read_manifest"]
 
@@ -71,6 +72,7 @@ def export_zip(
     Artifacts deleted while the export runs are listed as skipped.
     """
     target = output_path.expanduser().absolute()
+    check_output_file(target, folder_may_be_missing=True)
     tmp = target.with_name(f".{target.name}.part-{new_generation()}")
     items_total = len(artifacts)
     bytes_total = sum(meta.original_size for meta in artifacts)

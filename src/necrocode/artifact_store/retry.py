@@ -388,6 +388,9 @@ class RetryingBackend(StorageBackend):
     def remove_incomplete(self, key: str) -> bool:
         return self.policy.call("remove_incomplete", key, lambda: self.inner.remove_incomplete(key))
 
+    def list_escaping(self) -> Iterator[str]:
+        return self.inner.list_escaping()
+
     def close(self) -> None:
         self.inner.close()
 
