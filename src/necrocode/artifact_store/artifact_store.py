@@ -56,6 +56,7 @@ from .models import (
 )
 from .naming import ArtifactKey, new_generation, validate_name, validate_tags
 from .output_target import check_output_file
+from .parallel import maintenance_workers, ordered_map
 from .retention_policy import CleanupReport, RetentionPolicy, append_cleanup_log
 from .settings import load_config
 from .storage_backend import (
@@ -644,7 +645,9 @@ class ArtifactStore:
         with the records are corrected in passing and listed.
         """
         with self._operation("verify_all"):
-            return verify_store(self.backend, self.metadata, progress)
+            return verify_store(
+                self.backend, self.metadata, progress, self.config.maintenance_workers
+            )
 
     def repair(self, older_than: timedelta = DEFAULT_REPAIR_GRACE) -> RepairReport:
         """Remove the waste interrupted writes leave, then rebuild the index.
@@ -795,12 +798,17 @@ class ArtifactStore:
             for meta in expired:
                 by_folder.setdefault(f"{meta.spec_name}/{meta.task_id}", []).append(meta)
             done = 0
-            for group in by_folder.values():
-                try:
-                    deleted = group if dry_run else self._delete_expired_group(group, moment)
-                    failure = None
-                except ArtifactStoreError as exc:
-                    deleted, failure = [], exc
+            # Folders are deleted on a few threads (their fsyncs overlap), merged here in
+            # order; a folder that fails is reported and the others go on.
+            workers = maintenance_workers(self.backend, self.config.maintenance_workers)
+            outcomes = ordered_map(
+                lambda group: group if dry_run else self._delete_expired_group(group, moment),
+                by_folder.values(),
+                1 if dry_run else workers,
+            )
+            for outcome in outcomes:
+                group, failure = outcome.item, outcome.error
+                deleted = outcome.value or []
                 for meta in group:
                     label = meta.version_uri if self.config.versioning_enabled else meta.uri
                     if failure is not None:

@@ -22,7 +22,8 @@ from .locking import LockManager
 from .metadata_manager import MetadataManager, StoredArtifact
 from .models import ArtifactMetadata, ArtifactType, utc_now
 from .naming import ArtifactKey, parse_key
-from .storage_backend import StorageBackend
+from .parallel import maintenance_workers, ordered_map
+from .storage_backend import ObjectInfo, StorageBackend
 
 __all__ = ["DEFAULT_REPAIR_GRACE", "RepairReport", "load_versions", "repair_store", "verify_store"]
 
@@ -111,29 +112,73 @@ def _referenced_objects(
 
 
 def verify_store(
-    backend: StorageBackend, metadata: MetadataManager, progress: ProgressCallback | None = None
+    backend: StorageBackend,
+    metadata: MetadataManager,
+    progress: ProgressCallback | None = None,
+    workers: int | None = None,
 ) -> VerifyReport:
-    """See :meth:`ArtifactStore.verify_all`."""
+    """See :meth:`ArtifactStore.verify_all`.
+
+    One walk of the backend finds the artifacts and the leftovers of interrupted
+    writes; ``workers`` threads (:func:`~.parallel.maintenance_workers` by default)
+    read and hash the artifacts, and this thread merges their findings in walk order,
+    so the report and the progress calls are those of a single-threaded pass. A
+    storage error on one artifact is reported as that artifact's problem.
+    """
     report = VerifyReport()
     seen: set[tuple[str, str, str, int]] = set()
     total = metadata.index.count() if progress is not None else 0
-    for done, stored in enumerate(metadata.iter_stored(), start=1):
-        _verify_stored(backend, metadata, stored, report, seen)
+    leftovers: list[ObjectInfo] = []
+    count = maintenance_workers(backend, workers)
+    outcomes = ordered_map(
+        lambda stored: _verify_stored(backend, metadata, stored),
+        metadata.iter_stored(leftovers=leftovers),
+        count,
+    )
+    for done, outcome in enumerate(outcomes, start=1):
+        if outcome.value is not None:
+            outcome.value.merge_into(report, seen)
+        else:
+            stored = outcome.item
+            uri = stored.key.uri(metadata.root_uri)
+            report.corrupted.append(
+                ArtifactProblem(uri, stored.latest_version, f"could not be read: {outcome.error}")
+            )
+            # Unread, not known wrong: its index rows are left as they are.
+            k = stored.key
+            seen.update((k.spec_name, k.task_id, k.type.value, v) for v in stored.records)
         if progress is not None:
             progress(done, max(total, done))
-    report.incomplete = [info.key for info in backend.list_incomplete()]
+    report.incomplete = [info.key for info in leftovers]
     report.escaping = list(backend.list_escaping())
     _fix_index(metadata, seen, report)
     return report
 
 
+@dataclass
+class _Findings:
+    """What verifying one artifact found (built in a worker, merged by the caller)."""
+
+    ok: list[str] = field(default_factory=list)
+    corrupted: list[ArtifactProblem] = field(default_factory=list)
+    missing: list[ArtifactProblem] = field(default_factory=list)
+    orphaned: list[str] = field(default_factory=list)
+    seen: list[tuple[str, str, str, int]] = field(default_factory=list)
+    bytes_checked: int = 0
+
+    def merge_into(self, report: VerifyReport, seen: set[tuple[str, str, str, int]]) -> None:
+        report.ok.extend(self.ok)
+        report.corrupted.extend(self.corrupted)
+        report.missing.extend(self.missing)
+        report.orphaned.extend(self.orphaned)
+        report.bytes_checked += self.bytes_checked
+        seen.update(self.seen)
+
+
 def _verify_stored(
-    backend: StorageBackend,
-    metadata: MetadataManager,
-    stored: StoredArtifact,
-    report: VerifyReport,
-    seen: set[tuple[str, str, str, int]],
-) -> None:
+    backend: StorageBackend, metadata: MetadataManager, stored: StoredArtifact
+) -> _Findings:
+    found = _Findings()
     key = stored.key
     referenced: set[str] = set()
     latest = stored.latest_version
@@ -144,27 +189,28 @@ def _verify_stored(
         except ArtifactNotFoundError:
             continue  # deleted while we looked
         except IntegrityError as exc:
-            report.corrupted.append(ArtifactProblem(uri, version, str(exc)))
+            found.corrupted.append(ArtifactProblem(uri, version, str(exc)))
             continue
-        seen.add((key.spec_name, key.task_id, key.type.value, version))
+        found.seen.append((key.spec_name, key.task_id, key.type.value, version))
         referenced.add(meta.object_key)
         if meta.object_key not in stored.objects:
-            report.missing.append(ArtifactProblem(uri, version, "stored object is missing"))
+            found.missing.append(ArtifactProblem(uri, version, "stored object is missing"))
             continue
         try:
             raw = backend.open_read(meta.object_key)
         except ArtifactNotFoundError:
-            report.missing.append(ArtifactProblem(uri, version, "stored object is missing"))
+            found.missing.append(ArtifactProblem(uri, version, "stored object is missing"))
             continue
         try:
             with ArtifactReader(meta, raw, verify=True) as reader:
                 reader.drain()
         except IntegrityError as exc:
-            report.corrupted.append(ArtifactProblem(uri, version, str(exc)))
+            found.corrupted.append(ArtifactProblem(uri, version, str(exc)))
             continue
-        report.ok.append(uri)
-        report.bytes_checked += meta.size
-    report.orphaned.extend(sorted(set(stored.objects) - referenced))
+        found.ok.append(uri)
+        found.bytes_checked += meta.size
+    found.orphaned.extend(sorted(set(stored.objects) - referenced))
+    return found
 
 
 def _fix_index(

@@ -306,11 +306,27 @@ class MetadataManager:
                 found.records.pop(version, None)
         return found
 
-    def iter_stored(self, prefix: str = "") -> Iterator[StoredArtifact]:
-        """Group one backend listing into artifacts (listing order keeps them together)."""
+    def iter_stored(
+        self, prefix: str = "", leftovers: list[ObjectInfo] | None = None
+    ) -> Iterator[StoredArtifact]:
+        """Group one backend listing into artifacts (listing order keeps them together).
+
+        With ``leftovers``, the same walk also appends the leftovers of interrupted
+        writes to it (what :meth:`StorageBackend.list_incomplete` yields).
+        """
         current: StoredArtifact | None = None
         gone = self.intents.gone()
-        for info in self.backend.list(prefix):
+        if leftovers is None:
+            listing: Iterator[tuple[ObjectInfo, bool]] = (
+                (info, False) for info in self.backend.list(prefix)
+            )
+        else:
+            listing = self.backend.list_with_incomplete(prefix)
+        for info, incomplete in listing:
+            if incomplete:
+                if leftovers is not None:
+                    leftovers.append(info)
+                continue
             parsed = parse_key(info.key)
             if parsed is None:
                 continue

@@ -347,6 +347,15 @@ class StorageBackend(ABC):
         """
         return iter(())
 
+    def list_with_incomplete(self, prefix: str = "") -> Iterator[tuple[ObjectInfo, bool]]:
+        """:meth:`list` and :meth:`list_incomplete` together, each flagged ``True`` if a
+        leftover: one walk where the backend can (the filesystem), else one after the other.
+        """
+        for info in self.list(prefix):
+            yield info, False
+        for info in self.list_incomplete(prefix):
+            yield info, True
+
     def remove_incomplete(self, key: str) -> bool:
         """Remove one leftover reported by :meth:`list_incomplete`."""
         return False

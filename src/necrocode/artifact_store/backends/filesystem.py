@@ -465,6 +465,9 @@ class FilesystemBackend(StorageBackend):
     def list_incomplete(self, prefix: str = "") -> Iterator[ObjectInfo]:
         return (info for info, tmp in self._walk(prefix) if tmp)
 
+    def list_with_incomplete(self, prefix: str = "") -> Iterator[tuple[ObjectInfo, bool]]:
+        return self._walk(prefix)  # one walk finds both
+
     def remove_incomplete(self, key: str) -> bool:
         if _TMP_MARKER not in key.rsplit("/", 1)[-1]:
             return False
