@@ -3,8 +3,10 @@ cancellation as in a single-threaded pass; one failing item does not lose the ot
 
 from __future__ import annotations
 
+import json
 import threading
 import time
+import zipfile
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -15,6 +17,7 @@ from necrocode.artifact_store import (
     ArtifactStore,
     ArtifactStoreConfig,
     ConfigError,
+    IntegrityError,
     StorageError,
 )
 from necrocode.artifact_store.backends.filesystem import FilesystemBackend
@@ -195,3 +198,37 @@ def test_maintenance_workers_setting(tmp_path: Path) -> None:
     assert 2 <= maintenance_workers(backend) <= 4
     with pytest.raises(ConfigError, match="maintenance_workers"):
         ArtifactStoreConfig.from_dict({"maintenance_workers": 0})
+
+
+def test_export_on_threads_writes_the_same_archive_and_progress(tmp_path: Path) -> None:
+    with _filled(tmp_path / "s", 24, workers=1) as store:
+        store.upload("big", "spec1", "diff", bytes(range(256)) * 5000)  # > read-ahead size
+    archives: list[tuple[list[str], list[dict[str, object]], list[tuple[int, int, str | None]]]]
+    archives = []
+    for workers in (1, 4):
+        config = ArtifactStoreConfig(base_path=tmp_path / "s", maintenance_workers=workers)
+        with ArtifactStore(config) as store:
+            calls: list[tuple[int, int, str | None]] = []
+            path = store.export_by_spec(
+                "spec1",
+                tmp_path / f"out-{workers}.zip",
+                progress=lambda p, c=calls: c.append((p.items_done, p.bytes_done, p.current)),
+            )
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+            manifest = json.loads(archive.read("manifest.json"))
+            for name in names[:-1]:
+                assert archive.read(name)  # every entry inflates and passes its CRC
+        archives.append((names, manifest["artifacts"], calls))
+    assert archives[0] == archives[1]
+    assert len(archives[1][0]) == 8 + 1 + 1  # 8 small, the big one, the manifest
+
+
+def test_export_on_threads_fails_whole_on_a_corrupted_artifact(tmp_path: Path) -> None:
+    with _filled(tmp_path / "s", 24, workers=4) as store:
+        victim = store.search(spec_name="spec2")[3]
+        object_path = tmp_path / "s" / victim.object_key
+        object_path.write_bytes(object_path.read_bytes()[:-3] + b"xyz")
+        with pytest.raises(IntegrityError):
+            store.export_by_spec("spec2", tmp_path / "out.zip")
+    assert list(tmp_path.glob("*.zip")) == [] and list(tmp_path.glob(".out.zip*")) == []

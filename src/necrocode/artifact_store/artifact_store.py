@@ -975,6 +975,7 @@ class ArtifactStore:
             query=query,
             progress=progress,
             include_manifest=include_metadata,
+            workers=maintenance_workers(self.backend, self.config.maintenance_workers),
         )
         log.info("exported %d artifacts to %s", len(found), path)
         return path
