@@ -190,21 +190,45 @@ def _store_with_workers(root: Path, workers: int | None) -> ArtifactStore:
 
 
 def b6_workers(report: Report, root: Path, scratch: Path, now: datetime, scale: Scale) -> None:
-    """verify_all and cleanup_expired on the worker pool vs the same code on one thread.
+    """verify_all, export and cleanup_expired on the worker pool vs the same code on one thread.
 
-    Both sides run in this process, in rotation (verify) or back to back on two
-    identical stores (cleanup), so the ratio is what the pool adds on this machine.
+    Both sides run in this process, in rotation (verify, export) or back to back on two
+    identical stores (cleanup), so the ratio is what the pool adds on this machine: it is
+    why a local disk uses the pool for cleanup only by default (``maintenance_workers``).
     """
     single_seconds: list[float] = []
     pool_seconds: list[float] = []
-    with _store_with_workers(root, 1) as single, _store_with_workers(root, None) as pooled:
+    workers = maintenance_workers(FilesystemBackend(root), waits_on_disk=True)
+    with _store_with_workers(root, 1) as single, _store_with_workers(root, workers) as pooled:
         checked = single.verify_all().checked  # warm the page cache for both sides
         for rep in range(scale.repetitions):
             time_in_rotation(
                 rep,
                 [(single.verify_all, single_seconds), (pooled.verify_all, pool_seconds)],
             )
-        workers = maintenance_workers(pooled.backend)
+        spec = names(0)[0]
+        exported = len(single.search(spec_name=spec))
+        single_export: list[float] = []
+        pool_export: list[float] = []
+        for rep in range(scale.repetitions):
+            time_in_rotation(
+                rep,
+                [
+                    (lambda: single.export_by_spec(spec, scratch / "x1.zip"), single_export),
+                    (lambda: pooled.export_by_spec(spec, scratch / "xn.zip"), pool_export),
+                ],
+            )
+    report.add(
+        rate_result(
+            "B6",
+            f"export_by_spec artifacts/s, {exported:,} artifacts, {workers} workers",
+            pool_export,
+            single_export,
+            exported,
+            unit="artifacts/s",
+            baseline_label="the same export on 1 thread (maintenance_workers: 1)",
+        )
+    )
     report.add(
         rate_result(
             "B6",
@@ -217,8 +241,8 @@ def b6_workers(report: Report, root: Path, scratch: Path, now: datetime, scale: 
         )
     )
     count = max(300, scale.baseline_sample)
-    seconds: dict[int | None, float] = {}
-    for workers_setting in (1, None):
+    seconds: dict[int, float] = {}
+    for workers_setting in (1, workers):
         folder = scratch / f"cleanup-workers-{workers_setting}"
         bulk_fill(folder, 0, count, now)
         os.sync()
@@ -231,7 +255,7 @@ def b6_workers(report: Report, root: Path, scratch: Path, now: datetime, scale: 
         rate_result(
             "B6",
             f"cleanup_expired deletions/s, {expired:,} expired, {workers} workers",
-            [seconds[None]],
+            [seconds[workers]],
             [seconds[1]],
             expired,
             unit="deletions/s",

@@ -800,7 +800,9 @@ class ArtifactStore:
             done = 0
             # Folders are deleted on a few threads (their fsyncs overlap), merged here in
             # order; a folder that fails is reported and the others go on.
-            workers = maintenance_workers(self.backend, self.config.maintenance_workers)
+            workers = maintenance_workers(
+                self.backend, self.config.maintenance_workers, waits_on_disk=True
+            )
             outcomes = ordered_map(
                 lambda group: group if dry_run else self._delete_expired_group(group, moment),
                 by_folder.values(),

@@ -334,8 +334,8 @@ class ArtifactStoreConfig(_Section):
     retry_attempts: int = Field(default=3, ge=1, le=20)
     retry_backoff_base: float = Field(default=0.2, ge=0, le=MAX_RETRY_INTERVAL_S)
     retry_backoff_max: float = Field(default=5.0, ge=0, le=MAX_RETRY_INTERVAL_S)
-    #: Threads of verify_all and cleanup_expired; ``null``: 4 on a local disk
-    #: (2 on one core), 8 on an object store. 1 runs them in the caller's thread only.
+    #: Threads of verify_all, cleanup_expired and export; ``null``: 8 on an object
+    #: store; on a local disk 4 for cleanup (2 on one core) and 1 for the rest.
     maintenance_workers: int | None = Field(default=None, ge=1, le=64)
 
     #: The chosen backend's own settings (the union keyed by ``backend_type``).
