@@ -233,3 +233,16 @@ def test_export_on_threads_fails_whole_on_a_corrupted_artifact(tmp_path: Path) -
         with pytest.raises(IntegrityError):
             store.export_by_spec("spec2", tmp_path / "out.zip")
     assert list(tmp_path.glob("*.zip")) == [] and list(tmp_path.glob(".out.zip*")) == []
+
+
+def test_ordered_map_in_batches_keeps_order_and_per_item_errors() -> None:
+    def work(n: int) -> int:
+        if n % 10 == 7:
+            raise StorageError(f"item {n} failed")
+        time.sleep((n % 3) * 0.001)
+        return n
+
+    outcomes = list(ordered_map(work, range(95), workers=3, batch=8))
+    assert [o.item for o in outcomes] == list(range(95))
+    assert [o.item for o in outcomes if o.error is not None] == list(range(7, 95, 10))
+    assert all(o.value == o.item for o in outcomes if o.error is None)

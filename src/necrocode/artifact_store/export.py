@@ -39,6 +39,8 @@ MANIFEST_VERSION = 1
 EXPORT_DEFLATE_LEVEL = 1
 #: Artifacts up to this (original) size are read ahead on the worker pool, whole.
 PREFETCH_MAX_BYTES = 1024 * 1024
+#: Artifacts one worker reads ahead per hand-over.
+EXPORT_BATCH = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +113,7 @@ def export_zip(
             ) as archive,
         ):
             report(None)
-            for outcome in ordered_map(read_ahead, artifacts, workers):
+            for outcome in ordered_map(read_ahead, artifacts, workers, batch=EXPORT_BATCH):
                 meta = outcome.item
                 try:
                     if outcome.error is not None:
