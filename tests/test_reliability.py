@@ -38,6 +38,7 @@ from necrocode.artifact_store import (
     StorageFullError,
 )
 from necrocode.artifact_store.cli import app
+from necrocode.artifact_store.intents import DeleteIntent
 from necrocode.artifact_store.models import MAX_RETENTION_DAYS, utc_now
 from necrocode.artifact_store.naming import ArtifactKey
 
@@ -697,3 +698,21 @@ def test_repair_with_no_grace_leaves_an_upload_in_progress_alone(tmp_path: Path)
         leftover.write_bytes(b"left by a killed writer")
         assert store.repair(older_than=timedelta(0)).removed_incomplete
         assert not leftover.exists()
+
+
+def test_an_intent_that_comes_back_never_removes_a_newer_version(tmp_path: Path) -> None:
+    """#12: an intent brought back (a power cut undid its removal) spares a version that
+    reused a removed number: only records naming the intent's objects are removed."""
+    config = ArtifactStoreConfig(base_path=tmp_path / "store")
+    with ArtifactStore(config) as store:
+        uri = store.upload("1.1", "spec", "diff", b"old life")
+        old = store.get_metadata(uri)
+        store.delete(uri)
+        new_uri = store.upload("1.1", "spec", "diff", b"new life")
+        assert store.get_metadata(new_uri).version == old.version
+        key, _ = ArtifactKey.from_uri(uri, store.root_uri)
+        store.metadata.intents.begin([DeleteIntent(key, (old.version,), (old.object_key,))])
+    with ArtifactStore(config) as store:  # opening finishes the returned intent
+        assert store.metadata.intents.pending(key) is None
+        assert store.download(new_uri) == b"new life"
+        assert [m.uri for m in store.search()] == [new_uri]

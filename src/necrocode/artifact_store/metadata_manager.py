@@ -64,9 +64,7 @@ class MetadataManager:
         self.state_dir = state_dir
         self.index = MetadataIndex(state_dir / INDEX_FILENAME)
         self._stale_marker = state_dir / STALE_MARKER
-        self.intents = IntentLog(
-            state_dir / INTENTS_DIRNAME, durable=getattr(backend, "durable", True)
-        )
+        self.intents = IntentLog(state_dir / INTENTS_DIRNAME)
         self._open_index()
 
     @property
@@ -260,12 +258,27 @@ class MetadataManager:
         intent = self.intents.pending(key)
         if intent is None:
             return False
+        # Only records that still name one of the intent's objects (or cannot be read)
+        # are its own: a record that names another object is a newer version that took
+        # a removed number after the intent was done (an intent back after a power cut).
+        versions = []
+        for version in intent.versions:
+            try:
+                current = self.load(key, version)
+            except (ArtifactNotFoundError, IntegrityError):
+                versions.append(version)
+                continue
+            if current.object_key in intent.objects:
+                versions.append(version)
+        kept = len(versions) < len(intent.versions)
         log.warning(
             "finishing an interrupted removal of %s (versions %s)",
             key.uri(self.root_uri),
-            ", ".join(map(str, intent.versions)) or "none",
+            ", ".join(map(str, versions)) or "none",
         )
-        self._finish([intent])
+        self._finish(
+            [DeleteIntent(key, tuple(versions), intent.objects, intent.all_versions and not kept)]
+        )
         return True
 
     def _finish(self, removals: list[DeleteIntent], *, with_intent: bool = True) -> None:
