@@ -716,3 +716,24 @@ def test_an_intent_that_comes_back_never_removes_a_newer_version(tmp_path: Path)
         assert store.metadata.intents.pending(key) is None
         assert store.download(new_uri) == b"new life"
         assert [m.uri for m in store.search()] == [new_uri]
+
+
+def test_get_metadata_reads_the_record_so_a_damaged_one_is_never_served_from_the_index(
+    tmp_path: Path,
+) -> None:
+    """#5: get_metadata answers from the record: damage is an IntegrityError at once,
+    the row is dropped, and a record changed behind the index's back is seen."""
+    with ArtifactStore(ArtifactStoreConfig(base_path=tmp_path / "store")) as store:
+        uri = store.upload("1.1", "spec", "diff", b"content")
+        changed = store.upload("1.2", "spec", "diff", b"content")
+        record = _record_path(store, uri)
+        record.write_bytes(record.read_bytes()[:30])
+        with pytest.raises(IntegrityError):
+            store.get_metadata(uri)
+        assert [m.uri for m in store.search(spec_name="spec")] == [changed]
+        other = _record_path(store, changed)
+        data = json.loads(other.read_text())
+        data["tags"] = ["set-elsewhere"]
+        other.write_text(json.dumps(data))
+        assert store.get_metadata(changed).tags == ("set-elsewhere",)
+        assert store.search(tags=["set-elsewhere"])[0].uri == changed

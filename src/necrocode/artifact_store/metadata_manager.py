@@ -454,10 +454,20 @@ class MetadataManager:
         """Metadata of what ``uri`` names; ``ArtifactNotFoundError`` if nothing."""
         key, version = ArtifactKey.from_uri(uri, self.root_uri)
         meta = self.get(key, version)
-        if meta is not None and not self.backend.exists(key.record_key(meta.version)):
-            # Indexed, but the record is gone (another host, or a damaged store):
-            # the records decide, and the row is corrected on the way.
-            meta = self.refresh(key, version)
+        if meta is not None:
+            # The answer comes from the record, the truth: an indexed row whose record
+            # is gone (another host, a damaged store) or damaged is corrected on the way.
+            try:
+                current = self.load(key, meta.version)
+            except ArtifactNotFoundError:
+                meta = self.refresh(key, version)
+            except IntegrityError:
+                self.unindex(key, [meta.version])
+                raise
+            else:
+                if current != meta:
+                    self.reindex(current)
+                meta = current
         if meta is None:
             raise ArtifactNotFoundError(f"no artifact at {uri}", uri=uri)
         return meta
