@@ -34,8 +34,8 @@ from necrocode.artifact_store import (
     IntegrityError,
     InvalidInputError,
     InvalidURIError,
-    PermissionError,
     StorageFullError,
+    StoragePermissionError,
 )
 from necrocode.artifact_store.cli import app
 from necrocode.artifact_store.intents import DeleteIntent
@@ -559,7 +559,7 @@ def test_a_read_only_store_can_be_searched_downloaded_and_verified(
             assert store.get_metadata(uri).original_size == 7
             assert store.get_storage_usage().artifact_count == 2
             assert store.verify_all().healthy
-            with pytest.raises(PermissionError):
+            with pytest.raises(StoragePermissionError):
                 store.upload("1.3", "spec", "diff", b"no room for writes")
         result = _cli(tmp_path, "ls", "--json", base_path=str(disk / "store"))
         assert result.exit_code == 0, result.stderr
@@ -584,7 +584,7 @@ def test_writes_through_a_symlink_out_of_the_root_are_refused_and_verify_reports
         inner.mkdir()
         (base / "alias").symlink_to(inner, target_is_directory=True)
         for spec, task in (("escape", "1.1"), ("spec", "2.1")):
-            with pytest.raises(PermissionError, match="symbolic link"):
+            with pytest.raises(StoragePermissionError, match="symbolic link"):
                 store.upload(task, spec, "diff", b"would leave the root")
         assert list(outside.iterdir()) == []
         report = store.verify_all()

@@ -11,7 +11,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from .exceptions import ArtifactNotFoundError, IntegrityError, PermissionError, StorageFullError
+from .exceptions import (
+    ArtifactNotFoundError,
+    IntegrityError,
+    StorageFullError,
+    StoragePermissionError,
+)
 from .integrity import ArtifactProblem, ArtifactReader, VerifyReport
 from .locking import LockManager
 from .metadata_manager import MetadataManager, StoredArtifact
@@ -232,7 +237,7 @@ def repair_store(
                 report.removed_incomplete.append(info.key)
     try:
         report.indexed = metadata.rebuild_index()
-    except (StorageFullError, PermissionError) as exc:
+    except (StorageFullError, StoragePermissionError) as exc:
         # What repair removed stays removed; the index is marked stale and rebuilt once
         # there is room, and until then lookups fall back to the records.
         metadata.mark_stale(exc)

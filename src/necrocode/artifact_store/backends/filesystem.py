@@ -20,8 +20,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..exceptions import ArtifactNotFoundError, PermissionError, StorageError, StorageFullError
+from ..exceptions import (
+    ArtifactNotFoundError,
+    StorageError,
+    StorageFullError,
+    StoragePermissionError,
+)
 from ..storage_backend import (
+    BackendCapabilities,
     ObjectExistsError,
     ObjectInfo,
     ReadStream,
@@ -48,7 +54,7 @@ def map_os_error(exc: OSError, what: str, key: str | None = None) -> StorageErro
     if exc.errno in _FULL:
         return StorageFullError(f"storage full while {detail}", key=key)
     if exc.errno in _DENIED:
-        return PermissionError(f"permission denied while {detail}", key=key)
+        return StoragePermissionError(f"permission denied while {detail}", key=key)
     return StorageError(f"storage error while {detail}", key=key)
 
 
@@ -159,7 +165,13 @@ class FilesystemBackend(StorageBackend):
     """Objects as files under ``root``; keys map to relative paths."""
 
     name = "filesystem"
-    transient_failures = False  # OS errors are mapped to permanent ones
+    capabilities = BackendCapabilities(
+        atomic_rename=True,
+        local_locks=True,
+        conditional_create=True,
+        range_reads=False,
+        transient_failures=False,  # OS errors are mapped to permanent ones
+    )
 
     def __init__(self, root: str | Path, *, create: bool = True, durable: bool = True) -> None:
         self.root = Path(root).expanduser().absolute()
@@ -301,7 +313,7 @@ class FilesystemBackend(StorageBackend):
             return
         real = os.path.realpath(path.parent)
         if real != self._real_root and not real.startswith(self._real_root + "/"):
-            raise PermissionError(
+            raise StoragePermissionError(
                 f"refusing to touch {key}: its folder is a symbolic link out of the store "
                 f"root (to {real})",
                 key=key,
