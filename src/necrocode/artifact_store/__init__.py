@@ -19,12 +19,15 @@ from .artifact_store import ArtifactStore
 from .backends.cloud import CloudBackend
 from .backends.filesystem import FilesystemBackend
 from .backends.memory import MemoryBackend
+from .backfill import SummaryRefreshReport
 from .compression_engine import CompressionEngine
 from .config import ArtifactStoreConfig, RetentionDays, StorageQuota
+from .content.summary import Summary
 from .exceptions import (
     ArtifactNotFoundError,
     ArtifactStoreError,
     ConfigError,
+    ContentParseError,
     IntegrityError,
     InvalidInputError,
     InvalidNameError,
@@ -73,6 +76,7 @@ __all__ = [
     "CloudBackend",
     "CompressionEngine",
     "ConfigError",
+    "ContentParseError",
     "ExportProgress",
     "FilesystemBackend",
     "IntegrityError",
@@ -96,6 +100,8 @@ __all__ = [
     "StoragePermissionError",
     "StorageQuota",
     "StorageUsage",
+    "Summary",
+    "SummaryRefreshReport",
     "VerifyReport",
     "__version__",
     "calculate_checksum",

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Literal
 
+from .content.summary import Summary
 from .exceptions import IntegrityError
 
 __all__ = [
@@ -114,6 +115,9 @@ class ArtifactMetadata:
     ``size`` is the number of bytes stored (after compression); ``original_size``
     and ``checksum`` (``sha256:<hex>``) describe the bytes that were uploaded.
     ``object_key`` is where the stored bytes live inside the backend.
+    ``summary`` is what the store understood of the content (failed tests,
+    changed files, log errors); ``None`` with ``summary_reason`` when the content
+    did not parse, ``None`` with no reason when it was never summarised.
     """
 
     uri: str
@@ -133,6 +137,8 @@ class ArtifactMetadata:
     object_key: str = ""
     retention_days: int | None = None
     pinned: bool = False
+    summary: Summary | None = None
+    summary_reason: str | None = None
 
     @property
     def version_uri(self) -> str:
@@ -144,8 +150,12 @@ class ArtifactMetadata:
         return replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict; :meth:`from_dict` restores an equal object."""
-        return {
+        """A JSON-ready dict; :meth:`from_dict` restores an equal object.
+
+        ``summary``/``summary_reason`` appear once the content was summarised (or
+        found unparseable): a record never summarised keeps the 0.1.0 layout.
+        """
+        data = {
             "schema": RECORD_SCHEMA,
             "uri": self.uri,
             "task_id": self.task_id,
@@ -165,6 +175,10 @@ class ArtifactMetadata:
             "retention_days": self.retention_days,
             "pinned": self.pinned,
         }
+        if self.summary is not None or self.summary_reason is not None:
+            data["summary"] = None if self.summary is None else self.summary.to_dict()
+            data["summary_reason"] = self.summary_reason
+        return data
 
     def to_json(self) -> str:
         """The record as compact JSON text (keys sorted, so records diff cleanly)."""
@@ -228,6 +242,10 @@ class ArtifactMetadata:
             data["object_key"],
             data["retention_days"],
             data["pinned"],
+            None
+            if (summary := data.get("summary")) is None
+            else Summary.from_trusted_dict(summary),
+            data.get("summary_reason"),
         )
 
     @classmethod
@@ -272,10 +290,18 @@ class ArtifactMetadata:
             object_key=_expect(data, "object_key", str, default=""),
             retention_days=retention,
             pinned=_expect(data, "pinned", bool, default=False),
+            summary=_summary_of(data.get("summary")),
+            summary_reason=_expect(data, "summary_reason", str, default=None)
+            if data.get("summary_reason") is not None
+            else None,
         )
 
 
 _MISSING: Any = object()
+
+
+def _summary_of(data: Any) -> Summary | None:
+    return None if data is None else Summary.from_dict(data)
 
 
 def _expect(data: dict[str, Any], key: str, kind: type[Any], default: Any = _MISSING) -> Any:
