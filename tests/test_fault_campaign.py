@@ -44,7 +44,7 @@ from necrocode.artifact_store import (
 from necrocode.artifact_store.cli import app
 from necrocode.artifact_store.models import utc_now
 from necrocode.artifact_store.naming import ArtifactKey
-from necrocode.artifact_store.settings import setting_defaults
+from necrocode.artifact_store.settings import env_var_for, resolve_config, setting_defaults
 
 from .conftest import subprocess_env
 from .fault_tools import WritePoints, full_campaign
@@ -163,6 +163,31 @@ def test_hostile_setting_values_are_config_errors_or_work(tmp_path: Path, scale:
                 assert store.download(uri) == b"configured"
             except ArtifactStoreError:
                 pass
+
+    check()
+
+
+def test_hostile_environment_overrides_are_config_errors_or_work(
+    tmp_path: Path, scale: Scale
+) -> None:
+    """Any text in any NECROCODE_ARTIFACT_STORE_* variable: a ConfigError naming the
+    variable, or a valid configuration."""
+    texts = st.one_of(
+        st.text(max_size=12),
+        _HUGE_TEXT,
+        st.sampled_from(["1e400", "-1e400", ".nan", "[1, 2]", "{a: 1}", "!!binary AA==", "'"]),
+    )
+
+    @_settings(scale.examples)
+    @given(key=st.sampled_from(_SETTING_KEYS), text=texts)
+    def check(key: str, text: str) -> None:
+        env = {"HOME": str(tmp_path), env_var_for(key): text}
+        if key not in _PATH_KEYS:
+            env[env_var_for("base_path")] = str(tmp_path / "store")
+        try:
+            resolve_config(environ=env)
+        except ConfigError as exc:
+            assert env_var_for(key) in str(exc) or "base_path" in str(exc), str(exc)
 
     check()
 

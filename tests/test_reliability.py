@@ -38,6 +38,7 @@ from necrocode.artifact_store import (
     StoragePermissionError,
 )
 from necrocode.artifact_store.cli import app
+from necrocode.artifact_store.intents import DeleteIntent
 from necrocode.artifact_store.models import MAX_RETENTION_DAYS, utc_now
 from necrocode.artifact_store.naming import ArtifactKey
 
@@ -697,3 +698,42 @@ def test_repair_with_no_grace_leaves_an_upload_in_progress_alone(tmp_path: Path)
         leftover.write_bytes(b"left by a killed writer")
         assert store.repair(older_than=timedelta(0)).removed_incomplete
         assert not leftover.exists()
+
+
+def test_an_intent_that_comes_back_never_removes_a_newer_version(tmp_path: Path) -> None:
+    """#12: an intent brought back (a power cut undid its removal) spares a version that
+    reused a removed number: only records naming the intent's objects are removed."""
+    config = ArtifactStoreConfig(base_path=tmp_path / "store")
+    with ArtifactStore(config) as store:
+        uri = store.upload("1.1", "spec", "diff", b"old life")
+        old = store.get_metadata(uri)
+        store.delete(uri)
+        new_uri = store.upload("1.1", "spec", "diff", b"new life")
+        assert store.get_metadata(new_uri).version == old.version
+        key, _ = ArtifactKey.from_uri(uri, store.root_uri)
+        store.metadata.intents.begin([DeleteIntent(key, (old.version,), (old.object_key,))])
+    with ArtifactStore(config) as store:  # opening finishes the returned intent
+        assert store.metadata.intents.pending(key) is None
+        assert store.download(new_uri) == b"new life"
+        assert [m.uri for m in store.search()] == [new_uri]
+
+
+def test_get_metadata_reads_the_record_so_a_damaged_one_is_never_served_from_the_index(
+    tmp_path: Path,
+) -> None:
+    """#5: get_metadata answers from the record: damage is an IntegrityError at once,
+    the row is dropped, and a record changed behind the index's back is seen."""
+    with ArtifactStore(ArtifactStoreConfig(base_path=tmp_path / "store")) as store:
+        uri = store.upload("1.1", "spec", "diff", b"content")
+        changed = store.upload("1.2", "spec", "diff", b"content")
+        record = _record_path(store, uri)
+        record.write_bytes(record.read_bytes()[:30])
+        with pytest.raises(IntegrityError):
+            store.get_metadata(uri)
+        assert [m.uri for m in store.search(spec_name="spec")] == [changed]
+        other = _record_path(store, changed)
+        data = json.loads(other.read_text())
+        data["tags"] = ["set-elsewhere"]
+        other.write_text(json.dumps(data))
+        assert store.get_metadata(changed).tags == ("set-elsewhere",)
+        assert store.search(tags=["set-elsewhere"])[0].uri == changed

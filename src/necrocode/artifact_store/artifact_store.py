@@ -166,9 +166,14 @@ class ArtifactStore:
     def _finish_interrupted_removals(self) -> None:
         """Finish the removals crashed processes left (those whose lock is free)."""
         for intent in list(self.metadata.intents.all()):
-            with self.locks.try_hold(intent.key.path) as got:
-                if got:
-                    self.metadata.finish_removal(intent.key)
+            try:
+                with self.locks.try_hold(intent.key.path) as got:
+                    if got:
+                        self.metadata.finish_removal(intent.key)
+            except ArtifactStoreError as exc:
+                # A read-only store, say: readers count the versions as gone all the same,
+                # and the next writer of the artifact finishes the removal.
+                log.warning("could not finish an interrupted removal now: %s", exc)
 
     def close(self) -> None:
         """Release the index connection and backend clients."""

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from .artifact_store import ArtifactStore
+from .artifact_store import MAX_REPAIR_GRACE, ArtifactStore
 from .cli_insights import ForceOption, SummariesOption, refresh_summaries
 from .cli_output import Output, format_size, plural
 from .cli_runtime import EXIT_FAILURE, Json, Spec, Task, parse_duration, resolve_ref, session
@@ -249,6 +249,11 @@ def repair(
     """Remove what interrupted writes left behind, then rebuild the index."""
     state, out = session(ctx, json_flag)
     grace = parse_duration(older_than, "--older-than")
+    if grace > MAX_REPAIR_GRACE:
+        raise typer.BadParameter(
+            f"{older_than!r} is longer than {MAX_REPAIR_GRACE.days} days",
+            param_hint="'--older-than'",
+        )
     with out.spinner("repairing"):
         report = state.store().repair(older_than=grace)
     if out.json_mode:

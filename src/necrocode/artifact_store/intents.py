@@ -10,6 +10,12 @@ or it is gone. The next writer of the artifact, or the next store opening,
 finishes what the intent names before doing anything else.
 
 Intents live in the store's state folder, one small JSON file per artifact.
+They are not fsynced: they guard against a killed process, whose writes the page
+cache keeps. After a power cut an intent may be lost (the index, a cache that may
+then lag anyway, is corrected by readers and rebuilds) or come back after it was
+done; a returning intent is finished only for records that still name one of its
+objects (see ``MetadataManager.finish_removal``), so a newer version that reused a
+number is never removed.
 """
 
 from __future__ import annotations
@@ -72,9 +78,8 @@ class DeleteIntent:
 class IntentLog:
     """The pending delete intents of one store, as files in ``folder``."""
 
-    def __init__(self, folder: Path, *, durable: bool = True) -> None:
+    def __init__(self, folder: Path) -> None:
         self.folder = folder
-        self.durable = durable
 
     def path_for(self, key: ArtifactKey) -> Path:
         """The file of ``key``'s intent."""
@@ -82,15 +87,13 @@ class IntentLog:
         return self.folder / f"{digest}{INTENT_SUFFIX}"
 
     def begin(self, intents: list[DeleteIntent]) -> None:
-        """Write ``intents`` (merged with any already pending); durable when this returns."""
+        """Write ``intents`` (merged with any already pending)."""
         if not intents:
             return
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
             for intent in intents:
                 self._write(self.path_for(intent.key), _merged(self.pending(intent.key), intent))
-            if self.durable:
-                _fsync(self.folder, directory=True)
         except OSError as exc:
             message = f"cannot record the delete intent in {self.folder}: {exc.strerror or exc}"
             if exc.errno in (errno.ENOSPC, errno.EDQUOT):
@@ -102,9 +105,6 @@ class IntentLog:
         try:
             with open(tmp, "w", encoding="utf-8") as out:
                 out.write(text)
-                if self.durable:
-                    out.flush()
-                    os.fsync(out.fileno())
             os.replace(tmp, path)
         except BaseException:
             tmp.unlink(missing_ok=True)
@@ -155,23 +155,14 @@ class IntentLog:
 
     def end(self, keys: list[ArtifactKey]) -> None:
         """Forget the intents of ``keys`` once everything they name is removed."""
-        removed = False
         for key in keys:
             path = self.path_for(key)
             try:
                 path.unlink()
-                removed = True
             except FileNotFoundError:
                 continue
             except OSError as exc:
                 raise StorageError(f"cannot remove the delete intent {path}: {exc}") from exc
-        if removed and self.durable:
-            # Durable before a new version can reuse a removed number: an intent
-            # brought back by a power cut would otherwise remove that new version.
-            try:
-                _fsync(self.folder, directory=True)
-            except OSError as exc:
-                raise StorageError(f"cannot remove delete intents in {self.folder}: {exc}") from exc
 
 
 def _merged(pending: DeleteIntent | None, intent: DeleteIntent) -> str:
@@ -184,11 +175,3 @@ def _merged(pending: DeleteIntent | None, intent: DeleteIntent) -> str:
         tuple(dict.fromkeys((*pending.objects, *intent.objects))),
         pending.all_versions or intent.all_versions,
     ).to_json()
-
-
-def _fsync(path: Path, *, directory: bool) -> None:
-    fd = os.open(path, os.O_RDONLY | (os.O_DIRECTORY if directory else 0))
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -24,12 +24,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from .exceptions import (
-    InvalidInputError,
-    StorageError,
-    StorageFullError,
-    StoragePermissionError,
-)
+from .exceptions import InvalidInputError, StorageError, StorageFullError, StoragePermissionError
 from .index.insights import InsightFilter, insights_search_sql, install_insights, write_insights
 from .models import ArtifactMetadata, ArtifactType
 from .naming import ArtifactKey
@@ -195,7 +190,7 @@ class MetadataIndex:
         self._pid = 0
         self._in_transaction = False
         self._inode: tuple[int, int] | None = None
-        #: Opened read-only (a read-only mount or user): writes fail with PermissionError.
+        #: Opened read-only (a read-only mount or user): writes fail with StoragePermissionError.
         self.read_only = False
         self._next_check = 0.0
 
@@ -284,9 +279,8 @@ class MetadataIndex:
                 except sqlite3.DatabaseError:
                     conn.close()
                     continue
-                # Registers the content-filter SQL function first; the side tables of a
-                # file written by an older version cannot be created here, and searches
-                # with content filters then fail as the file's other problems do.
+                # Registers the content-search functions first; the tables are there
+                # already if the file was built by this version (nothing is written).
                 with contextlib.suppress(sqlite3.DatabaseError):
                     install_insights(conn)
                 return conn

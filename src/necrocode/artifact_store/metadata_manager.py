@@ -63,9 +63,7 @@ class MetadataManager:
         self.state_dir = state_dir
         self.index = MetadataIndex(state_dir / INDEX_FILENAME)
         self._stale_marker = state_dir / STALE_MARKER
-        self.intents = IntentLog(
-            state_dir / INTENTS_DIRNAME, durable=getattr(backend, "durable", True)
-        )
+        self.intents = IntentLog(state_dir / INTENTS_DIRNAME)
         self._open_index()
 
     @property
@@ -259,12 +257,27 @@ class MetadataManager:
         intent = self.intents.pending(key)
         if intent is None:
             return False
+        # Only records that still name one of the intent's objects (or cannot be read)
+        # are its own: a record that names another object is a newer version that took
+        # a removed number after the intent was done (an intent back after a power cut).
+        versions = []
+        for version in intent.versions:
+            try:
+                current = self.load(key, version)
+            except (ArtifactNotFoundError, IntegrityError):
+                versions.append(version)
+                continue
+            if current.object_key in intent.objects:
+                versions.append(version)
+        kept = len(versions) < len(intent.versions)
         log.warning(
             "finishing an interrupted removal of %s (versions %s)",
             key.uri(self.root_uri),
-            ", ".join(map(str, intent.versions)) or "none",
+            ", ".join(map(str, versions)) or "none",
         )
-        self._finish([intent])
+        self._finish(
+            [DeleteIntent(key, tuple(versions), intent.objects, intent.all_versions and not kept)]
+        )
         return True
 
     def _finish(self, removals: list[DeleteIntent], *, with_intent: bool = True) -> None:
@@ -456,10 +469,20 @@ class MetadataManager:
         """Metadata of what ``uri`` names; ``ArtifactNotFoundError`` if nothing."""
         key, version = ArtifactKey.from_uri(uri, self.root_uri)
         meta = self.get(key, version)
-        if meta is not None and not self.backend.exists(key.record_key(meta.version)):
-            # Indexed, but the record is gone (another host, or a damaged store):
-            # the records decide, and the row is corrected on the way.
-            meta = self.refresh(key, version)
+        if meta is not None:
+            # The answer comes from the record, the truth: an indexed row whose record
+            # is gone (another host, a damaged store) or damaged is corrected on the way.
+            try:
+                current = self.load(key, meta.version)
+            except ArtifactNotFoundError:
+                meta = self.refresh(key, version)
+            except IntegrityError:
+                self.unindex(key, [meta.version])
+                raise
+            else:
+                if current != meta:
+                    self.reindex(current)
+                meta = current
         if meta is None:
             raise ArtifactNotFoundError(f"no artifact at {uri}", uri=uri)
         return meta
