@@ -78,7 +78,7 @@ def run_small(report: Report, work: Path, scale: Scale, only: set[str]) -> None:
         if "B6" in only:
             _log("B6 verify_all")
             b6_verify(report, store, filled, scale)
-            _log("B6 verify_all and cleanup_expired on the worker pool")
+            _log("B6 verify_all, export and cleanup_expired on the worker pool")
             b6_workers(report, root, scratch, now, scale)
             _log("B6 rebuild_index")
             b6_rebuild(report, store, scale)
