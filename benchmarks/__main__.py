@@ -17,7 +17,7 @@ from .concurrency import b5_concurrency
 from .harness import FULL, QUICK, Report, Scale, render
 from .insights import b7_summaries
 from .large import b4_large
-from .maintenance import b6_cleanup, b6_rebuild, b6_verify
+from .maintenance import b6_cleanup, b6_rebuild, b6_verify, b6_workers
 from .population import bulk_fill
 from .search import report_growth, search_latencies, usage_latencies
 from .service import b7_service
@@ -79,6 +79,8 @@ def run_small(report: Report, work: Path, scale: Scale, only: set[str]) -> None:
         if "B6" in only:
             _log("B6 verify_all")
             b6_verify(report, store, filled, scale)
+            _log("B6 verify_all, export and cleanup_expired on the worker pool")
+            b6_workers(report, root, scratch, now, scale)
             _log("B6 rebuild_index")
             b6_rebuild(report, store, scale)
             _log("B6 cleanup_expired")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import io
 import json
 import logging
 import os
@@ -30,14 +31,17 @@ from .exceptions import (
     ArtifactExistsError,
     ArtifactNotFoundError,
     ArtifactStoreError,
+    ConfigError,
     IntegrityError,
     InvalidInputError,
+    InvalidNameError,
     StorageError,
     StorageFullError,
 )
 from .export import ExportProgress, export_zip
 from .index.insights import InsightFilter
 from .integrity import ArtifactReader, HashingSource, VerifyReport
+from .intents import DeleteIntent
 from .locking import LockManager
 from .maintenance import (
     DEFAULT_REPAIR_GRACE,
@@ -48,8 +52,17 @@ from .maintenance import (
 )
 from .metadata_index import SearchQuery
 from .metadata_manager import MetadataManager, StoredArtifact
-from .models import ArtifactMetadata, ArtifactType, StorageUsage, utc_now
+from .models import (
+    MAX_INT64,
+    MAX_RETENTION_DAYS,
+    ArtifactMetadata,
+    ArtifactType,
+    StorageUsage,
+    utc_now,
+)
 from .naming import ArtifactKey, new_generation, validate_name, validate_tags
+from .output_target import check_output_file
+from .parallel import maintenance_workers, ordered_map
 from .retention_policy import CleanupReport, RetentionPolicy, append_cleanup_log
 from .settings import load_config
 from .storage_backend import (
@@ -77,6 +90,8 @@ MAX_VERSION_RACES = 16
 #: How often a reader re-resolves an artifact whose object vanished under it.
 MAX_READ_RACES = 5
 MAX_MIME_LENGTH = 255
+#: The longest grace ``repair`` accepts (older than the calendar: nothing would qualify).
+MAX_REPAIR_GRACE = timedelta(days=365 * 1000)
 #: Attribute of the log record a failing public call writes (the command line drops
 #: those records, since it reports the same error itself).
 FAILED_OPERATION = "necrocode_failed_operation"
@@ -108,6 +123,7 @@ class ArtifactStore:
         elif isinstance(config, dict):
             config = ArtifactStoreConfig.from_dict(config)
         self.config = config
+        _check_folders(config)
         self.backend = backend if backend is not None else create_backend(config)
         self.compression = CompressionEngine(
             config.compression_codec, config.compression_level, config.compression_enabled
@@ -125,6 +141,7 @@ class ArtifactStore:
         if not config.locking_enabled:
             log.info("locking_enabled: false is accepted, but writers still lock each artifact")
         self._depth = threading.local()
+        self._finish_interrupted_removals()
 
     # -- plumbing -------------------------------------------------------------------
 
@@ -139,6 +156,25 @@ class ArtifactStore:
 
     def _parse_uri(self, uri: str) -> tuple[ArtifactKey, int | None]:
         return ArtifactKey.from_uri(uri, self.root_uri)
+
+    @contextlib.contextmanager
+    def _hold(self, key: ArtifactKey, uri: str) -> Iterator[None]:
+        """Hold ``key``'s lock, first finishing a removal a crashed writer left half-done."""
+        with self.locks.hold(key.path, uri=uri):
+            self.metadata.finish_removal(key)
+            yield
+
+    def _finish_interrupted_removals(self) -> None:
+        """Finish the removals crashed processes left (those whose lock is free)."""
+        for intent in list(self.metadata.intents.all()):
+            try:
+                with self.locks.try_hold(intent.key.path) as got:
+                    if got:
+                        self.metadata.finish_removal(intent.key)
+            except ArtifactStoreError as exc:
+                # A read-only store, say: readers count the versions as gone all the same,
+                # and the next writer of the artifact finishes the removal.
+                log.warning("could not finish an interrupted removal now: %s", exc)
 
     def close(self) -> None:
         """Release the index connection and backend clients."""
@@ -221,14 +257,15 @@ class ArtifactStore:
             mime = _check_mime(mime_type or key.type.mime_type)
             tag_tuple = validate_tags(tags)
             if retention_days is not None and (
-                type(retention_days) is not int or retention_days < 0
+                type(retention_days) is not int or not 0 <= retention_days <= MAX_RETENTION_DAYS
             ):
                 raise InvalidInputError(
-                    f"retention_days must be a non-negative integer, got {retention_days!r}"
+                    f"retention_days must be an integer from 0 to {MAX_RETENTION_DAYS}, "
+                    f"got {retention_days!r}"
                 )
             chunks, close_source = _content_chunks(content)
             try:
-                with self.locks.hold(key.path, uri=uri):
+                with self._hold(key, uri):
                     meta = self._write_version(
                         key, chunks, mime, tag_tuple, custom, retention_days, if_changed, if_absent
                     )
@@ -456,6 +493,10 @@ class ArtifactStore:
                 raise ArtifactNotFoundError(f"no artifact at {uri}", uri=uri)
             try:
                 raw = self.backend.open_read(meta.object_key)
+            except InvalidNameError:
+                raise IntegrityError(
+                    f"{uri}: its record names an unusable object key {meta.object_key!r}", uri=uri
+                ) from None
             except ArtifactNotFoundError:
                 # Replaced or deleted since the lookup: look again in the records.
                 fresh = self.metadata.refresh(key, version)
@@ -501,6 +542,7 @@ class ArtifactStore:
     ) -> ArtifactMetadata:
         """Stream an artifact into ``path``; the file appears only once fully verified."""
         target = Path(path)
+        check_output_file(target)
         tmp = target.with_name(f".{target.name}.part-{new_generation()}")
         with self._operation("download", uri), self._open(uri, verify_checksum) as reader:
             done = 0
@@ -603,8 +645,10 @@ class ArtifactStore:
         created_before = _as_utc("created_before", created_before)
         if match not in ("all", "any"):
             raise InvalidInputError(f"match must be 'all' or 'any', got {match!r}")
-        if limit is not None and (type(limit) is not int or limit < 1):
-            raise InvalidInputError(f"limit must be a positive integer, got {limit!r}")
+        if limit is not None and (type(limit) is not int or not 1 <= limit <= MAX_INT64):
+            raise InvalidInputError(
+                f"limit must be an integer from 1 to {MAX_INT64}, got {limit!r}"
+            )
         return SearchQuery(
             task_id=task_id,
             spec_name=spec_name,
@@ -638,7 +682,7 @@ class ArtifactStore:
         """
         with self._operation("delete", uri):
             key, version = self._parse_uri(uri)
-            with self.locks.hold(key.path, uri=uri):
+            with self._hold(key, uri):
                 stored = self.metadata.stored(key)
                 versions = sorted(stored.records) if version is None else [version]
                 versions = [v for v in versions if v in stored.records]
@@ -648,12 +692,9 @@ class ArtifactStore:
                         return 0
                     raise ArtifactNotFoundError(f"no artifact at {uri}", uri=uri)
                 metas = [m for m in self._load_versions(stored) if m.version in versions]
-                for number in versions:  # oldest first: never resurrect an older version
-                    self.metadata.delete_record(key, number)
-                for meta in metas:
-                    if meta.object_key:
-                        self.backend.delete(meta.object_key)
-                self.metadata.unindex(key, None if version is None else versions)
+                objects = tuple(m.object_key for m in metas if m.object_key)
+                removal = DeleteIntent(key, tuple(versions), objects, all_versions=version is None)
+                self.metadata.remove_versions([removal])
             log.info("deleted %s", uri)
             return 1
 
@@ -691,7 +732,9 @@ class ArtifactStore:
         with the records are corrected in passing and listed.
         """
         with self._operation("verify_all"):
-            return verify_store(self.backend, self.metadata, progress)
+            return verify_store(
+                self.backend, self.metadata, progress, self.config.maintenance_workers
+            )
 
     def repair(self, older_than: timedelta = DEFAULT_REPAIR_GRACE) -> RepairReport:
         """Remove the waste interrupted writes leave, then rebuild the index.
@@ -701,6 +744,12 @@ class ArtifactStore:
         artifacts whose lock is held right now. Never touches a committed
         artifact.
         """
+        if not isinstance(older_than, timedelta) or older_than < timedelta(0):
+            raise InvalidInputError(f"older_than must be a timedelta >= 0, got {older_than!r}")
+        if older_than > MAX_REPAIR_GRACE:
+            raise InvalidInputError(
+                f"older_than must be at most {MAX_REPAIR_GRACE.days} days, got {older_than!r}"
+            )
         with self._operation("repair"):
             return repair_store(self.backend, self.metadata, self.locks, older_than)
 
@@ -712,7 +761,7 @@ class ArtifactStore:
         """Rewrite the record ``uri`` names (under its lock, from the stored truth)."""
         with self._operation(operation, uri):
             key, version = self._parse_uri(uri)
-            with self.locks.hold(key.path, uri=uri):
+            with self._hold(key, uri):
                 current = self.metadata.refresh(key, version)
                 if current is None:
                     raise ArtifactNotFoundError(f"no artifact at {uri}", uri=uri)
@@ -780,8 +829,10 @@ class ArtifactStore:
         self, uri: str, version: int, verify_checksum: bool | None = None
     ) -> bytes:
         """The bytes of one version of the artifact."""
-        if type(version) is not int or version < 1:
-            raise InvalidInputError(f"version must be a positive integer, got {version!r}")
+        if type(version) is not int or not 1 <= version <= MAX_INT64:
+            raise InvalidInputError(
+                f"version must be an integer from 1 to {MAX_INT64}, got {version!r}"
+            )
         key, _ = self._parse_uri(uri)
         return self.download(key.uri(self.root_uri, version), verify_checksum)
 
@@ -791,14 +842,14 @@ class ArtifactStore:
             raise InvalidInputError(f"keep must be a positive integer, got {keep!r}")
         with self._operation("delete_old_versions", uri):
             key, _ = self._parse_uri(uri)
-            with self.locks.hold(key.path, uri=uri):
+            with self._hold(key, uri):
                 stored = self.metadata.stored(key)
                 if not stored.records:
                     raise ArtifactNotFoundError(f"no artifact at {uri}", uri=uri)
                 doomed = sorted(stored.records)[:-keep]
                 metas = [m for m in self._load_versions(stored) if m.version in doomed]
-                self._remove_versions(key, metas)
-                self.metadata.unindex(key, doomed)
+                objects = tuple(m.object_key for m in metas if m.object_key)
+                self.metadata.remove_versions([DeleteIntent(key, tuple(doomed), objects)])
             return len(doomed)
 
     # -- retention --------------------------------------------------------------------
@@ -834,12 +885,19 @@ class ArtifactStore:
             for meta in expired:
                 by_folder.setdefault(f"{meta.spec_name}/{meta.task_id}", []).append(meta)
             done = 0
-            for group in by_folder.values():
-                try:
-                    deleted = group if dry_run else self._delete_expired_group(group, moment)
-                    failure = None
-                except ArtifactStoreError as exc:
-                    deleted, failure = [], exc
+            # Folders are deleted on a few threads (their fsyncs overlap), merged here in
+            # order; a folder that fails is reported and the others go on.
+            workers = maintenance_workers(
+                self.backend, self.config.maintenance_workers, waits_on_disk=True
+            )
+            outcomes = ordered_map(
+                lambda group: group if dry_run else self._delete_expired_group(group, moment),
+                by_folder.values(),
+                1 if dry_run else workers,
+            )
+            for outcome in outcomes:
+                group, failure = outcome.item, outcome.error
+                deleted = outcome.value or []
                 for meta in group:
                     label = meta.version_uri if self.config.versioning_enabled else meta.uri
                     if failure is not None:
@@ -851,7 +909,11 @@ class ArtifactStore:
                     if progress is not None:
                         progress(done, len(expired))
             report.finished_at = utc_now()
-            append_cleanup_log(self.metadata.state_dir, report)
+            try:
+                append_cleanup_log(self.metadata.state_dir, report)
+            except StorageError as exc:
+                # The deletions happened (and freed space); only their log line is lost.
+                log.warning("cleanup ran, but its log could not be written: %s", exc)
             log.info(
                 "cleanup%s: %d expired artifact versions %s, %d bytes, %d errors",
                 " (dry run)" if dry_run else "",
@@ -875,7 +937,7 @@ class ArtifactStore:
         keys = sorted({ArtifactKey(m.spec_name, m.task_id, m.type) for m in group})
         with contextlib.ExitStack() as held:
             for key in keys:
-                held.enter_context(self.locks.hold(key.path, uri=key.uri(self.root_uri)))
+                held.enter_context(self._hold(key, key.uri(self.root_uri)))
             doomed: list[tuple[ArtifactKey, ArtifactMetadata]] = []
             kept: list[ArtifactMetadata] = []
             for meta in sorted(group, key=lambda m: m.version):
@@ -892,12 +954,16 @@ class ArtifactStore:
                 kept.append(meta)
             if not doomed:
                 return []
-            self.metadata.delete_records([(key, m.version) for key, m in doomed])
-            self.backend.delete_many([m.object_key for _, m in doomed if m.object_key])
-            for key in keys:
-                versions = [m.version for k, m in doomed if k == key]
-                if versions:
-                    self.metadata.unindex(key, versions)
+            self.metadata.remove_versions(
+                [
+                    DeleteIntent(
+                        key,
+                        tuple(m.version for k, m in doomed if k == key),
+                        tuple(m.object_key for k, m in doomed if k == key and m.object_key),
+                    )
+                    for key in keys
+                ]
+            )
         return kept
 
     # -- usage ------------------------------------------------------------------------
@@ -998,6 +1064,7 @@ class ArtifactStore:
             query=query,
             progress=progress,
             include_manifest=include_metadata,
+            workers=maintenance_workers(self.backend, self.config.maintenance_workers),
         )
         log.info("exported %d artifacts to %s", len(found), path)
         return path
@@ -1130,12 +1197,32 @@ def _content_chunks(content: Content) -> tuple[Iterable[bytes], Callable[[], Non
         except OSError as exc:
             raise InvalidInputError(f"cannot read content file {content}: {exc.strerror}") from exc
         return source_chunks(handle, CHUNK_SIZE), handle.close
+    if getattr(content, "closed", False) is True:
+        raise InvalidInputError("content is a closed file; pass an open binary file")
+    if isinstance(content, io.TextIOBase):
+        raise InvalidInputError(
+            "content is a text-mode file; open it in binary mode ('rb') or pass its text as str"
+        )
     if hasattr(content, "read") or isinstance(content, Iterable):
         return source_chunks(content), lambda: None
     raise InvalidInputError(
         f"content must be bytes, str, a path, a binary file or an iterable of bytes, "
         f"not {type(content).__name__}"
     )
+
+
+def _check_folders(config: ArtifactStoreConfig) -> None:
+    """Refuse a ``base_path`` or ``state_dir`` that exists but is not a folder."""
+    folders = [("state_dir", config.effective_state_dir)]
+    if config.backend_type == "filesystem":
+        folders.insert(0, ("base_path", config.base_path))
+    for key, folder in folders:
+        for place in (folder, *folder.parents):
+            if place.is_dir():
+                break
+            if place.exists() or place.is_symlink():
+                what = "" if place == folder else f" ({place} is not a folder)"
+                raise ConfigError(f"{key}: {folder} is not a folder{what}", key=key)
 
 
 def _aware(moment: datetime | None, name: str) -> datetime:

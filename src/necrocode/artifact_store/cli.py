@@ -45,7 +45,7 @@ from .cli_runtime import (
     session,
     state_of,
 )
-from .models import ArtifactMetadata, ArtifactType
+from .models import MAX_INT64, MAX_RETENTION_DAYS, ArtifactMetadata, ArtifactType
 from .storage_backend import CHUNK_SIZE
 
 __all__ = ["app", "main"]
@@ -147,7 +147,10 @@ def upload(
     ] = None,
     mime_type: Annotated[str | None, typer.Option("--mime-type", help="MIME type.")] = None,
     retention_days: Annotated[
-        int | None, typer.Option("--retention-days", min=0, help="Keep this many days.")
+        int | None,
+        typer.Option(
+            "--retention-days", min=0, max=MAX_RETENTION_DAYS, help="Keep this many days."
+        ),
     ] = None,
     json_flag: Json = False,
 ) -> None:
@@ -307,7 +310,9 @@ def list_artifacts(
     match: Annotated[
         TagMatch, typer.Option("--match", help="With several --tag: all of them or any.")
     ] = TagMatch.ALL,
-    limit: Annotated[int | None, typer.Option("--limit", min=1, help="At most N results.")] = None,
+    limit: Annotated[
+        int | None, typer.Option("--limit", min=1, max=MAX_INT64, help="At most N results.")
+    ] = None,
     failed: FailedOption = None,
     test: TestOption = None,
     touches: TouchesOption = None,

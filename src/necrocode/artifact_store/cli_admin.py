@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from .artifact_store import ArtifactStore
+from .artifact_store import MAX_REPAIR_GRACE, ArtifactStore
 from .cli_insights import ForceOption, SummariesOption, refresh_summaries
 from .cli_output import Output, format_size, plural
 from .cli_runtime import EXIT_FAILURE, Json, Spec, Task, parse_duration, resolve_ref, session
@@ -162,6 +162,7 @@ def _print_verify_report(out: Output, report: VerifyReport) -> None:
     rows += [["missing", p.uri, p.reason] for p in report.missing]
     rows += [["orphaned", key, "stored object no record refers to"] for key in report.orphaned]
     rows += [["incomplete", key, "leftover of an interrupted write"] for key in report.incomplete]
+    rows += [["escaping", key, "symbolic link out of the store root"] for key in report.escaping]
     if rows:
         out.table(("STATUS", "ARTIFACT", "REASON"), rows)
     if report.healthy:  # otherwise the error line says what failed
@@ -247,7 +248,12 @@ def repair(
 ) -> None:
     """Remove what interrupted writes left behind, then rebuild the index."""
     state, out = session(ctx, json_flag)
-    grace = parse_duration(older_than)
+    grace = parse_duration(older_than, "--older-than")
+    if grace > MAX_REPAIR_GRACE:
+        raise typer.BadParameter(
+            f"{older_than!r} is longer than {MAX_REPAIR_GRACE.days} days",
+            param_hint="'--older-than'",
+        )
     with out.spinner("repairing"):
         report = state.store().repair(older_than=grace)
     if out.json_mode:
@@ -255,6 +261,10 @@ def repair(
         return
     for key in (*report.removed_orphans, *report.removed_incomplete):
         out.line(key)
+    if report.index_error is not None:
+        out.note(f"warning: index not rebuilt: {report.index_error}")
+    for key in report.unreadable_records:
+        out.note(f"warning: unreadable record kept with its object: {key}")
     out.note(
         f"removed {plural(len(report.removed_orphans), 'orphaned object')} and "
         f"{plural(len(report.removed_incomplete), 'leftover')}; "

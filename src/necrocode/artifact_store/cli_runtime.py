@@ -263,18 +263,30 @@ def _print_error(message: str) -> None:
 # -- argument parsing ----------------------------------------------------------------
 
 
-def parse_duration(text: str) -> timedelta:
-    """``"90s"``, ``"15m"``, ``"12h"``, ``"7d"``, ``"2w"`` -> a ``timedelta``."""
+def parse_duration(text: str, option: str | None = None) -> timedelta:
+    """``"90s"``, ``"15m"``, ``"12h"``, ``"7d"``, ``"2w"`` -> a ``timedelta``.
+
+    ``option`` names the option in the error message.
+    """
+    hint = None if option is None else f"'{option}'"
     match = _DURATION.fullmatch(text.strip())
     if match is None:
-        raise typer.BadParameter(f"{text!r} is not a duration like 90s, 15m, 12h, 7d or 2w")
-    return timedelta(seconds=int(match["count"]) * _UNIT_SECONDS[match["unit"]])
+        raise typer.BadParameter(
+            f"{text!r} is not a duration like 90s, 15m, 12h, 7d or 2w", param_hint=hint
+        )
+    try:
+        return timedelta(seconds=int(match["count"]) * _UNIT_SECONDS[match["unit"]])
+    except (OverflowError, ValueError):
+        raise typer.BadParameter(f"{text!r} is too long a duration", param_hint=hint) from None
 
 
 def parse_when(text: str) -> datetime:
     """A moment: a duration ago (``7d``) or an ISO 8601 date/time (local time if naive)."""
     if _DURATION.fullmatch(text.strip()):
-        return utc_now() - parse_duration(text)
+        try:
+            return utc_now() - parse_duration(text)
+        except OverflowError:
+            raise typer.BadParameter(f"{text!r} reaches back before the year 1") from None
     try:
         moment = datetime.fromisoformat(text.strip())
     except ValueError:
@@ -282,7 +294,10 @@ def parse_when(text: str) -> datetime:
             f"{text!r} is neither a duration (7d, 12h) nor an ISO 8601 date/time "
             "(2026-11-29, 2026-11-29T10:00:00+00:00)"
         ) from None
-    return moment if moment.tzinfo is not None else moment.astimezone()
+    try:
+        return moment if moment.tzinfo is not None else moment.astimezone()
+    except (OverflowError, OSError, ValueError):
+        raise typer.BadParameter(f"{text!r} is outside the range of local time") from None
 
 
 def resolve_ref(store: ArtifactStore, ref: str) -> str:

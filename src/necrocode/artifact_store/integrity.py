@@ -184,6 +184,8 @@ class VerifyReport:
     orphaned: list[str] = field(default_factory=list)
     incomplete: list[str] = field(default_factory=list)
     index_stale: list[str] = field(default_factory=list)
+    #: Folders inside the root that are symbolic links out of it (nothing is written there).
+    escaping: list[str] = field(default_factory=list)
     bytes_checked: int = 0
 
     @property
@@ -208,6 +210,7 @@ class VerifyReport:
             "orphaned": self.orphaned,
             "incomplete": self.incomplete,
             "index_stale": self.index_stale,
+            "escaping": self.escaping,
         }
 
 

@@ -13,13 +13,26 @@ from typing import Any, Literal
 from .content.summary import Summary
 from .exceptions import IntegrityError
 
-__all__ = ["RECORD_SCHEMA", "ArtifactMetadata", "ArtifactType", "Codec", "StorageUsage"]
+__all__ = [
+    "MAX_INT64",
+    "MAX_RETENTION_DAYS",
+    "RECORD_SCHEMA",
+    "ArtifactMetadata",
+    "ArtifactType",
+    "Codec",
+    "StorageUsage",
+]
 
 Codec = Literal["none", "gzip", "zstd"]
 CODECS: tuple[Codec, ...] = ("none", "gzip", "zstd")
 
 #: Version of the JSON record layout; bumped when a field changes meaning.
 RECORD_SCHEMA = 1
+#: The largest count (size, version, limit) the store accepts: what an index column holds.
+MAX_INT64 = 2**63 - 1
+#: The longest retention (about 2,700 years), so expiry dates stay computable; to keep
+#: an artifact forever, pin it.
+MAX_RETENTION_DAYS = 1_000_000
 
 
 class ArtifactType(StrEnum):
@@ -252,6 +265,10 @@ class ArtifactMetadata:
         retention = data.get("retention_days")
         if retention is not None and (type(retention) is not int or retention < 0):
             raise ValueError(f"retention_days: expected a non-negative integer, got {retention!r}")
+        if retention is not None and retention > MAX_RETENTION_DAYS:
+            # Written before the range was checked: a retention this long means "forever"
+            # either way, and the record stays readable.
+            retention = MAX_RETENTION_DAYS
         checksum = _expect(data, "checksum", str)
         if not checksum.startswith("sha256:") or len(checksum) != 71:
             raise ValueError(f"checksum: expected 'sha256:<64 hex digits>', got {checksum!r}")
@@ -303,6 +320,8 @@ def _expect_count(data: dict[str, Any], key: str, minimum: int = 0) -> int:
     value: int = _expect(data, key, int)
     if value < minimum:
         raise ValueError(f"{key}: must be >= {minimum}, got {value}")
+    if value > MAX_INT64:
+        raise ValueError(f"{key}: must be <= {MAX_INT64}, got {value}")
     return value
 
 

@@ -264,7 +264,7 @@ def _parse_value(raw: str, annotation: Any, key: str, where: str) -> Any:
     """A YAML scalar; text settings keep ``raw`` (so a bucket named ``1234`` stays text)."""
     try:
         value = yaml.safe_load(raw)
-    except yaml.YAMLError as exc:
+    except (yaml.YAMLError, ValueError, RecursionError) as exc:
         raise ConfigError(
             f"{where}: {key}: not a valid YAML value: {exc}", key=key, source=where
         ) from None
