@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import TypeVar
 
 from .exceptions import ArtifactNotFoundError, ArtifactStoreError, IntegrityError
-from .metadata_index import IndexCorruptError, MetadataIndex, SearchQuery
+from .index import INDEX_FILENAME, MetadataIndex, SQLiteIndex
+from .metadata_index import IndexCorruptError, SearchQuery
 from .models import ArtifactMetadata, ArtifactType
 from .naming import ArtifactKey, parse_key
 from .storage_backend import ObjectInfo, StagedObject, StorageBackend
@@ -26,7 +27,6 @@ __all__ = ["MetadataManager", "StoredArtifact"]
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-INDEX_FILENAME = "index.sqlite3"
 STALE_MARKER = "index.stale"
 
 
@@ -47,10 +47,12 @@ class StoredArtifact:
 class MetadataManager:
     """Saves, loads and finds metadata records; keeps the index in step."""
 
-    def __init__(self, backend: StorageBackend, state_dir: Path) -> None:
+    def __init__(
+        self, backend: StorageBackend, state_dir: Path, index: MetadataIndex | None = None
+    ) -> None:
         self.backend = backend
         self.state_dir = state_dir
-        self.index = MetadataIndex(state_dir / INDEX_FILENAME)
+        self.index = index if index is not None else SQLiteIndex(state_dir / INDEX_FILENAME)
         self._stale_marker = state_dir / STALE_MARKER
         self._open_index()
 

@@ -1,0 +1,18 @@
+"""The embedded index of one host: the SQLite index of :mod:`..metadata_index`
+behind the :class:`~.base.MetadataIndex` seam."""
+
+from __future__ import annotations
+
+from .. import metadata_index
+
+__all__ = ["SQLiteIndex"]
+
+
+class SQLiteIndex(metadata_index.MetadataIndex):
+    """SQLite cache of every record, shared by the processes of one machine only."""
+
+    shared = False
+
+    def describe(self) -> str:
+        """``sqlite <path of the index file>``."""
+        return f"sqlite {self.path}"

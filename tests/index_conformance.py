@@ -1,0 +1,254 @@
+"""Index conformance: one suite, bound to every :class:`MetadataIndex` implementation.
+
+``IndexConformance`` holds the tests; ``tests/test_index_conformance.py`` binds the
+``index`` fixture to SQLite and PostgreSQL. Every test starts from an empty index.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from necrocode.artifact_store import ArtifactMetadata, ArtifactType
+from necrocode.artifact_store.index import MetadataIndex, SearchQuery
+from necrocode.artifact_store.naming import ArtifactKey
+
+START = datetime(2026, 3, 1, tzinfo=UTC)
+DIFF, LOG, TEST = ArtifactType.DIFF, ArtifactType.LOG, ArtifactType.TEST_RESULT
+
+
+def meta(
+    spec: str,
+    task: str,
+    kind: ArtifactType,
+    *,
+    version: int = 1,
+    when: datetime = START,
+    size: int = 10,
+    tags: tuple[str, ...] = (),
+    retention_days: int | None = None,
+    pinned: bool = False,
+) -> ArtifactMetadata:
+    """A record as an upload would write it."""
+    return ArtifactMetadata(
+        uri="",
+        task_id=task,
+        spec_name=spec,
+        type=kind,
+        size=size,
+        checksum="sha256:" + "2" * 64,
+        created_at=when,
+        compressed=False,
+        original_size=size * 2,
+        mime_type=kind.mime_type,
+        version=version,
+        tags=tags,
+        pinned=pinned,
+        retention_days=retention_days,
+        object_key=f"{spec}/{task}/{kind.filename}.v{version:06d}.0000000000000000.raw",
+    )
+
+
+def key_of(m: ArtifactMetadata) -> ArtifactKey:
+    return ArtifactKey(m.spec_name, m.task_id, m.type)
+
+
+def fill(index: MetadataIndex) -> list[ArtifactMetadata]:
+    """Two specs x three tasks x three types, one day apart."""
+    metas = []
+    for s, spec in enumerate(["chat-app", "iot"]):
+        for t in range(3):
+            for k, kind in enumerate(ArtifactType):
+                when = START + timedelta(days=s * 10 + t * 3 + k)
+                m = meta(spec, f"1.{t}", kind, when=when, tags=(f"t{t}", spec))
+                index.put(m)
+                metas.append(m)
+    return metas
+
+
+class IndexConformance:
+    """Behaviour every search index must show."""
+
+    #: Whether the index is shared by every host (PostgreSQL) or per host (SQLite).
+    shared = False
+
+    @pytest.fixture
+    def index(self) -> Iterator[MetadataIndex]:
+        raise NotImplementedError("bind the fixture in the implementation's test class")
+
+    def test_satisfies_the_protocol(self, index: MetadataIndex) -> None:
+        assert isinstance(index, MetadataIndex)
+        assert index.shared is self.shared
+        assert index.describe().split()[0].split(":")[0] in ("sqlite", "postgresql")
+
+    def test_empty_index(self, index: MetadataIndex) -> None:
+        assert index.count() == 0
+        assert index.usage_sums() == (0, 0, 0, 0)
+        assert index.usage_totals() == []
+        assert index.keys() == set()
+        assert index.search(SearchQuery()) == []
+        assert index.get(ArtifactKey.of("s", "t", "diff")) is None
+
+    def test_put_then_get_round_trips_the_record(self, index: MetadataIndex) -> None:
+        m = meta("chat-app", "1.1", DIFF, tags=("b", "a"), retention_days=3)
+        index.put(m)
+        assert index.get(key_of(m)) == m
+        assert index.get(key_of(m), 1) == m
+        assert index.get(key_of(m), 2) is None
+        assert index.count() == 1
+
+    def test_put_with_record_text(self, index: MetadataIndex) -> None:
+        m = meta("s", "t", LOG)
+        index.put(m, record=m.to_json())
+        assert index.get(key_of(m)) == m
+
+    def test_versions_and_latest(self, index: MetadataIndex) -> None:
+        v1, v2, v3 = (meta("s", "t", LOG, version=n, size=n) for n in (1, 2, 3))
+        index.put(v2)
+        index.put(v1)  # an older version arriving late stays behind
+        index.put(v3)
+        key = key_of(v1)
+        assert [m.version for m in index.versions(key)] == [1, 2, 3]
+        assert index.get(key) == v3
+        assert index.count() == 1
+        assert index.usage_sums() == (1, 3, 6, 12)
+        index.remove(key, [3])
+        assert index.get(key) == v2
+        assert [m.version for m in index.search(SearchQuery())] == [2]
+        assert index.usage_sums() == (1, 2, 3, 6)
+
+    def test_put_replacing_versions_in_one_step(self, index: MetadataIndex) -> None:
+        v1 = meta("s", "t", DIFF, size=5)
+        index.put(v1)
+        v2 = meta("s", "t", DIFF, version=2, size=7)
+        index.put(v2, remove_versions=[1])
+        assert [m.version for m in index.versions(key_of(v1))] == [2]
+        assert index.usage_sums() == (1, 1, 7, 14)
+
+    def test_update_in_place_keeps_totals(self, index: MetadataIndex) -> None:
+        m = meta("s", "t", DIFF, tags=("x",))
+        index.put(m)
+        changed = m.with_changes(tags=("y",), pinned=True)
+        index.put(changed)
+        assert index.get(key_of(m)) == changed
+        assert index.search(SearchQuery(tags=("x",))) == []
+        assert index.search(SearchQuery(tags=("y",))) == [changed]
+        assert index.usage_sums() == (1, 1, 10, 20)
+
+    def test_remove_every_version(self, index: MetadataIndex) -> None:
+        for n in (1, 2):
+            index.put(meta("s", "t", DIFF, version=n, tags=("k",)))
+        index.put(meta("s", "u", DIFF))
+        index.remove(ArtifactKey.of("s", "t", "diff"))
+        assert index.versions(ArtifactKey.of("s", "t", "diff")) == []
+        assert index.search(SearchQuery(tags=("k",))) == []
+        assert index.keys() == {("s", "u", "diff", 1)}
+        assert index.usage_totals() == [("s", "diff", 1, 1, 10, 20)]
+
+    def test_search_filters(self, index: MetadataIndex) -> None:
+        metas = fill(index)
+        assert index.search(SearchQuery()) == sorted(metas, key=lambda m: m.created_at)
+        found = index.search(SearchQuery(task_id="1.1", spec_name="iot"))
+        assert {(m.spec_name, m.task_id) for m in found} == {("iot", "1.1")}
+        assert len(found) == 3
+        assert len(index.search(SearchQuery(task_id="1.1"))) == 6
+        assert len(index.search(SearchQuery(artifact_type=LOG))) == 6
+        window = index.search(
+            SearchQuery(
+                created_after=START + timedelta(days=3), created_before=START + timedelta(days=6)
+            )
+        )
+        assert [m.created_at for m in window] == [START + timedelta(days=d) for d in (3, 4, 5)]
+        assert len(index.search(SearchQuery(limit=4))) == 4
+        assert index.search(SearchQuery(limit=1)) == [metas[0]]
+
+    def test_search_by_tags(self, index: MetadataIndex) -> None:
+        fill(index)
+        assert len(index.search(SearchQuery(tags=("t1",)))) == 6
+        assert len(index.search(SearchQuery(tags=("t1", "iot")))) == 3
+        assert len(index.search(SearchQuery(tags=("t1", "t2"), match_all_tags=False))) == 12
+        assert index.search(SearchQuery(tags=("t1", "t2"))) == []
+        assert len(index.search(SearchQuery(tags=("t0",), spec_name="iot"))) == 3
+        assert len(index.search(SearchQuery(tags=("t0", "nope"), task_id="1.0"))) == 0
+
+    def test_search_all_versions(self, index: MetadataIndex) -> None:
+        for n in (1, 2, 3):
+            index.put(meta("s", "t", DIFF, version=n, when=START + timedelta(hours=n)))
+        assert len(index.search(SearchQuery())) == 1
+        assert [m.version for m in index.search(SearchQuery(latest_only=False))] == [1, 2, 3]
+
+    def test_expired(self, index: MetadataIndex) -> None:
+        now = START + timedelta(days=10)
+        old_diff = meta("s", "a", DIFF, when=START)
+        young_diff = meta("s", "b", DIFF, when=now - timedelta(days=1))
+        pinned_log = meta("s", "c", LOG, when=START, pinned=True)
+        own_days = meta("s", "d", TEST, when=now - timedelta(days=3), retention_days=2)
+        kept_long = meta("s", "e", TEST, when=START, retention_days=100)
+        for m in (old_diff, young_diff, pinned_log, own_days, kept_long):
+            index.put(m)
+        expired = index.expired(now, {"diff": 5, "log": 5, "test": 5})
+        assert expired == [old_diff, own_days]
+
+    def test_usage_totals_by_spec_and_type(self, index: MetadataIndex) -> None:
+        fill(index)
+        index.put(meta("chat-app", "1.0", DIFF, version=2, size=4))
+        rows = index.usage_totals()
+        assert rows[0] == ("chat-app", "diff", 3, 4, 34, 68)
+        assert len(rows) == 6
+        assert index.usage_sums() == (18, 19, 184, 368)
+        assert index.stored_bytes() == 184
+
+    def test_replace_all_and_is_built(self, index: MetadataIndex) -> None:
+        index.put(meta("gone", "x", LOG))
+        records = [meta("s", "t", DIFF, version=n, size=n) for n in (1, 2)]
+        records.append(meta("s", "u", LOG, tags=("q",)))
+        assert index.replace_all(iter(records)) == 3
+        assert index.is_built()
+        assert index.keys() == {("s", "t", "diff", 1), ("s", "t", "diff", 2), ("s", "u", "log", 1)}
+        assert index.get(ArtifactKey.of("s", "t", "diff")) == records[1]
+        assert index.usage_sums() == (2, 3, 13, 26)
+        assert index.search(SearchQuery(tags=("q",))) == [records[2]]
+
+    def test_exclusive_groups_writes(self, index: MetadataIndex) -> None:
+        a, b = meta("s", "a", DIFF), meta("s", "b", DIFF)
+        with index.exclusive():
+            index.put(a)
+            index.put(b)
+        assert index.count() == 2
+        with pytest.raises(RuntimeError), index.exclusive():
+            index.put(meta("s", "c", DIFF))
+            raise RuntimeError("roll back")
+        assert index.count() == 2
+
+    def test_exclusive_keeps_other_writers_out(self, index: MetadataIndex) -> None:
+        started, done = threading.Event(), threading.Event()
+
+        def writer() -> None:
+            started.set()
+            index.put(meta("s", "w", LOG))
+            done.set()
+
+        with index.exclusive():
+            thread = threading.Thread(target=writer)
+            thread.start()
+            started.wait(5)
+            assert not done.wait(0.3)
+            index.put(meta("s", "inside", LOG))
+        thread.join(10)
+        assert done.is_set()
+        assert index.count() == 2
+
+    def test_destroy_then_use_again(self, index: MetadataIndex) -> None:
+        index.put(meta("s", "t", DIFF))
+        index.destroy()
+        assert index.count() == 0
+        index.put(meta("s", "t", DIFF))
+        assert index.count() == 1
+
+    def test_close_then_use_again(self, index: MetadataIndex) -> None:
+        index.put(meta("s", "t", DIFF))
+        index.close()
+        assert index.count() == 1
