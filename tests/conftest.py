@@ -11,6 +11,7 @@ import pytest
 from necrocode.artifact_store import ArtifactStore, ArtifactStoreConfig
 
 from .cloud_servers import S3_ENV, FakeGCS, MotoS3
+from .pg_server import PostgresServer
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 
@@ -90,3 +91,21 @@ def gcs_bucket(gcs_server: FakeGCS) -> Iterator[str]:
     name = gcs_server.new_bucket()
     yield name
     gcs_server.drop_bucket(name)
+
+
+# -- a real PostgreSQL server (see pg_server.py) ------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PostgresServer]:
+    """PostgreSQL once per session: ``NECRO_PG_URL``, or a throwaway local cluster."""
+    with PostgresServer.running() as server:
+        yield server
+
+
+@pytest.fixture
+def pg_url(pg_server: PostgresServer) -> Iterator[str]:
+    """The URL of a fresh, empty database, dropped after the test."""
+    url = pg_server.new_database()
+    yield url
+    pg_server.drop_database(url)
