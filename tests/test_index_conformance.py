@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from necrocode.artifact_store.index import MetadataIndex, SQLiteIndex
+from necrocode.artifact_store.index.postgres import PostgresIndex
 
 from .index_conformance import IndexConformance
 
@@ -18,5 +19,15 @@ class TestSQLiteIndex(IndexConformance):
     @pytest.fixture
     def index(self, tmp_path: Path) -> Iterator[MetadataIndex]:
         opened = SQLiteIndex(tmp_path / "index.sqlite3")
+        yield opened
+        opened.close()
+
+
+class TestPostgresIndex(IndexConformance):
+    shared = True
+
+    @pytest.fixture
+    def index(self, pg_url: str) -> Iterator[MetadataIndex]:
+        opened = PostgresIndex(pg_url, "memory://conformance", connect_timeout=5)
         yield opened
         opened.close()

@@ -31,8 +31,9 @@ from .exceptions import (
     StorageFullError,
 )
 from .export import ExportProgress, export_zip
+from .index import open_index
+from .index.coordination import coordination_for
 from .integrity import ArtifactReader, HashingSource, VerifyReport
-from .locking import LockManager
 from .maintenance import (
     DEFAULT_REPAIR_GRACE,
     RepairReport,
@@ -42,7 +43,7 @@ from .maintenance import (
 )
 from .metadata_index import SearchQuery
 from .metadata_manager import MetadataManager, StoredArtifact
-from .models import ArtifactMetadata, ArtifactType, StorageUsage, utc_now
+from .models import ArtifactMetadata, ArtifactType, Codec, StorageUsage, utc_now
 from .naming import ArtifactKey, new_generation, validate_name, validate_tags
 from .retention_policy import CleanupReport, RetentionPolicy, append_cleanup_log
 from .settings import load_config
@@ -105,14 +106,25 @@ class ArtifactStore:
             config.compression_codec, config.compression_level, config.compression_enabled
         )
         state_dir = config.effective_state_dir
-        self.locks = LockManager(
-            state_dir / "locks",
-            timeout=config.lock_timeout,
-            retry_interval=config.lock_retry_interval,
+        index = open_index(
+            config.index_url,
+            state_dir,
+            self.backend.root_uri,
+            connect_timeout=config.index_connect_timeout,
+            reservation_timeout=config.index_reservation_timeout,
         )
-        self.metadata = MetadataManager(self.backend, state_dir)
+        self.locks, self._quota = coordination_for(
+            index,
+            state_dir / "locks",
+            lock_timeout=config.lock_timeout,
+            lock_retry_interval=config.lock_retry_interval,
+            quota_bytes=config.storage_quota.max_bytes,
+        )
+        self.metadata = MetadataManager(self.backend, state_dir, index)
         #: Whether every writer of this store uses this index (see ``_current_versions``).
-        self._index_is_shared = self.backend.name == "filesystem" and config.state_dir is None
+        self._index_is_shared = index.shared or (
+            self.backend.name == "filesystem" and config.state_dir is None
+        )
         self.retention_policy = RetentionPolicy(config.retention_policy)
         self._depth = threading.local()
 
@@ -131,7 +143,10 @@ class ArtifactStore:
         return ArtifactKey.from_uri(uri, self.root_uri)
 
     def close(self) -> None:
-        """Release the index connection and backend clients."""
+        """Release the index connection, lock connections and backend clients."""
+        close_locks = getattr(self.locks, "close", None)
+        if close_locks is not None:
+            close_locks()
         self.metadata.close()
         self.backend.close()
 
@@ -207,8 +222,41 @@ class ArtifactStore:
         codec = self.compression.codec
         object_key = key.object_key(version, new_generation(), codec)
         source = HashingSource(chunks)
-        # Staged: the backend may make the object durable together with its record.
-        staged = self.backend.stage(object_key, self.compression.compress_stream(source))
+        replaced = [] if self.config.versioning_enabled else previous
+        # A shared index reserves quota for the stored bytes before they are written.
+        with self._quota.reserving(key.uri(self.root_uri), sum(m.size for m in replaced)) as meter:
+            # Staged: the backend may make the object durable together with its record.
+            staged = self.backend.stage(object_key, meter(self.compression.compress_stream(source)))
+            return self._finish_version(
+                key,
+                version,
+                object_key,
+                staged,
+                source,
+                replaced,
+                mime_type=mime_type,
+                tags=tags,
+                custom=custom,
+                retention_days=retention_days,
+                codec=codec,
+            )
+
+    def _finish_version(
+        self,
+        key: ArtifactKey,
+        version: int,
+        object_key: str,
+        staged: StagedObject,
+        source: HashingSource,
+        replaced: list[ArtifactMetadata],
+        *,
+        mime_type: str,
+        tags: tuple[str, ...],
+        custom: dict[str, Any],
+        retention_days: int | None,
+        codec: Codec,
+    ) -> ArtifactMetadata:
+        """Commit the staged object of a new version (see :meth:`_write_version`)."""
         stored_size = staged.size
         meta = ArtifactMetadata(
             uri=key.uri(self.root_uri),
@@ -228,7 +276,6 @@ class ArtifactStore:
             object_key=object_key,
             retention_days=retention_days,
         )
-        replaced = [] if self.config.versioning_enabled else previous
         try:
             usage_before = self._check_quota(meta, replaced)
             meta, replaced = self._commit(key, meta, replaced, staged)

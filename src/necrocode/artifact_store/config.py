@@ -106,11 +106,27 @@ class ArtifactStoreConfig(_Section):
     #: Cloud backends: what to do when the server ignores create-if-absent (see docs/cloud.md):
     #: ``require`` refuses to write; ``emulate`` checks then writes (one writing host only).
     conditional_writes: Literal["require", "emulate"] = "require"
+    #: The search index: ``sqlite`` (default: embedded, one per host, in ``state_dir``) or
+    #: ``postgresql://user@host:port/db``: one database shared by every host (docs/cloud.md).
+    index_url: str | None = None
+    #: Seconds to wait for the index database before an operation fails.
+    index_connect_timeout: float = Field(default=10.0, gt=0)
+    #: Seconds an upload's quota reservation survives without progress (shared index).
+    index_reservation_timeout: float = Field(default=900.0, gt=0)
 
     @field_validator("base_path", "state_dir")
     @classmethod
     def _expand_user(cls, value: Path | None) -> Path | None:
         return None if value is None else value.expanduser()
+
+    @field_validator("index_url")
+    @classmethod
+    def _check_index_url(cls, value: str | None) -> str | None:
+        if value is None or value == "sqlite":
+            return value
+        if not value.startswith(("postgresql://", "postgres://")):
+            raise ValueError(f"expected 'sqlite' or a postgresql:// URL, got {value!r}")
+        return value
 
     @field_validator("s3_prefix", "gcs_prefix")
     @classmethod

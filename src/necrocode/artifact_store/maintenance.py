@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from .exceptions import ArtifactNotFoundError, IntegrityError
+from .index.coordination import ArtifactLocks
 from .integrity import ArtifactProblem, ArtifactReader, VerifyReport
-from .locking import LockManager
 from .metadata_manager import MetadataManager, StoredArtifact
 from .models import ArtifactMetadata, ArtifactType, utc_now
 from .naming import ArtifactKey
@@ -134,7 +134,7 @@ def _fix_index(
 def repair_store(
     backend: StorageBackend,
     metadata: MetadataManager,
-    locks: LockManager,
+    locks: ArtifactLocks,
     older_than: timedelta = DEFAULT_REPAIR_GRACE,
 ) -> RepairReport:
     """See :meth:`ArtifactStore.repair`."""

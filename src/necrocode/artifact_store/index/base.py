@@ -10,6 +10,7 @@ runs one suite against both.
 
 from __future__ import annotations
 
+import urllib.parse
 from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
@@ -19,7 +20,7 @@ from ..metadata_index import SearchQuery
 from ..models import ArtifactMetadata
 from ..naming import ArtifactKey
 
-__all__ = ["IndexKey", "MetadataIndex", "SearchQuery", "UsageRow", "UsageSums"]
+__all__ = ["IndexKey", "MetadataIndex", "SearchQuery", "UsageRow", "UsageSums", "redact_url"]
 
 #: ``(spec, task, type, version)`` of one indexed version.
 IndexKey = tuple[str, str, str, int]
@@ -27,6 +28,18 @@ IndexKey = tuple[str, str, str, int]
 UsageRow = tuple[str, str, int, int, int, int]
 #: ``(artifacts, versions, stored bytes, original bytes)``.
 UsageSums = tuple[int, int, int, int]
+
+
+def redact_url(url: str) -> str:
+    """``url`` without its password (for logs, errors and ``config show``)."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    user = f"{parts.username}:***@" if parts.username else ""
+    return urllib.parse.urlunsplit(parts._replace(netloc=user + host))
 
 
 @runtime_checkable
@@ -63,7 +76,15 @@ class MetadataIndex(Protocol):
         ...
 
     def replace_all(self, records: Iterable[ArtifactMetadata]) -> int:
-        """Empty the index and fill it with ``records``; return how many."""
+        """Empty the index and fill it with ``records``; return how many rows it holds.
+
+        ``records`` may be a lazy iterator: it is consumed once.
+        """
+        ...
+
+    def rebuild_progress(self) -> set[IndexKey]:
+        """Versions an interrupted :meth:`replace_all` already loaded: a rebuild that
+        resumes skips reading their records again (empty if there is nothing to resume)."""
         ...
 
     def put(

@@ -4,6 +4,7 @@ behind the :class:`~.base.MetadataIndex` seam."""
 from __future__ import annotations
 
 from .. import metadata_index
+from .base import IndexKey
 
 __all__ = ["SQLiteIndex"]
 
@@ -16,3 +17,7 @@ class SQLiteIndex(metadata_index.MetadataIndex):
     def describe(self) -> str:
         """``sqlite <path of the index file>``."""
         return f"sqlite {self.path}"
+
+    def rebuild_progress(self) -> set[IndexKey]:
+        """Nothing: a SQLite rebuild is one transaction, so there is never one to resume."""
+        return set()
