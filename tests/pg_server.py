@@ -102,7 +102,7 @@ class PostgresServer:
             try:
                 yield server
             finally:
-                server.stop()
+                server.stop("immediate")
         finally:
             shutil.rmtree(top, ignore_errors=True)
 
@@ -141,10 +141,12 @@ class PostgresServer:
             "start",
         )
 
-    def stop(self) -> None:
-        """Stop the throwaway cluster at once (connections are cut)."""
+    def stop(self, mode: str = "fast") -> None:
+        """Stop the throwaway cluster; every connection is cut. ``fast`` (a restart in
+        a test) flushes commits first: with ``synchronous_commit=off`` an ``immediate``
+        stop (the end of the session) may lose the last ones."""
         assert self.datadir is not None
-        self._run("pg_ctl", "-D", str(self.datadir), "-m", "immediate", "-w", "stop")
+        self._run("pg_ctl", "-D", str(self.datadir), "-m", mode, "-w", "stop")
 
     @property
     def restartable(self) -> bool:

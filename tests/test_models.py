@@ -43,6 +43,7 @@ PUBLIC_API = {
     "ConfigError",
     "ExportProgress",
     "FilesystemBackend",
+    "IndexUnavailableError",
     "IntegrityError",
     "InvalidInputError",
     "InvalidNameError",

@@ -12,7 +12,8 @@ Every error the store raises on purpose derives from :class:`ArtifactStoreError`
     │   └── ConfigError         a bad configuration value (names the key and the reason)
     └── StorageError            the backend failed
         ├── StorageFullError    disk full, or the store's quota would be exceeded
-        └── PermissionError     (also a built-in PermissionError)
+        ├── PermissionError     (also a built-in PermissionError)
+        └── IndexUnavailableError  the shared index's database cannot be reached
 
 Errors carry their facts as attributes (``uri``, ``key``, ``expected``, ``actual``)
 and survive pickling, since they cross process boundaries in agent fleets.
@@ -27,6 +28,7 @@ __all__ = [
     "ArtifactNotFoundError",
     "ArtifactStoreError",
     "ConfigError",
+    "IndexUnavailableError",
     "IntegrityError",
     "InvalidInputError",
     "InvalidNameError",
@@ -166,3 +168,7 @@ class StorageFullError(StorageError):
 
 class PermissionError(StorageError, builtins.PermissionError):
     """The backend refused access. Catchable as the built-in ``PermissionError`` too."""
+
+
+class IndexUnavailableError(StorageError):
+    """The shared index's database cannot be reached; reads by URI still work."""

@@ -15,8 +15,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import TypeVar
 
-from .exceptions import ArtifactNotFoundError, ArtifactStoreError, IntegrityError
+from .exceptions import (
+    ArtifactNotFoundError,
+    ArtifactStoreError,
+    IndexUnavailableError,
+    IntegrityError,
+)
 from .index import INDEX_FILENAME, MetadataIndex, SQLiteIndex
+from .index.rebuild import load_parallel
 from .metadata_index import IndexCorruptError, SearchQuery
 from .models import ArtifactMetadata, ArtifactType
 from .naming import ArtifactKey, parse_key
@@ -66,6 +72,10 @@ class MetadataManager:
     def _open_index(self) -> None:
         try:
             built = self.index.is_built() and not self._stale_marker.exists()
+        except IndexUnavailableError as exc:
+            # Reads by URI can still be served from the bucket; the rest fails, typed.
+            log.warning("%s", exc)
+            return
         except IndexCorruptError as exc:
             log.warning("search index is damaged (%s); rebuilding it from the records", exc)
             self.index.destroy()
@@ -106,8 +116,22 @@ class MetadataManager:
             log.error("could not mark the index stale: %s", marker_exc)
 
     def rebuild_index(self) -> int:
-        """Recreate the index from the records alone; return how many were indexed."""
-        records = list(self.iter_records())
+        """Recreate the index from the records alone; return how many were indexed.
+
+        Records are read many at a time. A shared index is filled batch by batch as
+        they arrive, and a rebuild interrupted half-way resumes: records it already
+        loaded are not read again. The embedded index is filled in one transaction.
+        """
+        done = self.index.rebuild_progress()
+        wanted = (
+            (stored.key, version)
+            for stored in self.iter_stored()
+            for version in sorted(stored.records)
+            if (stored.key.spec_name, stored.key.task_id, stored.key.type.value, version)
+            not in done
+        )
+        loaded = load_parallel(wanted, self.load)
+        records = loaded if self.index.shared else list(loaded)
         try:
             count = self.index.replace_all(records)
         except IndexCorruptError:
@@ -235,7 +259,11 @@ class MetadataManager:
         Looks in the index first; on a miss, in the backend (another machine
         may have written it), and repairs the index with what it finds.
         """
-        meta = self._indexed(lambda: self.index.get(key, version))
+        try:
+            meta = self._indexed(lambda: self.index.get(key, version))
+        except IndexUnavailableError as exc:
+            log.warning("%s; reading %s from the records", exc, key.path)
+            return self._load_listed(self.stored(key), version)
         if meta is not None:
             return self.with_uri(meta)
         return self.refresh(key, version)

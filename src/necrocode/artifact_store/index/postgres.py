@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 import psycopg
 import psycopg_pool
 
-from ..exceptions import ConfigError, StorageError
+from ..exceptions import ConfigError, IndexUnavailableError, StorageError
 from ..models import ArtifactMetadata
 from ..naming import ArtifactKey
 from .base import IndexKey, SearchQuery, UsageRow, UsageSums, redact_url
@@ -72,10 +72,6 @@ _reservation: ContextVar[dict[str, int] | None] = ContextVar("necrocode_reservat
 def active_reservation() -> ContextVar[dict[str, int] | None]:
     """The context variable naming the reservation that the next ``put`` releases."""
     return _reservation
-
-
-class IndexUnavailableError(StorageError):
-    """The shared index's database cannot be reached (or refused the connection)."""
 
 
 def _row(meta: ArtifactMetadata, record: str | None = None) -> tuple[Any, ...]:
@@ -208,7 +204,7 @@ class PostgresIndex:
             # The database was dropped and created again under us: migrate on next use.
             self._ready = False
             raise self.unavailable(exc) from exc
-        except (psycopg.OperationalError, psycopg_pool.PoolTimeout) as exc:
+        except (psycopg.OperationalError, psycopg.InterfaceError, psycopg_pool.PoolTimeout) as exc:
             raise self.unavailable(exc) from exc
         except psycopg.Error as exc:
             raise StorageError(f"index database {self.describe()}: {exc}") from exc
@@ -218,7 +214,12 @@ class PostgresIndex:
         if getattr(self._local, "conn", None) is not None:
             with self.connection() as conn:
                 return operation(conn)
-        for attempt in range(RECONNECT_ATTEMPTS):
+        # A restart of the server cuts every pooled connection: retry on fresh ones for
+        # up to the connect timeout (at least RECONNECT_ATTEMPTS tries).
+        deadline = time.monotonic() + self.connect_timeout
+        attempt = 0
+        while True:
+            attempt += 1
             try:
                 with self.connection() as conn:
                     if not write:
@@ -227,10 +228,9 @@ class PostgresIndex:
                         conn.execute("SELECT pg_advisory_xact_lock_shared(%s)", (WRITE_LOCK,))
                         return operation(conn)
             except IndexUnavailableError:
-                if attempt == RECONNECT_ATTEMPTS - 1:
+                if attempt >= RECONNECT_ATTEMPTS and time.monotonic() >= deadline:
                     raise
-                time.sleep(RECONNECT_DELAY_S * (attempt + 1))
-        raise AssertionError("unreachable")  # pragma: no cover
+                time.sleep(min(RECONNECT_DELAY_S * attempt, 1.0))
 
     def close(self) -> None:
         """Close this process's pool."""
