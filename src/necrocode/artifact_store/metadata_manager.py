@@ -73,8 +73,9 @@ class MetadataManager:
         try:
             built = self.index.is_built() and not self._stale_marker.exists()
         except IndexUnavailableError as exc:
-            # Reads by URI can still be served from the bucket; the rest fails, typed.
-            log.warning("%s", exc)
+            # Reads by URI can still be served from the bucket; the rest fails, typed
+            # (and says so itself: no second line here).
+            log.info("%s", exc)
             return
         except IndexCorruptError as exc:
             log.warning("search index is damaged (%s); rebuilding it from the records", exc)

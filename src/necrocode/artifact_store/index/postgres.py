@@ -74,6 +74,14 @@ def active_reservation() -> ContextVar[dict[str, int] | None]:
     return _reservation
 
 
+def _quiet_pool_logger() -> None:
+    """Silence the pool's reconnect warnings unless the application set a level: each
+    failed attempt is logged there, and IndexUnavailableError says it once."""
+    pool_log = logging.getLogger("psycopg.pool")
+    if pool_log.level == logging.NOTSET:
+        pool_log.setLevel(logging.CRITICAL)
+
+
 def _row(meta: ArtifactMetadata, record: str | None = None) -> tuple[Any, ...]:
     return (
         meta.spec_name,
@@ -129,11 +137,18 @@ class PostgresIndex:
         """``postgresql://user@host:port/db`` (password removed)."""
         return redact_url(self.url)
 
-    def unavailable(self, exc: BaseException) -> IndexUnavailableError:
+    def unavailable(self, exc: BaseException, *, retryable: bool = True) -> IndexUnavailableError:
+        """The typed, one-line error for a database that cannot be reached."""
+        if isinstance(exc, psycopg_pool.PoolTimeout):
+            # The pool only says it waited: one direct attempt tells why.
+            try:
+                psycopg.connect(self.url, **self.connection_kwargs()).close()
+            except psycopg.Error as direct:
+                exc = direct
+        text = str(exc).strip()
+        reason = text.splitlines()[0] if text else type(exc).__name__
         return IndexUnavailableError(
-            f"index database {self.describe()} is unreachable: "
-            f"{str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}",
-            retryable=True,
+            f"index database {self.describe()} is unreachable: {reason}", retryable=retryable
         )
 
     def connection_kwargs(self) -> dict[str, Any]:
@@ -150,6 +165,7 @@ class PostgresIndex:
             if self._pool is not None and self._pid == os.getpid():
                 return self._pool
             # A pool must not cross fork(): the child opens its own.
+            _quiet_pool_logger()
             pool = psycopg_pool.ConnectionPool(
                 self.url,
                 min_size=1,
@@ -171,7 +187,9 @@ class PostgresIndex:
             with pool.connection() as conn:
                 migrate(conn)
                 self._claim_store(conn)
-        except (psycopg.OperationalError, psycopg_pool.PoolTimeout) as exc:
+        except psycopg_pool.PoolTimeout as exc:
+            raise self.unavailable(exc, retryable=False) from exc
+        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
             raise self.unavailable(exc) from exc
         self._ready = True
 
@@ -204,7 +222,10 @@ class PostgresIndex:
             # The database was dropped and created again under us: migrate on next use.
             self._ready = False
             raise self.unavailable(exc) from exc
-        except (psycopg.OperationalError, psycopg.InterfaceError, psycopg_pool.PoolTimeout) as exc:
+        except psycopg_pool.PoolTimeout as exc:
+            # Waited the whole connect timeout already: not worth another try.
+            raise self.unavailable(exc, retryable=False) from exc
+        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
             raise self.unavailable(exc) from exc
         except psycopg.Error as exc:
             raise StorageError(f"index database {self.describe()}: {exc}") from exc
@@ -227,8 +248,10 @@ class PostgresIndex:
                     with conn.transaction():
                         conn.execute("SELECT pg_advisory_xact_lock_shared(%s)", (WRITE_LOCK,))
                         return operation(conn)
-            except IndexUnavailableError:
-                if attempt >= RECONNECT_ATTEMPTS and time.monotonic() >= deadline:
+            except IndexUnavailableError as exc:
+                if not exc.retryable or (
+                    attempt >= RECONNECT_ATTEMPTS and time.monotonic() >= deadline
+                ):
                     raise
                 time.sleep(min(RECONNECT_DELAY_S * attempt, 1.0))
 
