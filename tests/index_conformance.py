@@ -252,3 +252,22 @@ class IndexConformance:
         index.put(meta("s", "t", DIFF))
         index.close()
         assert index.count() == 1
+
+    def test_claims_are_held_for_the_block_then_free(self, index: MetadataIndex) -> None:
+        seen: list[bool] = []
+
+        def other_host() -> None:
+            with index.claim("cleanup", "spec/task") as got:
+                seen.append(got)
+
+        with index.claim("cleanup", "spec/task") as mine:
+            assert mine
+            thread = threading.Thread(target=other_host)
+            thread.start()
+            thread.join(10)
+            with index.claim("cleanup", "spec/other") as different:
+                assert different
+        # A shared index hands a batch to one host at a time; the embedded one has one host.
+        assert seen == [not self.shared]
+        with index.claim("cleanup", "spec/task") as again:
+            assert again

@@ -10,12 +10,15 @@ JSON document on stdout. Actions:
   reservation) and print ``holding`` once its first bytes are reserved.
 * ``loop SPEC SECONDS``: upload small artifacts for SECONDS; report URIs and errors.
 * ``cleanup NOW_ISO``: run ``cleanup_expired(now=...)``; report what it deleted.
+* ``cleanup-crash NOW_ISO``: the same, dying (exit 137) after the first folder's
+  records are deleted and before its objects are.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -81,6 +84,20 @@ def main(argv: list[str]) -> None:
             return
         elif action == "loop":
             result = _loop(store, args[0], float(args[1]))
+        elif action == "cleanup-crash":
+            # Die like a SIGKILLed host between deleting records and deleting objects.
+            real = store.backend.delete_many
+            calls = []
+
+            def dying(keys: Any) -> list[bool]:
+                calls.append(keys)
+                if len(calls) == 2:
+                    os._exit(137)
+                return real(keys)
+
+            store.backend.delete_many = dying  # type: ignore[method-assign]
+            store.cleanup_expired(now=datetime.fromisoformat(args[0]))
+            result = {"survived": True}
         elif action == "cleanup":
             report = store.cleanup_expired(now=datetime.fromisoformat(args[0]))
             result = {"deleted": report.uris, "errors": report.errors}

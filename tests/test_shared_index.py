@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -143,6 +143,30 @@ def test_deletes_and_cleanup_on_one_host_are_seen_by_the_others(
             assert sorted(deleted) == sorted(m.uri for m in found[1:])
             assert third.search(spec_name="old") == []
             assert third.get_storage_usage().artifact_count == 0
+
+
+def test_a_cleanup_that_dies_half_way_is_finished_by_the_next_run(
+    host_config: HostConfig,
+) -> None:
+    result(spawn("upload", host_config(1), "expiring", 6, 30))
+    with ArtifactStore(host_config(2)) as store:
+        store.pin(store.search(spec_name="expiring")[0].uri)
+    later = (utc_now() + timedelta(days=365)).isoformat()
+    crashed = spawn("cleanup-crash", host_config(3), later)
+    crashed.communicate(timeout=60)
+    assert crashed.returncode == 137
+    with ArtifactStore(host_config(4)) as store:
+        report = store.cleanup_expired(now=datetime.fromisoformat(later))
+        assert report.errors == []
+        # Nothing lost: the pinned artifact stays, every expired one is gone.
+        left = store.search(spec_name="expiring")
+        assert [m.task_id for m in left] == ["t0"]
+        assert store.download(left[0].uri) == bytes([0]) * 30
+        assert store.get_storage_usage().artifact_count == 1
+        # What the dead host left (objects without records) is repair's to collect.
+        repaired = store.repair(older_than=timedelta(0))
+        assert len(repaired.removed_orphans) == 1
+        assert store.verify_all().orphaned == []
 
 
 def test_a_killed_host_leaves_no_lock_and_no_reservation_behind(

@@ -817,6 +817,11 @@ class ArtifactStore:
         """
         keys = sorted({ArtifactKey(m.spec_name, m.task_id, m.type) for m in group})
         with contextlib.ExitStack() as held:
+            # With a shared index, hosts cleaning at once split the folders between them.
+            folder = f"{group[0].spec_name}/{group[0].task_id}"
+            if not held.enter_context(self.metadata.index.claim("cleanup", folder)):
+                log.info("cleanup: another host is cleaning %s; left to it", folder)
+                return []
             for key in keys:
                 held.enter_context(self.locks.hold(key.path, uri=key.uri(self.root_uri)))
             doomed: list[tuple[ArtifactKey, ArtifactMetadata]] = []

@@ -141,8 +141,11 @@ def repair_store(
     report = RepairReport()
     cutoff = utc_now() - older_than
     for stored in metadata.iter_stored():
-        with locks.try_hold(stored.key.path) as got:
-            if not got:
+        with (
+            metadata.index.claim("repair", stored.key.path) as mine,
+            locks.try_hold(stored.key.path) as got,
+        ):
+            if not (mine and got):
                 report.skipped_busy.append(stored.key.uri(metadata.root_uri))
                 continue
             referenced = {m.object_key for m in load_versions(metadata, stored)}

@@ -71,6 +71,15 @@ class MetadataIndex(Protocol):
         """Hold the index's write lock for a block; writes inside join one transaction."""
         ...
 
+    def claim(self, job: str, item: str) -> AbstractContextManager[bool]:
+        """Claim one batch of a maintenance ``job`` (cleanup, repair) for the block.
+
+        The block learns whether it got the batch: ``False`` means another host is
+        working on it right now (skip it). A claim dies with its holder, so a batch
+        a crashed host left half-done is claimed again by the next run.
+        """
+        ...
+
     def is_built(self) -> bool:
         """Whether the index was (re)built completely and matches this schema."""
         ...

@@ -84,6 +84,14 @@ CREATE TABLE reservations (
     touched_at  timestamptz NOT NULL DEFAULT now()
 );
 
+-- Maintenance batches being worked on: a host holds its batch's row locked
+-- (FOR UPDATE SKIP LOCKED) until the batch is done; other hosts skip it.
+CREATE TABLE work_claims (
+    job  text NOT NULL,
+    item text NOT NULL,
+    PRIMARY KEY (job, item)
+);
+
 CREATE FUNCTION necro_usage_apply(
     s text, t text, sgn integer, latest boolean, sz bigint, orig bigint
 ) RETURNS void LANGUAGE sql AS $$

@@ -287,6 +287,31 @@ class PostgresIndex:
             finally:
                 self._local.conn = None
 
+    @contextlib.contextmanager
+    def claim(self, job: str, item: str) -> Iterator[bool]:
+        """Claim a maintenance batch: its ``work_claims`` row, locked ``FOR UPDATE SKIP
+        LOCKED`` by a transaction open for the block (rolled back if the host dies)."""
+        with self.connection() as conn:
+            # Committed on its own: an uncommitted insert would make other hosts wait.
+            conn.execute(
+                "INSERT INTO work_claims (job, item) VALUES (%s, %s) ON CONFLICT DO NOTHING",
+                (job, item),
+            )
+            with conn.transaction():
+                yield from self._claimed(conn, job, item)
+
+    @staticmethod
+    def _claimed(conn: psycopg.Connection[Any], job: str, item: str) -> Iterator[bool]:
+        got = conn.execute(
+            "SELECT 1 FROM work_claims WHERE job = %s AND item = %s FOR UPDATE SKIP LOCKED",
+            (job, item),
+        ).fetchone()
+        if got is None:
+            yield False
+            return
+        yield True
+        conn.execute("DELETE FROM work_claims WHERE job = %s AND item = %s", (job, item))
+
     # -- state ------------------------------------------------------------------------
 
     def is_built(self) -> bool:

@@ -3,6 +3,9 @@ behind the :class:`~.base.MetadataIndex` seam."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 from .. import metadata_index
 from .base import IndexKey
 
@@ -21,3 +24,9 @@ class SQLiteIndex(metadata_index.MetadataIndex):
     def rebuild_progress(self) -> set[IndexKey]:
         """Nothing: a SQLite rebuild is one transaction, so there is never one to resume."""
         return set()
+
+    @contextlib.contextmanager
+    def claim(self, job: str, item: str) -> Iterator[bool]:
+        """Always granted: one host only, and its processes exclude each other by the
+        artifact locks."""
+        yield True
