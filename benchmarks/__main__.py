@@ -1,4 +1,4 @@
-"""``python -m benchmarks [--quick] [--results PATH]``: run B1-B6, write the Markdown table."""
+"""``python -m benchmarks [--quick] [--results PATH]``: run B1-B7, write the Markdown table."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from necrocode.artifact_store.models import utc_now
 
 from .concurrency import b5_concurrency
 from .harness import FULL, QUICK, Report, Scale, render
+from .insights import b7_summaries
 from .large import b4_large
 from .maintenance import b6_cleanup, b6_rebuild, b6_verify
 from .population import bulk_fill
@@ -24,7 +25,7 @@ from .small_ops import LiveUploads, b1_flat_rows, b1_row, b2_downloads, measure_
 HERE = Path(__file__).resolve().parent
 DEFAULT_RESULTS = HERE / "RESULTS.md"
 DEFAULT_WORK = HERE / "_work"
-ALL = ("B1", "B2", "B3", "B4", "B5", "B6")
+ALL = ("B1", "B2", "B3", "B4", "B5", "B6", "B7")
 
 
 def _log(message: str) -> None:
@@ -115,6 +116,9 @@ def main(argv: list[str] | None = None) -> int:
         if "B4" in only:
             _log("B4 large artifacts")
             b4_large(report, work / "b4", scale)
+        if "B7" in only:
+            _log("B7 content summaries")
+            b7_summaries(report, work / "b7", scale)
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)

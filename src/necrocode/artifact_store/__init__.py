@@ -13,12 +13,15 @@ from __future__ import annotations
 
 from .artifact_store import ArtifactStore
 from .backends.filesystem import FilesystemBackend
+from .backfill import SummaryRefreshReport
 from .compression_engine import CompressionEngine
 from .config import ArtifactStoreConfig, RetentionDays, StorageQuota
+from .content.summary import Summary
 from .exceptions import (
     ArtifactNotFoundError,
     ArtifactStoreError,
     ConfigError,
+    ContentParseError,
     IndexUnavailableError,
     IntegrityError,
     InvalidInputError,
@@ -53,6 +56,7 @@ __all__ = [
     "CleanupReport",
     "CompressionEngine",
     "ConfigError",
+    "ContentParseError",
     "ExportProgress",
     "FilesystemBackend",
     "IndexUnavailableError",
@@ -76,6 +80,8 @@ __all__ = [
     "StorageFullError",
     "StorageQuota",
     "StorageUsage",
+    "Summary",
+    "SummaryRefreshReport",
     "VerifyReport",
     "__version__",
     "calculate_checksum",

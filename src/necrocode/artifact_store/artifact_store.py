@@ -9,6 +9,7 @@ A reader therefore always finds a complete old or new artifact.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -20,8 +21,11 @@ from types import TracebackType
 from typing import Any, BinaryIO
 
 from .backends import create_backend
+from .backfill import SummaryRefreshReport, refresh_summaries
 from .compression_engine import CompressionEngine
 from .config import ArtifactStoreConfig
+from .content.summariser import Summariser
+from .content.summary import Summary
 from .exceptions import (
     ArtifactNotFoundError,
     ArtifactStoreError,
@@ -33,6 +37,7 @@ from .exceptions import (
 from .export import ExportProgress, export_zip
 from .index import open_index
 from .index.coordination import coordination_for
+from .index.insights import InsightFilter
 from .integrity import ArtifactReader, HashingSource, VerifyReport
 from .maintenance import (
     DEFAULT_REPAIR_GRACE,
@@ -65,6 +70,8 @@ Content = bytes | bytearray | memoryview | str | os.PathLike[str] | BinaryIO | I
 ProgressCallback = Callable[[int, int], None]
 ExportProgressCallback = Callable[[ExportProgress], None]
 
+#: Checkpoint of an interrupted ``refresh_summaries``, in the state folder.
+SUMMARY_CHECKPOINT = "summaries-refresh.json"
 #: How often an upload retries after another writer took its version number.
 MAX_VERSION_RACES = 16
 #: How often a reader re-resolves an artifact whose object vanished under it.
@@ -221,7 +228,8 @@ class ArtifactStore:
         version = previous[-1].version + 1 if previous else 1
         codec = self.compression.codec
         object_key = key.object_key(version, new_generation(), codec)
-        source = HashingSource(chunks)
+        summariser = Summariser(key.type) if self.config.content_summaries else None
+        source = HashingSource(summariser.tap(chunks) if summariser else chunks)
         replaced = [] if self.config.versioning_enabled else previous
         # A shared index reserves quota for the stored bytes before they are written.
         with self._quota.reserving(key.uri(self.root_uri), sum(m.size for m in replaced)) as meter:
@@ -239,6 +247,7 @@ class ArtifactStore:
                 custom=custom,
                 retention_days=retention_days,
                 codec=codec,
+                summariser=summariser,
             )
 
     def _finish_version(
@@ -255,9 +264,11 @@ class ArtifactStore:
         custom: dict[str, Any],
         retention_days: int | None,
         codec: Codec,
+        summariser: Summariser | None,
     ) -> ArtifactMetadata:
         """Commit the staged object of a new version (see :meth:`_write_version`)."""
         stored_size = staged.size
+        summary, summary_reason = summariser.finish() if summariser else (None, None)
         meta = ArtifactMetadata(
             uri=key.uri(self.root_uri),
             task_id=key.task_id,
@@ -275,6 +286,8 @@ class ArtifactStore:
             codec=codec,
             object_key=object_key,
             retention_days=retention_days,
+            summary=summary,
+            summary_reason=summary_reason,
         )
         try:
             usage_before = self._check_quota(meta, replaced)
@@ -510,18 +523,39 @@ class ArtifactStore:
         tags: Iterable[str] | None = None,
         match: str = "all",
         limit: int | None = None,
+        failed: bool | None = None,
+        test: str | None = None,
+        touches: str | None = None,
+        has_errors: bool | None = None,
+        order: str | None = None,
     ) -> list[ArtifactMetadata]:
-        """Artifacts (latest versions) matching every given filter, oldest first.
+        """Artifacts (latest versions) matching every given filter.
 
         ``created_after`` is inclusive and ``created_before`` exclusive; naive
         datetimes are refused. ``tags`` matches artifacts carrying all of them
-        (``match="any"``: at least one).
+        (``match="any"``: at least one). Content filters use the summaries made
+        at upload (docs/insights.md): ``failed`` (test reports with failures, or
+        with none), ``test`` (a substring of a failing test id), ``touches`` (a
+        glob over a diff's changed paths, ``"auth/**"``) and ``has_errors``
+        (failing tests, error lines or tracebacks in a log). ``order`` is
+        ``"oldest"`` or ``"newest"`` first; by default newest first when a
+        content filter is given, else oldest first.
         """
         with self._operation("search"):
+            insight = InsightFilter.build(
+                failed=failed, test=test, touches=touches, has_errors=has_errors
+            )
+            if order not in (None, "oldest", "newest"):
+                raise InvalidInputError(f"order must be 'oldest' or 'newest', got {order!r}")
             query = self._query(
                 task_id, spec_name, artifact_type, created_after, created_before, tags, match, limit
             )
-            return self.metadata.search(query)
+            newest = order == "newest" or (order is None and insight.active)
+            return self.metadata.search(
+                dataclasses.replace(
+                    query, insights=insight if insight.active else None, newest_first=newest
+                )
+            )
 
     @staticmethod
     def _query(
@@ -943,6 +977,39 @@ class ArtifactStore:
             return self.metadata.rebuild_index()
 
     reindex = rebuild_index
+
+    def refresh_summaries(
+        self, *, force: bool = False, progress: ProgressCallback | None = None
+    ) -> SummaryRefreshReport:
+        """Summarise stored versions that have no summary, or an older one (see
+        :mod:`.backfill`): streamed, checksum-verified, resumable after an interruption.
+        ``force`` re-reads every version. ``progress(done, total)`` is called per version.
+        """
+        with self._operation("refresh_summaries"):
+
+            def load(key: tuple[str, str, str, int]) -> ArtifactMetadata | None:
+                return self.metadata.get(ArtifactKey.of(key[0], key[1], key[2]), key[3])
+
+            def read(meta: ArtifactMetadata) -> Iterator[bytes]:
+                return self.iter_chunks(meta.version_uri, verify_checksum=True)
+
+            def update(meta: ArtifactMetadata, summary: Summary | None, reason: str | None) -> None:
+                def change(current: ArtifactMetadata) -> ArtifactMetadata:
+                    if current.object_key != meta.object_key:
+                        return current  # replaced meanwhile: its own upload summarised it
+                    return current.with_changes(summary=summary, summary_reason=reason)
+
+                self._update_record("refresh_summaries", meta.version_uri, change)
+
+            return refresh_summaries(
+                self.metadata.query(lambda index: index.keys()),
+                load,
+                read,
+                update,
+                checkpoint=self.config.effective_state_dir / SUMMARY_CHECKPOINT,
+                force=force,
+                progress=progress,
+            )
 
 
 class _Operation:

@@ -23,6 +23,13 @@ import typer
 
 from . import __version__, cli_admin
 from .artifact_store import Content
+from .cli_insights import (
+    FailedOption,
+    HasErrorsOption,
+    TestOption,
+    TouchesOption,
+    summary_fields,
+)
 from .cli_output import Output, format_size, format_time, plural, print_artifacts
 from .cli_runtime import (
     EXIT_FAILURE,
@@ -256,6 +263,7 @@ def info(ctx: typer.Context, ref: Ref, json_flag: Json = False) -> None:
             ("tags", ", ".join(meta.tags) or "-"),
             ("retention", "pinned" if meta.pinned else retention),
             *((f"meta.{key}", str(value)) for key, value in sorted(meta.metadata.items())),
+            *summary_fields(meta),
         ]
     )
 
@@ -281,9 +289,14 @@ def list_artifacts(
         TagMatch, typer.Option("--match", help="With several --tag: all of them or any.")
     ] = TagMatch.ALL,
     limit: Annotated[int | None, typer.Option("--limit", min=1, help="At most N results.")] = None,
+    failed: FailedOption = None,
+    test: TestOption = None,
+    touches: TouchesOption = None,
+    has_errors: HasErrorsOption = False,
     json_flag: Json = False,
 ) -> None:
-    """List artifacts (latest versions) matching every filter, oldest first."""
+    """List artifacts (latest versions) matching every filter, oldest first
+    (newest first with a content filter: --failed, --test, --touches, --has-errors)."""
     state, out = session(ctx, json_flag)
     found = state.store().search(
         task_id=task,
@@ -294,6 +307,10 @@ def list_artifacts(
         tags=tags or None,
         match=match.value,
         limit=limit,
+        failed=failed,
+        test=test,
+        touches=touches,
+        has_errors=has_errors or None,
     )
     print_artifacts(out, found)
 

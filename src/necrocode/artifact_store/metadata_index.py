@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from .exceptions import PermissionError, StorageError, StorageFullError
+from .index.insights import InsightFilter, insights_search_sql, install_insights, write_insights
 from .models import ArtifactMetadata, ArtifactType
 from .naming import ArtifactKey
 
@@ -150,6 +151,9 @@ class SearchQuery:
     match_all_tags: bool = True
     latest_only: bool = True
     limit: int | None = None
+    #: Content filters (failed tests, changed paths, log errors); see ``index/insights.py``.
+    insights: InsightFilter | None = None
+    newest_first: bool = False
 
 
 def _key_params(key: ArtifactKey) -> tuple[str, str, str]:
@@ -198,6 +202,7 @@ class MetadataIndex:
             conn.execute(f"PRAGMA mmap_size={MMAP_BYTES}")
             conn.execute("PRAGMA foreign_keys=OFF")
             conn.executescript(_SCHEMA)
+            install_insights(conn)
         except sqlite3.DatabaseError as exc:
             raise _classify(exc, self.path) from exc
         self._conn, self._pid = conn, os.getpid()
@@ -320,6 +325,7 @@ class MetadataIndex:
             " pinned = excluded.pinned, record = excluded.record",
             (*_row_values(meta, record), int(latest)),
         )
+        write_insights(conn, meta)
         key = (meta.spec_name, meta.task_id, meta.type.value, meta.version)
         conn.execute(
             "DELETE FROM tags WHERE spec_name=? AND task_id=? AND type=? AND version=?", key
@@ -412,7 +418,7 @@ class MetadataIndex:
         return [ArtifactMetadata.from_trusted_json(row[0]) for row in rows]
 
     def search(self, query: SearchQuery) -> list[ArtifactMetadata]:
-        """Rows matching every filter of ``query``, oldest first."""
+        """Rows matching every filter of ``query``, oldest first (``newest_first``: newest)."""
         clauses: list[str] = []
         params: list[Any] = []
         selective = query.task_id is not None or query.spec_name is not None or bool(query.tags)
@@ -458,13 +464,21 @@ class MetadataIndex:
                 )
             params.extend(sorted(set(query.tags)))
             params.append(needed)
-        sql = "SELECT a.record FROM artifacts a"
-        if clauses:
-            sql += " WHERE " + " AND ".join(clauses)
-        sql += " ORDER BY a.created_at, a.spec_name, a.task_id, a.type, a.version"
-        if query.limit is not None:
-            sql += " LIMIT ?"
-            params.append(query.limit)
+        if query.insights is not None and query.insights.active:
+            sql, params = insights_search_sql(
+                clauses, params, query.insights, newest_first=query.newest_first, limit=query.limit
+            )
+        else:
+            order = " DESC" if query.newest_first else ""
+            sql = "SELECT a.record FROM artifacts a"
+            if clauses:
+                sql += " WHERE " + " AND ".join(clauses)
+            sql += " ORDER BY " + ", ".join(
+                f"a.{c}{order}" for c in ("created_at", "spec_name", "task_id", "type", "version")
+            )
+            if query.limit is not None:
+                sql += " LIMIT ?"
+                params.append(query.limit)
         with self._read() as conn:
             rows = conn.execute(sql, params).fetchall()
         return [ArtifactMetadata.from_trusted_json(row[0]) for row in rows]

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Literal
 
+from .content.summary import Summary
 from .exceptions import IntegrityError
 
 __all__ = ["RECORD_SCHEMA", "ArtifactMetadata", "ArtifactType", "Codec", "StorageUsage"]
@@ -97,6 +98,9 @@ class ArtifactMetadata:
     ``size`` is the number of bytes stored (after compression); ``original_size``
     and ``checksum`` (``sha256:<hex>``) describe the bytes that were uploaded.
     ``object_key`` is where the stored bytes live inside the backend.
+    ``summary`` is what the store understood of the content (failed tests,
+    changed files, log errors); ``None`` with ``summary_reason`` when the content
+    did not parse, ``None`` with no reason when it was never summarised.
     """
 
     uri: str
@@ -116,6 +120,8 @@ class ArtifactMetadata:
     object_key: str = ""
     retention_days: int | None = None
     pinned: bool = False
+    summary: Summary | None = None
+    summary_reason: str | None = None
 
     @property
     def stored_size(self) -> int:
@@ -162,6 +168,8 @@ class ArtifactMetadata:
             "object_key": self.object_key,
             "retention_days": self.retention_days,
             "pinned": self.pinned,
+            "summary": None if self.summary is None else self.summary.to_dict(),
+            "summary_reason": self.summary_reason,
         }
 
     def to_json(self) -> str:
@@ -226,6 +234,8 @@ class ArtifactMetadata:
             data["object_key"],
             data["retention_days"],
             data["pinned"],
+            _summary_of(data.get("summary")),
+            data.get("summary_reason"),
         )
 
     @classmethod
@@ -266,10 +276,18 @@ class ArtifactMetadata:
             object_key=_expect(data, "object_key", str, default=""),
             retention_days=retention,
             pinned=_expect(data, "pinned", bool, default=False),
+            summary=_summary_of(data.get("summary")),
+            summary_reason=_expect(data, "summary_reason", str, default=None)
+            if data.get("summary_reason") is not None
+            else None,
         )
 
 
 _MISSING: Any = object()
+
+
+def _summary_of(data: Any) -> Summary | None:
+    return None if data is None else Summary.from_dict(data)
 
 
 def _expect(data: dict[str, Any], key: str, kind: type[Any], default: Any = _MISSING) -> Any:
