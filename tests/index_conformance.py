@@ -12,8 +12,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from necrocode.artifact_store import ArtifactMetadata, ArtifactType
+from necrocode.artifact_store import ArtifactMetadata, ArtifactType, Summary
+from necrocode.artifact_store.content.summariser import Summariser
 from necrocode.artifact_store.index import MetadataIndex, SearchQuery
+from necrocode.artifact_store.index.insights import InsightFilter
 from necrocode.artifact_store.naming import ArtifactKey
 
 START = datetime(2026, 3, 1, tzinfo=UTC)
@@ -31,6 +33,7 @@ def meta(
     tags: tuple[str, ...] = (),
     retention_days: int | None = None,
     pinned: bool = False,
+    summary: Summary | None = None,
 ) -> ArtifactMetadata:
     """A record as an upload would write it."""
     return ArtifactMetadata(
@@ -48,8 +51,31 @@ def meta(
         tags=tags,
         pinned=pinned,
         retention_days=retention_days,
+        summary=summary,
         object_key=f"{spec}/{task}/{kind.filename}.v{version:06d}.0000000000000000.raw",
     )
+
+
+def summarised(kind: ArtifactType, content: bytes) -> Summary:
+    """The summary an upload of ``content`` gets."""
+    summariser = Summariser(kind)
+    for _ in summariser.tap([content]):
+        pass
+    summary, reason = summariser.finish()
+    assert summary is not None, reason
+    return summary
+
+
+JUNIT = (
+    b'<testsuite name="s" tests="2" failures="1"><testcase classname="tests.test_auth"'
+    b' name="test_login"><failure message="x"/></testcase>'
+    b'<testcase classname="tests.test_ui" name="test_ok"/></testsuite>'
+)
+PASSING = b'<testsuite name="s" tests="1"><testcase classname="t" name="test_ok"/></testsuite>'
+
+
+def diff_of(*paths: str) -> bytes:
+    return b"".join(f"--- a/{p}\n+++ b/{p}\n@@ -1 +1 @@\n-a\n+b\n".encode() for p in paths)
 
 
 def key_of(m: ArtifactMetadata) -> ArtifactKey:
@@ -271,3 +297,80 @@ class IndexConformance:
         assert seen == [not self.shared]
         with index.claim("cleanup", "spec/task") as again:
             assert again
+
+    def _insights(self, index: MetadataIndex) -> dict[str, ArtifactMetadata]:
+        made = {
+            "failing": meta("s", "a", TEST, when=START, summary=summarised(TEST, JUNIT)),
+            "passing": meta(
+                "s", "b", TEST, when=START + timedelta(1), summary=summarised(TEST, PASSING)
+            ),
+            "auth": meta(
+                "s",
+                "a",
+                DIFF,
+                when=START + timedelta(2),
+                summary=summarised(DIFF, diff_of("src/auth/login.py", "README.md")),
+            ),
+            "ui": meta(
+                "s",
+                "b",
+                DIFF,
+                when=START + timedelta(3),
+                summary=summarised(DIFF, diff_of("ui/page.tsx")),
+            ),
+            "traceback": meta(
+                "s",
+                "a",
+                LOG,
+                when=START + timedelta(4),
+                summary=summarised(LOG, b"Traceback (most recent call last):\nValueError: x\n"),
+            ),
+            "clean": meta(
+                "s", "b", LOG, when=START + timedelta(5), summary=summarised(LOG, b"all good\n")
+            ),
+            "plain": meta("s", "c", LOG, when=START + timedelta(6)),
+        }
+        for m in made.values():
+            index.put(m)
+        return made
+
+    def _found(
+        self, index: MetadataIndex, newest_first: bool = False, **filters: object
+    ) -> list[str]:
+        query = SearchQuery(
+            insights=InsightFilter.build(**filters),  # type: ignore[arg-type]
+            newest_first=newest_first,
+        )
+        return [f"{m.task_id}/{m.type.value}" for m in index.search(query)]
+
+    def test_search_by_content(self, index: MetadataIndex) -> None:
+        self._insights(index)
+        assert self._found(index, failed=True) == ["a/test"]
+        assert self._found(index, failed=False) == ["b/test"]
+        assert self._found(index, test="LOGIN") == ["a/test"]
+        assert self._found(index, test="test_ok") == []  # passing ids are not kept
+        assert self._found(index, touches="src/auth") == ["a/diff"]
+        assert self._found(index, touches="**/*.tsx") == ["b/diff"]
+        assert self._found(index, touches="src/*.py") == []
+        assert self._found(index, touches="src/**/login.py") == ["a/diff"]
+        assert self._found(index, touches="README.md") == ["a/diff"]
+        assert self._found(index, has_errors=True) == ["a/test", "a/log"]
+        assert self._found(index, has_errors=False) == ["b/test", "a/diff", "b/diff", "b/log"]
+        assert self._found(index, True, has_errors=True) == ["a/log", "a/test"]
+        assert self._found(index, failed=True, touches="src/auth") == []
+
+    def test_content_filters_follow_updates_and_deletes(self, index: MetadataIndex) -> None:
+        made = self._insights(index)
+        failing = made["failing"]
+        index.put(failing.with_changes(summary=summarised(TEST, PASSING)))
+        assert self._found(index, failed=True) == []
+        index.remove(key_of(made["auth"]))
+        assert self._found(index, touches="src/auth") == []
+        assert index.replace_all(iter(made.values())) == 7
+        assert self._found(index, failed=True) == ["a/test"]
+        assert self._found(index, touches="src/auth") == ["a/diff"]
+
+    def test_newest_first(self, index: MetadataIndex) -> None:
+        metas = fill(index)
+        found = index.search(SearchQuery(newest_first=True, limit=3))
+        assert found == sorted(metas, key=lambda m: m.created_at, reverse=True)[:3]

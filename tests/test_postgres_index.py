@@ -17,12 +17,13 @@ from necrocode.artifact_store import (
     MetadataManager,
 )
 from necrocode.artifact_store.backends.filesystem import FilesystemBackend
-from necrocode.artifact_store.index import open_index
-from necrocode.artifact_store.index.pg_schema import SCHEMA_VERSION
+from necrocode.artifact_store.index import SearchQuery, open_index
+from necrocode.artifact_store.index.insights import InsightFilter
+from necrocode.artifact_store.index.pg_schema import MIGRATIONS, SCHEMA_VERSION
 from necrocode.artifact_store.index.postgres import PostgresIndex
 from necrocode.artifact_store.naming import ArtifactKey
 
-from .index_conformance import DIFF, meta
+from .index_conformance import DIFF, diff_of, meta, summarised
 
 
 def test_many_hosts_starting_at_once_migrate_the_schema_once(pg_url: str) -> None:
@@ -123,3 +124,22 @@ def test_an_interrupted_rebuild_resumes_without_reading_records_again(
     assert index.is_built() and index.rebuild_progress() == set()
     assert index.count() == 1200
     assert index.usage_sums() == (1200, 1200, 12000, 24000)
+
+
+def test_a_schema_1_database_is_migrated_and_its_rows_get_their_insights(pg_url: str) -> None:
+    old = meta("s", "t", DIFF, summary=summarised(DIFF, diff_of("src/x.py")))
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE necro_schema (version integer NOT NULL)")
+        conn.execute(MIGRATIONS[0])
+        conn.execute("INSERT INTO necro_schema VALUES (1)")
+        conn.execute(
+            "INSERT INTO artifacts (spec_name, task_id, type, version, is_latest, created_at,"
+            " size, original_size, record) VALUES ('s', 't', 'diff', 1, true, %s, 10, 20, %s)",
+            (old.created_at.timestamp(), old.to_json()),
+        )
+    index = PostgresIndex(pg_url, "memory://store")
+    query = SearchQuery(insights=InsightFilter.build(touches="src/*.py"))
+    assert index.search(query) == [old]
+    with psycopg.connect(pg_url) as conn:
+        assert conn.execute("SELECT version FROM necro_schema").fetchone() == (SCHEMA_VERSION,)
+    index.close()

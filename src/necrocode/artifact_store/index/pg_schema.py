@@ -131,8 +131,41 @@ CREATE TRIGGER usage_on_update AFTER UPDATE OF is_latest, size, original_size ON
     FOR EACH ROW EXECUTE FUNCTION necro_usage_trigger();
 """
 
+# Content insights (see index/insights.py): what the filters of a search need from
+# each version's summary, as columns of its row, filled from the records already
+# indexed.
+_V2 = """
+ALTER TABLE artifacts
+    ADD COLUMN summary_kind       text,
+    ADD COLUMN summary_failed     boolean,
+    ADD COLUMN summary_has_errors boolean,
+    ADD COLUMN paths              text[] COLLATE "C" NOT NULL DEFAULT '{}',
+    ADD COLUMN failing_tests      text;
+WITH s AS (
+    SELECT spec_name, task_id, type, version, record::jsonb -> 'summary' AS j
+    FROM artifacts WHERE jsonb_typeof(record::jsonb -> 'summary') = 'object'
+)
+UPDATE artifacts a SET
+    summary_kind = s.j ->> 'kind',
+    summary_failed = (s.j ->> 'failed')::boolean,
+    summary_has_errors = COALESCE((s.j ->> 'has_errors')::boolean, false),
+    paths = ARRAY(
+        SELECT DISTINCT v.p FROM jsonb_array_elements(COALESCE(s.j -> 'diff' -> 'files', '[]'))
+            AS f, LATERAL (VALUES (f ->> 'path'), (f ->> 'old_path')) AS v(p)
+        WHERE v.p IS NOT NULL),
+    failing_tests = (SELECT string_agg(t, E'\\n')
+        FROM jsonb_array_elements_text(COALESCE(s.j -> 'test' -> 'failing', '[]')) AS t)
+FROM s
+WHERE a.spec_name = s.spec_name AND a.task_id = s.task_id AND a.type = s.type
+    AND a.version = s.version;
+CREATE INDEX artifacts_by_failed ON artifacts (summary_failed, created_at)
+    WHERE summary_failed IS NOT NULL;
+CREATE INDEX artifacts_by_errors ON artifacts (summary_has_errors, created_at)
+    WHERE summary_kind IS NOT NULL;
+"""
+
 #: Migration ``n`` (1-based) brings schema ``n - 1`` to ``n``.
-MIGRATIONS: tuple[str, ...] = (_V1,)
+MIGRATIONS: tuple[str, ...] = (_V1, _V2)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

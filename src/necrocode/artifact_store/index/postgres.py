@@ -33,6 +33,7 @@ from ..exceptions import ConfigError, IndexUnavailableError, StorageError
 from ..models import ArtifactMetadata
 from ..naming import ArtifactKey
 from .base import IndexKey, SearchQuery, UsageRow, UsageSums, redact_url
+from .insights import InsightFilter, touches_regex
 from .pg_schema import WRITE_LOCK, migrate
 
 __all__ = ["IndexUnavailableError", "PostgresIndex", "active_reservation"]
@@ -51,17 +52,20 @@ BULK_BATCH = 500
 
 _COLUMNS = (
     "spec_name, task_id, type, version, created_at, size, original_size,"
-    " retention_days, pinned, tags, record"
+    " retention_days, pinned, tags, record, summary_kind, summary_failed,"
+    " summary_has_errors, paths, failing_tests"
 )
 _UPSERT = (
     f"INSERT INTO artifacts ({_COLUMNS}, is_latest, generation)"
-    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,"
+    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,"
     " COALESCE((SELECT value::bigint FROM index_state WHERE name = 'generation'), 0))"
     " ON CONFLICT (spec_name, task_id, type, version) DO UPDATE SET"
     " created_at = excluded.created_at, size = excluded.size,"
     " original_size = excluded.original_size, retention_days = excluded.retention_days,"
     " pinned = excluded.pinned, tags = excluded.tags, record = excluded.record,"
-    " generation = excluded.generation"
+    " summary_kind = excluded.summary_kind, summary_failed = excluded.summary_failed,"
+    " summary_has_errors = excluded.summary_has_errors, paths = excluded.paths,"
+    " failing_tests = excluded.failing_tests, generation = excluded.generation"
 )
 _KEY = "spec_name = %s AND task_id = %s AND type = %s"
 #: The quota reservation of the upload this thread is committing (see pg_coordination):
@@ -83,6 +87,8 @@ def _quiet_pool_logger() -> None:
 
 
 def _row(meta: ArtifactMetadata, record: str | None = None) -> tuple[Any, ...]:
+    summary = meta.summary
+    failing = [] if summary is None else summary.failing_tests()
     return (
         meta.spec_name,
         meta.task_id,
@@ -95,6 +101,11 @@ def _row(meta: ArtifactMetadata, record: str | None = None) -> tuple[Any, ...]:
         meta.pinned,
         list(meta.tags),
         meta.to_json() if record is None else record,
+        None if summary is None else summary.kind,
+        None if summary is None else summary.failed,
+        None if summary is None else summary.has_errors,
+        [] if summary is None else sorted(set(summary.paths())),
+        "\n".join(failing) if failing else None,
     )
 
 
@@ -586,11 +597,46 @@ def search_sql(query: SearchQuery) -> tuple[str, list[Any]]:
     if query.tags:
         clauses.append("tags @> %s::text[]" if query.match_all_tags else "tags && %s::text[]")
         params.append(sorted(set(query.tags)))
+    if query.insights is not None and query.insights.active:
+        _insight_clauses(query.insights, clauses, params)
     sql = "SELECT record FROM artifacts"
     if clauses:
         sql += " WHERE " + " AND ".join(clauses)
-    sql += " ORDER BY created_at, spec_name, task_id, type, version"
+    order = " DESC" if query.newest_first else ""
+    sql += " ORDER BY " + ", ".join(
+        f"{column}{order}" for column in ("created_at", "spec_name", "task_id", "type", "version")
+    )
     if query.limit is not None:
         sql += " LIMIT %s"
         params.append(query.limit)
     return sql, params
+
+
+def _insight_clauses(insight: InsightFilter, clauses: list[str], params: list[Any]) -> None:
+    """The content filters (see :mod:`.insights`): only summarised versions match."""
+    clauses.append("summary_kind IS NOT NULL")
+    if insight.failed is not None:
+        clauses.append("summary_failed = %s")
+        params.append(insight.failed)
+    if insight.has_errors is not None:
+        clauses.append("summary_has_errors = %s")
+        params.append(insight.has_errors)
+    if insight.test is not None:
+        clauses.append("strpos(lower(failing_tests), lower(%s)) > 0")
+        params.append(insight.test.strip())
+    if insight.touches is not None:
+        # The glob's rule as a PostgreSQL regular expression (the Python one uses only
+        # constructs both dialects read alike), anchored for a full match.
+        where = ["p ~ %s"]
+        values: list[Any] = [f"^(?:{touches_regex(insight.touches).pattern})$"]
+        prefix = _literal_prefix(insight.touches)
+        if prefix:
+            where[:0] = ["p >= %s", "p < %s"]
+            values[:0] = [prefix, prefix[:-1] + chr(ord(prefix[-1]) + 1)]
+        clauses.append(f"EXISTS (SELECT 1 FROM unnest(paths) AS p WHERE {' AND '.join(where)})")
+        params.extend(values)
+
+
+def _literal_prefix(pattern: str) -> str:
+    cut = min((pattern.find(c) for c in "*?" if c in pattern), default=len(pattern))
+    return pattern[:cut]
