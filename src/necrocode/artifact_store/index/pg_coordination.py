@@ -67,7 +67,6 @@ class AdvisoryLocks:
                     min_size=0,
                     max_size=LOCK_POOL_SIZE,
                     kwargs=self.index.connection_kwargs(),
-                    check=psycopg_pool.ConnectionPool.check_connection,
                     timeout=self.index.connect_timeout,
                     open=False,
                     name="necrocode-locks",
@@ -86,11 +85,11 @@ class AdvisoryLocks:
         """Lock ``name`` within ``timeout``: the connection and key, or ``None``."""
         key = advisory_key(self.index.root_uri, name)
         pool = self._connections()
-        try:
-            conn = pool.getconn()
-        except (psycopg.OperationalError, psycopg_pool.PoolTimeout) as exc:
-            raise self.index.unavailable(exc) from exc
         deadline = time.monotonic() + timeout
+        conn = self._try_first(pool, key)
+        if conn is not None:
+            return conn, key
+        conn = self._checkout(pool)
         try:
             while True:
                 row = conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()
@@ -104,6 +103,30 @@ class AdvisoryLocks:
         except psycopg.Error as exc:
             pool.putconn(conn)
             raise self.index.unavailable(exc) from exc
+
+    def _checkout(self, pool: psycopg_pool.ConnectionPool) -> Any:
+        try:
+            return pool.getconn()
+        except (psycopg.OperationalError, psycopg_pool.PoolTimeout) as exc:
+            raise self.index.unavailable(exc, retryable=False) from exc
+
+    def _try_first(self, pool: psycopg_pool.ConnectionPool, key: int) -> Any:
+        """One try on a pooled connection (a free lock costs one round trip); a
+        connection that went bad while idle (server restarted) is replaced once."""
+        for attempt in range(2):
+            conn = self._checkout(pool)
+            try:
+                row = conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()
+            except psycopg.Error as exc:
+                pool.putconn(conn)
+                if attempt == 1:
+                    raise self.index.unavailable(exc) from exc
+                continue
+            if row is not None and row[0]:
+                return conn
+            pool.putconn(conn)
+            return None
+        return None
 
     def _release(self, conn: Any, key: int) -> None:
         with contextlib.suppress(psycopg.Error):

@@ -55,19 +55,30 @@ _COLUMNS = (
     " retention_days, pinned, tags, record, summary_kind, summary_failed,"
     " summary_has_errors, paths, failing_tests"
 )
-_UPSERT = (
-    f"INSERT INTO artifacts ({_COLUMNS}, is_latest, generation)"
-    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,"
-    " COALESCE((SELECT value::bigint FROM index_state WHERE name = 'generation'), 0))"
-    " ON CONFLICT (spec_name, task_id, type, version) DO UPDATE SET"
-    " created_at = excluded.created_at, size = excluded.size,"
-    " original_size = excluded.original_size, retention_days = excluded.retention_days,"
-    " pinned = excluded.pinned, tags = excluded.tags, record = excluded.record,"
-    " summary_kind = excluded.summary_kind, summary_failed = excluded.summary_failed,"
-    " summary_has_errors = excluded.summary_has_errors, paths = excluded.paths,"
-    " failing_tests = excluded.failing_tests, generation = excluded.generation"
-)
 _KEY = "spec_name = %s AND task_id = %s AND type = %s"
+
+
+def _upsert(latest: str) -> str:
+    """Insert-or-update of one row; ``latest`` is the SQL of a new row's ``is_latest``."""
+    return (
+        f"INSERT INTO artifacts ({_COLUMNS}, is_latest, generation)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,"
+        f" {latest},"
+        " COALESCE((SELECT value::bigint FROM index_state WHERE name = 'generation'), 0))"
+        " ON CONFLICT (spec_name, task_id, type, version) DO UPDATE SET"
+        " created_at = excluded.created_at, size = excluded.size,"
+        " original_size = excluded.original_size, retention_days = excluded.retention_days,"
+        " pinned = excluded.pinned, tags = excluded.tags, record = excluded.record,"
+        " summary_kind = excluded.summary_kind, summary_failed = excluded.summary_failed,"
+        " summary_has_errors = excluded.summary_has_errors, paths = excluded.paths,"
+        " failing_tests = excluded.failing_tests, generation = excluded.generation"
+    )
+
+
+#: A rebuild's rows: latest flags are set once at its end.
+_BULK_UPSERT = _upsert("false")
+#: An upload's row: the latest unless a higher version is indexed already.
+_PUT_UPSERT = _upsert(f"NOT EXISTS (SELECT 1 FROM artifacts WHERE {_KEY} AND version > %s)")
 #: The quota reservation of the upload this thread is committing (see pg_coordination):
 #: :meth:`PostgresIndex.put` releases it in the transaction that adds the row.
 _reservation: ContextVar[dict[str, int] | None] = ContextVar("necrocode_reservation", default=None)
@@ -182,7 +193,6 @@ class PostgresIndex:
                 min_size=1,
                 max_size=self.pool_size,
                 kwargs=self.connection_kwargs(),
-                check=psycopg_pool.ConnectionPool.check_connection,
                 timeout=self.connect_timeout,
                 open=False,
                 name="necrocode-index",
@@ -256,7 +266,9 @@ class PostgresIndex:
                 with self.connection() as conn:
                     if not write:
                         return operation(conn)
-                    with conn.transaction():
+                    # Pipelined: a write whose statements need no answers in between
+                    # (an upload's row) costs one round trip.
+                    with conn.pipeline(), conn.transaction():
                         conn.execute("SELECT pg_advisory_xact_lock_shared(%s)", (WRITE_LOCK,))
                         return operation(conn)
             except IndexUnavailableError as exc:
@@ -432,7 +444,7 @@ class PostgresIndex:
         def load(conn: psycopg.Connection[Any]) -> None:
             conn.execute("SET LOCAL necrocode.bulk_load = 'on'")
             with conn.cursor() as cur:
-                cur.executemany(f"{_UPSERT}", [(*row, False) for row in rows])
+                cur.executemany(_BULK_UPSERT, rows)
 
         self._run(load, write=True)
 
@@ -452,11 +464,7 @@ class PostgresIndex:
         reservation = None if state is None else state.get("id")
 
         def write(conn: psycopg.Connection[Any]) -> None:
-            row = conn.execute(
-                f"SELECT MAX(version) FROM artifacts WHERE {_KEY}", params
-            ).fetchone()
-            top = None if row is None else row[0]
-            conn.execute(_UPSERT, (*_row(meta, record), top is None or meta.version >= top))
+            conn.execute(_PUT_UPSERT, (*_row(meta, record), *params, meta.version))
             if remove_versions:
                 conn.execute(
                     f"DELETE FROM artifacts WHERE {_KEY} AND version = ANY(%s)",

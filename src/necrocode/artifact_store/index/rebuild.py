@@ -30,10 +30,12 @@ WINDOW_PER_WORKER = 16
 def load_parallel(
     versions: Iterable[tuple[ArtifactKey, int]],
     load: Callable[[ArtifactKey, int], ArtifactMetadata],
-    workers: int = REBUILD_WORKERS,
+    workers: int | None = None,
 ) -> Iterator[ArtifactMetadata]:
     """``load(key, version)`` of every item, in order; vanished records are skipped and
-    unreadable ones logged and skipped (as a sequential rebuild does)."""
+    unreadable ones logged and skipped (as a sequential rebuild does). ``workers``
+    defaults to :data:`REBUILD_WORKERS` (read at each call)."""
+    workers = REBUILD_WORKERS if workers is None else workers
 
     def read(key: ArtifactKey, version: int) -> ArtifactMetadata | None:
         try:
