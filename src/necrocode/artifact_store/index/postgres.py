@@ -435,6 +435,8 @@ class PostgresIndex:
                 " ON CONFLICT (name) DO UPDATE SET value = excluded.value",
                 (str(generation),),
             )
+            # Fresh statistics, so the planner picks the right index at once.
+            conn.execute("ANALYZE artifacts")
             (count,) = conn.execute("SELECT COUNT(*) FROM artifacts").fetchone() or (0,)
             return int(count)
 
