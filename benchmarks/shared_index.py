@@ -352,10 +352,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="seconds-long smoke run")
     parser.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "RESULTS-B8.md")
     parser.add_argument("--population", type=int, default=None, help="artifacts for search/upload")
+    parser.add_argument("--records", type=int, default=None, help="records rebuilt from S3")
+    parser.add_argument("--hosts-checks", type=int, default=None, help="visibility samples")
     args = parser.parse_args(argv)
     scale = QUICK if args.quick else FULL
     population = args.population or (2_000 if args.quick else 100_000)
-    records = 200 if args.quick else 2_000
+    records = args.records or (200 if args.quick else 2_000)
+    checks = args.hosts_checks or (10 if args.quick else 50)
     os.environ.update(S3_ENV)
     report = Report(scale)
     started = time.perf_counter()
@@ -366,7 +369,7 @@ def main(argv: list[str] | None = None) -> int:
     ):
         work = Path(tmp)
         search_and_upload(report, pg, work, population, scale.queries, scale.uploads_per_rep)
-        visibility(report, pg, s3, work, 10 if args.quick else 50)
+        visibility(report, pg, s3, work, checks)
         rebuild_rates(report, pg, s3, work, records)
     report.notes.append(
         "PostgreSQL is a throwaway local cluster (fsync off), reached over TCP on 127.0.0.1; "
