@@ -8,6 +8,7 @@ damaged or marked stale it is rebuilt from the records alone.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from .exceptions import (
 )
 from .index import INDEX_FILENAME, MetadataIndex, SQLiteIndex
 from .index.rebuild import load_parallel
+from .index.snapshot import read_snapshot, write_snapshot
 from .metadata_index import IndexCorruptError, SearchQuery
 from .models import ArtifactMetadata, ArtifactType
 from .naming import ArtifactKey, parse_key
@@ -124,20 +126,43 @@ class MetadataManager:
         loaded are not read again. The embedded index is filled in one transaction.
         """
         done = self.index.rebuild_progress()
-        wanted = (
-            (stored.key, version)
-            for stored in self.iter_stored()
-            for version in sorted(stored.records)
-            if (stored.key.spec_name, stored.key.task_id, stored.key.type.value, version)
-            not in done
-        )
-        loaded = load_parallel(wanted, self.load)
+        listed: list[tuple[ArtifactKey, int, ObjectInfo]] = []
+        for info in self.backend.list():
+            parsed = parse_key(info.key)
+            if parsed is not None and parsed.kind == "record":
+                artifact = parsed.artifact
+                index_key = (artifact.spec_name, artifact.task_id, artifact.type.value)
+                if (*index_key, parsed.version) not in done:
+                    listed.append((parsed.artifact, parsed.version, info))
+        # Records whose ETag the last rebuild saw come from its snapshot, not a GET.
+        snapshot = read_snapshot(self.backend) if any(i.etag for _, _, i in listed) else {}
+        seen: dict[str, tuple[str, ArtifactMetadata]] = {}
+
+        def load(key: ArtifactKey, version: int) -> ArtifactMetadata:
+            info = etags[(key, version)]
+            known = snapshot.get(info.key) if info.etag else None
+            meta = None
+            if known is not None and known[0] == info.etag:
+                with contextlib.suppress(IntegrityError):  # a damaged entry: read the record
+                    meta = self._parse_record(key, version, known[1].encode())
+            if meta is None:
+                meta = self.load(key, version)
+            if info.etag:
+                seen[info.key] = (info.etag, meta)
+            return meta
+
+        etags = {(key, version): info for key, version, info in listed}
+        loaded = load_parallel(((key, version) for key, version, _ in listed), load)
         records = loaded if self.index.shared else list(loaded)
         try:
             count = self.index.replace_all(records)
         except IndexCorruptError:
             self.index.destroy()
             count = self.index.replace_all(records)
+        if seen and not done:
+            write_snapshot(
+                self.backend, ((k, etag, m.to_json()) for k, (etag, m) in sorted(seen.items()))
+            )
         if self._stale_marker.exists():
             self._stale_marker.unlink(missing_ok=True)
         return count
@@ -177,8 +202,11 @@ class MetadataManager:
 
     def load(self, key: ArtifactKey, version: int) -> ArtifactMetadata:
         """Read the record of ``version`` of ``key`` from the backend."""
+        return self._parse_record(key, version, self.backend.download(key.record_key(version)))
+
+    def _parse_record(self, key: ArtifactKey, version: int, data: bytes) -> ArtifactMetadata:
+        """The record ``data`` of ``version`` of ``key``, checked to describe it."""
         record_key = key.record_key(version)
-        data = self.backend.download(record_key)
         try:
             meta = ArtifactMetadata.from_json(data)
         except IntegrityError as exc:

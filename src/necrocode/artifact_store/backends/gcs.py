@@ -408,7 +408,7 @@ class GCSBackend(StorageBackend):
                 for blob in page:
                     key = self.keys.key(blob.name)
                     if key is not None:
-                        yield ObjectInfo(key, int(blob.size or 0), blob.updated)
+                        yield ObjectInfo(key, int(blob.size or 0), blob.updated, blob.etag)
 
     def close(self) -> None:
         close = getattr(self.client, "close", None)

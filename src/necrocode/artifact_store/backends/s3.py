@@ -410,7 +410,9 @@ class S3Backend(StorageBackend):
                 for item in page.get("Contents", ()):
                     key = self.keys.key(item["Key"])
                     if key is not None:
-                        yield ObjectInfo(key, int(item["Size"]), item.get("LastModified"))
+                        yield ObjectInfo(
+                            key, int(item["Size"]), item.get("LastModified"), item.get("ETag")
+                        )
 
     def list_incomplete(self, prefix: str = "") -> Iterator[ObjectInfo]:
         paginator = self.client.get_paginator("list_multipart_uploads")
