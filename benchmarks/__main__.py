@@ -1,4 +1,4 @@
-"""``python -m benchmarks [--quick] [--results PATH]``: run B1-B7, write the Markdown table."""
+"""``python -m benchmarks [--quick] [--results PATH]``: run B1-B8, write the Markdown table."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from .small_ops import LiveUploads, b1_flat_rows, b1_row, b2_downloads, measure_
 HERE = Path(__file__).resolve().parent
 DEFAULT_RESULTS = HERE / "RESULTS.md"
 DEFAULT_WORK = HERE / "_work"
-ALL = ("B1", "B2", "B3", "B4", "B5", "B6", "B7")
+ALL = ("B1", "B2", "B3", "B4", "B5", "B6", "B8")
 
 
 def _log(message: str) -> None:
@@ -116,8 +116,8 @@ def main(argv: list[str] | None = None) -> int:
         if "B4" in only:
             _log("B4 large artifacts")
             b4_large(report, work / "b4", scale)
-        if "B7" in only:
-            _log("B7 content summaries")
+        if "B8" in only:
+            _log("B8 content summaries")
             b7_summaries(report, work / "b7", scale)
     finally:
         if not args.keep:

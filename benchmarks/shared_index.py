@@ -1,4 +1,4 @@
-"""B8: the shared PostgreSQL index against the embedded SQLite one, in the same run.
+"""B9: the shared PostgreSQL index against the embedded SQLite one, in the same run.
 
     python -m benchmarks.shared_index [--quick] [--results PATH] [--population N]
 
@@ -156,7 +156,7 @@ def search_and_upload(
             pg_ms, lite_ms = median(latencies["postgresql"]), median(latencies["sqlite"])
             report.add(
                 Result(
-                    "B8",
+                    "B9",
                     f"search {kind} at {population:,} (PostgreSQL)",
                     pg_ms,
                     "ms",
@@ -176,7 +176,7 @@ def search_and_upload(
                 seconds[name].append(time.perf_counter() - started)
         report.add(
             rate_result(
-                "B8",
+                "B9",
                 f"2 KB uploads at {population:,} (PostgreSQL index)",
                 seconds["postgresql"],
                 seconds["sqlite"],
@@ -199,8 +199,7 @@ def visibility(report: Report, pg: PostgresServer, s3: MotoS3, work: Path, count
     def host(n: int, index_url: str | None) -> ArtifactStore:
         settings: dict[str, Any] = {
             "backend_type": "s3",
-            "s3_bucket": bucket,
-            "s3_endpoint_url": s3.url,
+            "backend": {"bucket": bucket, "endpoint_url": s3.url},
             "state_dir": str(work / f"vis-{n}-{index_url is not None}"),
             "compression_enabled": False,
         }
@@ -233,7 +232,7 @@ def visibility(report: Report, pg: PostgresServer, s3: MotoS3, work: Path, count
     value, base = median(delays), median(rebuilds)
     report.add(
         Result(
-            "B8",
+            "B9",
             f"cross-host visibility delay (queries needed: max {max(queries)})",
             value,
             "ms",
@@ -292,8 +291,7 @@ def rebuild_rates(report: Report, pg: PostgresServer, s3: MotoS3, work: Path, re
     bucket = s3.new_bucket()
     settings: dict[str, Any] = {
         "backend_type": "s3",
-        "s3_bucket": bucket,
-        "s3_endpoint_url": s3.url,
+        "backend": {"bucket": bucket, "endpoint_url": s3.url},
         "compression_enabled": False,
         "state_dir": str(work / "fill"),
     }
@@ -313,7 +311,7 @@ def rebuild_rates(report: Report, pg: PostgresServer, s3: MotoS3, work: Path, re
                 for name, shared, workers, keep in order:
                     config = dict(
                         settings,
-                        s3_endpoint_url=url,
+                        backend={"bucket": bucket, "endpoint_url": url},
                         state_dir=str(work / f"rb-{label}-{rep}-{name}"),
                     )
                     if shared:
@@ -329,7 +327,7 @@ def rebuild_rates(report: Report, pg: PostgresServer, s3: MotoS3, work: Path, re
             for name, figure in (("cold", "no snapshot"), ("warm", "snapshot of the last rebuild")):
                 report.add(
                     rate_result(
-                        "B8",
+                        "B9",
                         f"rebuild_index from S3 ({label}), {records:,} records, {figure}",
                         seconds[name],
                         seconds["before"],
@@ -359,7 +357,7 @@ def _workers(count: int | None) -> Iterator[None]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.shared_index", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="seconds-long smoke run")
-    parser.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "RESULTS-B8.md")
+    parser.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "RESULTS-B9.md")
     parser.add_argument("--population", type=int, default=None, help="artifacts for search/upload")
     parser.add_argument("--records", type=int, default=None, help="records rebuilt from S3")
     parser.add_argument("--hosts-checks", type=int, default=None, help="visibility samples")

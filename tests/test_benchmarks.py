@@ -18,7 +18,7 @@ from .conftest import subprocess_env
 
 ROOT = Path(__file__).resolve().parents[1]
 HEADER = "| Bench | Figure | Store | Baseline | Ratio | Target | Result | Runs |"
-EXPECTED_BENCHES = {"B1", "B2", "B3", "B4", "B5", "B6", "B7"}
+EXPECTED_BENCHES = {"B1", "B2", "B3", "B4", "B5", "B6", "B8"}
 
 
 def run_module(module: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -97,13 +97,13 @@ def test_phase_profile_runs_and_accounts_for_every_phase(tmp_path: Path) -> None
 
 
 def test_shared_index_benchmark_writes_its_rows(tmp_path: Path) -> None:
-    results = tmp_path / "B8.md"
+    results = tmp_path / "B9.md"
     small = ["--population", "200", "--records", "30", "--hosts-checks", "3"]
     done = run_module(
         "benchmarks.shared_index", "--quick", *small, "--results", str(results), timeout=240
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    rows = [line for line in results.read_text().splitlines() if line.startswith("| B8 |")]
+    rows = [line for line in results.read_text().splitlines() if line.startswith("| B9 |")]
     figures = " ".join(rows)
     for figure in ("search by task", "2 KB uploads", "cross-host visibility", "rebuild_index"):
         assert figure in figures, figure

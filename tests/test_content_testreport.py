@@ -229,3 +229,34 @@ def test_keep_passing_false_keeps_only_failures(pytest_reports: dict[str, bytes]
         )
         assert lean.failing_ids() == full.failing_ids()
         assert all(case.status in ("failed", "error") for case in lean.cases)
+
+
+def test_both_junit_paths_agree(pytest_reports: dict[str, bytes]) -> None:
+    """A document that merely mentions a DOCTYPE (in a comment) takes the defusedxml
+    path; one that cannot hold a DTD takes the C-parser path; the reports match."""
+    plain = pytest_reports["junit"]
+    head, _, rest = plain.partition(b"?>")
+    mentioned = head + b"?><!-- not a real <!DOCTYPE x> -->" + rest
+    for keep_passing in (True, False):
+        fast = parse_test_report(plain, keep_passing=keep_passing)
+        slow = parse_test_report(mentioned, keep_passing=keep_passing)
+        assert fast == slow
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-32"])
+def test_billion_laughs_in_other_encodings_is_refused(encoding: str) -> None:
+    text = BILLION_LAUGHS.decode().replace('<?xml version="1.0"?>', "")
+    data = text.encode(encoding)
+    if encoding == "utf-16-le":
+        data = b"\xff\xfe" + data
+    with pytest.raises(ContentParseError):
+        parse_test_report(data)
+
+
+def test_declared_single_byte_encodings_take_the_defused_path() -> None:
+    data = (
+        b'<?xml version="1.0" encoding="iso-8859-15"?>'
+        b'<testsuite><testcase name="caf\xe9"><failure message="x"/></testcase></testsuite>'
+    )
+    report = parse_test_report(data)
+    assert report.failing_ids() == ["caf\u00e9"]

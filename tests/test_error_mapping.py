@@ -103,7 +103,7 @@ def test_disk_full_raises_storage_full_and_changes_nothing(
 
 _UNPRIVILEGED_UPLOAD = """
 import builtins, json, logging, sys
-from necrocode.artifact_store import ArtifactStore, ArtifactStoreConfig, PermissionError
+from necrocode.artifact_store import ArtifactStore, ArtifactStoreConfig, StoragePermissionError
 logged = []
 class Collect(logging.Handler):
     def emit(self, record):
@@ -113,7 +113,7 @@ logging.getLogger("necrocode").addHandler(Collect())
 store = ArtifactStore(ArtifactStoreConfig(base_path=sys.argv[1]))
 try:
     store.upload("1.1", "spec", "diff", b"new content")
-except PermissionError as exc:
+except StoragePermissionError as exc:
     cause = exc.__cause__
     print(json.dumps({
         "builtin": isinstance(exc, builtins.PermissionError),

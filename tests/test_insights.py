@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import tracemalloc
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from necrocode.artifact_store import (
     ArtifactStore,
@@ -199,6 +202,7 @@ def test_an_index_without_side_tables_fills_them_on_open(
         ({"test": ""}, "test must be a non-empty string"),
         ({"touches": "  "}, "touches must be a non-empty string"),
         ({"touches": "a\x00b"}, "without NUL"),
+        ({"touches": "//"}, "touches must name a path or a glob"),
         ({"test": "x" * 2000}, "at most 1024"),
         ({"order": "sideways"}, "order must be 'oldest' or 'newest'"),
     ],
@@ -243,8 +247,9 @@ def test_binary_and_oversized_content() -> None:
     not_a_diff = Summariser("diff")
     not_a_diff.feed(b"hello\n")
     assert not_a_diff.finish() == (None, "no file changes found: not a diff")
-    with pytest.raises(InvalidInputError):
-        Summariser("picture")
+    picture = Summariser("picture")  # a type without a parser: stored, not summarised
+    picture.feed(b"\x89PNG")
+    assert picture.finish() == (None, "no summariser for artifact type 'picture'")
 
 
 def test_summaries_off_then_backfilled(tmp_path: Path, inputs: dict[str, bytes]) -> None:
@@ -301,3 +306,71 @@ def test_backfill_reports_corrupt_artifacts(tmp_path: Path) -> None:
         assert report.problems and report.problems[0][0].startswith(uri)
         assert "IntegrityError" in report.problems[0][1]
         assert store.get_metadata(uri).summary is None  # never summarised from bad bytes
+
+
+@settings(max_examples=120, deadline=None)
+@given(
+    st.sampled_from(["diff", "log", "test"]),
+    st.lists(st.binary(max_size=300), max_size=6),
+)
+def test_the_summariser_never_raises(kind: str, chunks: list[bytes]) -> None:
+    summariser_ = Summariser(kind)
+    for chunk in chunks:
+        summariser_.feed(chunk)
+    summary, reason = summariser_.finish()
+    assert (summary is None) == (reason is not None)
+    if summary is not None:
+        assert Summary.from_dict(summary.to_dict()) == summary
+
+
+def _single_line(kind: str, megabytes: int) -> tuple[Summary | None, int]:
+    """Feed one line of ``megabytes`` MiB; return the summary and the peak memory."""
+    chunk = b"+" * (1 << 20) if kind == "diff" else b"x" * (1 << 20)
+    head = b"--- a/f\n+++ b/f\n@@ -0,0 +1 @@\n" if kind == "diff" else b"ERROR start\n"
+    tracemalloc.start()
+    try:
+        summariser_ = Summariser(kind)
+        summariser_.feed(head)
+        for _ in range(megabytes):
+            summariser_.feed(chunk)
+        summary, _ = summariser_.finish()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    return summary, peak
+
+
+@pytest.mark.parametrize("kind", ["diff", "log"])
+def test_a_huge_single_line_keeps_memory_bounded(kind: str) -> None:
+    summary, peak = _single_line(kind, 8)
+    assert summary is not None
+    assert peak < 4 << 20  # a few chunks, never the 8 MiB line
+    if summary.diff is not None:
+        assert (summary.diff.files_changed, summary.diff.added) == (1, 1)
+    else:
+        assert summary.log is not None and (summary.log.lines, summary.log.error_lines) == (2, 1)
+
+
+@pytest.mark.stress
+@pytest.mark.parametrize("kind", ["diff", "log"])
+def test_a_hundred_megabyte_single_line(kind: str) -> None:
+    summary, peak = _single_line(kind, 100)
+    assert summary is not None and peak < 4 << 20
+
+
+def test_records_round_trip_with_summaries(store: ArtifactStore, inputs: dict[str, bytes]) -> None:
+    from necrocode.artifact_store import ArtifactMetadata, IntegrityError
+
+    uris = fill(store, inputs)
+    for uri in uris.values():
+        meta = store.get_metadata(uri)
+        text = meta.to_json()
+        assert ArtifactMetadata.from_trusted_json(text) == meta
+        assert ArtifactMetadata.from_json(text) == meta
+    broken = json.loads(store.get_metadata(uris["diff"]).to_json())
+    broken["summary"]["diff"]["files"][0]["added"] = -1
+    with pytest.raises(IntegrityError, match="malformed summary"):
+        ArtifactMetadata.from_json(json.dumps(broken))
+    del broken["summary"]["kind"]
+    with pytest.raises(IntegrityError, match="malformed summary"):
+        ArtifactMetadata.from_trusted_json(json.dumps(broken))

@@ -21,8 +21,7 @@ from .cloud_servers import MotoS3
 def store(s3_bucket: str, moto_server: MotoS3, tmp_path: Path) -> Iterator[ArtifactStore]:
     config = {
         "backend_type": "s3",
-        "s3_bucket": s3_bucket,
-        "s3_endpoint_url": moto_server.url,
+        "backend": {"bucket": s3_bucket, "endpoint_url": moto_server.url},
         "state_dir": str(tmp_path / "state"),
         "compression_enabled": False,
     }

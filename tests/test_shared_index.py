@@ -39,8 +39,7 @@ def host_config(s3_bucket: str, moto_server: MotoS3, pg_url: str, tmp_path: Path
     def make(n: int, **overrides: Any) -> dict[str, Any]:
         config: dict[str, Any] = {
             "backend_type": "s3",
-            "s3_bucket": s3_bucket,
-            "s3_endpoint_url": moto_server.url,
+            "backend": {"bucket": s3_bucket, "endpoint_url": moto_server.url},
             "state_dir": str(tmp_path / f"host{n}"),
             "index_url": pg_url,
             "index_connect_timeout": 3,

@@ -7,12 +7,18 @@ Quick start::
     store = ArtifactStore()  # filesystem store under ~/.necrocode/artifacts
     uri = store.upload("1.1", "chat-app", ArtifactType.DIFF, b"--- a\\n+++ b\\n")
     assert store.download(uri) == b"--- a\\n+++ b\\n"
+
+The public API is the names in ``__all__``. Apart from the backend contract
+(``storage_backend``, ``backends.cloud``), the modules of this package are
+internal and may change without notice (see docs/architecture.md).
 """
 
 from __future__ import annotations
 
 from .artifact_store import ArtifactStore
+from .backends.cloud import CloudBackend
 from .backends.filesystem import FilesystemBackend
+from .backends.memory import MemoryBackend
 from .backfill import SummaryRefreshReport
 from .compression_engine import CompressionEngine
 from .config import ArtifactStoreConfig, RetentionDays, StorageQuota
@@ -28,9 +34,10 @@ from .exceptions import (
     InvalidNameError,
     InvalidURIError,
     LockTimeoutError,
-    PermissionError,
     StorageError,
     StorageFullError,
+    StoragePermissionError,
+    deprecated_alias,
 )
 from .export import ExportProgress, read_manifest
 from .integrity import ArtifactProblem, ArtifactReader, VerifyReport, calculate_checksum
@@ -40,9 +47,21 @@ from .models import ArtifactMetadata, ArtifactType, StorageUsage
 from .retention_policy import CleanupReport, RetentionPolicy
 from .retry import RetryingBackend, RetryPolicy
 from .settings import load_config
-from .storage_backend import ObjectInfo, ReadStream, StagedObject, StorageBackend
+from .storage_backend import (
+    BackendCapabilities,
+    ObjectInfo,
+    ReadStream,
+    StagedObject,
+    StorageBackend,
+)
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> type[Exception]:
+    """Deprecated names (``PermissionError``) still resolve for one release, with a warning."""
+    return deprecated_alias(__name__, name)
+
 
 __all__ = [
     "ArtifactMetadata",
@@ -53,7 +72,9 @@ __all__ = [
     "ArtifactStoreConfig",
     "ArtifactStoreError",
     "ArtifactType",
+    "BackendCapabilities",
     "CleanupReport",
+    "CloudBackend",
     "CompressionEngine",
     "ConfigError",
     "ContentParseError",
@@ -65,9 +86,9 @@ __all__ = [
     "InvalidNameError",
     "InvalidURIError",
     "LockTimeoutError",
+    "MemoryBackend",
     "MetadataManager",
     "ObjectInfo",
-    "PermissionError",
     "ReadStream",
     "RepairReport",
     "RetentionDays",
@@ -78,6 +99,7 @@ __all__ = [
     "StorageBackend",
     "StorageError",
     "StorageFullError",
+    "StoragePermissionError",
     "StorageQuota",
     "StorageUsage",
     "Summary",

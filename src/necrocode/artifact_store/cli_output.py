@@ -33,6 +33,7 @@ from rich.progress import (
 from rich.table import Table
 
 from .models import ArtifactMetadata
+from .storage_backend import KiB, MiB
 
 __all__ = [
     "TRANSFER_PROGRESS_MIN_BYTES",
@@ -44,8 +45,6 @@ __all__ = [
     "print_artifacts",
 ]
 
-KiB = 1024
-MiB = 1024 * KiB
 #: Uploads and downloads smaller than this finish too fast for a progress bar to help.
 TRANSFER_PROGRESS_MIN_BYTES = 4 * MiB
 _SIZE_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")

@@ -23,10 +23,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from .exceptions import PermissionError, StorageError, StorageFullError
+from .exceptions import StorageError, StorageFullError, StoragePermissionError
 from .index.insights import InsightFilter, insights_search_sql, install_insights, write_insights
 from .models import ArtifactMetadata, ArtifactType
 from .naming import ArtifactKey
+from .storage_backend import MiB
 
 __all__ = ["IndexCorruptError", "MetadataIndex", "SearchQuery"]
 
@@ -40,7 +41,7 @@ WAL_CHECKPOINT_PAGES = 8000
 #: the OS page cache) rather than ``pread`` into SQLite's 2 MB page cache: at
 #: 100,000 artifacts a type + date search reads ~20 rows from scattered pages and
 #: took 0.77 ms against 0.34 ms at 1,000; mapped, 0.37 ms.
-MMAP_BYTES = 256 * 1024 * 1024
+MMAP_BYTES = 256 * MiB
 SECONDS_PER_DAY = 86400.0
 
 _SCHEMA = """
@@ -549,7 +550,7 @@ def _classify(exc: sqlite3.DatabaseError, path: Path) -> StorageError:
     if "full" in lowered:
         return StorageFullError(f"index {path}: {message}")
     if "readonly" in lowered or "read-only" in lowered:
-        return PermissionError(f"index {path}: {message}")
+        return StoragePermissionError(f"index {path}: {message}")
     damaged = (
         type(exc) is sqlite3.DatabaseError  # "file is not a database", "disk image is malformed"
         or "malformed" in lowered

@@ -3,7 +3,8 @@
 Public API::
 
     parse_diff(lines, *, max_lines_per_file=None) -> Iterator[FileDiff]
-    DiffParser(max_lines_per_file=None)      # push form: feed(line) -> list[FileDiff], close()
+    DiffParser(max_lines_per_file=None)      # push form: feed(line) -> list[FileDiff],
+                                             # feed_bytes(whole lines) -> list[FileDiff], close()
 
     FileDiff(old_path, new_path, status, binary, added, removed, hunks,
              old_mode, new_mode, similarity, hunk_count, truncated)

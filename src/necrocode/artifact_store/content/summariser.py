@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Iterator
 
-from ..exceptions import ContentParseError, InvalidInputError
+from ..exceptions import ContentParseError
 from .diff import DiffParser, FileDiff
 from .logs import LogScanner
 from .summary import (
@@ -39,7 +39,13 @@ from .summary import (
 )
 from .testreport import parse_test_report
 
-__all__ = ["MAX_SUMMARY_BYTES", "MAX_TEST_REPORT_BYTES", "Summariser", "summarise"]
+__all__ = [
+    "MAX_SUMMARY_BYTES",
+    "MAX_TEST_REPORT_BYTES",
+    "SUMMARISED_TYPES",
+    "Summariser",
+    "summarise",
+]
 
 log = logging.getLogger("necrocode.artifact_store.content")
 
@@ -50,6 +56,8 @@ MAX_SUMMARY_BYTES = 256 * MiB
 MAX_TEST_REPORT_BYTES = 32 * MiB
 #: A diff line is judged by this many of its first bytes.
 MAX_DIFF_LINE = 64 * 1024
+#: Artifact types (``ArtifactType`` values) that have a parser.
+SUMMARISED_TYPES = ("diff", "log", "test")
 #: Bytes looked at to tell binary content from text.
 SNIFF_BYTES = 8000
 
@@ -128,13 +136,15 @@ class Summariser:
     def __init__(self, artifact_type: str, *, max_bytes: int = MAX_SUMMARY_BYTES) -> None:
         # An ArtifactType is a str enum: "diff", "log" or "test".
         kind = str(artifact_type)
-        if kind not in ("diff", "log", "test"):
-            raise InvalidInputError(f"no summariser for artifact type {artifact_type!r}")
         self.kind = kind
         self.max_bytes = max_bytes
         self.seen = 0
         self.capped = False
-        self._failure: str | None = None
+        # A type added to ArtifactType later has no parser yet: its uploads go on,
+        # unsummarised, with the reason.
+        self._failure: str | None = (
+            None if kind in SUMMARISED_TYPES else f"no summariser for artifact type {kind!r}"
+        )
         self._head = b""  # the first bytes, to tell binary content
         self._diff = _DiffPart() if kind == "diff" else None
         self._log = LogScanner() if kind == "log" else None

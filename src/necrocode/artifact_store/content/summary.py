@@ -207,6 +207,53 @@ class Summary:
         return data
 
     @classmethod
+    def from_trusted_dict(cls, data: dict[str, Any]) -> Summary:
+        """Build from :meth:`to_dict` output this library wrote, without the checks of
+        :meth:`from_dict` (for index rows, read many at a time). A missing key or a
+        wrong type raises ``KeyError``/``TypeError``; the caller falls back then."""
+        t, d, g = data.get("test"), data.get("diff"), data.get("log")
+        return cls(
+            data["kind"],
+            data["parser_version"],
+            None
+            if t is None
+            else TestSummary(
+                t["format"],
+                t["success"],
+                t["passed"],
+                t["failed"],
+                t["skipped"],
+                t["errors"],
+                t["duration"],
+                tuple(t["failing"]),
+            ),
+            None
+            if d is None
+            else DiffSummary(
+                d["files_changed"],
+                d["added"],
+                d["removed"],
+                d["binary_files"],
+                tuple(
+                    ChangedFile(
+                        f["path"], f["status"], f["added"], f["removed"], f["binary"], f["old_path"]
+                    )
+                    for f in d["files"]
+                ),
+            ),
+            None
+            if g is None
+            else LogSummary(
+                g["lines"],
+                g["error_lines"],
+                g["warning_lines"],
+                g["tracebacks"],
+                g["first_error_line"],
+            ),
+            data["capped"],
+        )
+
+    @classmethod
     def from_dict(cls, data: Any) -> Summary:
         """Read :meth:`to_dict` output; anything malformed raises ``IntegrityError``."""
         try:

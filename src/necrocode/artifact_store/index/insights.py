@@ -304,7 +304,10 @@ class InsightFilter:
                 raise InvalidInputError(
                     f"{name} must be at most {MAX_PATTERN_CHARS} characters without NUL"
                 )
-        return cls(failed, test, touches.strip().lstrip("/") if touches else None, has_errors)
+        pattern = touches.strip().lstrip("/") if touches is not None else None
+        if pattern == "":
+            raise InvalidInputError(f"touches must name a path or a glob, got {touches!r}")
+        return cls(failed, test, pattern, has_errors)
 
     @property
     def active(self) -> bool:
@@ -344,6 +347,23 @@ def _touches_sql(pattern: str, path: str) -> int:
     return int(touches_regex(pattern).fullmatch(path) is not None)
 
 
+#: Trigrams of a needle looked up in the index (the rest is checked by instr()).
+QUERY_TRIGRAMS = 2
+
+
+def _trigram_query(needle: str) -> str:
+    """An FTS5 query for a few non-overlapping trigrams from the end of ``needle``.
+
+    Every trigram of the needle costs a read of its posting list, and the common
+    ones ("tes", "est" of every "test_...") are as long as the index is big; the
+    end of a test id is where ids differ ("..._login_fails"), so a few trigrams
+    from there select few candidates.
+    """
+    starts = range(len(needle) - TRIGRAM, -1, -TRIGRAM)
+    grams = [needle[i : i + TRIGRAM] for i in list(starts)[:QUERY_TRIGRAMS]]
+    return " ".join('"' + gram.replace('"', '""') + '"' for gram in grams)
+
+
 def _literal_prefix(pattern: str) -> str:
     cut = min((pattern.find(c) for c in "*?" if c in pattern), default=len(pattern))
     return pattern[:cut]
@@ -375,15 +395,15 @@ def insights_search_sql(
     if insight.test is not None:
         needle = insight.test.strip()
         if len(needle) >= TRIGRAM and TRIGRAM_AVAILABLE:
-            # A trigram phrase query matches substrings, case-insensitively.
+            # The trigram index finds candidates holding a few of the needle's
+            # trigrams; instr() then checks the whole needle. (One row per version:
+            # its failing ids joined by newlines, so a match never spans two ids.)
             ids = "SELECT rowid FROM insight_tests_fts WHERE insight_tests_fts MATCH ?"
-            # (one row per version: its failing ids joined by newlines, which no
-            # needle contains, so a match never spans two ids)
             clauses.append(
                 f"(i.spec_name, i.task_id, i.type, i.version) IN (SELECT {_KEY} FROM"
-                f" insight_tests WHERE id IN ({ids}))"
+                f" insight_tests WHERE id IN ({ids}) AND instr(lower(test_ids), lower(?)))"
             )
-            params.append('"' + needle.replace('"', '""') + '"')
+            params += [_trigram_query(needle), needle]
         else:
             clauses.append(
                 f"(i.spec_name, i.task_id, i.type, i.version) IN (SELECT {_KEY} FROM"
