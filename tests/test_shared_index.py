@@ -244,3 +244,32 @@ def test_with_the_database_down_reads_by_uri_still_work(host_config: HostConfig)
             down.search(spec_name="spec")
         with pytest.raises(IndexUnavailableError):
             down.upload("1.2", "spec", "diff", b"+b\n")
+
+
+def test_a_reservation_failing_mid_stream_stores_nothing(
+    host_config: HostConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database dropping while an upload reserves its bytes: the upload fails, typed,
+    and the backend's retry policy does not replay the cut stream into a short object."""
+    from necrocode.artifact_store.index.pg_coordination import ReservedQuota
+
+    calls: list[int] = []
+    real = ReservedQuota._reserve
+
+    def flaky(self: ReservedQuota, *args: Any) -> None:
+        calls.append(1)
+        if len(calls) == 2:
+            raise IndexUnavailableError("index database went away", retryable=True)
+        real(self, *args)
+
+    monkeypatch.setattr(ReservedQuota, "_reserve", flaky)
+    quota = {"max_size_gb": 1.0}
+    with ArtifactStore(host_config(1, storage_quota=quota)) as store:
+        chunks = [b"a" * 1000, b"b" * 1000, b"c" * 1000]
+        with pytest.raises(IndexUnavailableError, match="went away"):
+            store.upload("cut", "spec", "log", iter(chunks))
+        assert store.search(task_id="cut") == []
+        assert not store.exists(store.root_uri + "/spec/cut/log.txt")
+        uri = store.upload("whole", "spec", "log", iter(chunks))
+        assert store.download(uri) == b"".join(chunks)
+        assert store.verify_all().orphaned == []

@@ -29,7 +29,8 @@ from typing import Any
 import psycopg
 import psycopg_pool
 
-from ..exceptions import LockTimeoutError, StorageFullError
+from ..exceptions import ArtifactStoreError, LockTimeoutError, StorageFullError
+from ..storage_backend import SourceError
 from .coordination import Meter
 from .postgres import PostgresIndex, active_reservation
 
@@ -189,7 +190,14 @@ class ReservedQuota:
         def meter(chunks: Iterable[bytes]) -> Iterator[bytes]:
             for chunk in chunks:
                 if chunk:
-                    self._reserve(state, uri, credit, len(chunk), holder)
+                    try:
+                        self._reserve(state, uri, credit, len(chunk), holder)
+                    except ArtifactStoreError as exc:
+                        # Raised inside the upload's byte stream: as a SourceError, so
+                        # the backend's retry policy never replays a stream cut here
+                        # (it would store a truncated object); the facade re-raises
+                        # the cause, typed (StorageFullError, IndexUnavailableError).
+                        raise SourceError(str(exc)) from exc
                 yield chunk
 
         # The commit inside the block (PostgresIndex.put) finds the reservation here,
