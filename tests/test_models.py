@@ -47,6 +47,7 @@ PUBLIC_API = {
     "ContentParseError",
     "ExportProgress",
     "FilesystemBackend",
+    "IndexUnavailableError",
     "IntegrityError",
     "InvalidInputError",
     "InvalidNameError",

@@ -17,8 +17,8 @@ from .exceptions import (
     StorageFullError,
     StoragePermissionError,
 )
+from .index.coordination import ArtifactLocks
 from .integrity import ArtifactProblem, ArtifactReader, VerifyReport
-from .locking import LockManager
 from .metadata_manager import MetadataManager, StoredArtifact
 from .models import ArtifactMetadata, ArtifactType, utc_now
 from .naming import ArtifactKey, parse_key
@@ -242,7 +242,7 @@ def _fix_index(
 def repair_store(
     backend: StorageBackend,
     metadata: MetadataManager,
-    locks: LockManager,
+    locks: ArtifactLocks,
     older_than: timedelta = DEFAULT_REPAIR_GRACE,
 ) -> RepairReport:
     """See :meth:`ArtifactStore.repair`."""
@@ -253,8 +253,11 @@ def repair_store(
             if got:
                 metadata.finish_removal(intent.key)
     for stored in metadata.iter_stored():
-        with locks.try_hold(stored.key.path) as got:
-            if not got:
+        with (
+            metadata.index.claim("repair", stored.key.path) as mine,
+            locks.try_hold(stored.key.path) as got,
+        ):
+            if not (mine and got):
                 report.skipped_busy.append(stored.key.uri(metadata.root_uri))
                 continue
             referenced, unreadable = _referenced_objects(metadata, stored)
