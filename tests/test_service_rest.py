@@ -324,6 +324,7 @@ def test_viewer_hook_gets_browsers_only(service: ThreadServer, client: httpx.Cli
 
     client.put(PATH, content=b"raw bytes")
     browser = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+    service.app.state.viewer = None  # create_app installs the viewer; take it away
     assert client.get(PATH, headers=browser).content == b"raw bytes"  # no viewer installed
 
     async def viewer(request: Request, key: ArtifactKey, version: int | None) -> Response:
@@ -341,7 +342,13 @@ def test_viewer_hook_gets_browsers_only(service: ThreadServer, client: httpx.Cli
 def test_metrics_count_requests(client: httpx.Client) -> None:
     client.put(PATH, content=b"abc")
     client.get(PATH)
+    # A request is counted once its response is done, which the client may see a
+    # moment before the server has finished its bookkeeping: look again briefly.
+    deadline = time.monotonic() + 5
     text = client.get("/metrics").text
+    while "necrocode_download_seconds_count 1.0" not in text and time.monotonic() < deadline:
+        time.sleep(0.02)
+        text = client.get("/metrics").text
     assert 'necrocode_http_requests_total{method="PUT",' in text
     assert "necrocode_upload_seconds_count 1.0" in text
     assert "necrocode_download_seconds_count 1.0" in text

@@ -19,6 +19,7 @@ from .auth import TokenStore
 from .errors import install_error_handlers
 from .metrics import AccessLogMiddleware, ServiceMetrics
 from .settings import ServiceSettings
+from .viewer import install_viewer
 
 __all__ = ["create_app"]
 
@@ -29,9 +30,11 @@ def create_app(
     *,
     tokens: TokenStore | None = None,
     base_url: str | None = None,
+    viewer: bool = True,
 ) -> FastAPI:
     """The service application. ``base_url`` overrides the base of returned URIs
-    (by default ``settings.public_url``, else the configured host and port)."""
+    (by default ``settings.public_url``, else the configured host and port);
+    ``viewer=False`` leaves out the browser pages (:mod:`.viewer`)."""
     settings = settings or ServiceSettings()
     app = FastAPI(
         title="NecroCode Artifact Store",
@@ -55,5 +58,7 @@ def create_app(
     app.include_router(routes_runner.router)
     app.include_router(routes_v1.router)
     app.include_router(routes_admin.router)
+    if viewer:
+        install_viewer(app)
     app.add_middleware(AccessLogMiddleware, metrics=metrics)
     return app

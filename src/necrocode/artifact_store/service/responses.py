@@ -62,9 +62,11 @@ def wants_html(request: Request) -> bool:
 
     True when ``Accept`` names ``text/html`` explicitly with a q-value at least
     that of ``*/*`` (a browser's navigation); ``*/*`` alone (``requests``,
-    curl) or ``?raw=1`` mean the bytes.
+    curl), ``?raw=1`` or ``?download=1`` mean the bytes.
     """
     if request.query_params.get("raw") in ("1", "true"):
+        return False
+    if request.query_params.get("download") in ("1", "true"):  # a browser's download link
         return False
     accept = request.headers.get("accept", "")
     html = _quality(accept, "text/html")
