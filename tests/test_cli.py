@@ -61,12 +61,13 @@ def config_file(tmp_path: Path, base: Path) -> Path:
 
 @pytest.fixture
 def cli(config_file: Path) -> Invoke:
-    """Run the app in-process against ``config_file``."""
+    """Run the app in-process against ``config_file`` (its store created by ``init``)."""
     runner = CliRunner()
 
     def invoke(*args: str, input: bytes | str | None = None, config: Path | None = None) -> Result:
         return runner.invoke(app, ["--config", str(config or config_file), *args], input=input)
 
+    assert invoke("init").exit_code == 0
     return invoke
 
 

@@ -128,7 +128,7 @@ def upload(
     """Store FILE (or stdin) as an artifact; print its URI."""
     state, out = session(ctx, json_flag)
     custom = _parse_meta(meta or [])
-    store = state.store()
+    store = state.store(create=True)
     with _upload_source(source, out) as content:
         uri = store.upload(
             task,
@@ -451,6 +451,7 @@ def unpin(ctx: typer.Context, ref: Ref, json_flag: Json = False) -> None:
 
 
 for _command in (
+    cli_admin.init,
     cli_admin.usage,
     cli_admin.export,
     cli_admin.verify,

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from .artifact_store import ArtifactStore
+from .cli_init import store_exists
 from .cli_output import Output, format_size, plural
 from .cli_runtime import EXIT_FAILURE, Json, Spec, Task, parse_duration, resolve_ref, session
 from .exceptions import IntegrityError
@@ -19,7 +20,7 @@ from .export import ExportProgress, read_manifest
 from .integrity import ArtifactProblem, VerifyReport
 from .models import StorageUsage
 
-__all__ = ["cleanup", "config_show", "export", "reindex", "repair", "usage", "verify"]
+__all__ = ["cleanup", "config_show", "export", "init", "reindex", "repair", "usage", "verify"]
 
 #: Artifacts named in the one-line error of a failed verification; the rest are counted.
 MAX_NAMED_PROBLEMS = 5
@@ -71,6 +72,24 @@ def export(
         return
     out.line(str(path))
     out.note(f"exported {plural(manifest['artifact_count'], 'artifact')}")
+
+
+def init(ctx: typer.Context, json_flag: Json = False) -> None:
+    """Create the store the configuration names (nothing changes if it exists).
+
+    Other commands refuse a store that does not exist (exit 10), so a mistyped
+    base_path is noticed; upload creates the store too.
+
+    Example: necrocode-artifacts -c team.yaml init
+    """
+    state, out = session(ctx, json_flag)
+    existed = store_exists(state.resolved().config)
+    store = state.store(create=True)
+    if out.json_mode:
+        out.json({"root_uri": store.root_uri, "created": not existed})
+    else:
+        out.line(store.root_uri)
+        out.note("store already exists" if existed else "created the store")
 
 
 def usage(ctx: typer.Context, json_flag: Json = False) -> None:

@@ -5,7 +5,8 @@ typed errors into one line on stderr and an exit code:
 
 - 0: success;
 - 1: an operation failed (not found, integrity, storage, lock timeout, aborted);
-- 2: bad usage or configuration (``InvalidInputError``, ``ConfigError``, bad options).
+- 2: bad usage or configuration (``InvalidInputError``, ``ConfigError``, bad options);
+- 10: the configured store does not exist (see :mod:`.cli_init`).
 
 ``--debug`` adds the traceback and the store's debug log.
 """
@@ -26,6 +27,7 @@ import typer
 from typer.core import TyperGroup
 
 from .artifact_store import FAILED_OPERATION, ArtifactStore
+from .cli_init import EXIT_NO_STORE, StoreMissing, is_default_location, store_exists
 from .cli_output import Output
 from .exceptions import ArtifactStoreError, InvalidInputError, InvalidURIError
 from .models import ArtifactType, utc_now
@@ -80,10 +82,18 @@ class CliState:
             self._resolved = resolve_config(self.config_path)
         return self._resolved
 
-    def store(self) -> ArtifactStore:
-        """The store the configuration names, opened on first use."""
+    def store(self, *, create: bool = False) -> ArtifactStore:
+        """The store the configuration names, opened on first use.
+
+        Unless ``create`` (``init``, ``upload``) or the store is at the default
+        location, a filesystem store that does not exist raises
+        :class:`~.cli_init.StoreMissing` rather than appearing empty.
+        """
         if self._store is None:
-            self._store = ArtifactStore(self.resolved().config)
+            config = self.resolved().config
+            if not (create or is_default_location(config) or store_exists(config)):
+                raise StoreMissing(config.base_path)
+            self._store = ArtifactStore(config)
         return self._store
 
     def close(self) -> None:
@@ -178,6 +188,8 @@ class StoreGroup(TyperGroup):
         except typer.Abort:
             _print_error("aborted")
             code = EXIT_FAILURE
+        except StoreMissing as exc:
+            code = _report(state, exc, EXIT_NO_STORE)
         except ArtifactStoreError as exc:
             code = _report(state, exc, exit_code_for(exc))
         except OSError as exc:

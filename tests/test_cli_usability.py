@@ -1,0 +1,160 @@
+"""The command line as users of aws s3, gh and restic expect it (issue 19).
+
+Each section names the item of the issue it proves; everything runs through
+``CliRunner`` in-process, or the installed script in a subprocess where a real
+process matters (start-up, non-TTY pipes, completion).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from typer.testing import CliRunner, Result
+
+from necrocode.artifact_store.cli import app
+from necrocode.artifact_store.cli_init import EXIT_NO_STORE
+
+from .conftest import subprocess_env
+
+Invoke = Callable[..., Result]
+DIFF = b"--- a/app.py\n+++ b/app.py\n@@ -1 +1 @@\n-old\n+new\n"
+
+
+def write_config(path: Path, base: Path, **settings: Any) -> Path:
+    path.write_text(
+        yaml.safe_dump({"artifact_store": {"base_path": str(base), **settings}}), encoding="utf-8"
+    )
+    return path
+
+
+@pytest.fixture(autouse=True)
+def no_forced_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def base(tmp_path: Path) -> Path:
+    return tmp_path / "artifacts"
+
+
+@pytest.fixture
+def config_file(tmp_path: Path, base: Path) -> Path:
+    return write_config(tmp_path / "store.yaml", base, compression_enabled=False)
+
+
+def make_invoke(config_file: Path) -> Invoke:
+    runner = CliRunner()
+
+    def invoke(*args: str, input: bytes | str | None = None) -> Result:
+        return runner.invoke(app, ["--config", str(config_file), *args], input=input)
+
+    return invoke
+
+
+@pytest.fixture
+def bare(config_file: Path) -> Invoke:
+    """The app against a configuration whose store does not exist yet."""
+    return make_invoke(config_file)
+
+
+@pytest.fixture
+def cli(bare: Invoke) -> Invoke:
+    """The app against a created, empty store."""
+    assert bare("init").exit_code == 0
+    return bare
+
+
+def put(cli: Invoke, spec: str, task: str, kind: str, data: bytes, *extra: str) -> str:
+    result = cli("upload", "-", "-s", spec, "-t", task, "--type", kind, *extra, input=data)
+    assert result.exit_code == 0, result.stderr
+    return result.stdout.strip()
+
+
+def as_json(result: Result) -> Any:
+    assert result.exit_code == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def error_line(result: Result) -> str:
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ")
+    assert "Traceback" not in result.stderr
+    return lines[0]
+
+
+def script(*args: str, home: Path, stdin: bytes = b"", **env_extra: str) -> subprocess.CompletedProcess[bytes]:
+    """The installed entry point in a child process (no terminal anywhere)."""
+    env = subprocess_env()
+    env["HOME"] = str(home)
+    env.pop("NECROCODE_ARTIFACT_STORE_CONFIG", None)
+    for name in [n for n in env if n.startswith("NECROCODE_ARTIFACT_STORE_")]:
+        del env[name]
+    env.update(env_extra)
+    return subprocess.run(
+        [sys.executable, "-m", "necrocode.artifact_store", *args],
+        input=stdin,
+        capture_output=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+
+
+# -- 1. a store that does not exist ------------------------------------------------------
+
+
+def test_read_commands_on_a_missing_store_exit_10_and_create_nothing(
+    bare: Invoke, base: Path
+) -> None:
+    for args in (("ls",), ("verify",), ("usage",), ("info", "s/1/diff"), ("cleanup", "--dry-run")):
+        result = bare(*args)
+        assert result.exit_code == EXIT_NO_STORE, (args, result.stderr)
+        line = error_line(result)
+        assert f"no artifact store at {base}" in line
+        assert "necrocode-artifacts init" in line
+    assert not base.exists()
+
+
+def test_init_creates_the_store_once(bare: Invoke, base: Path) -> None:
+    first = as_json(bare("init", "--json"))
+    assert first == {"root_uri": base.as_uri(), "created": True}
+    assert as_json(bare("init", "--json"))["created"] is False
+    result = bare("ls")
+    assert result.exit_code == 0
+    assert result.stdout == ""
+
+
+def test_upload_creates_a_missing_store(bare: Invoke, base: Path) -> None:
+    uri = put(bare, "chat-app", "1", "diff", DIFF)
+    assert uri == f"{base.as_uri()}/chat-app/1/diff.txt"
+    assert bare("verify").exit_code == 0
+
+
+def test_a_store_made_before_init_existed_is_recognised(tmp_path: Path, base: Path) -> None:
+    """An old store has records but maybe no state folder (state_dir elsewhere)."""
+    state = tmp_path / "state"
+    config = write_config(tmp_path / "c.yaml", base, state_dir=str(state))
+    cli = make_invoke(config)
+    put(cli, "s", "1", "log", b"x")
+    state_copy = tmp_path / "elsewhere"
+    state.rename(state_copy)  # a new host: no local state yet, records in the folder
+    assert cli("ls").exit_code == 0
+
+
+def test_the_readme_setup_command_works_in_an_empty_home(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    done = script("usage", home=home)
+    assert done.returncode == 0, done.stderr
+    assert (home / ".necrocode" / "artifacts").is_dir()
+    assert script("ls", home=home).returncode == 0
