@@ -8,7 +8,6 @@ process matters (start-up, non-TTY pipes, completion).
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -92,7 +91,9 @@ def error_line(result: Result) -> str:
     return lines[0]
 
 
-def script(*args: str, home: Path, stdin: bytes = b"", **env_extra: str) -> subprocess.CompletedProcess[bytes]:
+def script(
+    *args: str, home: Path, stdin: bytes = b"", **env_extra: str
+) -> subprocess.CompletedProcess[bytes]:
     """The installed entry point in a child process (no terminal anywhere)."""
     env = subprocess_env()
     env["HOME"] = str(home)
@@ -158,3 +159,93 @@ def test_the_readme_setup_command_works_in_an_empty_home(tmp_path: Path) -> None
     assert done.returncode == 0, done.stderr
     assert (home / ".necrocode" / "artifacts").is_dir()
     assert script("ls", home=home).returncode == 0
+
+
+# -- 4. global options anywhere ------------------------------------------------------
+
+
+def test_global_options_work_after_the_command(config_file: Path, base: Path) -> None:
+    runner = CliRunner()
+    assert runner.invoke(app, ["init", "--config", str(config_file)]).exit_code == 0
+    data = b"line\n"
+    done = runner.invoke(
+        app,
+        ["upload", "-", "-s", "s", "-t", "1", "--type", "log", "-c", str(config_file), "--json"],
+        input=data,
+    )
+    assert as_json(done)["spec_name"] == "s"
+    listed = runner.invoke(app, ["ls", f"--config={config_file}", "--json", "-q"])
+    assert [m["task_id"] for m in as_json(listed)] == ["1"]
+    missing = runner.invoke(app, ["info", "s/2/log", "-c", str(config_file), "--debug"])
+    assert missing.exit_code == 1
+    assert "Traceback" in missing.stderr
+    verbose = runner.invoke(app, ["rm", "s/1/log", "-y", "-c", str(config_file), "-v"])
+    assert verbose.exit_code == 0, verbose.stderr
+    assert "info: deleted" in verbose.stderr
+    quiet = runner.invoke(app, ["tag", "add", "-q", "s/9/log", "y", "-c", str(config_file)])
+    assert quiet.exit_code == 1  # -q is hoisted; s/9/log is the (missing) reference
+    assert "no artifact" in error_line(quiet)
+
+
+def test_an_option_value_that_looks_like_a_global_flag_stays_put(cli: Invoke) -> None:
+    put(cli, "s", "1", "log", b"x", "--meta", "note=-q")
+    shown = as_json(cli("info", "s/1/log", "--json"))
+    assert shown["metadata"] == {"note": "-q"}
+
+
+# -- 5. shell completion -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
+def test_completion_scripts_are_printed(cli: Invoke, shell: str) -> None:
+    result = cli("completion", shell)
+    assert result.exit_code == 0, result.stderr
+    assert "_NECROCODE_ARTIFACTS_COMPLETE" in result.stdout
+    assert "necrocode-artifacts" in result.stdout
+
+
+def test_the_shell_gets_commands_and_choices_completed(tmp_path: Path) -> None:
+    words = script(
+        home=tmp_path,
+        _NECROCODE_ARTIFACTS_COMPLETE="complete_bash",
+        COMP_WORDS="necrocode-artifacts up",
+        COMP_CWORD="1",
+    )
+    assert words.stdout.decode().split() == ["upload"]
+    choices = script(
+        home=tmp_path,
+        _NECROCODE_ARTIFACTS_COMPLETE="complete_bash",
+        COMP_WORDS="necrocode-artifacts ls --type ",
+        COMP_CWORD="3",
+    )
+    assert choices.stdout.decode().split() == ["diff", "log", "test"]
+    assert "--install-completion" in CliRunner().invoke(app, ["--help"]).stdout
+
+
+# -- 12. help text -------------------------------------------------------------------
+
+
+def _command_paths(command: Any, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    found = [path]
+    for name, sub in getattr(command, "commands", {}).items():
+        found += _command_paths(sub, (*path, name))
+    return found
+
+
+def test_help_shows_conventional_metavars_and_no_python_types() -> None:
+    import typer.main
+
+    runner = CliRunner()
+    paths = _command_paths(typer.main.get_command(app))
+    assert ("ls",) in paths
+    assert ("tag", "add") in paths
+    for path in paths:
+        text = runner.invoke(app, [*path, "--help"], terminal_width=200).stdout
+        for leak in ("<str>", "<bool>", "<int", "<list", "<path>", "{"):
+            assert leak not in text, (path, leak)
+    upload_help = runner.invoke(app, ["upload", "--help"], terminal_width=200).stdout
+    for metavar in ("SPEC", "TASK", "KEY=VALUE", "DAYS", "[diff|log|test]"):
+        assert metavar in upload_help
+    assert "Usage: necrocode-artifacts upload [OPTIONS] FILE..." in upload_help or (
+        "Usage: necrocode-artifacts upload [OPTIONS] FILE" in upload_help
+    )

@@ -25,6 +25,7 @@ from . import __version__, cli_admin
 from .artifact_store import Content
 from .cli_output import Output, format_size, format_time, plural, print_artifacts
 from .cli_runtime import (
+    COMPLETE_VAR,
     EXIT_FAILURE,
     PROG_NAME,
     Json,
@@ -51,7 +52,7 @@ app = typer.Typer(
     cls=StoreGroup,
     help="Store, find, verify and clean up the artifacts of coding-agent tasks.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -87,6 +88,9 @@ def _global_options(
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="No progress bars or confirmations.")
     ] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Also the store's info log on stderr.")
+    ] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Tracebacks and debug logs.")] = False,
     version: Annotated[
         bool,
@@ -95,11 +99,14 @@ def _global_options(
 ) -> None:
     """Store, find, verify and clean up the artifacts of coding-agent tasks.
 
-    Artifacts are named by URI or by <spec>/<task>/<type> (e.g. chat-app/1.1/diff).
-    Exit codes: 0 success, 1 operation failed, 2 usage or configuration error.
+    Artifacts are named by URI or by SPEC/TASK/TYPE (e.g. chat-app/1.1/diff).
+    Global options work before or after the command.
+    Exit codes: 0 success, 1 operation failed, 2 usage or configuration error,
+    10 the store does not exist (see 'init').
     """
     state = state_of(ctx)
     state.config_path, state.json, state.quiet, state.debug = config, json_output, quiet, debug
+    state.verbose = verbose
     install_logging(state)
 
 
@@ -109,9 +116,7 @@ def _global_options(
 @app.command(rich_help_panel=ARTIFACT_PANEL)
 def upload(
     ctx: typer.Context,
-    source: Annotated[
-        str, typer.Argument(help="File to upload, or - for stdin.", metavar="FILE|-")
-    ],
+    source: Annotated[str, typer.Argument(help="File to upload, or - for stdin.", metavar="FILE")],
     spec: Annotated[str, typer.Option("--spec", "-s", help="Spec name.")],
     task: Annotated[str, typer.Option("--task", "-t", help="Task id.")],
     artifact_type: Annotated[ArtifactType, typer.Option("--type", help="Artifact type.")],
@@ -461,6 +466,34 @@ for _command in (
 ):
     app.command(rich_help_panel=STORE_PANEL)(_command)
 config_app.command("show")(cli_admin.config_show)
+
+
+class Shell(StrEnum):
+    """Shells whose completion script ``completion`` prints."""
+
+    BASH = "bash"
+    ZSH = "zsh"
+    FISH = "fish"
+
+
+@app.command(rich_help_panel=STORE_PANEL)
+def completion(
+    shell: Annotated[Shell, typer.Argument(help="The shell to complete in.")],
+) -> None:
+    """Print the shell completion script (or use --install-completion).
+
+    \b
+    Examples:
+      necrocode-artifacts completion bash > ~/.bash_completion.d/necrocode-artifacts
+      eval "$(necrocode-artifacts completion zsh)"
+      necrocode-artifacts completion fish > ~/.config/fish/completions/necrocode-artifacts.fish
+    """
+    from typer._completion_shared import get_completion_script  # noqa: PLC0415
+
+    script = get_completion_script(
+        prog_name=PROG_NAME, complete_var=COMPLETE_VAR, shell=shell.value
+    )
+    typer.echo(script)
 
 
 def main() -> None:

@@ -24,7 +24,7 @@ __all__ = ["EXIT_NO_STORE", "StoreMissing", "is_default_location", "store_exists
 EXIT_NO_STORE = 10
 
 
-class StoreMissing(Exception):  # noqa: N818 - a signal for the command line, not an error class
+class StoreMissing(Exception):
     """The configuration names a filesystem store that does not exist."""
 
     def __init__(self, base_path: Path) -> None:

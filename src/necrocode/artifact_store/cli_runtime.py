@@ -29,12 +29,14 @@ from typer.core import TyperGroup
 from .artifact_store import FAILED_OPERATION, ArtifactStore
 from .cli_init import EXIT_NO_STORE, StoreMissing, is_default_location, store_exists
 from .cli_output import Output
+from .cli_tree import apply_metavars, hoist_global_options
 from .exceptions import ArtifactStoreError, InvalidInputError, InvalidURIError
 from .models import ArtifactType, utc_now
 from .naming import ArtifactKey
 from .settings import ResolvedConfig, resolve_config
 
 __all__ = [
+    "COMPLETE_VAR",
     "EXIT_FAILURE",
     "EXIT_OK",
     "EXIT_USAGE",
@@ -59,6 +61,8 @@ EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 PROG_NAME = "necrocode-artifacts"
+#: The environment variable through which a shell asks for completions.
+COMPLETE_VAR = "_NECROCODE_ARTIFACTS_COMPLETE"
 LIBRARY_LOGGER = "necrocode.artifact_store"
 
 _DURATION = re.compile(r"(?P<count>\d+)(?P<unit>[smhdw])")
@@ -73,6 +77,7 @@ class CliState:
     json: bool = False
     quiet: bool = False
     debug: bool = False
+    verbose: bool = False
     _resolved: ResolvedConfig | None = field(default=None, repr=False)
     _store: ArtifactStore | None = field(default=None, repr=False)
 
@@ -145,8 +150,9 @@ class _CliLogHandler(logging.Handler):
     operation: the command reports that very error itself, once.
     """
 
-    def __init__(self, debug: bool) -> None:
-        super().__init__(logging.DEBUG if debug else logging.WARNING)
+    def __init__(self, debug: bool, verbose: bool = False) -> None:
+        level = logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING
+        super().__init__(level)
         self.debug = debug
 
     def emit(self, record: logging.LogRecord) -> None:
@@ -161,7 +167,11 @@ class _CliLogHandler(logging.Handler):
 
 
 class StoreGroup(TyperGroup):
-    """The top-level command group: owns the error handling of every command."""
+    """The top-level command group: owns the error handling of every command.
+
+    It also gives the tree its conventions (:mod:`.cli_tree`): conventional
+    metavars in help, and the group's options accepted after the command too.
+    """
 
     def main(  # type: ignore[override]
         self,
@@ -172,6 +182,8 @@ class StoreGroup(TyperGroup):
         **extra: Any,
     ) -> Any:
         state = extra.pop("obj", None) or CliState()
+        apply_metavars(self)
+        args = hoist_global_options(self, sys.argv[1:] if args is None else args)
         library_log = logging.getLogger(LIBRARY_LOGGER)
         saved_level = library_log.level
         code = EXIT_OK
@@ -213,7 +225,7 @@ class StoreGroup(TyperGroup):
 
 
 def install_logging(state: CliState) -> None:
-    """Route the store's warnings (and with ``--debug`` everything) to stderr.
+    """Route the store's warnings (``--verbose``: and its info, ``--debug``: everything) to stderr.
 
     The handler is removed again by :meth:`StoreGroup.main` when the command ends.
     """
@@ -221,9 +233,11 @@ def install_logging(state: CliState) -> None:
     for existing in list(library_log.handlers):
         if isinstance(existing, _CliLogHandler):
             library_log.removeHandler(existing)
-    library_log.addHandler(_CliLogHandler(state.debug))
+    library_log.addHandler(_CliLogHandler(state.debug, state.verbose))
     if state.debug:
         library_log.setLevel(logging.DEBUG)
+    elif state.verbose:
+        library_log.setLevel(logging.INFO)
 
 
 def _is_click_error(exc: BaseException) -> bool:
