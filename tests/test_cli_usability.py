@@ -8,6 +8,7 @@ process matters (start-up, non-TTY pipes, completion).
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -249,3 +250,72 @@ def test_help_shows_conventional_metavars_and_no_python_types() -> None:
     assert "Usage: necrocode-artifacts upload [OPTIONS] FILE..." in upload_help or (
         "Usage: necrocode-artifacts upload [OPTIONS] FILE" in upload_help
     )
+
+
+def test_a_group_keeps_its_own_help(cli: Invoke) -> None:
+    assert "Usage: necrocode-artifacts tag [OPTIONS] COMMAND" in cli("tag", "-h").stdout
+    usage = "Usage: necrocode-artifacts tag add [OPTIONS] REF TAG..."
+    assert usage in cli("tag", "add", "-h").stdout
+
+
+# -- 6. start-up ---------------------------------------------------------------------
+
+HEAVY = ("pydantic", "rich", "yaml", "sqlite3", "necrocode.artifact_store.artifact_store")
+
+
+def _modules_loaded_by(args: list[str], home: Path) -> set[str]:
+    code = (
+        "import atexit, sys\n"
+        f"heavy = {HEAVY!r}\n"
+        "atexit.register(lambda: sys.stderr.write('LOADED ' + ' '.join("
+        "m for m in heavy if m in sys.modules) + '\\n'))\n"
+        f"sys.argv = ['necrocode-artifacts', *{args!r}]\n"
+        "from necrocode.artifact_store.__main__ import main\n"
+        "main()\n"
+    )
+    env = subprocess_env()
+    env["HOME"] = str(home)
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    line = next(x for x in done.stderr.splitlines() if x.startswith("LOADED"))
+    return set(line.split()[1:])
+
+
+def test_version_and_help_load_neither_the_store_nor_pydantic_nor_rich(tmp_path: Path) -> None:
+    assert _modules_loaded_by(["--version"], tmp_path) == set()
+    assert _modules_loaded_by(["--help"], tmp_path) == set()
+    # typer coerces every parsed parameter through pydantic, so a command's help loads it.
+    assert _modules_loaded_by(["ls", "--help"], tmp_path) <= {"pydantic"}
+    # A real command loads what it needs.
+    assert "necrocode.artifact_store.artifact_store" in _modules_loaded_by(["ls"], tmp_path)
+
+
+def test_ctrl_c_while_starting_up_exits_130_without_a_traceback(tmp_path: Path) -> None:
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    # A Ctrl-C that arrives while the command line is being imported.
+    (hook / "sitecustomize.py").write_text(
+        "import sys\n"
+        "class Interrupt:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'necrocode.artifact_store.cli':\n"
+        "            raise KeyboardInterrupt\n"
+        "        return None\n"
+        "sys.meta_path.insert(0, Interrupt())\n",
+        encoding="utf-8",
+    )
+    env = subprocess_env()
+    env["PYTHONPATH"] = os.pathsep.join([str(hook), env["PYTHONPATH"]])
+    env["HOME"] = str(tmp_path)
+    done = subprocess.run(
+        [sys.executable, "-m", "necrocode.artifact_store", "ls"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert done.returncode == 130
+    assert "Traceback" not in done.stderr
+    assert done.stderr.strip() == "error: interrupted"

@@ -11,32 +11,77 @@ Quick start::
 
 from __future__ import annotations
 
-from .artifact_store import ArtifactStore
-from .backends.filesystem import FilesystemBackend
-from .compression_engine import CompressionEngine
-from .config import ArtifactStoreConfig, RetentionDays, StorageQuota
-from .exceptions import (
-    ArtifactNotFoundError,
-    ArtifactStoreError,
-    ConfigError,
-    IntegrityError,
-    InvalidInputError,
-    InvalidNameError,
-    InvalidURIError,
-    LockTimeoutError,
-    PermissionError,
-    StorageError,
-    StorageFullError,
-)
-from .export import ExportProgress, read_manifest
-from .integrity import ArtifactProblem, ArtifactReader, VerifyReport, calculate_checksum
-from .maintenance import RepairReport
-from .metadata_manager import MetadataManager
-from .models import ArtifactMetadata, ArtifactType, StorageUsage
-from .retention_policy import CleanupReport, RetentionPolicy
-from .retry import RetryingBackend, RetryPolicy
-from .settings import load_config
-from .storage_backend import ObjectInfo, ReadStream, StagedObject, StorageBackend
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .artifact_store import ArtifactStore
+    from .backends.filesystem import FilesystemBackend
+    from .compression_engine import CompressionEngine
+    from .config import ArtifactStoreConfig, RetentionDays, StorageQuota
+    from .exceptions import (
+        ArtifactNotFoundError,
+        ArtifactStoreError,
+        ConfigError,
+        IntegrityError,
+        InvalidInputError,
+        InvalidNameError,
+        InvalidURIError,
+        LockTimeoutError,
+        PermissionError,
+        StorageError,
+        StorageFullError,
+    )
+    from .export import ExportProgress, read_manifest
+    from .integrity import ArtifactProblem, ArtifactReader, VerifyReport, calculate_checksum
+    from .maintenance import RepairReport
+    from .metadata_manager import MetadataManager
+    from .models import ArtifactMetadata, ArtifactType, StorageUsage
+    from .retention_policy import CleanupReport, RetentionPolicy
+    from .retry import RetryingBackend, RetryPolicy
+    from .settings import load_config
+    from .storage_backend import ObjectInfo, ReadStream, StagedObject, StorageBackend
+
+#: Where each public name lives; imported on first access (PEP 562), so that
+#: ``import necrocode.artifact_store`` and the command line start fast.
+_LAZY = {
+    "ArtifactStore": ".artifact_store",
+    "FilesystemBackend": ".backends.filesystem",
+    "CompressionEngine": ".compression_engine",
+    "ArtifactStoreConfig": ".config",
+    "RetentionDays": ".config",
+    "StorageQuota": ".config",
+    "ArtifactNotFoundError": ".exceptions",
+    "ArtifactStoreError": ".exceptions",
+    "ConfigError": ".exceptions",
+    "IntegrityError": ".exceptions",
+    "InvalidInputError": ".exceptions",
+    "InvalidNameError": ".exceptions",
+    "InvalidURIError": ".exceptions",
+    "LockTimeoutError": ".exceptions",
+    "PermissionError": ".exceptions",
+    "StorageError": ".exceptions",
+    "StorageFullError": ".exceptions",
+    "ExportProgress": ".export",
+    "read_manifest": ".export",
+    "ArtifactProblem": ".integrity",
+    "ArtifactReader": ".integrity",
+    "VerifyReport": ".integrity",
+    "calculate_checksum": ".integrity",
+    "RepairReport": ".maintenance",
+    "MetadataManager": ".metadata_manager",
+    "ArtifactMetadata": ".models",
+    "ArtifactType": ".models",
+    "StorageUsage": ".models",
+    "CleanupReport": ".retention_policy",
+    "RetentionPolicy": ".retention_policy",
+    "RetryingBackend": ".retry",
+    "RetryPolicy": ".retry",
+    "load_config": ".settings",
+    "ObjectInfo": ".storage_backend",
+    "ReadStream": ".storage_backend",
+    "StagedObject": ".storage_backend",
+    "StorageBackend": ".storage_backend",
+}
 
 __version__ = "0.1.0"
 
@@ -80,3 +125,18 @@ __all__ = [
     "load_config",
     "read_manifest",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from importlib import import_module  # noqa: PLC0415
+
+    value = getattr(import_module(module, __name__), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -7,18 +7,20 @@ Plain functions with typer annotations; :mod:`.cli` registers them on the app.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from .artifact_store import ArtifactStore
 from .cli_init import store_exists
 from .cli_output import Output, format_size, plural
 from .cli_runtime import EXIT_FAILURE, Json, Spec, Task, parse_duration, resolve_ref, session
 from .exceptions import IntegrityError
-from .export import ExportProgress, read_manifest
 from .integrity import ArtifactProblem, VerifyReport
 from .models import StorageUsage
+
+if TYPE_CHECKING:  # the store's modules load only once a command needs them
+    from .artifact_store import ArtifactStore
+    from .export import ExportProgress
 
 __all__ = ["cleanup", "config_show", "export", "init", "reindex", "repair", "usage", "verify"]
 
@@ -45,6 +47,8 @@ def export(
     json_flag: Json = False,
 ) -> None:
     """Export a spec's (--spec) or a task's (--task) artifacts to a ZIP; print its path."""
+    from .export import read_manifest  # noqa: PLC0415 - off the start-up path
+
     state, out = session(ctx, json_flag)
     if not spec and not task:
         raise typer.BadParameter("give --spec, --task, or both")

@@ -15,24 +15,13 @@ import json
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
-from typing import Any
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.markup import escape
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    MofNCompleteColumn,
-    Progress,
-    SpinnerColumn,
-    TaskProgressColumn,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
-from rich.table import Table
+if TYPE_CHECKING:  # rich loads when something is printed through it, not at start-up
+    from rich.console import Console
 
-from .models import ArtifactMetadata
+    from .models import ArtifactMetadata
 
 __all__ = [
     "TRANSFER_PROGRESS_MIN_BYTES",
@@ -79,10 +68,22 @@ class Output:
     def __init__(self, *, json_mode: bool = False, quiet: bool = False) -> None:
         self.json_mode = json_mode
         self.quiet = quiet
-        # No file given: rich writes to whatever sys.stdout/sys.stderr is at print
-        # time, which is what test runners that swap the streams expect.
-        self.out = Console(highlight=False, soft_wrap=True)
-        self.err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+    # No file given: rich writes to whatever sys.stdout/sys.stderr is at print
+    # time, which is what test runners that swap the streams expect.
+    @cached_property
+    def out(self) -> Console:
+        """The rich console on stdout (made on first use)."""
+        from rich.console import Console  # noqa: PLC0415 - off the start-up path
+
+        return Console(highlight=False, soft_wrap=True)
+
+    @cached_property
+    def err(self) -> Console:
+        """The rich console on stderr (made on first use)."""
+        from rich.console import Console  # noqa: PLC0415 - off the start-up path
+
+        return Console(stderr=True, highlight=False, soft_wrap=True)
 
     @property
     def is_terminal(self) -> bool:
@@ -112,6 +113,9 @@ class Output:
             for row in rows:
                 self.line("\t".join(row))
             return
+        from rich.markup import escape  # noqa: PLC0415 - off the start-up path
+        from rich.table import Table  # noqa: PLC0415
+
         table = Table(show_edge=False, header_style="bold", pad_edge=False)
         for column in columns:
             table.add_column(column, overflow="fold")
@@ -125,6 +129,9 @@ class Output:
             for key, value in pairs:
                 self.line(f"{key}\t{value}")
             return
+        from rich.markup import escape  # noqa: PLC0415 - off the start-up path
+        from rich.table import Table  # noqa: PLC0415
+
         grid = Table.grid(padding=(0, 2))
         grid.add_column(style="bold")
         grid.add_column(overflow="fold")
@@ -137,10 +144,14 @@ class Output:
     def note(self, text: str) -> None:
         """A short confirmation for people ("deleted 2 artifacts"); silent with ``--quiet``."""
         if not self.quiet:
+            from rich.markup import escape  # noqa: PLC0415 - off the start-up path
+
             self.err.print(escape(text))
 
     def error(self, text: str) -> None:
         """One line ``error: <text>`` (newlines folded so it stays one line)."""
+        from rich.markup import escape  # noqa: PLC0415 - off the start-up path
+
         self.err.print(escape(f"error: {' '.join(text.split())}"), style="red", soft_wrap=True)
 
     # -- progress on stderr -----------------------------------------------------------
@@ -156,6 +167,17 @@ class Output:
         if not self.progress_enabled:
             yield None
             return
+        from rich.progress import (  # noqa: PLC0415 - off the start-up path
+            BarColumn,
+            DownloadColumn,
+            MofNCompleteColumn,
+            Progress,
+            TaskProgressColumn,
+            TextColumn,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
+
         columns: list[Any] = [TextColumn("{task.description}"), BarColumn()]
         if transfer:
             columns += [DownloadColumn(), TransferSpeedColumn()]
@@ -185,6 +207,8 @@ class Output:
         if not self.progress_enabled:
             yield
             return
+        from rich.progress import Progress, SpinnerColumn, TextColumn  # noqa: PLC0415
+
         columns = (SpinnerColumn(), TextColumn("{task.description}"))
         with Progress(*columns, console=self.err, transient=True) as bar:
             bar.add_task(description, total=None)

@@ -21,19 +21,21 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from typer.core import TyperGroup
 
-from .artifact_store import FAILED_OPERATION, ArtifactStore
 from .cli_init import EXIT_NO_STORE, StoreMissing, is_default_location, store_exists
 from .cli_output import Output
 from .cli_tree import apply_metavars, hoist_global_options
 from .exceptions import ArtifactStoreError, InvalidInputError, InvalidURIError
 from .models import ArtifactType, utc_now
 from .naming import ArtifactKey
-from .settings import ResolvedConfig, resolve_config
+
+if TYPE_CHECKING:  # the store's modules load only once a command needs them
+    from .artifact_store import ArtifactStore
+    from .settings import ResolvedConfig
 
 __all__ = [
     "COMPLETE_VAR",
@@ -84,6 +86,8 @@ class CliState:
     def resolved(self) -> ResolvedConfig:
         """The effective configuration (discovered once per invocation)."""
         if self._resolved is None:
+            from .settings import resolve_config  # noqa: PLC0415 - off the start-up path
+
             self._resolved = resolve_config(self.config_path)
         return self._resolved
 
@@ -98,6 +102,8 @@ class CliState:
             config = self.resolved().config
             if not (create or is_default_location(config) or store_exists(config)):
                 raise StoreMissing(config.base_path)
+            from .artifact_store import ArtifactStore  # noqa: PLC0415 - off the start-up path
+
             self._store = ArtifactStore(config)
         return self._store
 
@@ -156,6 +162,9 @@ class _CliLogHandler(logging.Handler):
         self.debug = debug
 
     def emit(self, record: logging.LogRecord) -> None:
+        # Records come from the store, so its module is loaded by now.
+        from .artifact_store import FAILED_OPERATION  # noqa: PLC0415 - off the start-up path
+
         if not self.debug and hasattr(record, FAILED_OPERATION):
             return
         try:

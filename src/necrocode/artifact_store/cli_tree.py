@@ -73,22 +73,20 @@ def hoist_global_options(group: Any, args: Sequence[str]) -> list[str]:
     rest: list[str] = []
     command = group
     i = 0
-    # The options before the command, then the command path (groups and their subcommands).
-    while i < len(tokens):
-        token = tokens[i]
-        if token == END_OF_OPTIONS:
-            break
-        if token.startswith("-"):
-            front.append(token)
-            if global_opts.get(token.split("=", 1)[0]) and "=" not in token and i + 1 < len(tokens):
-                front.append(tokens[i + 1])
-                i += 1
+    # The options in front of the command stay where they are.
+    while i < len(tokens) and tokens[i].startswith("-") and tokens[i] != END_OF_OPTIONS:
+        front.append(tokens[i])
+        name = tokens[i].split("=", 1)[0]
+        if global_opts.get(name) and "=" not in tokens[i] and i + 1 < len(tokens):
+            front.append(tokens[i + 1])
             i += 1
-            continue
-        sub = getattr(command, "commands", {}).get(token)
+        i += 1
+    # The command path: a command, or a group and its subcommand.
+    while i < len(tokens):
+        sub = getattr(command, "commands", {}).get(tokens[i])
         if sub is None:
             break
-        rest.append(token)
+        rest.append(tokens[i])
         command = sub
         i += 1
         if not getattr(sub, "commands", None):
