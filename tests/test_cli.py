@@ -336,7 +336,7 @@ def test_versions_and_prune_versions(cli: Invoke, tmp_path: Path, base: Path) ->
     assert [v["version"] for v in listed] == [1, 2, 3]
     old = cli("download", "s/1/log?version=1", config=config)
     assert old.stdout_bytes == b"v0"
-    pruned = as_json(cli("prune-versions", "s/1/log", "--keep", "1", "--json", config=config))
+    pruned = as_json(cli("prune-versions", "s/1/log", "--keep", "1", "-y", "--json", config=config))
     assert pruned["deleted"] == 2
     assert pruned["kept"] == 1
     listed = as_json(cli("versions", "s/1/log", "--json", config=config))
@@ -450,10 +450,10 @@ def test_cleanup_dry_run_then_for_real(cli: Invoke, tmp_path: Path, base: Path) 
     dry = as_json(cli("cleanup", "--dry-run", "--json", **run))
     assert dry["dry_run"] is True
     assert dry["count"] == 1
-    assert dry["deleted"][0].endswith("/s/1/log.txt")
+    assert dry["would_delete"][0].endswith("/s/1/log.txt")
     assert len(as_json(cli("ls", "--json", **run))) == 3
 
-    real = cli("cleanup", **run)
+    real = cli("cleanup", "--yes", **run)
     assert real.exit_code == 0
     assert real.stdout.strip().endswith("/s/1/log.txt")
     assert "deleted 1 expired artifact version" in real.stderr
@@ -468,7 +468,7 @@ def test_reindex_and_repair(cli: Invoke, populated: dict[str, str], base: Path) 
     orphan = base / "chat-app" / "1.1" / "diff.txt.v000009.0123456789abcdef.raw"
     orphan.write_bytes(b"left behind")
     os.utime(orphan, (1_000_000_000, 1_000_000_000))
-    report = as_json(cli("repair", "--json"))
+    report = as_json(cli("repair", "--yes", "--json"))
     assert report["removed_orphans"] == ["chat-app/1.1/diff.txt.v000009.0123456789abcdef.raw"]
     assert report["indexed"] == 4
     assert not orphan.exists()

@@ -319,3 +319,142 @@ def test_ctrl_c_while_starting_up_exits_130_without_a_traceback(tmp_path: Path) 
     assert done.returncode == 130
     assert "Traceback" not in done.stderr
     assert done.stderr.strip() == "error: interrupted"
+
+
+# -- 2. rm --task needs a spec -------------------------------------------------------
+
+
+@pytest.fixture
+def two_specs(cli: Invoke) -> Invoke:
+    put(cli, "chat-app", "3", "diff", DIFF)
+    put(cli, "chat-app", "3", "log", b"log\n")
+    put(cli, "iot", "3", "log", b"log\n")
+    put(cli, "iot", "4", "log", b"log\n")
+    return cli
+
+
+def test_rm_task_without_spec_is_refused_and_deletes_nothing(two_specs: Invoke) -> None:
+    result = two_specs("rm", "--task", "3", "--yes")
+    assert result.exit_code == 2
+    assert "--all-specs" in error_line(result)
+    assert len(as_json(two_specs("ls", "--json"))) == 4
+
+
+def test_rm_task_in_all_specs_lists_counts_per_spec(two_specs: Invoke) -> None:
+    declined = two_specs("rm", "--task", "3", "--all-specs", input="n\n")
+    assert declined.exit_code == 1
+    assert "  chat-app: 2 artifacts\n  iot: 1 artifact\n" in declined.stderr
+    assert "Delete 3 artifacts of task 3, every version? [y/N]" in declined.stderr
+    assert as_json(two_specs("rm", "--task", "3", "--all-specs", "-y", "--json")) == {"deleted": 3}
+    assert [m["task_id"] for m in as_json(two_specs("ls", "--json"))] == ["4"]
+    assert two_specs("rm", "--spec", "iot", "--all-specs", "-y").exit_code == 2
+
+
+# -- 3. one rule for destructive commands --------------------------------------------
+
+
+def test_rm_dry_run_lists_and_deletes_nothing(two_specs: Invoke) -> None:
+    dry = as_json(two_specs("rm", "--spec", "chat-app", "--task", "3", "--dry-run", "--json"))
+    assert dry["dry_run"] is True
+    assert dry["count"] == 2
+    assert sorted(uri.rsplit("/", 1)[-1] for uri in dry["would_delete"]) == ["diff.txt", "log.txt"]
+    plain = two_specs("rm", "--spec", "iot", "--dry-run")
+    assert plain.exit_code == 0
+    assert len(plain.stdout.splitlines()) == 2
+    assert "would delete 2 artifacts" in plain.stderr
+    assert len(as_json(two_specs("ls", "--json"))) == 4
+
+
+def test_a_refusal_without_an_answer_ends_the_prompt_line_and_says_how_to_proceed(
+    two_specs: Invoke,
+) -> None:
+    result = two_specs("rm", "iot/3/log", "--json", input="")
+    assert result.exit_code == 1
+    lines = result.stderr.splitlines()
+    assert lines[-3].endswith("[y/N]: ")
+    assert lines[-2] == "error: not confirmed; nothing deleted"
+    assert lines[-1].startswith("hint: add --yes")
+    assert result.stdout == ""
+
+
+def test_prune_versions_asks_and_has_a_dry_run(tmp_path: Path) -> None:
+    config = write_config(tmp_path / "v.yaml", tmp_path / "v", versioning_enabled=True)
+    cli = make_invoke(config)
+    for body in (b"1", b"2", b"3"):
+        put(cli, "s", "1", "log", body)
+    dry = as_json(cli("prune-versions", "s/1/log", "--keep", "1", "--dry-run", "--json"))
+    assert [uri.rsplit("=", 1)[-1] for uri in dry["would_delete"]] == ["1", "2"]
+    refused = cli("prune-versions", "s/1/log", input="")
+    assert refused.exit_code == 1
+    assert "?version=1" in refused.stderr
+    assert "Delete 2 old versions" in refused.stderr
+    assert len(as_json(cli("versions", "s/1/log", "--json"))) == 3
+    done = as_json(cli("prune-versions", "s/1/log", "--json", input="y\n"))
+    assert done["deleted"] == 2
+
+
+def test_cleanup_asks_unless_yes(tmp_path: Path) -> None:
+    config = write_config(tmp_path / "c.yaml", tmp_path / "c", retention_policy={"log": 0})
+    cli = make_invoke(config)
+    put(cli, "s", "1", "log", b"old")
+    refused = cli("cleanup", input="")
+    assert refused.exit_code == 1
+    assert "  s: 1 version" in refused.stderr
+    assert "Delete 1 expired artifact version" in refused.stderr
+    assert len(as_json(cli("ls", "--json"))) == 1
+    assert as_json(cli("cleanup", "--yes", "--json"))["count"] == 1
+
+
+def test_repair_dry_run_and_prompt(cli: Invoke, base: Path) -> None:
+    put(cli, "s", "1", "log", b"x")
+    orphan = base / "s" / "1" / "log.txt.v000009.0123456789abcdef.raw"
+    orphan.write_bytes(b"left behind")
+    os.utime(orphan, (1_000_000_000, 1_000_000_000))
+    dry = as_json(cli("repair", "--dry-run", "--json"))
+    assert dry["would_delete"] == ["s/1/log.txt.v000009.0123456789abcdef.raw"]
+    assert dry["indexed"] == 0
+    assert orphan.exists()
+    refused = cli("repair", input="n\n")
+    assert refused.exit_code == 1
+    assert "s/1/log.txt.v000009.0123456789abcdef.raw" in refused.stderr
+    assert orphan.exists()
+    assert cli("repair", input="y\n").exit_code == 0
+    assert not orphan.exists()
+
+
+# -- 11. repair and verify name what they cannot fix ---------------------------------
+
+
+def test_repair_reports_missing_and_unreadable_artifacts_with_the_fix(
+    cli: Invoke, base: Path
+) -> None:
+    put(cli, "s", "1", "log", b"x")
+    put(cli, "s", "2", "log", b"y")
+    for stored in (base / "s" / "1").glob("log.txt.v*.raw"):
+        stored.unlink()
+    record = next((base / "s" / "2").glob("*.meta.json"))
+    record.write_text("{not json", encoding="utf-8")
+    objects_of_2 = sorted(p.name for p in (base / "s" / "2").iterdir())
+    result = cli("repair", "--yes", "--older-than", "0s")
+    assert result.exit_code == 1
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning: ")]
+    assert len(warnings) == 2
+    assert "s/1/log.txt: stored object is missing" in warnings[0]
+    assert f"necrocode-artifacts rm '{base.as_uri()}/s/1/log.txt'" in warnings[0]
+    assert "s/2/log.txt: record cannot be read" in warnings[1]
+    assert "need attention" in result.stderr.splitlines()[-1]
+    # The bytes of the unreadable record are never taken for an orphan.
+    assert sorted(p.name for p in (base / "s" / "2").iterdir()) == objects_of_2
+
+
+def test_verify_reasons_do_not_repeat_the_uri(cli: Invoke, base: Path) -> None:
+    uri = put(cli, "s", "1", "log", b"hello")
+    stored = next((base / "s" / "1").glob("log.txt.v*.raw"))
+    stored.write_bytes(b"HELLO")
+    result = cli("verify")
+    assert result.exit_code == 1
+    row = next(line for line in result.stdout.splitlines() if line.startswith("corrupted"))
+    _status, shown_uri, reason = row.split("\t")
+    assert shown_uri == uri
+    assert uri not in reason
+    assert "checksum mismatch" in reason

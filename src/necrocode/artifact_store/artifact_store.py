@@ -589,16 +589,21 @@ class ArtifactStore:
         with self._operation("verify_all"):
             return verify_store(self.backend, self.metadata, progress)
 
-    def repair(self, older_than: timedelta = DEFAULT_REPAIR_GRACE) -> RepairReport:
+    def repair(
+        self, older_than: timedelta = DEFAULT_REPAIR_GRACE, *, dry_run: bool = False
+    ) -> RepairReport:
         """Remove the waste interrupted writes leave, then rebuild the index.
 
         Deletes orphaned objects and temporary leftovers older than
         ``older_than`` (younger ones may belong to a write in progress), skipping
         artifacts whose lock is held right now. Never touches a committed
-        artifact.
+        artifact: records whose object is missing or that cannot be read are
+        reported (``missing``, ``unreadable``). ``dry_run`` only lists.
         """
         with self._operation("repair"):
-            return repair_store(self.backend, self.metadata, self.locks, older_than)
+            return repair_store(
+                self.backend, self.metadata, self.locks, older_than, dry_run=dry_run
+            )
 
     # -- records: tags and pinning ----------------------------------------------------
 

@@ -23,9 +23,9 @@ import typer
 
 from . import __version__, cli_admin
 from .cli_output import Output, format_size, format_time, plural, print_artifacts
+from .cli_prompt import DryRun, Yes, confirm, listed, per_spec_summary
 from .cli_runtime import (
     COMPLETE_VAR,
-    EXIT_FAILURE,
     PROG_NAME,
     Json,
     Ref,
@@ -337,13 +337,27 @@ def prune_versions(
     ctx: typer.Context,
     ref: Ref,
     keep: Annotated[int, typer.Option("--keep", min=1, help="Newest versions to keep.")] = 1,
+    dry_run: DryRun = False,
+    yes: Yes = False,
     json_flag: Json = False,
 ) -> None:
-    """Delete all but the newest --keep versions of an artifact."""
+    """Delete all but the newest --keep versions of an artifact.
+
+    \b
+    Example:
+      necrocode-artifacts prune-versions chat-app/1.1/diff --keep 3 --dry-run
+    """
     state, out = session(ctx, json_flag)
     store = state.store()
     uri = resolve_ref(store, ref)
-    deleted = store.delete_old_versions(uri, keep=keep)
+    doomed = [meta.version_uri for meta in store.get_all_versions(uri)[:-keep]]
+    if dry_run:
+        _report_would_delete(out, doomed, "old version")
+        return
+    if doomed:
+        question = f"Delete {plural(len(doomed), 'old version')} of {uri} (keeping {keep})?"
+        confirm(out, question, listed(doomed), yes=yes)
+    deleted = store.delete_old_versions(uri, keep=keep) if doomed else 0
     if out.json_mode:
         out.json({"uri": uri, "deleted": deleted, "kept": keep})
     else:
@@ -357,44 +371,67 @@ def prune_versions(
 def remove(
     ctx: typer.Context,
     refs: Annotated[
-        list[str] | None, typer.Argument(help="URIs or <spec>/<task>/<type> to delete.")
+        list[str] | None, typer.Argument(help="URIs or SPEC/TASK/TYPE to delete.")
     ] = None,
     task: Task = None,
     spec: Spec = None,
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    all_specs: Annotated[
+        bool, typer.Option("--all-specs", help="With --task: that task in every spec.")
+    ] = False,
+    dry_run: DryRun = False,
+    yes: Yes = False,
     json_flag: Json = False,
 ) -> None:
-    """Delete artifacts (every version) by URI, by --task (within --spec) or by --spec."""
+    """Delete artifacts (every version): by REF, by --spec (and --task), or --task --all-specs.
+
+    \b
+    Examples:
+      necrocode-artifacts rm chat-app/1.1/diff
+      necrocode-artifacts rm --spec chat-app --task 1.1 --dry-run
+      necrocode-artifacts rm --task 1.1 --all-specs --yes
+    """
     state, out = session(ctx, json_flag)
-    if refs and (task or spec):
+    if refs and (task or spec or all_specs):
         raise typer.BadParameter("give artifacts or --task/--spec, not both")
     if not refs and not task and not spec:
-        raise typer.BadParameter("nothing to delete: give artifacts, --task or --spec")
+        raise typer.BadParameter("nothing to delete: give artifacts, --spec or --task")
+    if task and not spec and not all_specs:
+        raise typer.BadParameter(
+            f"--task {task} is in every spec: add --spec SPEC, or --all-specs to mean that"
+        )
+    if all_specs and (spec or not task):
+        raise typer.BadParameter("--all-specs goes with --task and without --spec")
     store = state.store()
     if refs:
         uris = [resolve_ref(store, ref) for ref in refs]
-        for uri in uris:  # all or none: refuse before deleting anything
-            store.get_metadata(uri)
-        what = uris[0] if len(uris) == 1 else plural(len(uris), "artifact")
+        # All or none: refuse before deleting anything.
+        doomed = [store.get_metadata(uri) for uri in uris]
+        question = f"Delete {uris[0] if len(uris) == 1 else plural(len(uris), 'artifact')}?"
     else:
-        count = len(store.search(task_id=task, spec_name=spec))
+        doomed = store.search(task_id=task, spec_name=spec)
+        uris = [meta.uri for meta in doomed]
         scope = " and ".join(
-            part for part in (task and f"task {task}", spec and f"spec {spec}") if part
+            part for part in (spec and f"spec {spec}", task and f"task {task}") if part
         )
-        what = f"{plural(count, 'artifact')} of {scope}"
-        if count == 0:
-            _report_deleted(out, 0)
-            return
-    if not yes and not typer.confirm(f"Delete {what}?", default=False, err=True):
-        out.error("not confirmed; nothing deleted")
-        raise typer.Exit(EXIT_FAILURE)
-    if refs:
-        deleted = sum(store.delete(uri) for uri in uris)
-    elif task:
-        deleted = store.delete_by_task_id(task, spec_name=spec)
-    else:
-        deleted = store.delete_by_spec_name(str(spec))
+        question = f"Delete {plural(len(doomed), 'artifact')} of {scope}, every version?"
+    if dry_run:
+        _report_would_delete(out, uris)
+        return
+    if not doomed:
+        _report_deleted(out, 0)
+        return
+    confirm(out, question, per_spec_summary(m.spec_name for m in doomed), yes=yes)
+    deleted = sum(store.delete(uri, missing_ok=not refs) for uri in uris)
     _report_deleted(out, deleted)
+
+
+def _report_would_delete(out: Output, uris: list[str], noun: str = "artifact") -> None:
+    if out.json_mode:
+        out.json({"dry_run": True, "would_delete": uris, "count": len(uris)})
+        return
+    for uri in uris:
+        out.line(uri)
+    out.note(f"would delete {plural(len(uris), noun)}")
 
 
 def _report_deleted(out: Output, deleted: int) -> None:

@@ -13,6 +13,7 @@ import typer
 
 from .cli_init import store_exists
 from .cli_output import Output, format_size, plural
+from .cli_prompt import DryRun, Yes, confirm, listed, per_spec_summary
 from .cli_runtime import EXIT_FAILURE, Json, Spec, Task, parse_duration, resolve_ref, session
 from .exceptions import IntegrityError
 from .integrity import ArtifactProblem, VerifyReport
@@ -21,6 +22,7 @@ from .models import StorageUsage
 if TYPE_CHECKING:  # the store's modules load only once a command needs them
     from .artifact_store import ArtifactStore
     from .export import ExportProgress
+    from .maintenance import RepairReport
 
 __all__ = ["cleanup", "config_show", "export", "init", "reindex", "repair", "usage", "verify"]
 
@@ -178,10 +180,21 @@ def verify(
         )
 
 
+def _reason(problem: ArtifactProblem) -> str:
+    """The problem's reason without the URI the row already shows."""
+    base = problem.uri.partition("?")[0]
+    reason = problem.reason
+    for prefix in (problem.uri, base):
+        if reason.startswith(prefix):
+            reason = reason[len(prefix) :].lstrip("?version=0123456789").lstrip(": ")
+            break
+    return reason
+
+
 def _print_verify_report(out: Output, report: VerifyReport) -> None:
     """Problems as rows (status, artifact or key, reason); a summary note when healthy."""
-    rows = [["corrupted", p.uri, p.reason] for p in report.corrupted]
-    rows += [["missing", p.uri, p.reason] for p in report.missing]
+    rows = [["corrupted", p.uri, _reason(p)] for p in report.corrupted]
+    rows += [["missing", p.uri, _reason(p)] for p in report.missing]
     rows += [["orphaned", key, "stored object no record refers to"] for key in report.orphaned]
     rows += [["incomplete", key, "leftover of an interrupted write"] for key in report.incomplete]
     if rows:
@@ -215,17 +228,35 @@ def _verify_one(store: ArtifactStore, uri: str) -> VerifyReport:
 
 def cleanup(
     ctx: typer.Context,
-    dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Only list what would be deleted.")
-    ] = False,
+    dry_run: DryRun = False,
+    yes: Yes = False,
     json_flag: Json = False,
 ) -> None:
-    """Delete artifacts past their retention period (pinned ones are kept)."""
+    """Delete artifacts past their retention period (pinned ones are kept).
+
+    \b
+    Examples:
+      necrocode-artifacts cleanup --dry-run
+      necrocode-artifacts --quiet cleanup --yes      # cron: 15 3 * * *
+    """
     state, out = session(ctx, json_flag)
+    store = state.store()
+    if not dry_run and not yes:
+        expired = store.find_expired()
+        if expired:
+            stored = format_size(sum(meta.stored_size for meta in expired))
+            question = (
+                f"Delete {plural(len(expired), 'expired artifact version')} ({stored} stored)?"
+            )
+            details = per_spec_summary((m.spec_name for m in expired), "version")
+            confirm(out, question, details, yes=yes)
     with out.progress("cleaning up") as bar:
-        report = state.store().cleanup_expired(dry_run=dry_run, progress=bar)
+        report = store.cleanup_expired(dry_run=dry_run, progress=bar)
     if out.json_mode:
-        out.json(report.to_dict())
+        data = report.to_dict()
+        if dry_run:
+            data["would_delete"] = data.pop("deleted")
+        out.json(data)
     else:
         for uri in report.uris:
             out.line(uri)
@@ -254,23 +285,66 @@ def repair(
     older_than: Annotated[
         str, typer.Option("--older-than", help="Only leftovers older than this (e.g. 15m, 2h).")
     ] = "15m",
+    dry_run: DryRun = False,
+    yes: Yes = False,
     json_flag: Json = False,
 ) -> None:
-    """Remove what interrupted writes left behind, then rebuild the index."""
+    """Remove what interrupted writes left behind, then rebuild the index.
+
+    Artifacts whose stored bytes are missing, or whose record cannot be read,
+    are never deleted by repair: they are listed with the command that fixes each.
+
+    \b
+    Examples:
+      necrocode-artifacts repair --dry-run
+      necrocode-artifacts repair --older-than 2h --yes
+    """
     state, out = session(ctx, json_flag)
     grace = parse_duration(older_than)
+    store = state.store()
+    if not dry_run and not yes:
+        preview = store.repair(older_than=grace, dry_run=True)
+        waste = [*preview.removed_orphans, *preview.removed_incomplete]
+        if waste:
+            question = f"Remove {plural(len(waste), 'leftover object')} of interrupted writes?"
+            confirm(out, question, listed(waste), yes=yes)
     with out.spinner("repairing"):
-        report = state.store().repair(older_than=grace)
+        report = store.repair(older_than=grace, dry_run=dry_run)
     if out.json_mode:
-        out.json(report.to_dict())
-        return
-    for key in (*report.removed_orphans, *report.removed_incomplete):
-        out.line(key)
-    out.note(
-        f"removed {plural(len(report.removed_orphans), 'orphaned object')} and "
-        f"{plural(len(report.removed_incomplete), 'leftover')}; "
-        f"skipped {len(report.skipped_busy)} busy; indexed {plural(report.indexed, 'record')}"
-    )
+        data = report.to_dict()
+        if dry_run:
+            data.pop("removed_orphans")
+            data.pop("removed_incomplete")
+            data["would_delete"] = [*report.removed_orphans, *report.removed_incomplete]
+        out.json(data)
+    else:
+        for key in (*report.removed_orphans, *report.removed_incomplete):
+            out.line(key)
+        verb = "would remove" if dry_run else "removed"
+        indexed = "" if dry_run else f"; indexed {plural(report.indexed, 'record')}"
+        out.note(
+            f"{verb} {plural(len(report.removed_orphans), 'orphaned object')} and "
+            f"{plural(len(report.removed_incomplete), 'leftover')}; "
+            f"skipped {len(report.skipped_busy)} busy{indexed}"
+        )
+    _report_unrepairable(out, report)
+
+
+def _report_unrepairable(out: Output, report: RepairReport) -> None:
+    """Committed artifacts repair cannot fix: one warning each, with the fixing command."""
+    for problem in report.missing:
+        out.warn(
+            f"{problem.uri}: stored object is missing; re-upload it, or delete the record: "
+            f"necrocode-artifacts rm '{problem.uri}'"
+        )
+    for problem in report.unreadable:
+        out.warn(
+            f"{problem.uri}: record cannot be read ({_reason(problem)}); delete it: "
+            f"necrocode-artifacts rm '{problem.uri}'"
+        )
+    if report.missing or report.unreadable:
+        count = len(report.missing) + len(report.unreadable)
+        _fail(out, f"{plural(count, 'artifact version')} need attention (see above)")
 
 
 def config_show(ctx: typer.Context, json_flag: Json = False) -> None:

@@ -148,6 +148,11 @@ class Output:
 
             self.err.print(escape(text))
 
+    def warn(self, text: str) -> None:
+        """One line ``warning: <text>`` on stderr (shown even with ``--quiet``)."""
+        sys.stderr.write(f"warning: {' '.join(text.split())}\n")
+        sys.stderr.flush()
+
     def error(self, text: str) -> None:
         """One line ``error: <text>`` (newlines folded so it stays one line)."""
         from rich.markup import escape  # noqa: PLC0415 - off the start-up path

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from .exceptions import ArtifactNotFoundError, IntegrityError
-from .integrity import ArtifactProblem, ArtifactReader, VerifyReport
+from .integrity import ArtifactProblem, ArtifactReader, VerifyReport, vars_of
 from .locking import LockManager
 from .metadata_manager import MetadataManager, StoredArtifact
 from .models import ArtifactMetadata, ArtifactType, utc_now
@@ -31,20 +31,33 @@ ProgressCallback = Callable[[int, int], None]
 
 @dataclass
 class RepairReport:
-    """What :meth:`ArtifactStore.repair` removed or fixed."""
+    """What :meth:`ArtifactStore.repair` removed or fixed, and what it cannot fix.
+
+    With ``dry_run`` the ``removed_*`` lists name what *would* be removed and
+    nothing changes (``indexed`` stays 0). ``missing`` (a record whose stored
+    object is gone) and ``unreadable`` (a record that does not parse) are
+    committed artifacts repair never deletes: they are reported so that someone
+    decides (re-upload, or delete the artifact).
+    """
 
     removed_orphans: list[str] = field(default_factory=list)
     removed_incomplete: list[str] = field(default_factory=list)
     skipped_busy: list[str] = field(default_factory=list)
     indexed: int = 0
+    dry_run: bool = False
+    missing: list[ArtifactProblem] = field(default_factory=list)
+    unreadable: list[ArtifactProblem] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, object]:
         """Plain data for JSON output."""
         return {
+            "dry_run": self.dry_run,
             "removed_orphans": self.removed_orphans,
             "removed_incomplete": self.removed_incomplete,
             "skipped_busy": self.skipped_busy,
             "indexed": self.indexed,
+            "missing": [vars_of(p) for p in self.missing],
+            "unreadable": [vars_of(p) for p in self.unreadable],
         }
 
 
@@ -136,29 +149,60 @@ def repair_store(
     metadata: MetadataManager,
     locks: LockManager,
     older_than: timedelta = DEFAULT_REPAIR_GRACE,
+    *,
+    dry_run: bool = False,
 ) -> RepairReport:
     """See :meth:`ArtifactStore.repair`."""
-    report = RepairReport()
+    report = RepairReport(dry_run=dry_run)
     cutoff = utc_now() - older_than
     for stored in metadata.iter_stored():
         with locks.try_hold(stored.key.path) as got:
             if not got:
                 report.skipped_busy.append(stored.key.uri(metadata.root_uri))
                 continue
-            referenced = {m.object_key for m in load_versions(metadata, stored)}
+            referenced = _check_records(metadata, stored, report)
             for object_key, info in stored.objects.items():
                 old = info.modified is None or info.modified <= cutoff
-                if object_key not in referenced and old and backend.delete(object_key):
+                if object_key in referenced or not old:
+                    continue
+                if dry_run or backend.delete(object_key):
                     report.removed_orphans.append(object_key)
     for info in backend.list_incomplete():
         old = info.modified is None or info.modified <= cutoff
-        if old and backend.remove_incomplete(info.key):
+        if old and (dry_run or backend.remove_incomplete(info.key)):
             report.removed_incomplete.append(info.key)
-    report.indexed = metadata.rebuild_index()
+    if not dry_run:
+        report.indexed = metadata.rebuild_index()
     log.info(
-        "repair removed %d orphaned objects and %d leftovers; %d records indexed",
+        "repair%s removed %d orphaned objects and %d leftovers; %d records indexed",
+        " (dry run)" if dry_run else "",
         len(report.removed_orphans),
         len(report.removed_incomplete),
         report.indexed,
     )
     return report
+
+
+def _check_records(
+    metadata: MetadataManager, stored: StoredArtifact, report: RepairReport
+) -> set[str]:
+    """The object keys the records of ``stored`` refer to; problems go into ``report``."""
+    referenced: set[str] = set()
+    latest = stored.latest_version
+    for version in sorted(stored.records):
+        uri = stored.key.uri(metadata.root_uri, None if version == latest else version)
+        try:
+            meta = metadata.load(stored.key, version)
+        except ArtifactNotFoundError:
+            continue  # deleted while we looked
+        except IntegrityError as exc:
+            report.unreadable.append(ArtifactProblem(uri, version, str(exc)))
+            # Its record cannot say which object is its own: keep every object of
+            # that version rather than delete an artifact's only bytes.
+            prefix = f"{stored.key.path}.v{version:06d}."
+            referenced.update(key for key in stored.objects if key.startswith(prefix))
+            continue
+        referenced.add(meta.object_key)
+        if meta.object_key not in stored.objects:
+            report.missing.append(ArtifactProblem(uri, version, "stored object is missing"))
+    return referenced
