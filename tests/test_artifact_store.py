@@ -97,10 +97,10 @@ def test_metadata_recorded_at_upload(store: ArtifactStore) -> None:
         "chat-app",
         ArtifactType.TEST_RESULT,
     )
-    assert meta.original_size == len(data)
+    assert meta.size == meta.original_size == len(data)  # original_size: the old name
     assert meta.checksum == "sha256:" + hashlib.sha256(data).hexdigest()
     assert meta.compressed and meta.codec == "gzip"
-    assert meta.size == object_path(store, uri).stat().st_size < len(data)
+    assert meta.stored_size == object_path(store, uri).stat().st_size < len(data)
     assert meta.mime_type == "application/json"
     assert meta.metadata == {"agent": "a-7", "run": 3}
     assert meta.version == 1 and meta.tags == ()
@@ -114,7 +114,7 @@ def test_compression_off_stores_bytes_as_given(tmp_path: Path) -> None:
         uri = store.upload("t", "s", "diff", b"plain" * 100)
         meta = store.get_metadata(uri)
         assert not meta.compressed and meta.codec == "none"
-        assert meta.size == meta.original_size == 500
+        assert meta.size == meta.stored_size == 500
         assert object_path(store, uri).read_bytes() == b"plain" * 100
 
 

@@ -166,11 +166,11 @@ def test_info_shows_metadata_as_json_and_as_fields(cli: Invoke) -> None:
     uri = upload(cli, "chat-app", "1.1", "test", b'{"passed": 3}', "--tag", "ci")
     meta = as_json(cli("info", uri, "--json"))
     assert meta == as_json(cli("--json", "info", "chat-app/1.1/test"))
-    assert meta["schema"] == 1
+    assert meta["schema"] == 2
     assert meta["uri"] == uri
     assert set(meta) >= {
-        "uri", "task_id", "spec_name", "type", "size", "checksum", "created_at", "compressed",
-        "original_size", "mime_type", "tags", "version", "metadata", "pinned",
+        "uri", "task_id", "spec_name", "type", "size", "stored_size", "checksum", "created_at",
+        "compressed", "original_size", "mime_type", "tags", "version", "metadata", "pinned",
     }  # fmt: skip
     plain = cli("info", uri)
     assert plain.exit_code == 0
@@ -229,20 +229,21 @@ def uris_of(result: Result) -> list[str]:
 
 def test_ls_filters(cli: Invoke, populated: dict[str, str]) -> None:
     p = populated
-    assert uris_of(cli("ls", "--json")) == [p["d11"], p["l11"], p["d12"], p["t21"]]
+    assert uris_of(cli("ls", "--reverse", "--json")) == [p["d11"], p["l11"], p["d12"], p["t21"]]
+    assert uris_of(cli("ls", "--json")) == [p["t21"], p["d12"], p["l11"], p["d11"]]
     assert uris_of(cli("ls", "--spec", "iot", "--json")) == [p["t21"]]
-    assert uris_of(cli("ls", "--task", "1.1", "--json")) == [p["d11"], p["l11"]]
-    assert uris_of(cli("ls", "--type", "diff", "--json")) == [p["d11"], p["d12"]]
+    assert uris_of(cli("ls", "-r", "--task", "1.1", "--json")) == [p["d11"], p["l11"]]
+    assert uris_of(cli("ls", "-r", "--type", "diff", "--json")) == [p["d11"], p["d12"]]
     assert uris_of(cli("ls", "--tag", "ok", "--tag", "slow", "--json")) == [p["l11"]]
-    assert uris_of(cli("ls", "--tag", "ok", "--tag", "slow", "--match", "any", "--json")) == [
+    assert uris_of(cli("ls", "-r", "--tag", "ok", "--tag", "slow", "--match", "any", "--json")) == [
         p["d11"],
         p["l11"],
         p["t21"],
     ]
-    assert uris_of(cli("ls", "--limit", "2", "--json")) == [p["d11"], p["l11"]]
-    assert uris_of(cli("ls", "--since", "1h", "--json")) == list(p.values())
+    assert uris_of(cli("ls", "--limit", "2", "--json")) == [p["t21"], p["d12"]]
+    assert uris_of(cli("ls", "-r", "--since", "1h", "--json")) == list(p.values())
     assert uris_of(cli("ls", "--until", "1h", "--json")) == []
-    assert uris_of(cli("ls", "--since", "2000-01-01", "--until", "2999-01-01T00:00:00+00:00",
+    assert uris_of(cli("ls", "-r", "--since", "2000-01-01", "--until", "2999-01-01T00:00:00+00:00",
                        "--json")) == list(p.values())  # fmt: skip
     assert uris_of(cli("search", "--spec", "chat-app", "--type", "log", "--json")) == [p["l11"]]
 
@@ -250,7 +251,7 @@ def test_ls_filters(cli: Invoke, populated: dict[str, str]) -> None:
 def test_ls_without_a_terminal_prints_tab_separated_lines(
     cli: Invoke, populated: dict[str, str]
 ) -> None:
-    result = cli("ls", "--spec", "chat-app")
+    result = cli("ls", "--spec", "chat-app", "--reverse")
     assert result.exit_code == 0
     rows = [line.split("\t") for line in result.stdout.splitlines()]
     assert [row[0] for row in rows] == [populated["d11"], populated["l11"], populated["d12"]]
@@ -614,7 +615,7 @@ def test_tables_and_progress_bars_only_on_a_terminal(
     table = cli("ls")
     header = re.sub(r"\x1b\[[0-9;]*m", "", table.stdout.splitlines()[0])
     assert [cell.strip() for cell in header.split("┃")] == [
-        "ARTIFACT", "VER", "SIZE", "STORED", "CREATED", "TAGS"
+        "ARTIFACT", "SIZE", "STORED", "CREATED", "TAGS"  # no VER: versioning is off
     ]  # fmt: skip
     assert "s/1/log" in table.stdout
     downloaded = cli("download", "s/1/log", "-o", str(tmp_path / "copy.log"))
@@ -628,7 +629,7 @@ def test_an_unexpected_error_is_one_line_unless_debugging(
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("something unforeseen")
 
-    monkeypatch.setattr(ArtifactStore, "search", broken)
+    monkeypatch.setattr(ArtifactStore, "search_page", broken)
     result = cli("ls")
     assert result.exit_code == 1
     line = one_error_line(result)

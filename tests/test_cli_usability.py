@@ -458,3 +458,120 @@ def test_verify_reasons_do_not_repeat_the_uri(cli: Invoke, base: Path) -> None:
     assert shown_uri == uri
     assert uri not in reason
     assert "checksum mismatch" in reason
+
+
+# -- 7. newest first, sorting, paging ------------------------------------------------
+
+
+@pytest.fixture
+def five(cli: Invoke) -> tuple[Invoke, list[str]]:
+    """Five artifacts, uploaded in this order, with growing sizes."""
+    uris = [put(cli, "s", str(n), "log", b"x" * (10 * n + 1)) for n in range(1, 6)]
+    return cli, uris
+
+
+def uris_of(result: Result) -> list[str]:
+    assert result.exit_code == 0, result.stderr
+    return [line.split("\t")[0] for line in result.stdout.splitlines()]
+
+
+def test_ls_lists_newest_first_and_reverse_gives_oldest_first(
+    five: tuple[Invoke, list[str]],
+) -> None:
+    cli, uris = five
+    assert uris_of(cli("ls")) == uris[::-1]
+    assert uris_of(cli("ls", "--reverse")) == uris
+    assert uris_of(cli("ls", "--limit", "2")) == uris[:-3:-1]  # the newest two
+    assert uris_of(cli("ls", "--sort", "size", "--limit", "1")) == [uris[-1]]  # the largest
+    assert uris_of(cli("ls", "--sort", "name", "-r")) == uris[::-1]
+
+
+def test_ls_pages_with_a_cursor(five: tuple[Invoke, list[str]]) -> None:
+    cli, uris = five
+    seen: list[str] = []
+    args = ["ls", "--limit", "2"]
+    for _ in range(5):
+        result = cli(*args)
+        seen += uris_of(result)
+        hint = [line for line in result.stderr.splitlines() if line.startswith("next page: ")]
+        if not hint:
+            break
+        args = ["ls", "--limit", "2", "--cursor", hint[0].split()[-1]]
+    assert seen == uris[::-1]
+    assert cli("ls", "--cursor", "nonsense").exit_code == 2
+    cursor = next(
+        line.split()[-1]
+        for line in cli("ls", "--limit", "1").stderr.splitlines()
+        if line.startswith("next page: ")
+    )
+    wrong_order = cli("ls", "--limit", "1", "--reverse", "--cursor", cursor)
+    assert wrong_order.exit_code == 2
+    assert "cursor belongs to" in error_line(wrong_order)
+
+
+def test_the_library_pages_and_iterates_lazily(tmp_path: Path) -> None:
+    from necrocode.artifact_store import ArtifactStore, InvalidInputError
+
+    with ArtifactStore({"base_path": str(tmp_path / "lib"), "durable_writes": False}) as store:
+        uris = [store.upload(str(n), "s", "log", b"x" * n) for n in range(1, 8)]
+        assert [m.uri for m in store.search()] == uris
+        assert [m.uri for m in store.search(reverse=True, limit=3)] == uris[:-4:-1]
+        page = store.search_page(limit=3)
+        assert [m.uri for m in page.items] == uris[:3] and page.next_cursor
+        rest = store.search_page(limit=10, cursor=page.next_cursor)
+        assert [m.uri for m in rest.items] == uris[3:] and rest.next_cursor is None
+        lazy = store.iter_search(sort="size", reverse=True, page_size=2)
+        assert next(lazy).uri == uris[-1]
+        assert [m.uri for m in lazy] == uris[-2::-1]
+        with pytest.raises(InvalidInputError):
+            store.search(sort="colour")  # type: ignore[arg-type]
+
+
+# -- 8. one vocabulary for sizes -----------------------------------------------------
+
+
+def test_size_means_original_bytes_everywhere(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cli = make_invoke(write_config(tmp_path / "gz.yaml", tmp_path / "gz"))  # gzip on
+    text = b"all work and no play " * 500
+    put(cli, "s", "1", "log", text)
+    meta = as_json(cli("info", "s/1/log", "--json"))
+    assert meta["size"] == meta["original_size"] == len(text)
+    assert 0 < meta["stored_size"] < len(text) // 10
+    fields = dict(line.split("\t", 1) for line in cli("info", "s/1/log").stdout.splitlines())
+    assert fields["size"] == f"10.3 KiB ({len(text)} bytes)"
+    assert fields["stored size"].endswith(f"({meta['stored_size']} bytes, gzip)")
+    row = cli("ls").stdout.rstrip("\n").split("\t")
+    assert row[5:7] == [str(len(text)), str(meta["stored_size"])]
+    monkeypatch.setenv("TTY_COMPATIBLE", "1")
+    table = cli("ls").stdout
+    assert "SIZE" in table and "STORED" in table and "10.3 KiB" in table
+    assert "VER" not in table  # versioning is off: no version numbers to see
+
+
+# -- 10. versions without shell quoting ----------------------------------------------
+
+
+def test_ver_selects_a_version_and_versions_names_each(tmp_path: Path) -> None:
+    cli = make_invoke(write_config(tmp_path / "v.yaml", tmp_path / "v", versioning_enabled=True))
+    for body in (b"one\n", b"two\n", b"three\n"):
+        uri = put(cli, "s", "1", "log", body)
+    assert cli("download", "s/1/log", "--ver", "2").stdout_bytes == b"two\n"
+    assert as_json(cli("info", "s/1/log", "--ver", "1", "--json"))["version"] == 1
+    assert cli("download", "s/1/log?version=2", "--ver", "3").exit_code == 2
+    piped = cli("versions", "s/1/log").stdout.splitlines()
+    assert [line.split("\t")[0] for line in piped] == [f"{uri}?version={n}" for n in (1, 2, 3)]
+    first = piped[0].split("\t")[0]
+    assert cli("download", first).stdout_bytes == b"one\n"
+    tagged = as_json(cli("tag", "add", "s/1/log", "old", "--ver", "1", "--json"))
+    assert (tagged["version"], tagged["tags"]) == (1, ["old"])
+    fields = dict(line.split("\t", 1) for line in cli("info", "s/1/log").stdout.splitlines())
+    assert fields["version"] == "3"
+
+
+def test_without_versioning_no_changing_version_number_is_shown(cli: Invoke) -> None:
+    for body in (b"a", b"b"):
+        put(cli, "s", "1", "log", body)
+    fields = dict(line.split("\t", 1) for line in cli("info", "s/1/log").stdout.splitlines())
+    assert "version" not in fields

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from .maintenance import RepairReport
     from .metadata_manager import MetadataManager
     from .models import ArtifactMetadata, ArtifactType, StorageUsage
+    from .paging import SearchPage
     from .retention_policy import CleanupReport, RetentionPolicy
     from .retry import RetryingBackend, RetryPolicy
     from .settings import load_config
@@ -69,6 +70,7 @@ _LAZY = {
     "calculate_checksum": ".integrity",
     "RepairReport": ".maintenance",
     "MetadataManager": ".metadata_manager",
+    "SearchPage": ".paging",
     "ArtifactMetadata": ".models",
     "ArtifactType": ".models",
     "StorageUsage": ".models",
@@ -113,6 +115,7 @@ __all__ = [
     "RetentionPolicy",
     "RetryPolicy",
     "RetryingBackend",
+    "SearchPage",
     "StagedObject",
     "StorageBackend",
     "StorageError",

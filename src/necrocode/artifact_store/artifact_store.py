@@ -9,6 +9,7 @@ A reader therefore always finds a complete old or new artifact.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -40,10 +41,11 @@ from .maintenance import (
     repair_store,
     verify_store,
 )
-from .metadata_index import SearchQuery
+from .metadata_index import SearchQuery, SortKey
 from .metadata_manager import MetadataManager, StoredArtifact
 from .models import ArtifactMetadata, ArtifactType, StorageUsage, utc_now
 from .naming import ArtifactKey, new_generation, validate_name, validate_tags
+from .paging import DEFAULT_PAGE_SIZE, SearchPage, decode_cursor, encode_cursor
 from .retention_policy import CleanupReport, RetentionPolicy, append_cleanup_log
 from .settings import load_config
 from .storage_backend import (
@@ -189,7 +191,7 @@ class ArtifactStore:
                 raise exc.__cause__ or exc from None
             finally:
                 close_source()
-            log.debug("uploaded %s v%d (%d bytes)", uri, meta.version, meta.original_size)
+            log.debug("uploaded %s v%d (%d bytes)", uri, meta.version, meta.size)
             return uri
 
     def _write_version(
@@ -215,11 +217,11 @@ class ArtifactStore:
             task_id=key.task_id,
             spec_name=key.spec_name,
             type=key.type,
-            size=stored_size,
+            size=source.size,
             checksum=source.checksum,
             created_at=utc_now(),
             compressed=codec != "none",
-            original_size=source.size,
+            stored_size=stored_size,
             mime_type=mime_type,
             tags=tags,
             version=version,
@@ -293,10 +295,10 @@ class ArtifactStore:
         if quota is None:
             return None
         before = self.metadata.query(lambda index: index.stored_bytes())
-        after = before - sum(m.size for m in replaced) + meta.size
+        after = before - sum(m.stored_size for m in replaced) + meta.stored_size
         if after > quota:
             raise StorageFullError(
-                f"storage quota exceeded: storing {meta.uri} ({meta.size} bytes) would use "
+                f"storage quota exceeded: storing {meta.uri} ({meta.stored_size} bytes) would use "
                 f"{after} of {quota} bytes (storage_quota.max_size_gb="
                 f"{self.config.storage_quota.max_size_gb})",
                 uri=meta.uri,
@@ -310,7 +312,7 @@ class ArtifactStore:
         threshold = self.config.storage_quota.warn_threshold
         if not quota:
             return
-        after = before - sum(m.size for m in replaced) + meta.size
+        after = before - sum(m.stored_size for m in replaced) + meta.stored_size
         if before < threshold * quota <= after:
             log.warning(
                 "storage usage crossed %.0f%% of the quota: %d of %d bytes (%.1f%%)",
@@ -433,7 +435,7 @@ class ArtifactStore:
                         out.write(chunk)
                         done += len(chunk)
                         if progress is not None:
-                            progress(done, reader.metadata.original_size)
+                            progress(done, reader.metadata.size)
                 os.replace(tmp, target)
             except BaseException:
                 tmp.unlink(missing_ok=True)
@@ -463,18 +465,88 @@ class ArtifactStore:
         tags: Iterable[str] | None = None,
         match: str = "all",
         limit: int | None = None,
+        sort: SortKey = "created",
+        reverse: bool = False,
     ) -> list[ArtifactMetadata]:
         """Artifacts (latest versions) matching every given filter, oldest first.
 
         ``created_after`` is inclusive and ``created_before`` exclusive; naive
         datetimes are refused. ``tags`` matches artifacts carrying all of them
-        (``match="any"``: at least one).
+        (``match="any"``: at least one). ``sort`` orders by ``"created"``,
+        ``"size"`` (original bytes) or ``"name"`` (spec, task, type);
+        ``reverse=True`` gives newest (largest, last) first. For result sets too
+        big for one list see :meth:`search_page` and :meth:`iter_search`.
+        """
+        return self.search_page(
+            task_id, spec_name, artifact_type, created_after, created_before,
+            tags=tags, match=match, limit=limit, sort=sort, reverse=reverse,
+        ).items  # fmt: skip
+
+    def search_page(
+        self,
+        task_id: str | None = None,
+        spec_name: str | None = None,
+        artifact_type: ArtifactType | str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        *,
+        tags: Iterable[str] | None = None,
+        match: str = "all",
+        limit: int | None = None,
+        sort: SortKey = "created",
+        reverse: bool = False,
+        cursor: str | None = None,
+    ) -> SearchPage:
+        """One page of :meth:`search`: at most ``limit`` items after ``cursor``.
+
+        ``page.next_cursor`` (``None`` on the last page) continues the same
+        query; it is an opaque string, valid for the same ``sort``/``reverse``.
+        Pages are keyset-paged, so an artifact uploaded meanwhile never shifts
+        or repeats the rest.
         """
         with self._operation("search"):
             query = self._query(
                 task_id, spec_name, artifact_type, created_after, created_before, tags, match, limit
             )
-            return self.metadata.search(query)
+            if sort not in ("created", "size", "name"):
+                raise InvalidInputError(f"sort must be created, size or name, got {sort!r}")
+            after = decode_cursor(cursor, sort, reverse) if cursor is not None else None
+            fetch = None if limit is None else limit + 1  # one more: is there a next page?
+            query = dataclasses.replace(
+                query, sort=sort, descending=bool(reverse), after=after, limit=fetch
+            )
+            found = self.metadata.search(query)
+            if limit is None or len(found) <= limit:
+                return SearchPage(found, None)
+            items = found[:limit]
+            return SearchPage(items, encode_cursor(items[-1], sort, reverse))
+
+    def iter_search(
+        self,
+        task_id: str | None = None,
+        spec_name: str | None = None,
+        artifact_type: ArtifactType | str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        *,
+        tags: Iterable[str] | None = None,
+        match: str = "all",
+        sort: SortKey = "created",
+        reverse: bool = False,
+        page_size: int = DEFAULT_PAGE_SIZE,
+    ) -> Iterator[ArtifactMetadata]:
+        """:meth:`search` as a lazy iterator, fetching ``page_size`` rows at a time."""
+        cursor: str | None = None
+        while True:
+            page = self.search_page(
+                task_id, spec_name, artifact_type, created_after, created_before,
+                tags=tags, match=match, limit=page_size, sort=sort, reverse=reverse,
+                cursor=cursor,
+            )  # fmt: skip
+            yield from page.items
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
 
     @staticmethod
     def _query(
@@ -747,7 +819,7 @@ class ArtifactStore:
                         report.errors.append(f"{label}: {failure}")
                     elif meta in deleted:
                         report.uris.append(label)
-                        report.bytes_freed += meta.size
+                        report.bytes_freed += meta.stored_size
                     done += 1
                     if progress is not None:
                         progress(done, len(expired))

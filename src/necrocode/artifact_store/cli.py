@@ -32,6 +32,7 @@ from .cli_runtime import (
     Spec,
     StoreGroup,
     Task,
+    Ver,
     install_logging,
     parse_when,
     resolve_ref,
@@ -68,6 +69,14 @@ config_app = typer.Typer(
 )
 app.add_typer(tag_app, name="tag", rich_help_panel=ARTIFACT_PANEL)
 app.add_typer(config_app, name="config", rich_help_panel=STORE_PANEL)
+
+
+class SortBy(StrEnum):
+    """What ``ls --sort`` orders by."""
+
+    CREATED = "created"
+    SIZE = "size"
+    NAME = "name"
 
 
 class TagMatch(StrEnum):
@@ -199,6 +208,7 @@ def _chunks_with_progress(
 def download(
     ctx: typer.Context,
     ref: Ref,
+    version_number: Ver = None,
     output: Annotated[
         str | None,
         typer.Option("--output", "-o", help="File or folder to write; - or none: stdout."),
@@ -211,7 +221,7 @@ def download(
     """Write an artifact to a file (all or nothing) or stream it to stdout."""
     state, out = session(ctx, json_flag)
     store = state.store()
-    uri = resolve_ref(store, ref)
+    uri = resolve_ref(store, ref, version_number)
     verify = False if no_verify else None
     to_stdout = output in (None, "-")
     if to_stdout and out.json_mode:
@@ -220,7 +230,7 @@ def download(
     size = 0
     if out.progress_enabled or (target is not None and target.is_dir()):
         meta = store.get_metadata(uri)
-        size = meta.original_size
+        size = meta.size
         if target is not None and target.is_dir():
             target = target / meta.type.filename
     with out.transfer(f"downloading {ref}", size) as bar:
@@ -238,18 +248,24 @@ def download(
     if out.json_mode:
         out.json({"path": str(target), "artifact": written.to_dict()})
     else:
-        out.note(f"wrote {format_size(written.original_size)} to {target}")
+        out.note(f"wrote {format_size(written.size)} to {target}")
 
 
 # -- metadata, search, versions ------------------------------------------------------
 
 
 @app.command(rich_help_panel=ARTIFACT_PANEL)
-def info(ctx: typer.Context, ref: Ref, json_flag: Json = False) -> None:
-    """Show an artifact's metadata."""
+def info(ctx: typer.Context, ref: Ref, version_number: Ver = None, json_flag: Json = False) -> None:
+    """Show an artifact's metadata.
+
+    \b
+    Examples:
+      necrocode-artifacts info chat-app/1.1/diff
+      necrocode-artifacts info chat-app/1.1/diff --ver 2 --json
+    """
     state, out = session(ctx, json_flag)
     store = state.store()
-    meta = store.get_metadata(resolve_ref(store, ref))
+    meta = store.get_metadata(resolve_ref(store, ref, version_number))
     if out.json_mode:
         out.json(meta.to_dict())
         return
@@ -260,9 +276,13 @@ def info(ctx: typer.Context, ref: Ref, json_flag: Json = False) -> None:
             ("spec", meta.spec_name),
             ("task", meta.task_id),
             ("type", meta.type.value),
-            ("version", str(meta.version)),
-            ("size", f"{meta.original_size} ({format_size(meta.original_size)})"),
-            ("stored", f"{meta.size} ({format_size(meta.size)}, {meta.codec})"),
+            # Without versioning the number only counts replacements: not shown.
+            *([("version", str(meta.version))] if store.config.versioning_enabled else []),
+            ("size", f"{format_size(meta.size)} ({meta.size} bytes)"),
+            (
+                "stored size",
+                f"{format_size(meta.stored_size)} ({meta.stored_size} bytes, {meta.codec})",
+            ),
             ("checksum", meta.checksum),
             ("created", format_time(meta.created_at)),
             ("mime type", meta.mime_type),
@@ -293,12 +313,34 @@ def list_artifacts(
     match: Annotated[
         TagMatch, typer.Option("--match", help="With several --tag: all of them or any.")
     ] = TagMatch.ALL,
+    sort: Annotated[
+        SortBy, typer.Option("--sort", help="Order by creation time, original size or name.")
+    ] = SortBy.CREATED,
+    reverse: Annotated[
+        bool, typer.Option("--reverse", "-r", help="Oldest (smallest, Z) first instead.")
+    ] = False,
     limit: Annotated[int | None, typer.Option("--limit", min=1, help="At most N results.")] = None,
+    cursor: Annotated[
+        str | None, typer.Option("--cursor", help="Continue after a page (see --limit).")
+    ] = None,
     json_flag: Json = False,
 ) -> None:
-    """List artifacts (latest versions) matching every filter, oldest first."""
+    """List artifacts (latest versions) matching every filter, newest first.
+
+    With --limit N a cut-short list ends with a 'next page: --cursor C' line on
+    stderr; give it back to get the next N.
+
+    \b
+    Examples:
+      necrocode-artifacts ls --spec chat-app --since 7d
+      necrocode-artifacts ls --limit 5                  # the newest five
+      necrocode-artifacts ls --sort size --limit 10     # the ten largest
+      necrocode-artifacts ls --tag env:prod --match any --json
+    """
     state, out = session(ctx, json_flag)
-    found = state.store().search(
+    # Newest and largest first by default; names from A.
+    newest_first = (sort is not SortBy.NAME) != reverse
+    page = state.store().search_page(
         task_id=task,
         spec_name=spec,
         artifact_type=artifact_type,
@@ -307,8 +349,13 @@ def list_artifacts(
         tags=tags or None,
         match=match.value,
         limit=limit,
+        sort=sort.value,
+        reverse=newest_first,
+        cursor=cursor,
     )
-    print_artifacts(out, found)
+    print_artifacts(out, page.items, show_versions=state.store().config.versioning_enabled)
+    if page.next_cursor is not None:
+        sys.stderr.write(f"next page: --cursor {page.next_cursor}\n")
 
 
 app.command("search", help="Same as ls.", rich_help_panel=ARTIFACT_PANEL)(list_artifacts)
@@ -326,10 +373,19 @@ def _moment(text: str | None, option: str) -> datetime | None:
 
 @app.command(rich_help_panel=ARTIFACT_PANEL)
 def versions(ctx: typer.Context, ref: Ref, json_flag: Json = False) -> None:
-    """List every stored version of an artifact, oldest first."""
+    """List every stored version of an artifact, oldest first.
+
+    Each line names its version (--ver N on a terminal, the ?version=N URI when
+    piped), ready for download, info or rm.
+
+    \b
+    Example:
+      necrocode-artifacts versions chat-app/1.1/diff
+      necrocode-artifacts download chat-app/1.1/diff --ver 2 -o old.diff
+    """
     state, out = session(ctx, json_flag)
     store = state.store()
-    print_artifacts(out, store.get_all_versions(resolve_ref(store, ref)))
+    print_artifacts(out, store.get_all_versions(resolve_ref(store, ref)), per_version=True)
 
 
 @app.command("prune-versions", rich_help_panel=ARTIFACT_PANEL)
@@ -456,48 +512,55 @@ TagArgs = Annotated[list[str], typer.Argument(help="Tags.")]
 
 
 @tag_app.command("add")
-def tag_add(ctx: typer.Context, ref: Ref, tags: TagArgs, json_flag: Json = False) -> None:
+def tag_add(
+    ctx: typer.Context, ref: Ref, tags: TagArgs, version_number: Ver = None, json_flag: Json = False
+) -> None:
     """Add tags to an artifact."""
     state, out = session(ctx, json_flag)
     store = state.store()
-    _print_updated(out, store.add_tags(resolve_ref(store, ref), tags))
+    _print_updated(out, store.add_tags(resolve_ref(store, ref, version_number), tags))
 
 
 @tag_app.command("set")
 def tag_set(
     ctx: typer.Context,
     ref: Ref,
+    version_number: Ver = None,
     tags: Annotated[list[str] | None, typer.Argument(help="Tags (none: clear).")] = None,
     json_flag: Json = False,
 ) -> None:
     """Replace an artifact's tags (no tags: remove them all)."""
     state, out = session(ctx, json_flag)
     store = state.store()
-    _print_updated(out, store.update_tags(resolve_ref(store, ref), tags or []))
+    _print_updated(out, store.update_tags(resolve_ref(store, ref, version_number), tags or []))
 
 
 @tag_app.command("rm")
-def tag_rm(ctx: typer.Context, ref: Ref, tags: TagArgs, json_flag: Json = False) -> None:
+def tag_rm(
+    ctx: typer.Context, ref: Ref, tags: TagArgs, version_number: Ver = None, json_flag: Json = False
+) -> None:
     """Remove tags from an artifact."""
     state, out = session(ctx, json_flag)
     store = state.store()
-    _print_updated(out, store.remove_tags(resolve_ref(store, ref), tags))
+    _print_updated(out, store.remove_tags(resolve_ref(store, ref, version_number), tags))
 
 
 @app.command(rich_help_panel=ARTIFACT_PANEL)
-def pin(ctx: typer.Context, ref: Ref, json_flag: Json = False) -> None:
+def pin(ctx: typer.Context, ref: Ref, version_number: Ver = None, json_flag: Json = False) -> None:
     """Keep an artifact forever: cleanup never deletes it."""
     state, out = session(ctx, json_flag)
     store = state.store()
-    _print_updated(out, store.pin(resolve_ref(store, ref)))
+    _print_updated(out, store.pin(resolve_ref(store, ref, version_number)))
 
 
 @app.command(rich_help_panel=ARTIFACT_PANEL)
-def unpin(ctx: typer.Context, ref: Ref, json_flag: Json = False) -> None:
+def unpin(
+    ctx: typer.Context, ref: Ref, version_number: Ver = None, json_flag: Json = False
+) -> None:
     """Let the retention policy apply to an artifact again."""
     state, out = session(ctx, json_flag)
     store = state.store()
-    _print_updated(out, store.unpin(resolve_ref(store, ref)))
+    _print_updated(out, store.unpin(resolve_ref(store, ref, version_number)))
 
 
 for _command in (

@@ -14,7 +14,16 @@ import typer
 from .cli_init import store_exists
 from .cli_output import Output, format_size, plural
 from .cli_prompt import DryRun, Yes, confirm, listed, per_spec_summary
-from .cli_runtime import EXIT_FAILURE, Json, Spec, Task, parse_duration, resolve_ref, session
+from .cli_runtime import (
+    EXIT_FAILURE,
+    Json,
+    Spec,
+    Task,
+    Ver,
+    parse_duration,
+    resolve_ref,
+    session,
+)
 from .exceptions import IntegrityError
 from .integrity import ArtifactProblem, VerifyReport
 from .models import StorageUsage
@@ -153,15 +162,16 @@ def usage(ctx: typer.Context, json_flag: Json = False) -> None:
 def verify(
     ctx: typer.Context,
     ref: Annotated[
-        str | None, typer.Argument(help="One artifact (URI or <spec>/<task>/<type>); none: all.")
+        str | None, typer.Argument(help="One artifact (URI or SPEC/TASK/TYPE); none: all.")
     ] = None,
+    version_number: Ver = None,
     json_flag: Json = False,
 ) -> None:
     """Check stored bytes against their SHA-256; exit 1 naming what is corrupted or missing."""
     state, out = session(ctx, json_flag)
     store = state.store()
     if ref is not None:
-        report = _verify_one(store, resolve_ref(store, ref))
+        report = _verify_one(store, resolve_ref(store, ref, version_number))
     else:
         with out.progress("verifying") as bar:
             report = store.verify_all(progress=bar)
@@ -222,7 +232,7 @@ def _verify_one(store: ArtifactStore, uri: str) -> VerifyReport:
             report.missing.append(ArtifactProblem(uri, meta.version, "stored object is missing"))
         return report
     report.ok.append(uri)
-    report.bytes_checked += meta.size
+    report.bytes_checked += meta.stored_size
     return report
 
 

@@ -229,42 +229,51 @@ def plural(count: int, noun: str) -> str:
 LIST_COLUMNS = ("ARTIFACT", "VER", "SIZE", "STORED", "CREATED", "TAGS")
 
 
-def print_artifacts(out: Output, found: Sequence[ArtifactMetadata]) -> None:
+def print_artifacts(
+    out: Output,
+    found: Sequence[ArtifactMetadata],
+    *,
+    show_versions: bool = True,
+    per_version: bool = False,
+) -> None:
     """The list shape shared by ls, versions and others (see docs/cli.md).
 
-    JSON: an array of metadata objects. Terminal: a table. Otherwise one
-    tab-separated line per artifact: uri, spec, task, type, version, size,
-    stored size, created (ISO 8601), tags (comma-separated).
+    JSON: an array of metadata objects. Terminal: a table, sizes in binary
+    units (SIZE = bytes uploaded, STORED = bytes on disk); without versioning
+    the VER column is left out, since the number only counts replacements.
+    Otherwise one tab-separated line per artifact: uri (``per_version``: the
+    URI of that version), spec, task, type, version, size, stored size,
+    created (ISO 8601), tags (comma-separated).
     """
     if out.json_mode:
         out.json([meta.to_dict() for meta in found])
     elif out.is_terminal:
-        out.table(
-            LIST_COLUMNS,
-            [
-                [
-                    f"{m.spec_name}/{m.task_id}/{m.type.value}",
-                    str(m.version),
-                    format_size(m.original_size),
-                    format_size(m.size),
-                    format_time(m.created_at),
-                    ", ".join(m.tags) + (" [pinned]" if m.pinned else ""),
-                ]
-                for m in found
-            ],
-        )
+        rows = []
+        for m in found:
+            name = f"{m.spec_name}/{m.task_id}/{m.type.value}"
+            row = [
+                f"{name} --ver {m.version}" if per_version else name,
+                str(m.version),
+                format_size(m.size),
+                format_size(m.stored_size),
+                format_time(m.created_at),
+                ", ".join(m.tags) + (" [pinned]" if m.pinned else ""),
+            ]
+            rows.append(row if show_versions else [row[0], *row[2:]])
+        columns = LIST_COLUMNS if show_versions else tuple(c for c in LIST_COLUMNS if c != "VER")
+        out.table(columns, rows)
     else:
         out.table(
             LIST_COLUMNS,
             [
                 [
-                    m.uri,
+                    m.version_uri if per_version else m.uri,
                     m.spec_name,
                     m.task_id,
                     m.type.value,
                     str(m.version),
-                    str(m.original_size),
                     str(m.size),
+                    str(m.stored_size),
                     m.created_at.isoformat(),
                     ",".join(m.tags),
                 ]

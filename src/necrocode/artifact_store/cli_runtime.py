@@ -49,6 +49,7 @@ __all__ = [
     "Spec",
     "StoreGroup",
     "Task",
+    "Ver",
     "exit_code_for",
     "install_logging",
     "parse_duration",
@@ -120,6 +121,9 @@ Ref = Annotated[
 ]
 Json = Annotated[bool, typer.Option("--json", help="Print JSON (schemas: docs/cli.md).")]
 Spec = Annotated[str | None, typer.Option("--spec", "-s", help="Spec name.")]
+Ver = Annotated[
+    int | None, typer.Option("--ver", min=1, help="One version of the artifact (see 'versions').")
+]
 Task = Annotated[str | None, typer.Option("--task", "-t", help="Task id.")]
 
 
@@ -311,12 +315,20 @@ def parse_when(text: str) -> datetime:
     return moment if moment.tzinfo is not None else moment.astimezone()
 
 
-def resolve_ref(store: ArtifactStore, ref: str) -> str:
+def resolve_ref(store: ArtifactStore, ref: str, version: int | None = None) -> str:
     """A URI for ``ref``: a full URI as is, or ``<spec>/<task>/<type>[?version=N]``.
 
     ``<type>`` is ``diff``, ``log``, ``test`` or the stored file name
-    (``diff.txt``, ``log.txt``, ``test-result.json``).
+    (``diff.txt``, ``log.txt``, ``test-result.json``). ``version`` (``--ver N``)
+    names one version without the shell quoting a ``?version=N`` suffix needs.
     """
+    if version is not None:
+        base, _, query = ref.partition("?")
+        if query and query != f"version={version}":
+            raise typer.BadParameter(
+                f"{ref!r} already names a version; drop ?{query} or --ver", param_hint="'--ver'"
+            )
+        return f"{resolve_ref(store, base)}?version={version}"
     if "://" in ref:
         return ref
     path, mark, query = ref.partition("?")

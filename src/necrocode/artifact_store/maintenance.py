@@ -122,7 +122,7 @@ def _verify_stored(
             report.corrupted.append(ArtifactProblem(uri, version, str(exc)))
             continue
         report.ok.append(uri)
-        report.bytes_checked += meta.size
+        report.bytes_checked += meta.stored_size
     report.orphaned.extend(sorted(set(stored.objects) - referenced))
 
 

@@ -21,13 +21,13 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from .exceptions import PermissionError, StorageError, StorageFullError
 from .models import ArtifactMetadata, ArtifactType
 from .naming import ArtifactKey
 
-__all__ = ["IndexCorruptError", "MetadataIndex", "SearchQuery"]
+__all__ = ["IndexCorruptError", "MetadataIndex", "SearchQuery", "SortKey", "sort_key_of"]
 
 SCHEMA_VERSION = 2
 BUSY_TIMEOUT_S = 60.0
@@ -150,6 +150,30 @@ class SearchQuery:
     match_all_tags: bool = True
     latest_only: bool = True
     limit: int | None = None
+    #: Sort key (``"created"``, ``"size"`` = original bytes, ``"name"``); ties by name.
+    sort: SortKey = "created"
+    descending: bool = False
+    #: Keyset paging: only rows strictly after this sort key (see :func:`sort_key_of`).
+    after: tuple[Any, ...] | None = None
+
+
+SortKey = Literal["created", "size", "name"]
+#: The ORDER BY columns of each sort key; every ordering ends on the primary key.
+_SORT_COLUMNS: dict[str, tuple[str, ...]] = {
+    "created": ("a.created_at", "a.spec_name", "a.task_id", "a.type", "a.version"),
+    "size": ("a.original_size", "a.spec_name", "a.task_id", "a.type", "a.version"),
+    "name": ("a.spec_name", "a.task_id", "a.type", "a.version"),
+}
+
+
+def sort_key_of(meta: ArtifactMetadata, sort: SortKey) -> tuple[Any, ...]:
+    """The values of ``meta`` in the ORDER BY columns of ``sort`` (a paging cursor)."""
+    name = (meta.spec_name, meta.task_id, meta.type.value, meta.version)
+    if sort == "created":
+        return (meta.created_at.timestamp(), *name)
+    if sort == "size":
+        return (meta.size, *name)
+    return name
 
 
 def _key_params(key: ArtifactKey) -> tuple[str, str, str]:
@@ -163,8 +187,8 @@ def _row_values(meta: ArtifactMetadata, record: str | None = None) -> tuple[Any,
         meta.type.value,
         meta.version,
         meta.created_at.timestamp(),
+        meta.stored_size,
         meta.size,
-        meta.original_size,
         meta.retention_days,
         int(meta.pinned),
         meta.to_json() if record is None else record,
@@ -458,10 +482,16 @@ class MetadataIndex:
                 )
             params.extend(sorted(set(query.tags)))
             params.append(needed)
+        columns = _SORT_COLUMNS[query.sort]
+        if query.after is not None:
+            marks = ",".join("?" * len(columns))
+            clauses.append(f"({','.join(columns)}) {'<' if query.descending else '>'} ({marks})")
+            params.extend(query.after)
         sql = "SELECT a.record FROM artifacts a"
         if clauses:
             sql += " WHERE " + " AND ".join(clauses)
-        sql += " ORDER BY a.created_at, a.spec_name, a.task_id, a.type, a.version"
+        direction = " DESC" if query.descending else ""
+        sql += " ORDER BY " + ", ".join(f"{column}{direction}" for column in columns)
         if query.limit is not None:
             sql += " LIMIT ?"
             params.append(query.limit)
