@@ -620,9 +620,11 @@ def test_quota_refusal_leaves_the_store_unchanged(tmp_path: Path) -> None:
         assert store.download(uri) == b"c" * 19_000
 
 
-def test_crossing_the_warn_threshold_logs_a_warning(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+def test_usage_above_the_warn_threshold_logs_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from necrocode.artifact_store import artifact_store as artifact_store_module
+
     config = ArtifactStoreConfig(
         base_path=tmp_path,
         compression_enabled=False,
@@ -635,10 +637,16 @@ def test_crossing_the_warn_threshold_logs_a_warning(
         store.upload("1", "s", "log", b"x" * 4_000)
         assert caplog.records == []
         store.upload("2", "s", "log", b"x" * 2_000)
-        warnings = [r for r in caplog.records if "crossed 50% of the quota" in r.getMessage()]
+        warnings = [r for r in caplog.records if "above 50% of the quota" in r.getMessage()]
         assert len(warnings) == 1
-        store.upload("3", "s", "log", b"x" * 1_000)  # already above: no new warning
-        assert len([r for r in caplog.records if "crossed" in r.getMessage()]) == 1
+        message = warnings[0].getMessage()
+        assert "5.9 KiB of 9.8 KiB (60.0%)" in message
+        assert "cleanup --dry-run" in message and "largest specs: s 5.9 KiB" in message
+        store.upload("3", "s", "log", b"x" * 1_000)  # within the minute: not repeated
+        assert len([r for r in caplog.records if "above" in r.getMessage()]) == 1
+        monkeypatch.setattr(artifact_store_module, "QUOTA_WARNING_INTERVAL", 0.0)
+        store.upload("4", "s", "log", b"x" * 500)  # still above: said again
+        assert len([r for r in caplog.records if "above" in r.getMessage()]) == 2
 
 
 # -- export ---------------------------------------------------------------------------

@@ -591,7 +591,7 @@ def test_store_warnings_reach_stderr_and_a_full_quota_exits_1(
     run = {"config": config}
     first = cli("upload", "-", "-s", "s", "-t", "1", "--type", "log", input=b"x" * 3000, **run)
     assert first.exit_code == 0
-    assert first.stderr.startswith("warning: storage usage crossed 50% of the quota")
+    assert first.stderr.startswith("warning: storage usage is above 50% of the quota: 2.9 KiB")
     full = cli("upload", "-", "-s", "s", "-t", "2", "--type", "log", input=b"x" * 3000, **run)
     assert full.exit_code == 1
     assert "storage quota exceeded" in one_error_line(full)

@@ -575,3 +575,34 @@ def test_without_versioning_no_changing_version_number_is_shown(cli: Invoke) -> 
         put(cli, "s", "1", "log", body)
     fields = dict(line.split("\t", 1) for line in cli("info", "s/1/log").stdout.splitlines())
     assert "version" not in fields
+
+
+# -- 9. quota messages ---------------------------------------------------------------
+
+
+def test_every_upload_above_the_threshold_warns_and_a_full_store_says_what_to_do(
+    tmp_path: Path,
+) -> None:
+    config = write_config(
+        tmp_path / "q.yaml",
+        tmp_path / "q",
+        compression_enabled=False,
+        storage_quota={"max_size_gb": 10_000 / 2**30, "warn_threshold": 0.8},
+    )
+    args = ("-c", str(config), "upload", "-", "--type", "log", "-s", "big")
+    assert script(*args, "-t", "1", stdin=b"x" * 8_200, home=tmp_path).stderr.startswith(
+        b"warning: storage usage is above 80% of the quota: 8.0 KiB of 9.8 KiB (82.0%)"
+    )
+    # The next run (its own process) at 86 % warns again.
+    again = script(*args, "-t", "2", stdin=b"y" * 400, home=tmp_path)
+    assert again.returncode == 0
+    line = again.stderr.decode().strip()
+    assert line.startswith("warning: storage usage is above 80% of the quota: 8.4 KiB")
+    assert "'necrocode-artifacts cleanup --dry-run'" in line
+    assert "largest specs: big 8.4 KiB" in line
+    full = script(*args, "-t", "3", stdin=b"z" * 4_000, home=tmp_path)
+    assert full.returncode == 1
+    error = full.stderr.decode().strip().splitlines()[-1]
+    assert error.startswith("error: storage quota exceeded: storing ")
+    assert "(3.9 KiB) would use 12.3 KiB of 9.8 KiB" in error
+    assert "cleanup --dry-run" in error and "raise storage_quota.max_size_gb" in error

@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -57,6 +58,7 @@ from .storage_backend import (
     iter_source,
     source_chunks,
 )
+from .units import format_size
 
 __all__ = ["ArtifactStore", "Content", "RepairReport"]
 
@@ -71,6 +73,12 @@ MAX_VERSION_RACES = 16
 #: How often a reader re-resolves an artifact whose object vanished under it.
 MAX_READ_RACES = 5
 MAX_MIME_LENGTH = 255
+#: Quota warnings are repeated at most this often (seconds) per process and store.
+QUOTA_WARNING_INTERVAL = 60.0
+#: Specs named in quota messages, largest first.
+QUOTA_TOP_SPECS = 3
+_QUOTA_WARNED: dict[str, float] = {}
+_QUOTA_WARNED_LOCK = threading.Lock()
 #: Attribute of the log record a failing public call writes (the command line drops
 #: those records, since it reports the same error itself).
 FAILED_OPERATION = "necrocode_failed_operation"
@@ -298,29 +306,52 @@ class ArtifactStore:
         after = before - sum(m.stored_size for m in replaced) + meta.stored_size
         if after > quota:
             raise StorageFullError(
-                f"storage quota exceeded: storing {meta.uri} ({meta.stored_size} bytes) would use "
-                f"{after} of {quota} bytes (storage_quota.max_size_gb="
-                f"{self.config.storage_quota.max_size_gb})",
+                f"storage quota exceeded: storing {meta.uri} ({format_size(meta.stored_size)}) "
+                f"would use {format_size(after)} of {format_size(quota)}; "
+                f"{self._quota_advice()}, or raise storage_quota.max_size_gb "
+                f"(now {self.config.storage_quota.max_size_gb:g})",
                 uri=meta.uri,
             )
         return before
 
+    def _quota_advice(self) -> str:
+        """What to do about a full store: the cleanup preview, and the biggest specs."""
+        biggest = sorted(
+            self._grouped_usage(0).items(), key=lambda item: item[1].stored_bytes, reverse=True
+        )[:QUOTA_TOP_SPECS]
+        named = ", ".join(f"{name} {format_size(u.stored_bytes)}" for name, u in biggest)
+        advice = "see what expired with 'necrocode-artifacts cleanup --dry-run'"
+        return f"{advice} (largest specs: {named})" if named else advice
+
     def _warn_on_threshold(
         self, before: int, meta: ArtifactMetadata, replaced: list[ArtifactMetadata]
     ) -> None:
+        """Warn while usage is above the threshold: every upload, at most once a minute.
+
+        Rate-limited per process (and store), so a busy service logs one line a
+        minute and every run of the command line that uploads says it once.
+        """
         quota = self.config.storage_quota.max_bytes
         threshold = self.config.storage_quota.warn_threshold
         if not quota:
             return
         after = before - sum(m.stored_size for m in replaced) + meta.stored_size
-        if before < threshold * quota <= after:
-            log.warning(
-                "storage usage crossed %.0f%% of the quota: %d of %d bytes (%.1f%%)",
-                threshold * 100,
-                after,
-                quota,
-                after / quota * 100,
-            )
+        if after < threshold * quota:
+            return
+        now = time.monotonic()
+        with _QUOTA_WARNED_LOCK:
+            last = _QUOTA_WARNED.get(self.root_uri)
+            if last is not None and now - last < QUOTA_WARNING_INTERVAL:
+                return
+            _QUOTA_WARNED[self.root_uri] = now
+        log.warning(
+            "storage usage is above %.0f%% of the quota: %s of %s (%.1f%%); %s",
+            threshold * 100,
+            format_size(after),
+            format_size(quota),
+            after / quota * 100,
+            self._quota_advice(),
+        )
 
     def _commit(
         self,

@@ -18,6 +18,8 @@ from datetime import datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+from .units import format_size
+
 if TYPE_CHECKING:  # rich loads when something is printed through it, not at start-up
     from rich.console import Console
 
@@ -37,22 +39,9 @@ KiB = 1024
 MiB = 1024 * KiB
 #: Uploads and downloads smaller than this finish too fast for a progress bar to help.
 TRANSFER_PROGRESS_MIN_BYTES = 4 * MiB
-_SIZE_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
 
 #: ``update(done, total)``: the callback shape of the store's progress parameters.
 ProgressUpdate = Callable[[int, int], None]
-
-
-def format_size(size: int | None) -> str:
-    """``1536`` -> ``"1.5 KiB"``; ``None`` -> ``"-"``."""
-    if size is None:
-        return "-"
-    value = float(size)
-    for unit in _SIZE_UNITS:
-        if value < KiB or unit == _SIZE_UNITS[-1]:
-            return f"{int(value)} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= KiB
-    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def format_time(moment: datetime | None) -> str:
