@@ -606,3 +606,75 @@ def test_every_upload_above_the_threshold_warns_and_a_full_store_says_what_to_do
     assert error.startswith("error: storage quota exceeded: storing ")
     assert "(3.9 KiB) would use 12.3 KiB of 9.8 KiB" in error
     assert "cleanup --dry-run" in error and "raise storage_quota.max_size_gb" in error
+
+
+# -- 13. several artifacts in one command --------------------------------------------
+
+
+def test_upload_several_files_or_a_folder_and_download_a_whole_task(
+    cli: Invoke, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "change.patch").write_bytes(DIFF)
+    (out / "run.log").write_bytes(b"log line\n")
+    (out / "junit.xml").write_bytes(b"<testsuite tests='1'/>")
+    (out / ".hidden").write_bytes(b"not this")
+    uploaded = as_json(cli("upload", str(out), "-s", "chat-app", "-t", "1.1", "--json"))
+    assert sorted(m["type"] for m in uploaded) == ["diff", "log", "test"]
+    single = cli("upload", str(out / "run.log"), "-s", "chat-app", "-t", "1.2", "--json")
+    assert as_json(single)["type"] == "log"  # one file: one object, as before
+    pair = cli("upload", str(out / "change.patch"), str(out / "run.log"), "-s", "iot", "-t", "2")
+    assert len(uris_of(pair)) == 2
+    review = tmp_path / "review"
+    got = cli("download", "--spec", "chat-app", "--task", "1.1", "-o", str(review))
+    assert got.exit_code == 0, got.stderr
+    assert sorted(p.name for p in review.iterdir()) == ["diff.txt", "log.txt", "test-result.json"]
+    assert (review / "diff.txt").read_bytes() == DIFF
+    assert "wrote 3 artifacts" in got.stderr
+    nothing = cli("download", "--spec", "chat-app", "--task", "9", "-o", str(tmp_path / "x"))
+    assert nothing.exit_code == 1
+    assert not (tmp_path / "x").exists()
+    assert cli("download", "--spec", "chat-app", "--task", "1.1").exit_code == 2
+
+
+def test_bulk_upload_refuses_unclear_arguments_before_storing_anything(
+    cli: Invoke, tmp_path: Path
+) -> None:
+    (tmp_path / "a.log").write_bytes(b"a")
+    (tmp_path / "b.log").write_bytes(b"b")
+    (tmp_path / "notes.txt").write_bytes(b"?")
+    for args, needle in (
+        ((str(tmp_path / "a.log"), str(tmp_path / "b.log")), "would both be the task's log"),
+        ((str(tmp_path / "notes.txt"),), "give --type"),
+        ((str(tmp_path / "a.log"), str(tmp_path / "notes.txt")), "cannot tell its type"),
+        ((str(tmp_path / "a.log"), "--type", "log", str(tmp_path / "b.log")), "one file"),
+        (("-", str(tmp_path / "a.log")), "stdin"),
+    ):
+        result = cli("upload", *args, "-s", "s", "-t", "1")
+        assert result.exit_code == 2, args
+        assert needle in error_line(result)
+    assert cli("ls").stdout == ""
+    typed = cli("upload", str(tmp_path / "notes.txt"), "-s", "s", "-t", "1", "--type", "log")
+    assert typed.exit_code == 0
+
+
+# -- 14. smaller things --------------------------------------------------------------
+
+
+def test_empty_stdin_is_refused_unless_allowed(cli: Invoke) -> None:
+    refused = cli("upload", "-", "-s", "s", "-t", "1", "--type", "log", input=b"")
+    assert refused.exit_code == 2
+    assert "stdin is empty" in error_line(refused)
+    assert cli("ls").stdout == ""
+    allowed = cli("upload", "-", "-s", "s", "-t", "1", "--type", "log", "--allow-empty", input=b"")
+    assert allowed.exit_code == 0
+    assert as_json(cli("info", "s/1/log", "--json"))["size"] == 0
+
+
+def test_export_of_nothing_fails_and_writes_no_zip(cli: Invoke, tmp_path: Path) -> None:
+    target = tmp_path / "x.zip"
+    result = cli("export", "--spec", "nosuch", "-o", str(target))
+    assert result.exit_code == 1
+    assert "no artifacts match --spec nosuch; nothing exported" in error_line(result)
+    assert not target.exists()

@@ -30,6 +30,7 @@ from necrocode.artifact_store import (
 )
 
 PUBLIC_API = {
+    "ArgumentOrderWarning",
     "ArtifactMetadata",
     "ArtifactNotFoundError",
     "ArtifactProblem",

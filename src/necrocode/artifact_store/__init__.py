@@ -41,10 +41,12 @@ if TYPE_CHECKING:
     from .retry import RetryingBackend, RetryPolicy
     from .settings import load_config
     from .storage_backend import ObjectInfo, ReadStream, StagedObject, StorageBackend
+    from .upload_args import ArgumentOrderWarning
 
 #: Where each public name lives; imported on first access (PEP 562), so that
 #: ``import necrocode.artifact_store`` and the command line start fast.
 _LAZY = {
+    "ArgumentOrderWarning": ".upload_args",
     "ArtifactStore": ".artifact_store",
     "FilesystemBackend": ".backends.filesystem",
     "CompressionEngine": ".compression_engine",
@@ -88,6 +90,7 @@ _LAZY = {
 __version__ = "0.1.0"
 
 __all__ = [
+    "ArgumentOrderWarning",
     "ArtifactMetadata",
     "ArtifactNotFoundError",
     "ArtifactProblem",

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, overload
 
 from .backends import create_backend
 from .compression_engine import CompressionEngine
@@ -59,6 +59,7 @@ from .storage_backend import (
     source_chunks,
 )
 from .units import format_size
+from .upload_args import content_size, upload_target, with_progress
 
 __all__ = ["ArtifactStore", "Content", "RepairReport"]
 
@@ -158,6 +159,7 @@ class ArtifactStore:
 
     # -- upload -----------------------------------------------------------------------
 
+    @overload
     def upload(
         self,
         task_id: str,
@@ -169,16 +171,70 @@ class ArtifactStore:
         *,
         tags: Iterable[str] | None = None,
         retention_days: int | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> str: ...
+
+    @overload
+    def upload(
+        self,
+        *,
+        ref: str,
+        content: Content,
+        metadata: dict[str, Any] | None = None,
+        mime_type: str | None = None,
+        tags: Iterable[str] | None = None,
+        retention_days: int | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> str: ...
+
+    def upload(
+        self,
+        task_id: str | None = None,
+        spec_name: str | None = None,
+        artifact_type: ArtifactType | str | None = None,
+        content: Content | None = None,
+        metadata: dict[str, Any] | None = None,
+        mime_type: str | None = None,
+        *,
+        ref: str | None = None,
+        tags: Iterable[str] | None = None,
+        retention_days: int | None = None,
+        progress: ProgressCallback | None = None,
     ) -> str:
         """Store ``content`` as the ``artifact_type`` artifact of a task; return its URI.
 
-        ``content`` is bytes, a ``str`` (stored as UTF-8 text), a path
-        (``pathlib.Path``), a binary file object, or an iterable of byte chunks;
-        it is streamed in chunks, so size does not matter. Uploading the same
+        ``content`` is bytes, a ``str`` — **stored as that text, not read as a
+        file name** (use :meth:`upload_file` or a ``pathlib.Path`` for a file)
+        —, a ``pathlib.Path`` (the file's bytes), a binary file object, or an
+        iterable of byte chunks; it is streamed in chunks, so size does not
+        matter. Name the artifact by ``task_id, spec_name, artifact_type``
+        (this order, the reverse of the URI; keywords work) or by
+        ``ref="spec/task/type"``; see :mod:`.upload_args` for the warning a
+        likely swap gets. ``progress(done, total)`` is called as bytes are read
+        (``total`` 0 when the size is not known up front). Uploading the same
         spec/task/type again replaces the artifact, or adds a version when
         versioning is enabled. All-or-nothing: on any error nothing changes.
         """
-        key = ArtifactKey.of(spec_name, task_id, artifact_type)
+        spec, task, kind = upload_target(task_id, spec_name, artifact_type, ref)
+        if content is None:
+            raise InvalidInputError("upload needs content")
+        return self._upload(
+            spec, task, kind, content, metadata, mime_type, tags, retention_days, progress
+        )
+
+    def _upload(
+        self,
+        spec: str,
+        task: str,
+        kind: ArtifactType | str,
+        content: Content,
+        metadata: dict[str, Any] | None,
+        mime_type: str | None,
+        tags: Iterable[str] | None,
+        retention_days: int | None,
+        progress: ProgressCallback | None,
+    ) -> str:
+        key = ArtifactKey.of(spec, task, kind)
         uri = key.uri(self.root_uri)
         with self._operation("upload", uri):
             custom = _check_custom_metadata(metadata)
@@ -191,6 +247,8 @@ class ArtifactStore:
                     f"retention_days must be a non-negative integer, got {retention_days!r}"
                 )
             chunks, close_source = _content_chunks(content)
+            if progress is not None:
+                chunks = with_progress(chunks, content_size(content), progress)
             try:
                 with self.locks.hold(key.path, uri=uri):
                     meta = self._write_version(key, chunks, mime, tag_tuple, custom, retention_days)
@@ -201,6 +259,29 @@ class ArtifactStore:
                 close_source()
             log.debug("uploaded %s v%d (%d bytes)", uri, meta.version, meta.size)
             return uri
+
+    def upload_file(
+        self,
+        path: str | os.PathLike[str],
+        task_id: str | None = None,
+        spec_name: str | None = None,
+        artifact_type: ArtifactType | str | None = None,
+        *,
+        ref: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        mime_type: str | None = None,
+        tags: Iterable[str] | None = None,
+        retention_days: int | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> str:
+        """Store the file at ``path`` (a ``str`` here *is* a path, as in boto3's
+        ``upload_file``); otherwise the same as :meth:`upload`."""
+        if not isinstance(path, str | os.PathLike):
+            raise InvalidInputError(f"path must be a str or os.PathLike, not {type(path).__name__}")
+        spec, task, kind = upload_target(task_id, spec_name, artifact_type, ref)
+        return self._upload(
+            spec, task, kind, Path(path), metadata, mime_type, tags, retention_days, progress
+        )
 
     def _write_version(
         self,
@@ -1027,9 +1108,10 @@ class _Operation:
     ) -> None:
         self._depth.value = self._outer
         if self._outer == 0 and isinstance(exc, ArtifactStoreError):
-            level = logging.INFO if isinstance(exc, ArtifactNotFoundError) else logging.ERROR
+            # The caller gets the exception; a library that also printed it would say
+            # everything twice. DEBUG, so it shows only where someone asked for it.
             log.log(
-                level,
+                logging.DEBUG,
                 "%s %s failed: %s: %s",
                 self._name,
                 self._target or "",

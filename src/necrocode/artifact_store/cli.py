@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
@@ -22,7 +22,15 @@ from typing import TYPE_CHECKING, Annotated, BinaryIO
 import typer
 
 from . import __version__, cli_admin
-from .cli_output import Output, format_size, format_time, plural, print_artifacts
+from .cli_bulk import collect_uploads
+from .cli_output import (
+    Output,
+    ProgressUpdate,
+    format_size,
+    format_time,
+    plural,
+    print_artifacts,
+)
 from .cli_prompt import DryRun, Yes, confirm, listed, per_spec_summary
 from .cli_runtime import (
     COMPLETE_VAR,
@@ -133,10 +141,15 @@ def _global_options(
 @app.command(rich_help_panel=ARTIFACT_PANEL)
 def upload(
     ctx: typer.Context,
-    source: Annotated[str, typer.Argument(help="File to upload, or - for stdin.", metavar="FILE")],
+    sources: Annotated[
+        list[str], typer.Argument(help="Files, a folder of them, or - for stdin.", metavar="FILE")
+    ],
     spec: Annotated[str, typer.Option("--spec", "-s", help="Spec name.")],
     task: Annotated[str, typer.Option("--task", "-t", help="Task id.")],
-    artifact_type: Annotated[ArtifactType, typer.Option("--type", help="Artifact type.")],
+    artifact_type: Annotated[
+        ArtifactType | None,
+        typer.Option("--type", help="Artifact type (default: from the file name)."),
+    ] = None,
     tags: Annotated[list[str] | None, typer.Option("--tag", help="A tag (repeatable).")] = None,
     meta: Annotated[
         list[str] | None, typer.Option("--meta", help="KEY=VALUE metadata (repeatable).")
@@ -145,27 +158,52 @@ def upload(
     retention_days: Annotated[
         int | None, typer.Option("--retention-days", min=0, help="Keep this many days.")
     ] = None,
+    allow_empty: Annotated[
+        bool, typer.Option("--allow-empty", help="Store an empty stdin as a 0-byte artifact.")
+    ] = False,
     json_flag: Json = False,
 ) -> None:
-    """Store FILE (or stdin) as an artifact; print its URI."""
+    """Store files (or stdin) as the artifacts of a task; print their URIs.
+
+    Each file's type comes from its name (diff.txt, *.diff, *.patch; log.txt,
+    *.log; test-result.json, *.xml, *.json) unless --type is given for a
+    single file. Empty stdin is refused unless --allow-empty.
+
+    \b
+    Examples:
+      necrocode-artifacts upload change.diff -s chat-app -t 1.1
+      necrocode-artifacts upload out/ -s chat-app -t 1.1          # every file in out/
+      git diff | necrocode-artifacts upload - -s chat-app -t 1.2 --type diff
+    """
     state, out = session(ctx, json_flag)
     custom = _parse_meta(meta or [])
+    if mime_type is not None and len(sources) > 1:
+        raise typer.BadParameter("--mime-type goes with one file", param_hint="'--mime-type'")
+    planned = collect_uploads(sources, artifact_type)
     store = state.store(create=True)
-    with _upload_source(source, out) as content:
-        uri = store.upload(
-            task,
-            spec,
-            artifact_type,
-            content,
-            custom,
-            mime_type,
-            tags=tags or None,
-            retention_days=retention_days,
-        )
+    uris = []
+    for source, kind in planned:
+        with _upload_source(source, out, allow_empty) as (content, bar):
+            uris.append(
+                store.upload(
+                    task,
+                    spec,
+                    kind,
+                    content,
+                    custom,
+                    mime_type,
+                    tags=tags or None,
+                    retention_days=retention_days,
+                    progress=bar,
+                )
+            )
     if out.json_mode:
-        out.json(store.get_metadata(uri).to_dict())
+        metas = [store.get_metadata(uri).to_dict() for uri in uris]
+        one_file = len(planned) == 1 and not Path(sources[0]).expanduser().is_dir()
+        out.json(metas[0] if one_file else metas)
     else:
-        out.line(uri)
+        for uri in uris:
+            out.line(uri)
 
 
 def _parse_meta(pairs: list[str]) -> dict[str, str]:
@@ -179,46 +217,72 @@ def _parse_meta(pairs: list[str]) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def _upload_source(source: str, out: Output) -> Iterator[Content]:
-    """stdin, a path, or (large file on a terminal) the file's chunks with a progress bar."""
+def _upload_source(
+    source: str, out: Output, allow_empty: bool
+) -> Iterator[tuple[Content, ProgressUpdate | None]]:
+    """The content to store and its progress bar (a large file on a terminal), if any."""
     if source == "-":
-        yield sys.stdin.buffer
+        first = sys.stdin.buffer.read(CHUNK_SIZE)
+        if not first and not allow_empty:
+            raise typer.BadParameter(
+                "stdin is empty: nothing to upload (--allow-empty stores a 0-byte artifact)",
+                param_hint="FILE",
+            )
+        yield _chain(first, sys.stdin.buffer), None
         return
     path = Path(source).expanduser()
     size = path.stat().st_size if out.progress_enabled and path.is_file() else 0
     with out.transfer(f"uploading {path.name}", size) as bar:
-        if bar is None:
-            yield path  # the store streams it (and reports an unreadable file)
-            return
-        with path.open("rb") as handle:
-            yield _chunks_with_progress(handle, size, bar)
+        yield path, bar  # the store streams it (and reports an unreadable file)
 
 
-def _chunks_with_progress(
-    handle: BinaryIO, size: int, bar: Callable[[int, int], None]
-) -> Iterator[bytes]:
-    done = 0
-    while chunk := handle.read(CHUNK_SIZE):
-        done += len(chunk)
-        bar(done, size)
+def _chain(first: bytes, rest: BinaryIO) -> Iterator[bytes]:
+    """``first``, then the rest of the stream in chunks."""
+    if first:
+        yield first
+    while chunk := rest.read(CHUNK_SIZE):
         yield chunk
 
 
 @app.command(rich_help_panel=ARTIFACT_PANEL)
 def download(
     ctx: typer.Context,
-    ref: Ref,
+    ref: Annotated[
+        str | None,
+        typer.Argument(help="A URI or SPEC/TASK/TYPE; or --spec/--task for all of a task's."),
+    ] = None,
     version_number: Ver = None,
     output: Annotated[
         str | None,
         typer.Option("--output", "-o", help="File or folder to write; - or none: stdout."),
     ] = None,
+    spec: Spec = None,
+    task: Task = None,
     no_verify: Annotated[
         bool, typer.Option("--no-verify", help="Skip the SHA-256 check (size is still checked).")
     ] = False,
     json_flag: Json = False,
 ) -> None:
-    """Write an artifact to a file (all or nothing) or stream it to stdout."""
+    """Write an artifact to a file (all or nothing) or stream it to stdout.
+
+    With --spec and --task instead of REF, every artifact of the task is
+    written into the folder -o names (created if needed), as gh run download does.
+
+    \b
+    Examples:
+      necrocode-artifacts download chat-app/1.1/diff -o change.diff
+      necrocode-artifacts download chat-app/1.1/log | less
+      necrocode-artifacts download --spec chat-app --task 1.1 -o review/
+    """
+    if ref is None:
+        if not (spec and task):
+            raise typer.BadParameter("give REF, or --spec and --task (with -o DIR)")
+        if output in (None, "-"):
+            raise typer.BadParameter("--spec/--task writes files: give -o DIR")
+        _download_task(ctx, spec, task, Path(str(output)).expanduser(), no_verify, json_flag)
+        return
+    if spec or task:
+        raise typer.BadParameter("give REF or --spec/--task, not both")
     state, out = session(ctx, json_flag)
     store = state.store()
     uri = resolve_ref(store, ref, version_number)
@@ -249,6 +313,32 @@ def download(
         out.json({"path": str(target), "artifact": written.to_dict()})
     else:
         out.note(f"wrote {format_size(written.size)} to {target}")
+
+
+def _download_task(
+    ctx: typer.Context, spec: str, task: str, folder: Path, no_verify: bool, json_flag: bool
+) -> None:
+    """Every artifact of one task into ``folder`` (each file all or nothing)."""
+    state, out = session(ctx, json_flag)
+    store = state.store()
+    found = store.search(task_id=task, spec_name=spec)
+    if not found:
+        out.error(f"no artifacts of spec {spec}, task {task}; nothing written")
+        raise typer.Exit(1)
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for meta in found:
+        target = folder / meta.type.filename
+        with out.transfer(f"downloading {meta.type.filename}", meta.size) as bar:
+            store.download_to(meta.uri, target, False if no_verify else None, progress=bar)
+        written.append({"path": str(target), "artifact": meta.to_dict()})
+    if out.json_mode:
+        out.json(written)
+        return
+    for item in written:
+        out.line(str(item["path"]))
+    total = sum(meta.size for meta in found)
+    out.note(f"wrote {plural(len(found), 'artifact')} ({format_size(total)}) to {folder}")
 
 
 # -- metadata, search, versions ------------------------------------------------------

@@ -64,6 +64,11 @@ def export(
     if not spec and not task:
         raise typer.BadParameter("give --spec, --task, or both")
     store = state.store()
+    if not store.search_page(task_id=task, spec_name=spec, limit=1).items:
+        scope = " ".join(
+            f"--{name} {value}" for name, value in (("spec", spec), ("task", task)) if value
+        )
+        _fail(out, f"no artifacts match {scope}; nothing exported")
     with out.progress("exporting", transfer=True) as bar:
 
         def progress(step: ExportProgress) -> None:
