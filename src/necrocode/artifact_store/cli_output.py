@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
@@ -77,12 +78,12 @@ class Output:
     @property
     def is_terminal(self) -> bool:
         """Whether stdout is a terminal (tables) or not (tab-separated lines)."""
-        return self.out.is_terminal
+        return _maybe_terminal(sys.stdout) and self.out.is_terminal
 
     @property
     def progress_enabled(self) -> bool:
         """Progress bars are drawn on stderr, only on a terminal and without ``--quiet``."""
-        return not self.quiet and self.err.is_terminal
+        return not self.quiet and _maybe_terminal(sys.stderr) and self.err.is_terminal
 
     # -- data on stdout ---------------------------------------------------------------
 
@@ -133,9 +134,7 @@ class Output:
     def note(self, text: str) -> None:
         """A short confirmation for people ("deleted 2 artifacts"); silent with ``--quiet``."""
         if not self.quiet:
-            from rich.markup import escape  # noqa: PLC0415 - off the start-up path
-
-            self.err.print(escape(text))
+            self._to_stderr(text)
 
     def warn(self, text: str) -> None:
         """One line ``warning: <text>`` on stderr (shown even with ``--quiet``)."""
@@ -144,9 +143,16 @@ class Output:
 
     def error(self, text: str) -> None:
         """One line ``error: <text>`` (newlines folded so it stays one line)."""
+        self._to_stderr(f"error: {' '.join(text.split())}", style="red")
+
+    def _to_stderr(self, text: str, style: str | None = None) -> None:
+        if not _maybe_terminal(sys.stderr):
+            sys.stderr.write(text + "\n")
+            sys.stderr.flush()
+            return
         from rich.markup import escape  # noqa: PLC0415 - off the start-up path
 
-        self.err.print(escape(f"error: {' '.join(text.split())}"), style="red", soft_wrap=True)
+        self.err.print(escape(text), style=style, soft_wrap=True)
 
     # -- progress on stderr -----------------------------------------------------------
 
@@ -207,6 +213,24 @@ class Output:
         with Progress(*columns, console=self.err, transient=True) as bar:
             bar.add_task(description, total=None)
             yield
+
+
+#: Variables with which rich treats any stream as a terminal (see its Console.is_terminal).
+_TERMINAL_OVERRIDES = ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE")
+
+
+def _maybe_terminal(stream: Any) -> bool:
+    """False when ``stream`` surely is no terminal: then rich need not even be imported.
+
+    Scripts and pipes, the common case for data, skip rich's import this way.
+    """
+    if any(name in os.environ for name in _TERMINAL_OVERRIDES):
+        return True
+    isatty = getattr(stream, "isatty", None)
+    try:
+        return bool(isatty is not None and isatty())
+    except ValueError:  # a closed stream
+        return False
 
 
 def plural(count: int, noun: str) -> str:
