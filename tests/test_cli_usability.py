@@ -678,3 +678,47 @@ def test_export_of_nothing_fails_and_writes_no_zip(cli: Invoke, tmp_path: Path) 
     assert result.exit_code == 1
     assert "no artifacts match --spec nosuch; nothing exported" in error_line(result)
     assert not target.exists()
+
+
+def test_every_command_shows_an_example() -> None:
+    import typer.main
+
+    runner = CliRunner()
+    group = typer.main.get_command(app)
+    leaves = [p for p in _command_paths(group) if p and not _is_group(group, p)]
+    assert len(leaves) >= 20
+    for path in leaves:
+        text = runner.invoke(app, [*path, "--help"]).stdout
+        assert "Example" in text, path
+        assert "  necrocode-artifacts " in text.split("Example", 1)[1], path
+
+
+def _is_group(group: Any, path: tuple[str, ...]) -> bool:
+    command = group
+    for name in path:
+        command = command.commands[name]
+    return bool(getattr(command, "commands", None))
+
+
+# -- non-TTY behaviour, through the installed entry point --------------------------
+
+
+def test_a_script_session_through_pipes(tmp_path: Path) -> None:
+    config = write_config(tmp_path / "p.yaml", tmp_path / "p")
+    run = ("-c", str(config))
+    assert script(*run, "init", home=tmp_path).returncode == 0
+    up = script(
+        *run, "upload", "-", "-s", "s", "-t", "1", "--type", "log", stdin=b"x\n", home=tmp_path
+    )
+    assert up.returncode == 0 and up.stderr == b""
+    listed = script(*run, "ls", home=tmp_path)
+    assert listed.stdout.decode().split("\t")[0] == up.stdout.decode().strip()
+    assert b"\x1b[" not in listed.stdout + listed.stderr  # no colours, no table borders
+    refused = script(*run, "rm", "s/1/log", home=tmp_path)
+    assert refused.returncode == 1
+    assert refused.stderr.decode().splitlines()[-2:] == [
+        "error: not confirmed; nothing deleted",
+        "hint: add --yes to delete without asking, or --dry-run to list what would go",
+    ]
+    gone = script(*run, "rm", "s/1/log", "--yes", home=tmp_path)
+    assert gone.returncode == 0 and gone.stderr == b"deleted 1 artifact\n"

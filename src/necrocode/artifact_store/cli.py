@@ -448,7 +448,9 @@ def list_artifacts(
         sys.stderr.write(f"next page: --cursor {page.next_cursor}\n")
 
 
-app.command("search", help="Same as ls.", rich_help_panel=ARTIFACT_PANEL)(list_artifacts)
+app.command("search", help=f"Same as ls. {list_artifacts.__doc__}", rich_help_panel=ARTIFACT_PANEL)(
+    list_artifacts
+)
 
 
 def _moment(text: str | None, option: str) -> datetime | None:
@@ -605,7 +607,12 @@ TagArgs = Annotated[list[str], typer.Argument(help="Tags.")]
 def tag_add(
     ctx: typer.Context, ref: Ref, tags: TagArgs, version_number: Ver = None, json_flag: Json = False
 ) -> None:
-    """Add tags to an artifact."""
+    """Add tags to an artifact.
+
+    \b
+    Example:
+      necrocode-artifacts tag add chat-app/1.1/diff reviewed env:prod
+    """
     state, out = session(ctx, json_flag)
     store = state.store()
     _print_updated(out, store.add_tags(resolve_ref(store, ref, version_number), tags))
@@ -619,7 +626,12 @@ def tag_set(
     tags: Annotated[list[str] | None, typer.Argument(help="Tags (none: clear).")] = None,
     json_flag: Json = False,
 ) -> None:
-    """Replace an artifact's tags (no tags: remove them all)."""
+    """Replace an artifact's tags (no tags: remove them all).
+
+    \b
+    Example:
+      necrocode-artifacts tag set chat-app/1.1/diff approved
+    """
     state, out = session(ctx, json_flag)
     store = state.store()
     _print_updated(out, store.update_tags(resolve_ref(store, ref, version_number), tags or []))
@@ -629,7 +641,12 @@ def tag_set(
 def tag_rm(
     ctx: typer.Context, ref: Ref, tags: TagArgs, version_number: Ver = None, json_flag: Json = False
 ) -> None:
-    """Remove tags from an artifact."""
+    """Remove tags from an artifact.
+
+    \b
+    Example:
+      necrocode-artifacts tag rm chat-app/1.1/diff needs-review
+    """
     state, out = session(ctx, json_flag)
     store = state.store()
     _print_updated(out, store.remove_tags(resolve_ref(store, ref, version_number), tags))
@@ -637,7 +654,12 @@ def tag_rm(
 
 @app.command(rich_help_panel=ARTIFACT_PANEL)
 def pin(ctx: typer.Context, ref: Ref, version_number: Ver = None, json_flag: Json = False) -> None:
-    """Keep an artifact forever: cleanup never deletes it."""
+    """Keep an artifact forever: cleanup never deletes it.
+
+    \b
+    Example:
+      necrocode-artifacts pin chat-app/1.1/diff
+    """
     state, out = session(ctx, json_flag)
     store = state.store()
     _print_updated(out, store.pin(resolve_ref(store, ref, version_number)))
@@ -647,7 +669,12 @@ def pin(ctx: typer.Context, ref: Ref, version_number: Ver = None, json_flag: Jso
 def unpin(
     ctx: typer.Context, ref: Ref, version_number: Ver = None, json_flag: Json = False
 ) -> None:
-    """Let the retention policy apply to an artifact again."""
+    """Let the retention policy apply to an artifact again.
+
+    \b
+    Example:
+      necrocode-artifacts unpin chat-app/1.1/diff
+    """
     state, out = session(ctx, json_flag)
     store = state.store()
     _print_updated(out, store.unpin(resolve_ref(store, ref, version_number)))

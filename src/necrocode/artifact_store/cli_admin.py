@@ -57,7 +57,13 @@ def export(
     ] = None,
     json_flag: Json = False,
 ) -> None:
-    """Export a spec's (--spec) or a task's (--task) artifacts to a ZIP; print its path."""
+    """Export a spec's (--spec) or a task's (--task) artifacts to a ZIP; print its path.
+
+    \b
+    Examples:
+      necrocode-artifacts export --spec chat-app -o chat-app.zip
+      necrocode-artifacts export --spec chat-app --task 1.1 -o exports/
+    """
     from .export import read_manifest  # noqa: PLC0415 - off the start-up path
 
     state, out = session(ctx, json_flag)
@@ -100,7 +106,9 @@ def init(ctx: typer.Context, json_flag: Json = False) -> None:
     Other commands refuse a store that does not exist (exit 10), so a mistyped
     base_path is noticed; upload creates the store too.
 
-    Example: necrocode-artifacts -c team.yaml init
+    \b
+    Example:
+      necrocode-artifacts -c team.yaml init
     """
     state, out = session(ctx, json_flag)
     existed = store_exists(state.resolved().config)
@@ -113,7 +121,12 @@ def init(ctx: typer.Context, json_flag: Json = False) -> None:
 
 
 def usage(ctx: typer.Context, json_flag: Json = False) -> None:
-    """Show storage used: in total, per spec and per type, against the quota."""
+    """Show storage used: in total, per spec and per type, against the quota.
+
+    \b
+    Example:
+      necrocode-artifacts usage --json
+    """
     state, out = session(ctx, json_flag)
     store = state.store()
     total = store.get_storage_usage()
@@ -172,7 +185,13 @@ def verify(
     version_number: Ver = None,
     json_flag: Json = False,
 ) -> None:
-    """Check stored bytes against their SHA-256; exit 1 naming what is corrupted or missing."""
+    """Check stored bytes against their SHA-256; exit 1 naming what is corrupted or missing.
+
+    \b
+    Examples:
+      necrocode-artifacts verify                       # every artifact version
+      necrocode-artifacts verify chat-app/1.1/diff --ver 2
+    """
     state, out = session(ctx, json_flag)
     store = state.store()
     if ref is not None:
@@ -285,7 +304,12 @@ def cleanup(
 
 
 def reindex(ctx: typer.Context, json_flag: Json = False) -> None:
-    """Rebuild the search index from the metadata records."""
+    """Rebuild the search index from the metadata records.
+
+    \b
+    Example:
+      necrocode-artifacts reindex
+    """
     state, out = session(ctx, json_flag)
     with out.spinner("rebuilding the index"):
         count = state.store().rebuild_index()
@@ -363,7 +387,12 @@ def _report_unrepairable(out: Output, report: RepairReport) -> None:
 
 
 def config_show(ctx: typer.Context, json_flag: Json = False) -> None:
-    """Show the effective configuration and where each value came from."""
+    """Show the effective configuration and where each value came from.
+
+    \b
+    Example:
+      necrocode-artifacts -c team.yaml config show --json
+    """
     state, out = session(ctx, json_flag)
     resolved = state.resolved()
     if out.json_mode:
