@@ -65,7 +65,10 @@ __all__ = ["ArtifactStore", "Content", "RepairReport"]
 
 log = logging.getLogger("necrocode.artifact_store")
 
-Content = bytes | bytearray | memoryview | str | os.PathLike[str] | BinaryIO | Iterable[bytes]
+#: What ``upload`` stores. A ``str`` is stored as its UTF-8 *text*, never opened as
+#: a path: pass a ``pathlib.Path`` (any ``os.PathLike``) or call ``upload_file``.
+Text = str
+Content = bytes | bytearray | memoryview | Text | os.PathLike[str] | BinaryIO | Iterable[bytes]
 ProgressCallback = Callable[[int, int], None]
 ExportProgressCallback = Callable[[ExportProgress], None]
 
