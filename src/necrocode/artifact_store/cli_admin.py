@@ -6,6 +6,7 @@ Plain functions with typer annotations; :mod:`.cli` registers them on the app.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -215,14 +216,9 @@ def verify(
 
 
 def _reason(problem: ArtifactProblem) -> str:
-    """The problem's reason without the URI the row already shows."""
-    base = problem.uri.partition("?")[0]
-    reason = problem.reason
-    for prefix in (problem.uri, base):
-        if reason.startswith(prefix):
-            reason = reason[len(prefix) :].lstrip("?version=0123456789").lstrip(": ")
-            break
-    return reason
+    """The problem's reason without the URI (and version) the row already shows."""
+    base = re.escape(problem.uri.partition("?")[0])
+    return re.sub(rf"^{base}(\?version=\d+)?:\s*", "", problem.reason)
 
 
 def _print_verify_report(out: Output, report: VerifyReport) -> None:
