@@ -722,3 +722,17 @@ def test_a_script_session_through_pipes(tmp_path: Path) -> None:
     ]
     gone = script(*run, "rm", "s/1/log", "--yes", home=tmp_path)
     assert gone.returncode == 0 and gone.stderr == b"deleted 1 artifact\n"
+
+
+def test_ctrl_c_during_a_command_exits_130_in_one_line(
+    cli: Invoke, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from necrocode.artifact_store import ArtifactStore
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ArtifactStore, "search_page", interrupted)
+    result = cli("ls")
+    assert result.exit_code == 130
+    assert result.stderr.strip() == "error: interrupted"

@@ -210,6 +210,8 @@ class StoreGroup(TyperGroup):
                 **extra,
             )
             code = result if isinstance(result, int) else EXIT_OK
+            if code == EXIT_INTERRUPTED:  # typer turns Ctrl-C into a silent exit 130
+                _print_error("interrupted")
         except typer.Abort:
             _print_error("aborted")
             code = EXIT_FAILURE
