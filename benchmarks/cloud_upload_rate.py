@@ -86,15 +86,15 @@ def main() -> None:
         gcs = stack.enter_context(FakeGCS.running())
         s3_settings = {
             "backend_type": "s3",
-            "s3_bucket": s3.new_bucket(),
-            "s3_region": "us-east-1",
-            "s3_endpoint_url": s3.url,
+            "backend": {"bucket": s3.new_bucket(), "region": "us-east-1", "endpoint_url": s3.url},
         }
         gcs_settings = {
             "backend_type": "gcs",
-            "gcs_bucket": gcs.new_bucket(),
-            "gcs_project": GCS_PROJECT,
-            "gcs_endpoint_url": gcs.url,
+            "backend": {
+                "bucket": gcs.new_bucket(),
+                "project": GCS_PROJECT,
+                "endpoint_url": gcs.url,
+            },
         }
         measure("s3 (moto)", s3_settings, args.count, args.large_mib)
         measure("gcs (fake-gcs-server)", gcs_settings, args.count, args.large_mib)

@@ -13,7 +13,7 @@ configuration file that makes every tool use it.
     python examples/s3_backend_setup.py --bucket artifacts \\
         --endpoint-url http://127.0.0.1:9000 --create-bucket
 
-Every option defaults to its ``NECROCODE_ARTIFACT_STORE_S3_*`` environment variable.
+Every option defaults to its ``NECROCODE_ARTIFACT_STORE_BACKEND__*`` environment variable.
 """
 
 from __future__ import annotations
@@ -33,12 +33,12 @@ ENV = "NECROCODE_ARTIFACT_STORE_"
 def parse_args() -> argparse.Namespace:
     """Options, with defaults from the environment."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--bucket", default=os.environ.get(f"{ENV}S3_BUCKET"))
-    parser.add_argument("--prefix", default=os.environ.get(f"{ENV}S3_PREFIX", "necrocode"))
-    parser.add_argument("--region", default=os.environ.get(f"{ENV}S3_REGION"))
+    parser.add_argument("--bucket", default=os.environ.get(f"{ENV}BACKEND__BUCKET"))
+    parser.add_argument("--prefix", default=os.environ.get(f"{ENV}BACKEND__PREFIX", "necrocode"))
+    parser.add_argument("--region", default=os.environ.get(f"{ENV}BACKEND__REGION"))
     parser.add_argument(
         "--endpoint-url",
-        default=os.environ.get(f"{ENV}S3_ENDPOINT_URL"),
+        default=os.environ.get(f"{ENV}BACKEND__ENDPOINT_URL"),
         help="for S3-compatible servers, e.g. http://127.0.0.1:9000",
     )
     parser.add_argument(
@@ -72,10 +72,12 @@ def main() -> None:
         create_bucket(args.bucket, args.region, args.endpoint_url)
     config = ArtifactStoreConfig(
         backend_type="s3",
-        s3_bucket=args.bucket,
-        s3_prefix=args.prefix,
-        s3_region=args.region,
-        s3_endpoint_url=args.endpoint_url,
+        backend={
+            "bucket": args.bucket,
+            "prefix": args.prefix,
+            "region": args.region,
+            "endpoint_url": args.endpoint_url,
+        },
     )
     # A spec name of its own, so the check never touches real artifacts.
     spec = f"setup-check-{uuid.uuid4().hex[:8]}"
@@ -92,11 +94,9 @@ def main() -> None:
         print(f"downloaded and verified {meta.size} bytes ({meta.checksum[:19]}...)")
         print(f"removed {store.delete_by_spec_name(spec)} test artifact")
 
-    settings = {
-        key: value
-        for key, value in config.to_dict().items()
-        if (key.startswith("s3_") and value) or key == "backend_type"
-    }
+    written = config.to_dict()
+    backend = {key: value for key, value in written["backend"].items() if value}
+    settings = {"backend_type": written["backend_type"], "backend": backend}
     print("\nSave this as ~/.necrocode/config/artifact-store.yaml to use the bucket:\n")
     print(yaml.safe_dump({"artifact_store": settings}, sort_keys=False), end="")
     print("\nok")

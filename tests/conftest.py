@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -82,6 +84,20 @@ def s3_bucket(moto_server: MotoS3, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     name = moto_server.new_bucket()
     yield name
     moto_server.drop_bucket(name)
+
+
+@pytest.fixture
+def memory_space() -> Iterator[str]:
+    """A fresh, empty space of the in-memory backend, forgotten after the test."""
+    from necrocode.artifact_store.backends.memory import MemoryBackend
+    from necrocode.artifact_store.config import MemorySettings
+
+    name = f"test-{uuid.uuid4().hex}"
+    yield name
+    MemoryBackend.drop_space(name)
+    for prefix in ("", "prefix"):  # the prefixes the tests use: their state folders go too
+        state = MemorySettings(space=name, prefix=prefix).default_state_dir(Path())
+        shutil.rmtree(state, ignore_errors=True)
 
 
 @pytest.fixture

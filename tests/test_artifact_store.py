@@ -15,7 +15,7 @@ import textwrap
 import time
 import zipfile
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, timedelta
 from pathlib import Path
 
 import pytest
@@ -380,8 +380,9 @@ def test_search_filters_combine(store: ArtifactStore) -> None:
     assert len(later) + len(earlier) == 12 and later[0] == everything[5]
     assert store.search(spec_name="chat-app", created_after=utc_now() + timedelta(seconds=1)) == []
     assert len(store.search(limit=4)) == 4
-    with pytest.raises(InvalidInputError, match="timezone-aware"):
-        store.search(created_after=datetime(2026, 1, 1))
+    # A naive datetime is taken as UTC (as the reference API does).
+    naive = middle.astimezone(UTC).replace(tzinfo=None)
+    assert store.search(created_after=naive) == later
     with pytest.raises(InvalidNameError):
         store.search(spec_name="../x")
 

@@ -1,4 +1,5 @@
-"""The whole store, unchanged, on every backend: filesystem, S3 (moto) and GCS (fake-gcs-server).
+"""The whole store, unchanged, on every backend: filesystem, memory, S3 (moto) and GCS
+(fake-gcs-server).
 
 Then several machines on one bucket: two stores with their own state folders
 (index and locks, as on two hosts) writing the same artifacts at once.
@@ -26,7 +27,7 @@ from necrocode.artifact_store.models import utc_now
 from .cloud_servers import GCS_PROJECT, FakeGCS, MotoS3
 
 StoreFactory = Callable[..., ArtifactStore]
-BACKENDS = ["filesystem", "s3", "gcs"]
+BACKENDS = ["filesystem", "memory", "s3", "gcs"]
 
 
 @pytest.fixture(params=BACKENDS)
@@ -36,21 +37,27 @@ def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store
     location: dict[str, Any]
     if kind == "filesystem":
         location = {"base_path": tmp_path / "artifacts"}
+    elif kind == "memory":
+        location = {"backend": {"space": request.getfixturevalue("memory_space")}}
     elif kind == "s3":
         server: MotoS3 = request.getfixturevalue("moto_server")
         location = {
-            "s3_bucket": request.getfixturevalue("s3_bucket"),
-            "s3_prefix": "necrocode",
-            "s3_region": "us-east-1",
-            "s3_endpoint_url": server.url,
+            "backend": {
+                "bucket": request.getfixturevalue("s3_bucket"),
+                "prefix": "necrocode",
+                "region": "us-east-1",
+                "endpoint_url": server.url,
+            }
         }
     else:
         emulator: FakeGCS = request.getfixturevalue("gcs_server")
         location = {
-            "gcs_bucket": request.getfixturevalue("gcs_bucket"),
-            "gcs_prefix": "necrocode",
-            "gcs_project": GCS_PROJECT,
-            "gcs_endpoint_url": emulator.url,
+            "backend": {
+                "bucket": request.getfixturevalue("gcs_bucket"),
+                "prefix": "necrocode",
+                "project": GCS_PROJECT,
+                "endpoint_url": emulator.url,
+            }
         }
     opened: list[ArtifactStore] = []
 
@@ -78,7 +85,7 @@ def test_upload_download_search_delete(make_store: StoreFactory) -> None:
         for task in ("1.1", "1.2")
         for kind in ("diff", "log", "test")
     }
-    assert store.root_uri.split("://")[0] in ("file", "s3", "gs")
+    assert store.root_uri.split("://")[0] in ("file", "memory", "s3", "gs")
     for (task, kind), uri in uris.items():
         assert store.download(uri) == f"{task} {kind} ".encode() * 300
         assert b"".join(store.iter_chunks(uri)) == store.download(uri)

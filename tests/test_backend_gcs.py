@@ -14,11 +14,11 @@ from necrocode.artifact_store import (
     ArtifactNotFoundError,
     ArtifactStoreConfig,
     ConfigError,
-    PermissionError,
     RetryingBackend,
     StorageBackend,
     StorageError,
     StorageFullError,
+    StoragePermissionError,
 )
 from necrocode.artifact_store.backends import create_backend
 from necrocode.artifact_store.backends.gcs import GCSBackend
@@ -53,8 +53,8 @@ def canned() -> Iterator[CannedServer]:
 @pytest.mark.parametrize(
     ("status", "reason", "error", "retryable"),
     [
-        (403, "forbidden", PermissionError, False),
-        (401, "required", PermissionError, False),
+        (403, "forbidden", StoragePermissionError, False),
+        (401, "required", StoragePermissionError, False),
         (403, "quotaExceeded", StorageFullError, False),
         (507, "insufficientStorage", StorageFullError, False),
         (412, "conditionNotMet", ObjectExistsError, False),
@@ -81,7 +81,7 @@ def test_error_mapping(
     assert isinstance(caught.value.__cause__, cause_types)
     assert isinstance(caught.value, StorageError)
     assert caught.value.retryable is retryable
-    if error is PermissionError:
+    if error is StoragePermissionError:
         assert isinstance(caught.value, builtins.PermissionError)
 
 
@@ -115,10 +115,12 @@ def test_endpoint_ignoring_conditional_creates_is_refused(canned: CannedServer) 
 def test_from_config_and_create_backend(gcs_server: FakeGCS, gcs_bucket: str) -> None:
     config = ArtifactStoreConfig(
         backend_type="gcs",
-        gcs_bucket=gcs_bucket,
-        gcs_prefix="team/arts",
-        gcs_project="necrocode-test",
-        gcs_endpoint_url=gcs_server.url,
+        backend={
+            "bucket": gcs_bucket,
+            "prefix": "team/arts",
+            "project": "necrocode-test",
+            "endpoint_url": gcs_server.url,
+        },
     )
     backend = create_backend(config)
     assert isinstance(backend, RetryingBackend)

@@ -12,11 +12,11 @@ from necrocode.artifact_store import (
     ArtifactNotFoundError,
     ArtifactStoreConfig,
     ConfigError,
-    PermissionError,
     RetryingBackend,
     StorageBackend,
     StorageError,
     StorageFullError,
+    StoragePermissionError,
 )
 from necrocode.artifact_store.backends import create_backend
 from necrocode.artifact_store.backends.s3 import S3Backend
@@ -54,8 +54,8 @@ def canned() -> Iterator[CannedServer]:
     ("status", "code", "error", "retryable"),
     [
         (404, "NoSuchKey", ArtifactNotFoundError, False),
-        (403, "AccessDenied", PermissionError, False),
-        (403, "SignatureDoesNotMatch", PermissionError, False),
+        (403, "AccessDenied", StoragePermissionError, False),
+        (403, "SignatureDoesNotMatch", StoragePermissionError, False),
         (400, "QuotaExceeded", StorageFullError, False),
         (507, "InsufficientStorage", StorageFullError, False),
         (412, "PreconditionFailed", ObjectExistsError, False),
@@ -90,7 +90,7 @@ def test_error_mapping(
     assert isinstance(caught.value.__cause__, botocore.exceptions.ClientError)
     if isinstance(caught.value, StorageError):
         assert caught.value.retryable is retryable
-    if error is PermissionError:
+    if error is StoragePermissionError:
         assert isinstance(caught.value, builtins.PermissionError)
 
 
@@ -103,7 +103,7 @@ def test_head_without_a_body_maps_by_status(
     canned.answer(404, b"", "application/xml")
     assert backend.exists("s/t/k") is False
     canned.answer(403, b"", "application/xml")
-    with pytest.raises(PermissionError):
+    with pytest.raises(StoragePermissionError):
         backend.exists("s/t/k")
     canned.answer(503, b"", "application/xml")
     with pytest.raises(StorageError) as caught:
@@ -123,7 +123,7 @@ def test_connection_refused_is_transient(monkeypatch: pytest.MonkeyPatch) -> Non
 
 def test_missing_credentials_are_a_permission_error(moto_server: MotoS3) -> None:
     backend = S3Backend("bucket", endpoint_url=moto_server.url)  # clean_environ: no keys
-    with pytest.raises(PermissionError) as caught:
+    with pytest.raises(StoragePermissionError) as caught:
         backend.exists("s/t/k")
     assert isinstance(caught.value.__cause__, botocore.exceptions.NoCredentialsError)
 
@@ -154,10 +154,12 @@ def test_emulated_conditional_creates_fall_back_to_check_then_write(
 def test_from_config_and_create_backend(moto_server: MotoS3, s3_bucket: str) -> None:
     config = ArtifactStoreConfig(
         backend_type="s3",
-        s3_bucket=s3_bucket,
-        s3_prefix="/team/arts/",
-        s3_region="us-east-1",
-        s3_endpoint_url=moto_server.url,
+        backend={
+            "bucket": s3_bucket,
+            "prefix": "/team/arts/",
+            "region": "us-east-1",
+            "endpoint_url": moto_server.url,
+        },
         retry_attempts=4,
     )
     backend = create_backend(config)

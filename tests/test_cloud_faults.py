@@ -9,12 +9,20 @@ not taken; the only real waiting is the client's 1-second read timeout in the
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import pytest
 
-from necrocode.artifact_store import RetryingBackend, RetryPolicy, StorageBackend, StorageError
+from necrocode.artifact_store import (
+    ArtifactStoreConfig,
+    RetryingBackend,
+    RetryPolicy,
+    StorageBackend,
+    StorageError,
+)
+from necrocode.artifact_store.backends import create_backend
 from necrocode.artifact_store.backends.gcs import GCSBackend
 from necrocode.artifact_store.backends.s3 import S3Backend
 from necrocode.artifact_store.storage_backend import MiB
@@ -186,3 +194,49 @@ def test_s3_multipart_cut_midway_leaves_no_object(cloud: Cloud) -> None:
     for info in leftovers:  # the abort could not get through either
         assert cloud.direct.remove_incomplete(info.key)
     assert list(cloud.direct.list_incomplete("f/")) == []
+
+
+@pytest.mark.parametrize("cloud", ["s3", "gcs"], indirect=True)
+def test_a_hanging_server_costs_the_configured_timeouts_not_minutes(cloud: Cloud) -> None:
+    """A connection that is accepted and then never answered (the 180 s hang of issue 12):
+    the timeouts are settings, each try waits ``read_timeout`` seconds, and the retry
+    policy either gets through on the next try or fails within seconds.
+    """
+    bucket = cloud.direct.bucket_name  # type: ignore[attr-defined]
+    config = ArtifactStoreConfig.from_dict(
+        {
+            "backend_type": cloud.kind,
+            "backend": {
+                "bucket": bucket,
+                "prefix": "p",
+                "endpoint_url": cloud.proxy.url,
+                "connect_timeout": TIMEOUT,
+                "read_timeout": TIMEOUT,
+            },
+            "retry_attempts": 3,
+            "retry_backoff_base": 0.01,
+            "retry_backoff_max": 0.05,
+        }
+    )
+    backend = create_backend(config)
+    cloud.made.append(backend)
+    cloud.direct.upload("f/t/hang", b"bytes")
+
+    arm(cloud, "hang", 1)
+    started = time.monotonic()
+    assert backend.download("f/t/hang") == b"bytes"  # the second try gets through
+    assert cloud.proxy.faulted == 1
+    assert time.monotonic() - started < 3 * TIMEOUT + 5
+
+    arm(cloud, "hang", 1)
+    started = time.monotonic()
+    assert backend.upload("f/t/hang-up", b"up") == 2  # a write is retried the same way
+    assert time.monotonic() - started < 3 * TIMEOUT + 5
+    assert cloud.direct.download("f/t/hang-up") == b"up"
+
+    arm(cloud, "hang", 1000)
+    started = time.monotonic()
+    with pytest.raises(StorageError, match="failed after 3 attempts"):
+        backend.download("f/t/hang")
+    assert cloud.proxy.faulted >= 1
+    assert time.monotonic() - started < 3 * (2 * TIMEOUT) + 5

@@ -108,7 +108,7 @@ def test_disk_full_raises_storage_full_and_changes_nothing(
 
 _UNPRIVILEGED_UPLOAD = """
 import builtins, json, logging, sys
-from necrocode.artifact_store import ArtifactStore, ArtifactStoreConfig, PermissionError
+from necrocode.artifact_store import ArtifactStore, ArtifactStoreConfig, StoragePermissionError
 logged, loud = [], []
 class Collect(logging.Handler):
     def emit(self, record):
@@ -118,7 +118,7 @@ logging.getLogger("necrocode").setLevel(logging.DEBUG)
 store = ArtifactStore(ArtifactStoreConfig(base_path=sys.argv[1]))
 try:
     store.upload("1.1", "spec", "diff", b"new content")
-except PermissionError as exc:
+except StoragePermissionError as exc:
     cause = exc.__cause__
     print(json.dumps({
         "builtin": isinstance(exc, builtins.PermissionError),

@@ -77,14 +77,14 @@ def test_s3_setup_example_against_a_local_s3_server(s3_endpoint: str) -> None:
     env.update(
         AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1"
     )
-    env["NECROCODE_ARTIFACT_STORE_S3_ENDPOINT_URL"] = s3_endpoint
+    env["NECROCODE_ARTIFACT_STORE_BACKEND__ENDPOINT_URL"] = s3_endpoint
     out = run_example(
         "s3_backend_setup.py", "--bucket", "team-artifacts", "--create-bucket", env=env
     )
     assert "store root: s3://team-artifacts/necrocode" in out
     assert "downloaded and verified 56 bytes" in out
     assert "removed 1 test artifact" in out
-    assert f"s3_endpoint_url: {s3_endpoint}" in out
+    assert f"endpoint_url: {s3_endpoint}" in out
     assert out.rstrip().endswith("ok")
     # Run again on the now existing bucket: creating it is skipped.
     again = run_example("s3_backend_setup.py", "--bucket", "team-artifacts", "--create-bucket",

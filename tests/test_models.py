@@ -24,9 +24,9 @@ from necrocode.artifact_store import (
     IntegrityError,
     InvalidNameError,
     LockTimeoutError,
-    PermissionError,
     StorageError,
     StorageFullError,
+    StoragePermissionError,
 )
 
 PUBLIC_API = {
@@ -39,7 +39,9 @@ PUBLIC_API = {
     "ArtifactStoreConfig",
     "ArtifactStoreError",
     "ArtifactType",
+    "BackendCapabilities",
     "CleanupReport",
+    "CloudBackend",
     "CompressionEngine",
     "ConfigError",
     "ExportProgress",
@@ -49,9 +51,9 @@ PUBLIC_API = {
     "InvalidNameError",
     "InvalidURIError",
     "LockTimeoutError",
+    "MemoryBackend",
     "MetadataManager",
     "ObjectInfo",
-    "PermissionError",
     "ReadStream",
     "StagedObject",
     "RepairReport",
@@ -63,6 +65,7 @@ PUBLIC_API = {
     "StorageBackend",
     "StorageError",
     "StorageFullError",
+    "StoragePermissionError",
     "StorageQuota",
     "StorageUsage",
     "VerifyReport",
@@ -77,6 +80,19 @@ def test_public_api_is_pinned() -> None:
     assert set(api.__all__) == PUBLIC_API
     for name in api.__all__:
         assert hasattr(api, name), name
+
+
+def test_permission_error_is_a_deprecated_alias() -> None:
+    """The old name still works for one release, and says what replaces it."""
+    from necrocode.artifact_store import exceptions
+
+    for module in (api, exceptions):
+        with pytest.warns(DeprecationWarning, match="use StoragePermissionError"):
+            old = module.PermissionError
+        assert old is StoragePermissionError
+    with pytest.raises(AttributeError):
+        _ = api.NoSuchName
+    assert "PermissionError" not in api.__all__
 
 
 def test_artifact_types() -> None:
@@ -215,8 +231,8 @@ def test_error_hierarchy_and_builtin_mixins() -> None:
     for cls in (ArtifactNotFoundError, IntegrityError, StorageError, LockTimeoutError, ConfigError):
         assert issubclass(cls, ArtifactStoreError)
     assert issubclass(StorageFullError, StorageError)
-    assert issubclass(PermissionError, StorageError)
-    assert issubclass(PermissionError, builtins.PermissionError)
+    assert issubclass(StoragePermissionError, StorageError)
+    assert issubclass(StoragePermissionError, builtins.PermissionError)
     assert issubclass(ArtifactNotFoundError, FileNotFoundError)
     assert issubclass(LockTimeoutError, TimeoutError)
     assert issubclass(InvalidNameError, ValueError)
@@ -229,7 +245,7 @@ def test_error_hierarchy_and_builtin_mixins() -> None:
         ArtifactNotFoundError("gone", uri="file:///a"),
         IntegrityError("bad", uri="u", expected="sha256:1", actual="sha256:2"),
         StorageFullError("full", uri="u", key="k"),
-        PermissionError("denied", key="k"),
+        StoragePermissionError("denied", key="k"),
         StorageError("flaky", key="k", retryable=True),
         LockTimeoutError("slow", uri="u", lock_path="/l", waited=1.5),
         InvalidNameError("no", field="spec_name", value="../x"),
@@ -281,7 +297,7 @@ def test_config_from_yaml(tmp_path: Path) -> None:
         ({"lock_timeout": "soon"}, "lock_timeout", "valid number"),
         ({"colour": "blue"}, "colour", "unknown key"),
         ({"compression_level": 12}, "compression_level", "gzip levels are 1-9"),
-        ({"backend_type": "s3"}, "s3_bucket", "required"),
+        ({"backend_type": "s3"}, "backend.bucket", "required"),
     ],
 )
 def test_bad_config_names_key_and_reason(data: dict[str, Any], key: str, reason: str) -> None:

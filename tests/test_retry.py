@@ -5,6 +5,7 @@ Sleeps are recorded, never taken, so these tests do not wait.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import logging
 from collections.abc import Iterator, Sequence
@@ -19,12 +20,12 @@ from necrocode.artifact_store import (
     FilesystemBackend,
     IntegrityError,
     LockTimeoutError,
-    PermissionError,
     ReadStream,
     RetryingBackend,
     RetryPolicy,
     StorageError,
     StorageFullError,
+    StoragePermissionError,
 )
 from necrocode.artifact_store.backends import create_backend
 from necrocode.artifact_store.storage_backend import (
@@ -49,7 +50,8 @@ class FaultyBackend(FilesystemBackend):
     after that many bytes. ``calls`` counts every call per operation.
     """
 
-    transient_failures = True  # stands for a network backend here
+    # Stands for a network backend here.
+    capabilities = dataclasses.replace(FilesystemBackend.capabilities, transient_failures=True)
     # Like a cloud backend, every write goes through upload(), where the faults are.
     stage = StorageBackend.stage
     upload_after = StorageBackend.upload_after
@@ -175,7 +177,7 @@ def test_gives_up_after_the_limit_with_cause_chained(
     "error",
     [
         ArtifactNotFoundError("gone"),
-        PermissionError("denied"),
+        StoragePermissionError("denied"),
         StorageFullError("full"),
         IntegrityError("bad bytes"),
         StorageError("bad request"),
@@ -403,8 +405,8 @@ def test_one_shot_sources_are_spooled_only_for_backends_with_transient_failures(
     faulty: FaultyBackend, retrying: RetryingBackend
 ) -> None:
     """The filesystem never fails transiently: its uploads are not copied aside."""
-    assert FilesystemBackend.transient_failures is False
-    faulty.transient_failures = False
+    assert FilesystemBackend.capabilities.transient_failures is False
+    faulty.capabilities = FilesystemBackend.capabilities
     faulty.upload_consumes_before_fault = 1
     faulty.faults["upload"] = [transient()]
     with pytest.raises(StorageError, match="cannot be sent a second time"):

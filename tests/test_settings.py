@@ -121,11 +121,11 @@ def test_text_settings_keep_the_text_as_written(home: Path) -> None:
     env = {
         "HOME": str(home),
         "NECROCODE_ARTIFACT_STORE_BACKEND_TYPE": "s3",
-        "NECROCODE_ARTIFACT_STORE_S3_BUCKET": "1234",  # YAML would read an integer
-        "NECROCODE_ARTIFACT_STORE_S3_PREFIX": "2026",
+        "NECROCODE_ARTIFACT_STORE_BACKEND__BUCKET": "1234",  # YAML would read an integer
+        "NECROCODE_ARTIFACT_STORE_BACKEND__PREFIX": "2026",
     }
     config = load_config(environ=env)
-    assert (config.s3_bucket, config.s3_prefix) == ("1234", "2026")
+    assert (config.backend.bucket, config.backend.prefix) == ("1234", "2026")
 
 
 def test_every_setting_has_a_working_environment_variable(home: Path) -> None:
@@ -150,8 +150,8 @@ def test_every_setting_has_a_working_environment_variable(home: Path) -> None:
         ({"retention_policy": {"diff": "soon"}}, "retention_policy.diff", "valid integer"),
         ({"retention_policy": {"weekly": 3}}, "retention_policy.weekly", "unknown key"),
         ({"compression_level": 0}, "compression_level", "greater than or equal to 1"),
-        ({"backend_type": "ftp"}, "backend_type", "'filesystem', 's3' or 'gcs'"),
-        ({"backend_type": "s3"}, "s3_bucket", "required when backend_type is 's3'"),
+        ({"backend_type": "ftp"}, "backend_type", "'filesystem', 's3', 'gcs' or 'memory'"),
+        ({"backend_type": "s3"}, "backend.bucket", "required when backend_type is 's3'"),
         ({"verify_checksum": "maybe"}, "verify_checksum", "valid boolean"),
     ],
 )

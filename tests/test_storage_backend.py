@@ -16,7 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -25,12 +25,17 @@ from necrocode.artifact_store import (
     ArtifactNotFoundError,
     FilesystemBackend,
     InvalidNameError,
-    PermissionError,
     StorageBackend,
     StorageError,
     StorageFullError,
+    StoragePermissionError,
 )
-from necrocode.artifact_store.storage_backend import CHUNK_SIZE, ObjectExistsError
+from necrocode.artifact_store.backends.memory import MemoryBackend
+from necrocode.artifact_store.storage_backend import (
+    CHUNK_SIZE,
+    BackendCapabilities,
+    ObjectExistsError,
+)
 
 from .conftest import subprocess_env
 
@@ -119,6 +124,21 @@ class BackendConformance:
         assert backend.download("st/2/record") == b"first"
         assert backend.download("st/2/object") == b"bytes"
 
+    @pytest.mark.parametrize("offset", [0, 1, CHUNK_SIZE, 3 * CHUNK_SIZE + 7])
+    def test_read_from_an_offset(self, backend: StorageBackend, offset: int) -> None:
+        data = payload(3 * CHUNK_SIZE + 7, seed=4)
+        backend.upload("r/1/blob", data)
+        with backend.open_read("r/1/blob") as first:
+            revision = first.revision
+        with backend.open_read_from("r/1/blob", offset, revision=revision) as rest:
+            assert rest.read() == data[offset:]
+
+    def test_capabilities_are_declared(self, backend: StorageBackend) -> None:
+        caps = backend.capabilities
+        assert isinstance(caps, BackendCapabilities)
+        # A backend that renames files into place keeps its state beside them.
+        assert not caps.atomic_rename or caps.local_locks
+
     def test_missing_key(self, backend: StorageBackend) -> None:
         assert not backend.exists("s/t/none")
         assert backend.delete("s/t/none") is False
@@ -191,6 +211,58 @@ class BackendConformance:
             backend.upload(key, b"x")
         with pytest.raises(ValueError):
             backend.exists(key)
+
+
+#: Backends that need no server: each is bound to the whole suite by one line here.
+#: (Cloud backends bind it in test_backend_s3.py / test_backend_gcs.py with their servers.)
+SERVERLESS_BACKENDS: dict[str, Callable[[str], StorageBackend]] = {
+    "memory": lambda space: MemoryBackend(space, "prefix"),
+}
+
+
+class TestServerlessBackends(BackendConformance):
+    @pytest.fixture(params=sorted(SERVERLESS_BACKENDS))
+    def backend(
+        self, request: pytest.FixtureRequest, memory_space: str
+    ) -> Iterator[StorageBackend]:
+        opened = SERVERLESS_BACKENDS[request.param](memory_space)
+        self.scheme = opened.root_uri.partition("://")[0]
+        yield opened
+        opened.close()
+
+
+class TestMemoryBackend:
+    """What the memory backend adds: spaces shared in the process, visible sessions."""
+
+    def test_spaces_are_shared_by_name_and_isolated_by_prefix(self, memory_space: str) -> None:
+        one, two = MemoryBackend(memory_space, "a"), MemoryBackend(memory_space, "a")
+        other_prefix = MemoryBackend(memory_space, "b")
+        one.upload("s/t/k", b"shared")
+        assert two.download("s/t/k") == b"shared"
+        assert not other_prefix.exists("s/t/k")
+        assert one.root_uri == f"memory://{memory_space}/a"
+        MemoryBackend.drop_space(memory_space)
+        assert not MemoryBackend(memory_space, "a").exists("s/t/k")
+
+    def test_an_unfinished_session_is_incomplete_until_removed(self, memory_space: str) -> None:
+        backend = MemoryBackend(memory_space)
+        session = backend._start_upload("s/t/big", "s/t/big", if_absent=False)
+        session.write(b"part")
+        assert not backend.exists("s/t/big")
+        [leftover] = backend.list_incomplete("s/")
+        assert leftover.key.startswith("s/t/big?session=")
+        assert backend.remove_incomplete(leftover.key) is True
+        assert list(backend.list_incomplete()) == []
+        assert backend.remove_incomplete("s/t/big") is False
+
+    def test_large_uploads_go_through_a_session(self, memory_space: str) -> None:
+        backend = MemoryBackend(memory_space)
+        data = payload(3 * backend.single_request_limit + 5)
+        backend.upload("s/t/big", iter([data[:100], data[100:]]), if_absent=True)
+        assert backend.download("s/t/big") == data
+        with pytest.raises(ObjectExistsError):
+            backend.upload("s/t/big", data, if_absent=True)
+        assert list(backend.list_incomplete()) == []
 
 
 class TestFilesystemBackend(BackendConformance):
@@ -282,8 +354,8 @@ class TestFilesystemBackend(BackendConformance):
         [
             (errno.ENOSPC, StorageFullError),
             (errno.EDQUOT, StorageFullError),
-            (errno.EACCES, PermissionError),
-            (errno.EPERM, PermissionError),
+            (errno.EACCES, StoragePermissionError),
+            (errno.EPERM, StoragePermissionError),
             (errno.EIO, StorageError),
         ],
     )
@@ -307,7 +379,7 @@ class TestFilesystemBackend(BackendConformance):
         assert isinstance(caught.value.__cause__, OSError)
         assert backend.download("s/t/old") == b"old"
         assert list(backend.list_incomplete()) == []
-        if error is PermissionError:
+        if error is StoragePermissionError:
             assert isinstance(caught.value, builtins.PermissionError)
 
     def test_unwritable_folder_gives_permission_error(self) -> None:
@@ -317,11 +389,11 @@ class TestFilesystemBackend(BackendConformance):
             folder.chmod(0o755)  # readable by everyone, writable by its owner only
             code = (
                 "import builtins, sys\n"
-                "from necrocode.artifact_store import FilesystemBackend, PermissionError\n"
+                "from necrocode.artifact_store import FilesystemBackend, StoragePermissionError\n"
                 "backend = FilesystemBackend(sys.argv[1], create=False)\n"
                 "try:\n"
                 "    backend.upload('s/t/x', b'x')\n"
-                "except PermissionError as exc:\n"
+                "except StoragePermissionError as exc:\n"
                 "    assert isinstance(exc, builtins.PermissionError)\n"
                 "    print('mapped', type(exc.__cause__).__name__)\n"
             )

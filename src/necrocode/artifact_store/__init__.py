@@ -7,15 +7,23 @@ Quick start::
     store = ArtifactStore()  # filesystem store under ~/.necrocode/artifacts
     uri = store.upload("1.1", "chat-app", ArtifactType.DIFF, b"--- a\\n+++ b\\n")
     assert store.download(uri) == b"--- a\\n+++ b\\n"
+
+The public API is the names in ``__all__``. Apart from the backend contract
+(``storage_backend``, ``backends.cloud``), the modules of this package are
+internal and may change without notice (see docs/architecture.md).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from .exceptions import deprecated_alias
+
 if TYPE_CHECKING:
     from .artifact_store import ArtifactStore
+    from .backends.cloud import CloudBackend
     from .backends.filesystem import FilesystemBackend
+    from .backends.memory import MemoryBackend
     from .compression_engine import CompressionEngine
     from .config import ArtifactStoreConfig, RetentionDays, StorageQuota
     from .exceptions import (
@@ -27,9 +35,9 @@ if TYPE_CHECKING:
         InvalidNameError,
         InvalidURIError,
         LockTimeoutError,
-        PermissionError,
         StorageError,
         StorageFullError,
+        StoragePermissionError,
     )
     from .export import ExportProgress, read_manifest
     from .integrity import ArtifactProblem, ArtifactReader, VerifyReport, calculate_checksum
@@ -40,15 +48,22 @@ if TYPE_CHECKING:
     from .retention_policy import CleanupReport, RetentionPolicy
     from .retry import RetryingBackend, RetryPolicy
     from .settings import load_config
-    from .storage_backend import ObjectInfo, ReadStream, StagedObject, StorageBackend
+    from .storage_backend import (
+        BackendCapabilities,
+        ObjectInfo,
+        ReadStream,
+        StagedObject,
+        StorageBackend,
+    )
     from .upload_args import ArgumentOrderWarning
 
 #: Where each public name lives; imported on first access (PEP 562), so that
 #: ``import necrocode.artifact_store`` and the command line start fast.
 _LAZY = {
-    "ArgumentOrderWarning": ".upload_args",
     "ArtifactStore": ".artifact_store",
+    "CloudBackend": ".backends.cloud",
     "FilesystemBackend": ".backends.filesystem",
+    "MemoryBackend": ".backends.memory",
     "CompressionEngine": ".compression_engine",
     "ArtifactStoreConfig": ".config",
     "RetentionDays": ".config",
@@ -61,9 +76,9 @@ _LAZY = {
     "InvalidNameError": ".exceptions",
     "InvalidURIError": ".exceptions",
     "LockTimeoutError": ".exceptions",
-    "PermissionError": ".exceptions",
     "StorageError": ".exceptions",
     "StorageFullError": ".exceptions",
+    "StoragePermissionError": ".exceptions",
     "ExportProgress": ".export",
     "read_manifest": ".export",
     "ArtifactProblem": ".integrity",
@@ -81,13 +96,33 @@ _LAZY = {
     "RetryingBackend": ".retry",
     "RetryPolicy": ".retry",
     "load_config": ".settings",
+    "BackendCapabilities": ".storage_backend",
     "ObjectInfo": ".storage_backend",
     "ReadStream": ".storage_backend",
     "StagedObject": ".storage_backend",
     "StorageBackend": ".storage_backend",
+    "ArgumentOrderWarning": ".upload_args",
 }
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    """A public name, imported on first use; deprecated names (``PermissionError``)
+    still resolve for one release, with a warning."""
+    module = _LAZY.get(name)
+    if module is None:
+        return deprecated_alias(__name__, name)
+    from importlib import import_module  # noqa: PLC0415
+
+    value = getattr(import_module(module, __name__), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
 
 __all__ = [
     "ArgumentOrderWarning",
@@ -99,7 +134,9 @@ __all__ = [
     "ArtifactStoreConfig",
     "ArtifactStoreError",
     "ArtifactType",
+    "BackendCapabilities",
     "CleanupReport",
+    "CloudBackend",
     "CompressionEngine",
     "ConfigError",
     "ExportProgress",
@@ -109,9 +146,9 @@ __all__ = [
     "InvalidNameError",
     "InvalidURIError",
     "LockTimeoutError",
+    "MemoryBackend",
     "MetadataManager",
     "ObjectInfo",
-    "PermissionError",
     "ReadStream",
     "RepairReport",
     "RetentionDays",
@@ -123,6 +160,7 @@ __all__ = [
     "StorageBackend",
     "StorageError",
     "StorageFullError",
+    "StoragePermissionError",
     "StorageQuota",
     "StorageUsage",
     "VerifyReport",
@@ -131,18 +169,3 @@ __all__ = [
     "load_config",
     "read_manifest",
 ]
-
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    from importlib import import_module  # noqa: PLC0415
-
-    value = getattr(import_module(module, __name__), name)
-    globals()[name] = value  # later lookups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)

@@ -16,7 +16,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Any, BinaryIO, overload
@@ -126,8 +126,10 @@ class ArtifactStore:
         )
         self.metadata = MetadataManager(self.backend, state_dir)
         #: Whether every writer of this store uses this index (see ``_current_versions``).
-        self._index_is_shared = self.backend.name == "filesystem" and config.state_dir is None
+        self._index_is_shared = self.backend.capabilities.local_locks and config.state_dir is None
         self.retention_policy = RetentionPolicy(config.retention_policy)
+        if not config.locking_enabled:
+            log.info("locking_enabled: false is accepted, but writers still lock each artifact")
         self._depth = threading.local()
 
     # -- plumbing -------------------------------------------------------------------
@@ -532,6 +534,20 @@ class ArtifactStore:
         with self.open(uri, verify_checksum) as reader:
             yield from reader
 
+    def download_stream(
+        self, uri: str, chunk_size: int = 8192, verify_checksum: bool | None = None
+    ) -> Iterator[bytes]:
+        """Yield the artifact's bytes in chunks of at most ``chunk_size`` bytes.
+
+        Streams (memory stays flat) and verifies like :meth:`open`: a mismatch
+        raises ``IntegrityError`` before the last chunk is given out.
+        """
+        if type(chunk_size) is not int or chunk_size < 1:
+            raise InvalidInputError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+        with self.open(uri, verify_checksum) as reader:
+            while chunk := reader.read(chunk_size):
+                yield chunk
+
     def download_to(
         self,
         uri: str,
@@ -565,7 +581,10 @@ class ArtifactStore:
             return self.metadata.get_by_uri(uri)
 
     def exists(self, uri: str) -> bool:
-        """Whether ``uri`` names a stored artifact (or version)."""
+        """Whether ``uri`` names a stored artifact (or version); ``False`` for a URI of
+        another store. A malformed URI of this store raises ``InvalidURIError``."""
+        if isinstance(uri, str) and not uri.startswith(self.root_uri.rstrip("/") + "/"):
+            return False
         key, version = self._parse_uri(uri)
         return self.metadata.get(key, version) is not None
 
@@ -586,7 +605,7 @@ class ArtifactStore:
         """Artifacts (latest versions) matching every given filter, oldest first.
 
         ``created_after`` is inclusive and ``created_before`` exclusive; naive
-        datetimes are refused. ``tags`` matches artifacts carrying all of them
+        datetimes are taken as UTC. ``tags`` matches artifacts carrying all of them
         (``match="any"``: at least one). ``sort`` orders by ``"created"``,
         ``"size"`` (original bytes) or ``"name"`` (spec, task, type);
         ``reverse=True`` gives newest (largest, last) first. For result sets too
@@ -685,9 +704,8 @@ class ArtifactStore:
                 kind = ArtifactType.parse(artifact_type)
             except ValueError as exc:
                 raise InvalidInputError(str(exc)) from None
-        for name, moment in (("created_after", created_after), ("created_before", created_before)):
-            if moment is not None and (not isinstance(moment, datetime) or moment.tzinfo is None):
-                raise InvalidInputError(f"{name} must be a timezone-aware datetime")
+        created_after = _as_utc("created_after", created_after)
+        created_before = _as_utc("created_before", created_before)
         if match not in ("all", "any"):
             raise InvalidInputError(f"match must be 'all' or 'any', got {match!r}")
         if limit is not None and (type(limit) is not int or limit < 1):
@@ -711,6 +729,10 @@ class ArtifactStore:
     def get_by_spec_name(self, spec_name: str) -> list[ArtifactMetadata]:
         """Metadata of every artifact of a spec."""
         return self.search(spec_name=spec_name)
+
+    def get_all_artifacts(self) -> list[ArtifactMetadata]:
+        """Metadata of every stored artifact (its latest version), oldest first."""
+        return self.search()
 
     # -- delete -----------------------------------------------------------------------
 
@@ -997,6 +1019,7 @@ class ArtifactStore:
             stored_bytes=sum(r[4] for r in rows),
             original_bytes=sum(r[5] for r in rows),
             quota_bytes=self.config.storage_quota.max_bytes,
+            warn_threshold=self.config.storage_quota.warn_threshold,
         )
 
     def get_storage_usage(self) -> StorageUsage:
@@ -1011,6 +1034,7 @@ class ArtifactStore:
                 stored_bytes=stored,
                 original_bytes=original,
                 quota_bytes=self.config.storage_quota.max_bytes,
+                warn_threshold=self.config.storage_quota.warn_threshold,
             )
 
     def get_usage_by_spec(self) -> dict[str, StorageUsage]:
@@ -1035,12 +1059,19 @@ class ArtifactStore:
         spec_name: str,
         output_path: str | os.PathLike[str] | None = None,
         progress: ExportProgressCallback | None = None,
+        *,
+        include_metadata: bool = True,
     ) -> Path:
-        """Export every artifact of a spec to a ZIP file; return its path."""
+        """Export every artifact of a spec to a ZIP file; return its path.
+
+        With ``include_metadata=False`` the archive holds the artifacts only, no
+        ``manifest.json`` of their metadata.
+        """
         with self._operation("export_by_spec", spec_name):
             found = self.search(spec_name=spec_name)
             default = f"{spec_name}-{_stamp()}.zip"
-            return self._export(found, output_path, default, {"spec_name": spec_name}, progress)
+            query = {"spec_name": spec_name}
+            return self._export(found, output_path, default, query, progress, include_metadata)
 
     def export_by_task(
         self,
@@ -1048,13 +1079,15 @@ class ArtifactStore:
         spec_name: str | None = None,
         output_path: str | os.PathLike[str] | None = None,
         progress: ExportProgressCallback | None = None,
+        *,
+        include_metadata: bool = True,
     ) -> Path:
         """Export every artifact of a task (within ``spec_name`` if given) to a ZIP file."""
         with self._operation("export_by_task", task_id):
             found = self.search(task_id=task_id, spec_name=spec_name)
             default = f"{spec_name + '-' if spec_name else ''}{task_id}-{_stamp()}.zip"
             query = {"task_id": task_id, "spec_name": spec_name}
-            return self._export(found, output_path, default, query, progress)
+            return self._export(found, output_path, default, query, progress, include_metadata)
 
     def _export(
         self,
@@ -1063,6 +1096,7 @@ class ArtifactStore:
         default_name: str,
         query: dict[str, Any],
         progress: ExportProgressCallback | None,
+        include_metadata: bool,
     ) -> Path:
         target = Path(output_path) if output_path is not None else Path.cwd() / default_name
         if target.is_dir():
@@ -1073,6 +1107,7 @@ class ArtifactStore:
             lambda uri: self.open(uri, verify_checksum=True),
             query=query,
             progress=progress,
+            include_manifest=include_metadata,
         )
         log.info("exported %d artifacts to %s", len(found), path)
         return path
@@ -1191,3 +1226,12 @@ def _aware(moment: datetime | None, name: str) -> datetime:
 
 def _stamp() -> str:
     return utc_now().strftime("%Y%m%dT%H%M%SZ")
+
+
+def _as_utc(name: str, moment: datetime | None) -> datetime | None:
+    """A search bound in UTC: naive datetimes are taken as UTC; anything else is refused."""
+    if moment is None:
+        return None
+    if not isinstance(moment, datetime):
+        raise InvalidInputError(f"{name} must be a datetime, got {type(moment).__name__}")
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment

@@ -19,6 +19,7 @@ from datetime import datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+from .storage_backend import MiB
 from .units import format_size
 
 if TYPE_CHECKING:  # rich loads when something is printed through it, not at start-up
@@ -36,8 +37,6 @@ __all__ = [
     "print_artifacts",
 ]
 
-KiB = 1024
-MiB = 1024 * KiB
 #: Uploads and downloads smaller than this finish too fast for a progress bar to help.
 TRANSFER_PROGRESS_MIN_BYTES = 4 * MiB
 

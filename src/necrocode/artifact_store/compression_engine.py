@@ -16,7 +16,7 @@ from .exceptions import ConfigError, IntegrityError
 from .models import Codec
 from .storage_backend import CHUNK_SIZE, KiB
 
-__all__ = ["DEFAULT_LEVEL", "CompressionEngine", "Compressor", "zstd_available"]
+__all__ = ["DEFAULT_LEVEL", "CompressionEngine", "Compressor"]
 
 DEFAULT_LEVEL = 6
 _GZIP_WBITS = 31  # zlib's gzip container: header + deflate + CRC32/size trailer
@@ -33,15 +33,6 @@ class Compressor(Protocol):
     def compress(self, data: bytes, /) -> bytes: ...
 
     def flush(self) -> bytes: ...
-
-
-def zstd_available() -> bool:
-    """Whether the optional ``zstandard`` package is installed."""
-    try:
-        import zstandard  # noqa: F401, PLC0415
-    except ImportError:
-        return False
-    return True
 
 
 def _zstd() -> Any:
@@ -212,15 +203,12 @@ class _ZstdReader:
         self._stream = zstandard.ZstdDecompressor().stream_reader(
             source, read_size=CHUNK_SIZE, read_across_frames=True, closefd=False
         )
-        self._started = False
 
     def read(self, size: int) -> bytes:
         try:
             out: bytes = self._stream.read(max(1, size))
         except self._error as exc:
             raise IntegrityError(f"compressed data is corrupt: {exc}") from exc
-        if out:
-            self._started = True
         return out
 
 

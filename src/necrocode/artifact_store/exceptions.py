@@ -12,7 +12,11 @@ Every error the store raises on purpose derives from :class:`ArtifactStoreError`
     │   └── ConfigError         a bad configuration value (names the key and the reason)
     └── StorageError            the backend failed
         ├── StorageFullError    disk full, or the store's quota would be exceeded
-        └── PermissionError     (also a built-in PermissionError)
+        └── StoragePermissionError  (also a built-in PermissionError)
+
+``PermissionError`` is the old name of :class:`StoragePermissionError`, kept as a
+deprecated alias for one release: importing it warns (``DeprecationWarning``),
+since a star-import of that name shadows the built-in.
 
 Errors carry their facts as attributes (``uri``, ``key``, ``expected``, ``actual``)
 and survive pickling, since they cross process boundaries in agent fleets.
@@ -21,6 +25,7 @@ and survive pickling, since they cross process boundaries in agent fleets.
 from __future__ import annotations
 
 import builtins
+import warnings
 from typing import Any
 
 __all__ = [
@@ -32,9 +37,9 @@ __all__ = [
     "InvalidNameError",
     "InvalidURIError",
     "LockTimeoutError",
-    "PermissionError",
     "StorageError",
     "StorageFullError",
+    "StoragePermissionError",
 ]
 
 
@@ -164,5 +169,33 @@ class StorageFullError(StorageError):
     """No space left on the device, or the store's quota would be exceeded."""
 
 
-class PermissionError(StorageError, builtins.PermissionError):
+class StoragePermissionError(StorageError, builtins.PermissionError):
     """The backend refused access. Catchable as the built-in ``PermissionError`` too."""
+
+
+#: Names that still resolve, with a warning, for one release.
+DEPRECATED_ALIASES: dict[str, tuple[str, type[Exception]]] = {
+    "PermissionError": ("StoragePermissionError", StoragePermissionError),
+}
+
+
+def deprecated_alias(module: str, name: str) -> type[Exception]:
+    """The class an old exception name stands for, with a ``DeprecationWarning``.
+
+    For a module's ``__getattr__``; raises ``AttributeError`` for any other name.
+    """
+    try:
+        new_name, cls = DEPRECATED_ALIASES[name]
+    except KeyError:
+        raise AttributeError(f"module {module!r} has no attribute {name!r}") from None
+    warnings.warn(
+        f"{module}.{name} is deprecated and will be removed in the next release; "
+        f"use {new_name} (the old name shadows the built-in {name})",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    return cls
+
+
+def __getattr__(name: str) -> type[Exception]:
+    return deprecated_alias(__name__, name)

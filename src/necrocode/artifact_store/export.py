@@ -61,8 +61,10 @@ def export_zip(
     query: dict[str, Any],
     progress: ProgressCallback | None = None,
     compresslevel: int = EXPORT_DEFLATE_LEVEL,
+    include_manifest: bool = True,
 ) -> Path:
-    """Write ``artifacts`` and their manifest to ``output_path``; return the path.
+    """Write ``artifacts`` and (unless ``include_manifest`` is false) their manifest
+    to ``output_path``; return the path.
 
     ``opener`` opens a verifying reader for a URI; an ``IntegrityError`` (or any
     other failure) aborts the export and removes the partial archive.
@@ -124,7 +126,8 @@ def export_zip(
                 "artifacts": exported,
                 "skipped": skipped,
             }
-            archive.writestr(MANIFEST_NAME, json.dumps(manifest, indent=2, sort_keys=True))
+            if include_manifest:
+                archive.writestr(MANIFEST_NAME, json.dumps(manifest, indent=2, sort_keys=True))
             raw.flush()
             os.fsync(raw.fileno())
         os.replace(tmp, target)

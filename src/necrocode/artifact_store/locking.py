@@ -40,7 +40,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .exceptions import LockTimeoutError, PermissionError, StorageError
+from .exceptions import LockTimeoutError, StorageError, StoragePermissionError
 
 __all__ = ["LockManager"]
 
@@ -189,5 +189,5 @@ class LockManager:
 
 def _os_error(exc: OSError, message: str) -> StorageError:
     if isinstance(exc, builtins.PermissionError):
-        return PermissionError(f"{message}: {exc.strerror or exc}")
+        return StoragePermissionError(f"{message}: {exc.strerror or exc}")
     return StorageError(f"{message}: {exc.strerror or exc}")

@@ -23,9 +23,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from .exceptions import PermissionError, StorageError, StorageFullError
+from .exceptions import StorageError, StorageFullError, StoragePermissionError
 from .models import ArtifactMetadata, ArtifactType
 from .naming import ArtifactKey
+from .storage_backend import MiB
 
 __all__ = ["IndexCorruptError", "MetadataIndex", "SearchQuery", "SortKey", "sort_key_of"]
 
@@ -39,7 +40,7 @@ WAL_CHECKPOINT_PAGES = 8000
 #: the OS page cache) rather than ``pread`` into SQLite's 2 MB page cache: at
 #: 100,000 artifacts a type + date search reads ~20 rows from scattered pages and
 #: took 0.77 ms against 0.34 ms at 1,000; mapped, 0.37 ms.
-MMAP_BYTES = 256 * 1024 * 1024
+MMAP_BYTES = 256 * MiB
 SECONDS_PER_DAY = 86400.0
 
 _SCHEMA = """
@@ -565,7 +566,7 @@ def _classify(exc: sqlite3.DatabaseError, path: Path) -> StorageError:
     if "full" in lowered:
         return StorageFullError(f"index {path}: {message}")
     if "readonly" in lowered or "read-only" in lowered:
-        return PermissionError(f"index {path}: {message}")
+        return StoragePermissionError(f"index {path}: {message}")
     damaged = (
         type(exc) is sqlite3.DatabaseError  # "file is not a database", "disk image is malformed"
         or "malformed" in lowered

@@ -11,13 +11,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import TypeVar
 
 from .exceptions import ArtifactNotFoundError, ArtifactStoreError, IntegrityError
 from .metadata_index import IndexCorruptError, MetadataIndex, SearchQuery
-from .models import ArtifactMetadata, ArtifactType
+from .models import ArtifactMetadata
 from .naming import ArtifactKey, parse_key
 from .storage_backend import ObjectInfo, StagedObject, StorageBackend
 
@@ -319,20 +318,6 @@ class MetadataManager:
     def get_by_spec_name(self, spec_name: str) -> list[ArtifactMetadata]:
         """Metadata of every artifact of ``spec_name``."""
         return self.search(SearchQuery(spec_name=spec_name))
-
-    def find(
-        self,
-        *,
-        task_id: str | None = None,
-        spec_name: str | None = None,
-        artifact_type: ArtifactType | None = None,
-        created_after: datetime | None = None,
-        created_before: datetime | None = None,
-    ) -> list[ArtifactMetadata]:
-        """Shorthand for :meth:`search` with keyword filters."""
-        return self.search(
-            SearchQuery(task_id, spec_name, artifact_type, created_after, created_before)
-        )
 
     def close(self) -> None:
         """Close the index connection."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -33,27 +34,42 @@ PUBLIC_SCHEMA = 2
 
 
 class ArtifactType(StrEnum):
-    """The three kinds of artifact an agent task produces."""
+    """The kinds of artifact an agent task produces: the one registry of types.
 
-    DIFF = "diff"
-    LOG = "log"
-    TEST_RESULT = "test"
+    Each entry is ``NAME = (value, file name, MIME type, default retention days)``;
+    everything else (URIs and object names, the index, search, retention and its
+    ``retention_policy.<value>`` setting, the command line's ``--type``) is derived
+    from it, so a new type is one line here.
+    """
 
-    @property
-    def filename(self) -> str:
-        """The file name an artifact of this type has inside its task folder."""
-        return _FILENAMES[self]
+    _value_: str
+    #: The file name an artifact of this type has inside its task folder.
+    filename: str
+    #: The MIME type recorded when the uploader gives none.
+    mime_type: str
+    #: Days kept when neither the configuration nor the upload says otherwise.
+    default_retention_days: int
 
-    @property
-    def mime_type(self) -> str:
-        """The MIME type recorded when the uploader gives none."""
-        return _MIME_TYPES[self]
+    # The defaults only let ``ArtifactType("diff")`` (a lookup by value) type-check.
+    def __new__(
+        cls, value: str, filename: str = "", mime_type: str = "", default_retention_days: int = 0
+    ) -> ArtifactType:
+        member = str.__new__(cls, value)
+        member._value_ = value
+        member.filename = filename
+        member.mime_type = mime_type
+        member.default_retention_days = default_retention_days
+        return member
+
+    DIFF = ("diff", "diff.txt", "text/x-diff", 30)
+    LOG = ("log", "log.txt", "text/plain", 7)
+    TEST_RESULT = ("test", "test-result.json", "application/json", 14)
 
     @classmethod
     def from_filename(cls, filename: str) -> ArtifactType:
         """The type whose default file name is ``filename`` (``ValueError`` if none)."""
-        for artifact_type, name in _FILENAMES.items():
-            if name == filename:
+        for artifact_type in cls:
+            if artifact_type.filename == filename:
                 return artifact_type
         raise ValueError(f"no artifact type has the file name {filename!r}")
 
@@ -67,18 +83,6 @@ class ArtifactType(StrEnum):
         except ValueError:
             known = ", ".join(t.value for t in cls)
             raise ValueError(f"unknown artifact type {value!r}; expected one of: {known}") from None
-
-
-_FILENAMES = {
-    ArtifactType.DIFF: "diff.txt",
-    ArtifactType.LOG: "log.txt",
-    ArtifactType.TEST_RESULT: "test-result.json",
-}
-_MIME_TYPES = {
-    ArtifactType.DIFF: "text/x-diff",
-    ArtifactType.LOG: "text/plain",
-    ArtifactType.TEST_RESULT: "application/json",
-}
 
 
 def utc_now() -> datetime:
@@ -183,16 +187,6 @@ class ArtifactMetadata:
     def version_uri(self) -> str:
         """The URI of exactly this version (``<uri>?version=<n>``)."""
         return f"{self.uri}?version={self.version}"
-
-    @property
-    def sha256(self) -> str:
-        """The hex digest without its ``sha256:`` prefix."""
-        return self.checksum.removeprefix("sha256:")
-
-    @property
-    def compression_ratio(self) -> float:
-        """Stored bytes per original byte (1.0 for an empty artifact)."""
-        return self.stored_size / self.size if self.size else 1.0
 
     def with_changes(self, **changes: Any) -> ArtifactMetadata:
         """A copy with the given fields replaced."""
@@ -364,12 +358,17 @@ def _expect_count(data: dict[str, Any], key: str, minimum: int = 0) -> int:
 
 
 @dataclass(frozen=True, slots=True)
-class StorageUsage:
+class StorageUsage(Mapping[str, Any]):
     """Bytes and counts held by the store (or by one spec or type).
 
     ``stored_bytes`` counts every version's stored (compressed) bytes, which is
     what the quota limits; ``original_bytes`` counts the uploaded bytes.
     ``quota_bytes`` and ``fraction_used`` are ``None`` without a quota.
+
+    Also readable as a mapping (``usage["total_size_bytes"]``): the keys of
+    :meth:`to_dict` plus those of the reference API (``total_size_bytes``,
+    ``total_size_mb``, ``total_size_gb``, ``quota_max_gb``,
+    ``quota_used_percent``, ``quota_warning``).
     """
 
     artifact_count: int
@@ -377,6 +376,33 @@ class StorageUsage:
     stored_bytes: int
     original_bytes: int
     quota_bytes: int | None = None
+    #: The quota fraction past which usage is worth a warning (``quota_warning``).
+    warn_threshold: float | None = None
+
+    def _fields(self) -> dict[str, Any]:
+        fraction = self.fraction_used
+        return {
+            **self.to_dict(),
+            "total_size_bytes": self.stored_bytes,
+            "total_size_mb": round(self.stored_bytes / 2**20, 4),
+            "total_size_gb": round(self.stored_bytes / 2**30, 6),
+            "quota_max_gb": None if self.quota_bytes is None else self.quota_bytes / 2**30,
+            "quota_used_percent": 0.0 if fraction is None else round(fraction * 100, 2),
+            "quota_warning": (
+                fraction is not None
+                and self.warn_threshold is not None
+                and fraction >= self.warn_threshold
+            ),
+        }
+
+    def __getitem__(self, key: str) -> Any:
+        return self._fields()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._fields())
+
+    def __len__(self) -> int:
+        return len(self._fields())
 
     @property
     def fraction_used(self) -> float | None:

@@ -2,7 +2,9 @@
 
 An artifact version expires ``days`` after its creation, where ``days`` is its
 own ``retention_days`` (given at upload) or else the configured days for its
-type (defaults: diff 30, log 7, test 14). Pinned artifacts never expire.
+type: a mapping type -> days (defaults from the registry of types in
+:class:`~.models.ArtifactType`: diff 30, log 7, test 14). Pinned artifacts never
+expire.
 Finding expired artifacts is an index query; the facade deletes them.
 """
 
@@ -11,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -18,7 +21,7 @@ from typing import Any
 
 from .config import RetentionDays
 from .exceptions import StorageError
-from .models import ArtifactMetadata, ArtifactType, format_time
+from .models import ArtifactMetadata, format_time
 
 __all__ = ["CleanupReport", "RetentionPolicy"]
 
@@ -30,12 +33,18 @@ CLEANUP_LOG_FILENAME = "cleanup.log"
 class RetentionPolicy:
     """Days kept per artifact type, with per-artifact overrides and pinning."""
 
-    def __init__(self, days: RetentionDays | None = None) -> None:
-        self.days = days if days is not None else RetentionDays()
+    def __init__(self, days: RetentionDays | Mapping[str, int] | None = None) -> None:
+        """``days``: the ``retention_policy`` setting, or a mapping of some types to days
+        (the others keep their defaults)."""
+        if days is None:
+            days = RetentionDays()
+        elif not isinstance(days, RetentionDays):
+            days = RetentionDays(**dict(days))
+        self.days = days
 
     def days_by_type(self) -> dict[str, int]:
         """``{"diff": 30, "log": 7, "test": 14}`` with the configured values."""
-        return {kind.value: self.days.for_type(kind.value) for kind in ArtifactType}
+        return self.days.as_dict()
 
     def days_for(self, meta: ArtifactMetadata) -> int | None:
         """Days ``meta`` is kept; ``None`` when pinned (kept forever)."""

@@ -4,9 +4,10 @@ Transient failures — a :class:`StorageError` with ``retryable=True`` (connecti
 refused or reset, timeouts, HTTP 429/500/502/503/504), or a raw
 ``ConnectionError``/``TimeoutError`` a backend failed to map — are tried again
 up to ``attempts`` times in all, with exponential backoff and jitter
-(``base * 2**n`` plus up to ``base`` of random jitter, capped; see
-:meth:`RetryPolicy.delay`). Everything else (not found, permission, quota, integrity,
-bad input, a lost create-if-absent race) fails at once. Each retry and each
+(``base * 2**n`` plus up to ``base`` of random jitter, capped; tenacity's
+``wait_exponential_jitter``, see :attr:`RetryPolicy.wait`). Everything else
+(not found, permission, quota, integrity, bad input, a lost create-if-absent
+race) fails at once. Each retry and each
 final failure is logged with the operation, the key and the attempt number.
 
 The policy is applied in exactly one place, :class:`RetryingBackend`, which
@@ -17,7 +18,6 @@ attempt so tries are never multiplied.
 from __future__ import annotations
 
 import logging
-import random
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -85,22 +85,21 @@ class RetryPolicy:
         self.backoff_max = backoff_max
         self.jitter = jitter
         self.sleep = sleep
+        #: The wait before each retry: ``base * 2**(n-1)`` (n = 1 for the first retry),
+        #: plus up to ``base`` of random jitter so that many clients failing together
+        #: do not come back together, capped at ``backoff_max``.
+        self.wait: tenacity.wait.wait_base = (
+            tenacity.wait_exponential_jitter(
+                multiplier=backoff_base, max=backoff_max, jitter=backoff_base
+            )
+            if jitter
+            else tenacity.wait_exponential(multiplier=backoff_base, max=backoff_max)
+        )
 
     @classmethod
     def from_config(cls, config: ArtifactStoreConfig) -> RetryPolicy:
         """The policy the configuration's ``retry_*`` settings describe."""
         return cls(config.retry_attempts, config.retry_backoff_base, config.retry_backoff_max)
-
-    def delay(self, retry_number: int) -> float:
-        """Seconds to wait before retry ``retry_number`` (1 for the first retry).
-
-        ``base * 2**(n-1)``, plus up to ``base`` of random jitter so that many
-        clients failing together do not come back together, capped at ``backoff_max``.
-        """
-        wait = float(self.backoff_base * 2 ** (retry_number - 1))
-        if self.jitter:
-            wait += random.uniform(0, self.backoff_base)
-        return min(wait, self.backoff_max)
 
     def call(self, operation: str, key: str, fn: Callable[[], T]) -> T:
         """Run ``fn`` under the policy; ``operation`` and ``key`` are for the log.
@@ -140,7 +139,7 @@ class RetryPolicy:
 
         retrying = tenacity.Retrying(
             stop=tenacity.stop_after_attempt(self.attempts),
-            wait=lambda state: self.delay(state.attempt_number),
+            wait=self.wait,
             retry=tenacity.retry_if_exception(is_transient),
             before_sleep=before_sleep,
             sleep=self.sleep,
@@ -263,6 +262,7 @@ class RetryingBackend(StorageBackend):
         self.inner = inner
         self.policy = policy or RetryPolicy()
         self.name = inner.name
+        self.capabilities = inner.capabilities
 
     @property
     def root_uri(self) -> str:
@@ -297,7 +297,7 @@ class RetryingBackend(StorageBackend):
         self, key: str, data: WriteSource, if_absent: bool, send: Callable[[Iterator[bytes]], int]
     ) -> int:
         """Run ``send`` over the bytes of ``data`` under the policy, replaying them per try."""
-        source = ReplayableSource(data, spool=self.inner.transient_failures)
+        source = ReplayableSource(data, spool=self.inner.capabilities.transient_failures)
         tries = 0
 
         def attempt() -> int:
@@ -327,7 +327,7 @@ class RetryingBackend(StorageBackend):
 
     def open_read(self, key: str) -> ReadStream:
         first = self.policy.call("open_read", key, lambda: self.inner.open_read(key))
-        if not self.inner.transient_failures:
+        if not self.inner.capabilities.transient_failures:
             return first  # a local read is never cut off in a way worth resuming
         return _ResumingStream(self, key, first).stream()
 

@@ -31,6 +31,7 @@ from pydantic import BaseModel, ValidationError
 
 from .config import (
     DEFAULT_CONFIG_PATH,
+    FLAT_BACKEND_KEYS,
     ArtifactStoreConfig,
     read_yaml_file,
     unwrap_settings,
@@ -154,6 +155,9 @@ def resolve_config(
         else:
             data[key] = value
         sources[key] = ("env", name)
+    for flat, (_, leaf) in FLAT_BACKEND_KEYS.items():
+        if flat in sources:  # an old key: its value is reported under the new one
+            sources[f"backend.{leaf}"] = sources[flat]
     config = _validate(data, sources, file)
     settings = tuple(
         Setting(
@@ -204,16 +208,31 @@ def _flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def _fields() -> dict[str, Any]:
-    """Dotted setting key -> its type annotation, for every leaf setting."""
+    """Dotted setting key -> its type annotation, for every leaf setting.
+
+    The ``backend`` section offers the keys of every backend's settings class
+    (its ``backend_type`` is the top-level one); the old flat keys of the
+    backends are still accepted (they warn when validated).
+    """
     found: dict[str, Any] = {}
     for name, info in ArtifactStoreConfig.model_fields.items():
         annotation = info.annotation
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            for leaf, leaf_info in annotation.model_fields.items():
-                found[f"{name}.{leaf}"] = leaf_info.annotation
-        else:
+        sections = [arg for arg in get_args(annotation) if _is_model(arg)]
+        if _is_model(annotation):
+            sections = [annotation]
+        if not sections:
             found[name] = annotation
+        for section in sections:
+            for leaf, leaf_info in section.model_fields.items():
+                if leaf != "backend_type":
+                    found.setdefault(f"{name}.{leaf}", leaf_info.annotation)
+    for flat, (_, leaf) in FLAT_BACKEND_KEYS.items():
+        found[flat] = found[f"backend.{leaf}"]
     return found
+
+
+def _is_model(annotation: Any) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
 
 
 def _env_overrides(env: Mapping[str, str]) -> list[tuple[str, str, Any]]:

@@ -18,6 +18,7 @@ from .exceptions import InvalidNameError, StorageError
 
 __all__ = [
     "CHUNK_SIZE",
+    "BackendCapabilities",
     "KiB",
     "MiB",
     "ObjectExistsError",
@@ -193,14 +194,35 @@ class StagedObject:
         return f"StagedObject({self.key!r}, {self.size} bytes, {state})"
 
 
+@dataclass(frozen=True, slots=True)
+class BackendCapabilities:
+    """What a backend can do, so that the layers above ask this and never its name."""
+
+    #: Objects are files renamed into place on a local disk: ``upload`` is atomic by
+    #: ``rename(2)`` and interrupted writes leave temporary files behind.
+    atomic_rename: bool = False
+    #: Every writer of the store reaches it through this machine's filesystem, so lock
+    #: files and the index kept inside the store (the default ``state_dir``) are shared
+    #: by all of them; otherwise each host keeps its own and the records decide.
+    local_locks: bool = False
+    #: ``upload(..., if_absent=True)`` is enforced by the storage itself (``link(2)``,
+    #: ``If-None-Match: *``, a generation precondition), not checked then written.
+    conditional_create: bool = True
+    #: ``open_read_from`` starts at the offset without reading what comes before it.
+    range_reads: bool = False
+    #: Calls can fail transiently (network backends). Only then does the retry wrapper
+    #: keep a replayable copy of one-shot upload sources and resume cut reads.
+    transient_failures: bool = True
+
+
 class StorageBackend(ABC):
     """Stores opaque bytes under keys. Implementations differ as documented per method."""
 
-    #: Short name used in configuration (``backend_type``).
+    #: Short name used in configuration (``backend_type``); for messages, never for
+    #: deciding behaviour (that is :attr:`capabilities`).
     name: str = ""
-    #: Whether calls can fail transiently (network backends). Only then does the
-    #: retry wrapper keep a replayable copy of one-shot upload sources.
-    transient_failures: bool = True
+    #: What this backend can do.
+    capabilities: BackendCapabilities = BackendCapabilities()
 
     @property
     @abstractmethod

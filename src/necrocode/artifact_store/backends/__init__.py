@@ -23,6 +23,7 @@ KNOWN_BACKENDS: dict[str, tuple[str, str, str | None]] = {
     "filesystem": (".filesystem", "FilesystemBackend", None),
     "s3": (".s3", "S3Backend", "s3"),
     "gcs": (".gcs", "GCSBackend", "gcs"),
+    "memory": (".memory", "MemoryBackend", None),
 }
 
 

@@ -19,8 +19,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..exceptions import ArtifactNotFoundError, PermissionError, StorageError, StorageFullError
+from ..exceptions import (
+    ArtifactNotFoundError,
+    StorageError,
+    StorageFullError,
+    StoragePermissionError,
+)
 from ..storage_backend import (
+    BackendCapabilities,
     ObjectExistsError,
     ObjectInfo,
     ReadStream,
@@ -47,7 +53,7 @@ def map_os_error(exc: OSError, what: str, key: str | None = None) -> StorageErro
     if exc.errno in _FULL:
         return StorageFullError(f"storage full while {detail}", key=key)
     if exc.errno in _DENIED:
-        return PermissionError(f"permission denied while {detail}", key=key)
+        return StoragePermissionError(f"permission denied while {detail}", key=key)
     return StorageError(f"storage error while {detail}", key=key)
 
 
@@ -153,7 +159,13 @@ class FilesystemBackend(StorageBackend):
     """Objects as files under ``root``; keys map to relative paths."""
 
     name = "filesystem"
-    transient_failures = False  # OS errors are mapped to permanent ones
+    capabilities = BackendCapabilities(
+        atomic_rename=True,
+        local_locks=True,
+        conditional_create=True,
+        range_reads=False,
+        transient_failures=False,  # OS errors are mapped to permanent ones
+    )
 
     def __init__(self, root: str | Path, *, create: bool = True, durable: bool = True) -> None:
         self.root = Path(root).expanduser().absolute()
