@@ -650,6 +650,7 @@ def test_bulk_upload_refuses_unclear_arguments_before_storing_anything(
         ((str(tmp_path / "a.log"), str(tmp_path / "notes.txt")), "cannot tell its type"),
         ((str(tmp_path / "a.log"), "--type", "log", str(tmp_path / "b.log")), "one file"),
         (("-", str(tmp_path / "a.log")), "stdin"),
+        ((str(tmp_path / "a.log"), str(tmp_path / "gone.diff")), "not a readable file"),
     ):
         result = cli("upload", *args, "-s", "s", "-t", "1")
         assert result.exit_code == 2, args

@@ -10,6 +10,7 @@ the first byte is stored, so a bad argument uploads nothing.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import typer
@@ -58,7 +59,11 @@ def collect_uploads(
                 raise typer.BadParameter(f"{source}: folder has no files", param_hint="FILE")
             files += inside
         else:
-            files.append(path)  # a missing file is reported by the store, naming it
+            files.append(path)
+    if len(files) > 1:  # nothing is stored unless every file can be read
+        for path in files:
+            if not path.is_file() or not os.access(path, os.R_OK):
+                raise typer.BadParameter(f"{path}: not a readable file", param_hint="FILE")
     if len(files) == 1:
         kind = artifact_type or infer_type(files[0])
         if kind is None:
