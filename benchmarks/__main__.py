@@ -1,4 +1,4 @@
-"""``python -m benchmarks [--quick] [--results PATH]``: run B1-B6, B9; write the Markdown table."""
+"""``python -m benchmarks [--quick] [--results PATH]``: run B1-B9, write the Markdown table."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from necrocode.artifact_store.models import utc_now
 
 from .concurrency import b5_concurrency
 from .harness import FULL, QUICK, Report, Scale, progress, render, set_quiet
+from .insights import b7_summaries
 from .large import b4_large
 from .maintenance import b6_cleanup, b6_rebuild, b6_verify
 from .population import bulk_fill
@@ -25,7 +26,7 @@ from .startup import b9_startup
 HERE = Path(__file__).resolve().parent
 DEFAULT_RESULTS = HERE / "RESULTS.md"
 DEFAULT_WORK = HERE / "_work"
-ALL = ("B1", "B2", "B3", "B4", "B5", "B6", "B9")
+ALL = ("B1", "B2", "B3", "B4", "B5", "B6", "B8", "B9")
 
 
 def _log(message: str) -> None:
@@ -118,6 +119,9 @@ def main(argv: list[str] | None = None) -> int:
         if "B4" in only:
             _log("B4 large artifacts")
             b4_large(report, work / "b4", scale)
+        if "B8" in only:
+            _log("B8 content summaries")
+            b7_summaries(report, work / "b7", scale)
         if "B9" in only:
             _log("B9 command-line start-up")
             b9_startup(report, work / "b9", scale)

@@ -6,6 +6,9 @@ of task ``task<i // 3>`` in spec ``spec<i // 60>`` (20 tasks per spec), tagged
 every one of their artifacts has expired under the default retention), odd
 tasks ``NEW_AGE`` ago; ``i`` seconds are added so a date range picks few rows.
 Every search of B3 therefore returns at most 60 rows whatever the store size.
+Each record carries a content summary (:func:`summary_of`): one task in ten has
+a failing test and an erroring log, and the diffs of 150 consecutive artifacts
+touch the same package, so content queries return few rows too (or use a limit).
 """
 
 from __future__ import annotations
@@ -22,6 +25,14 @@ from pathlib import Path
 
 from necrocode.artifact_store import ArtifactMetadata, ArtifactType
 from necrocode.artifact_store.backends.filesystem import FilesystemBackend
+from necrocode.artifact_store.content import (
+    SUMMARY_VERSION,
+    ChangedFile,
+    DiffSummary,
+    LogSummary,
+    Summary,
+    TestSummary,
+)
 from necrocode.artifact_store.integrity import calculate_checksum
 from necrocode.artifact_store.naming import ArtifactKey, new_generation
 
@@ -50,6 +61,42 @@ def names(i: int) -> tuple[str, str, ArtifactType]:
 def tags_of(i: int) -> tuple[str, ...]:
     """Tags of bulk artifact ``i``."""
     return (f"batch-{i // TAG_BATCH:05d}", "bench")
+
+
+#: Every this many tasks, one has a failing test result and an erroring log.
+FAILING_EVERY = 10
+#: Diffs of this many consecutive artifacts touch the same package.
+PACKAGE_BATCH = 150
+
+
+def failing_test_id(task: int) -> str:
+    """The failing test of task ``task`` (tasks divisible by ``FAILING_EVERY``)."""
+    return f"tests/test_mod{task % 37}.py::test_case_{task:06d}"
+
+
+def summary_of(i: int) -> Summary:
+    """The content summary of bulk artifact ``i``, for the B3 content queries."""
+    task = i // 3
+    failing = task % FAILING_EVERY == 0
+    kind = TYPES[i % 3]
+    if kind is ArtifactType.TEST_RESULT:
+        test = TestSummary(
+            format="junit",
+            success=not failing,
+            passed=20,
+            failed=int(failing),
+            skipped=0,
+            errors=0,
+            duration=1.5,
+            failing=(failing_test_id(task),) if failing else (),
+        )
+        return Summary("test", SUMMARY_VERSION, test=test)
+    if kind is ArtifactType.DIFF:
+        path = f"pkg{i // PACKAGE_BATCH:05d}/module{task % 7}.py"
+        files = (ChangedFile(path, "modified", 3, 1),)
+        return Summary("diff", SUMMARY_VERSION, diff=DiffSummary(1, 3, 1, 0, files))
+    log = LogSummary(40, int(failing), 0, int(failing), 12 if failing else None)
+    return Summary("log", SUMMARY_VERSION, log=log)
 
 
 def created_of(i: int, now: datetime) -> datetime:
@@ -85,6 +132,7 @@ def bulk_fill(root: Path, start: int, stop: int, now: datetime) -> None:
             tags=tags_of(i),
             codec="gzip",
             object_key=object_key,
+            summary=summary_of(i),
         )
         backend.upload(object_key, stored)
         backend.upload(key.record_key(1), meta.to_json().encode(), if_absent=True)

@@ -14,7 +14,14 @@ from datetime import datetime, timedelta
 from necrocode.artifact_store import ArtifactStore
 
 from .harness import Report, Result, median, percentile
-from .population import TAG_BATCH, TYPES, created_of, names
+from .population import (
+    FAILING_EVERY,
+    PACKAGE_BATCH,
+    TAG_BATCH,
+    TYPES,
+    created_of,
+    names,
+)
 
 #: At most this much slower at the largest store than at the smallest.
 GROWTH_LIMIT = 2.0
@@ -53,7 +60,24 @@ def _queries(
         spec, _, kind = names(i)
         return store.search(spec_name=spec, artifact_type=kind, tags=["bench"])
 
+    def newest_failing() -> object:
+        return store.search(failed=True, limit=20)
+
+    def failing_test() -> object:
+        task = rng.randrange(population // 3) // FAILING_EVERY * FAILING_EVERY
+        return store.search(test=f"test_case_{task:06d}")
+
+    def touching() -> object:
+        return store.search(touches=f"pkg{rng.randrange(population) // PACKAGE_BATCH:05d}/**")
+
+    def logs_with_errors() -> object:
+        return store.search(has_errors=True, artifact_type="log", limit=20)
+
     return {
+        "failed, newest 20": newest_failing,
+        "failing test id substring": failing_test,
+        "touches glob": touching,
+        "logs with errors, newest 20": logs_with_errors,
         "by task": by_task,
         "by spec": by_spec,
         "by type + date range": by_type_and_date,

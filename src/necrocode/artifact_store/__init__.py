@@ -24,12 +24,15 @@ if TYPE_CHECKING:
     from .backends.cloud import CloudBackend
     from .backends.filesystem import FilesystemBackend
     from .backends.memory import MemoryBackend
+    from .backfill import SummaryRefreshReport
     from .compression_engine import CompressionEngine
     from .config import ArtifactStoreConfig, RetentionDays, StorageQuota
+    from .content.summary import Summary
     from .exceptions import (
         ArtifactNotFoundError,
         ArtifactStoreError,
         ConfigError,
+        ContentParseError,
         IntegrityError,
         InvalidInputError,
         InvalidNameError,
@@ -64,13 +67,16 @@ _LAZY = {
     "CloudBackend": ".backends.cloud",
     "FilesystemBackend": ".backends.filesystem",
     "MemoryBackend": ".backends.memory",
+    "SummaryRefreshReport": ".backfill",
     "CompressionEngine": ".compression_engine",
     "ArtifactStoreConfig": ".config",
     "RetentionDays": ".config",
     "StorageQuota": ".config",
+    "Summary": ".content.summary",
     "ArtifactNotFoundError": ".exceptions",
     "ArtifactStoreError": ".exceptions",
     "ConfigError": ".exceptions",
+    "ContentParseError": ".exceptions",
     "IntegrityError": ".exceptions",
     "InvalidInputError": ".exceptions",
     "InvalidNameError": ".exceptions",
@@ -87,7 +93,6 @@ _LAZY = {
     "calculate_checksum": ".integrity",
     "RepairReport": ".maintenance",
     "MetadataManager": ".metadata_manager",
-    "SearchPage": ".paging",
     "ArtifactMetadata": ".models",
     "ArtifactType": ".models",
     "StorageUsage": ".models",
@@ -101,6 +106,7 @@ _LAZY = {
     "ReadStream": ".storage_backend",
     "StagedObject": ".storage_backend",
     "StorageBackend": ".storage_backend",
+    "SearchPage": ".paging",
     "ArgumentOrderWarning": ".upload_args",
 }
 
@@ -139,6 +145,7 @@ __all__ = [
     "CloudBackend",
     "CompressionEngine",
     "ConfigError",
+    "ContentParseError",
     "ExportProgress",
     "FilesystemBackend",
     "IntegrityError",
@@ -163,6 +170,8 @@ __all__ = [
     "StoragePermissionError",
     "StorageQuota",
     "StorageUsage",
+    "Summary",
+    "SummaryRefreshReport",
     "VerifyReport",
     "__version__",
     "calculate_checksum",

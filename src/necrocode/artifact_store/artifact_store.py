@@ -22,8 +22,11 @@ from types import TracebackType
 from typing import Any, BinaryIO, overload
 
 from .backends import create_backend
+from .backfill import SummaryRefreshReport, refresh_summaries
 from .compression_engine import CompressionEngine
 from .config import ArtifactStoreConfig
+from .content.summariser import Summariser
+from .content.summary import Summary
 from .exceptions import (
     ArtifactNotFoundError,
     ArtifactStoreError,
@@ -33,6 +36,7 @@ from .exceptions import (
     StorageFullError,
 )
 from .export import ExportProgress, export_zip
+from .index.insights import InsightFilter
 from .integrity import ArtifactReader, HashingSource, VerifyReport
 from .locking import LockManager
 from .maintenance import (
@@ -72,6 +76,8 @@ Content = bytes | bytearray | memoryview | Text | os.PathLike[str] | BinaryIO | 
 ProgressCallback = Callable[[int, int], None]
 ExportProgressCallback = Callable[[ExportProgress], None]
 
+#: Checkpoint of an interrupted ``refresh_summaries``, in the state folder.
+SUMMARY_CHECKPOINT = "summaries-refresh.json"
 #: How often an upload retries after another writer took its version number.
 MAX_VERSION_RACES = 16
 #: How often a reader re-resolves an artifact whose object vanished under it.
@@ -302,10 +308,12 @@ class ArtifactStore:
         version = previous[-1].version + 1 if previous else 1
         codec = self.compression.codec
         object_key = key.object_key(version, new_generation(), codec)
-        source = HashingSource(chunks)
+        summariser = Summariser(key.type) if self.config.content_summaries else None
+        source = HashingSource(summariser.tap(chunks) if summariser else chunks)
         # Staged: the backend may make the object durable together with its record.
         staged = self.backend.stage(object_key, self.compression.compress_stream(source))
         stored_size = staged.size
+        summary, summary_reason = summariser.finish() if summariser else (None, None)
         meta = ArtifactMetadata(
             uri=key.uri(self.root_uri),
             task_id=key.task_id,
@@ -323,6 +331,8 @@ class ArtifactStore:
             codec=codec,
             object_key=object_key,
             retention_days=retention_days,
+            summary=summary,
+            summary_reason=summary_reason,
         )
         replaced = [] if self.config.versioning_enabled else previous
         try:
@@ -599,21 +609,34 @@ class ArtifactStore:
         tags: Iterable[str] | None = None,
         match: str = "all",
         limit: int | None = None,
+        failed: bool | None = None,
+        test: str | None = None,
+        touches: str | None = None,
+        has_errors: bool | None = None,
+        order: str | None = None,
         sort: SortKey = "created",
-        reverse: bool = False,
+        reverse: bool | None = None,
     ) -> list[ArtifactMetadata]:
-        """Artifacts (latest versions) matching every given filter, oldest first.
+        """Artifacts (latest versions) matching every given filter.
 
         ``created_after`` is inclusive and ``created_before`` exclusive; naive
         datetimes are taken as UTC. ``tags`` matches artifacts carrying all of them
-        (``match="any"``: at least one). ``sort`` orders by ``"created"``,
-        ``"size"`` (original bytes) or ``"name"`` (spec, task, type);
-        ``reverse=True`` gives newest (largest, last) first. For result sets too
-        big for one list see :meth:`search_page` and :meth:`iter_search`.
+        (``match="any"``: at least one). Content filters use the summaries made
+        at upload (docs/insights.md): ``failed`` (test reports with failures, or
+        with none), ``test`` (a substring of a failing test id), ``touches`` (a
+        glob over a diff's changed paths, ``"auth/**"``) and ``has_errors``
+        (failing tests, error lines or tracebacks in a log). ``sort`` orders by
+        ``"created"``, ``"size"`` (original bytes) or ``"name"`` (spec, task,
+        type); content filters sort by creation only. ``order`` is ``"oldest"``
+        or ``"newest"`` first, or ``reverse=True`` for descending order of any
+        sort (newest, largest, Z first); by default newest first when a content
+        filter is given, else ascending. For result sets too big for one list
+        see :meth:`search_page` and :meth:`iter_search`.
         """
         return self.search_page(
             task_id, spec_name, artifact_type, created_after, created_before,
-            tags=tags, match=match, limit=limit, sort=sort, reverse=reverse,
+            tags=tags, match=match, limit=limit, failed=failed, test=test,
+            touches=touches, has_errors=has_errors, order=order, sort=sort, reverse=reverse,
         ).items  # fmt: skip
 
     def search_page(
@@ -627,33 +650,54 @@ class ArtifactStore:
         tags: Iterable[str] | None = None,
         match: str = "all",
         limit: int | None = None,
+        failed: bool | None = None,
+        test: str | None = None,
+        touches: str | None = None,
+        has_errors: bool | None = None,
+        order: str | None = None,
         sort: SortKey = "created",
-        reverse: bool = False,
+        reverse: bool | None = None,
         cursor: str | None = None,
     ) -> SearchPage:
         """One page of :meth:`search`: at most ``limit`` items after ``cursor``.
 
         ``page.next_cursor`` (``None`` on the last page) continues the same
-        query; it is an opaque string, valid for the same ``sort``/``reverse``.
+        query; it is an opaque string, valid for the same sort and direction.
         Pages are keyset-paged, so an artifact uploaded meanwhile never shifts
         or repeats the rest.
         """
         with self._operation("search"):
+            insight = InsightFilter.build(
+                failed=failed, test=test, touches=touches, has_errors=has_errors
+            )
+            if order not in (None, "oldest", "newest"):
+                raise InvalidInputError(f"order must be 'oldest' or 'newest', got {order!r}")
+            if order is not None and reverse is not None:
+                raise InvalidInputError("give order or reverse, not both")
+            if sort not in ("created", "size", "name"):
+                raise InvalidInputError(f"sort must be created, size or name, got {sort!r}")
+            if sort != "created" and insight.active:
+                raise InvalidInputError("content filters sort by creation time only")
             query = self._query(
                 task_id, spec_name, artifact_type, created_after, created_before, tags, match, limit
             )
-            if sort not in ("created", "size", "name"):
-                raise InvalidInputError(f"sort must be created, size or name, got {sort!r}")
+            if reverse is None:
+                reverse = order == "newest" or (order is None and insight.active)
             after = decode_cursor(cursor, sort, reverse) if cursor is not None else None
             fetch = None if limit is None else limit + 1  # one more: is there a next page?
             query = dataclasses.replace(
-                query, sort=sort, descending=bool(reverse), after=after, limit=fetch
+                query,
+                insights=insight if insight.active else None,
+                newest_first=bool(reverse),
+                sort=sort,
+                after=after,
+                limit=fetch,
             )
             found = self.metadata.search(query)
             if limit is None or len(found) <= limit:
                 return SearchPage(found, None)
             items = found[:limit]
-            return SearchPage(items, encode_cursor(items[-1], sort, reverse))
+            return SearchPage(items, encode_cursor(items[-1], sort, bool(reverse)))
 
     def iter_search(
         self,
@@ -665,8 +709,13 @@ class ArtifactStore:
         *,
         tags: Iterable[str] | None = None,
         match: str = "all",
+        failed: bool | None = None,
+        test: str | None = None,
+        touches: str | None = None,
+        has_errors: bool | None = None,
+        order: str | None = None,
         sort: SortKey = "created",
-        reverse: bool = False,
+        reverse: bool | None = None,
         page_size: int = DEFAULT_PAGE_SIZE,
     ) -> Iterator[ArtifactMetadata]:
         """:meth:`search` as a lazy iterator, fetching ``page_size`` rows at a time."""
@@ -674,8 +723,9 @@ class ArtifactStore:
         while True:
             page = self.search_page(
                 task_id, spec_name, artifact_type, created_after, created_before,
-                tags=tags, match=match, limit=page_size, sort=sort, reverse=reverse,
-                cursor=cursor,
+                tags=tags, match=match, limit=page_size, failed=failed, test=test,
+                touches=touches, has_errors=has_errors, order=order, sort=sort,
+                reverse=reverse, cursor=cursor,
             )  # fmt: skip
             yield from page.items
             if page.next_cursor is None:
@@ -1118,6 +1168,39 @@ class ArtifactStore:
             return self.metadata.rebuild_index()
 
     reindex = rebuild_index
+
+    def refresh_summaries(
+        self, *, force: bool = False, progress: ProgressCallback | None = None
+    ) -> SummaryRefreshReport:
+        """Summarise stored versions that have no summary, or an older one (see
+        :mod:`.backfill`): streamed, checksum-verified, resumable after an interruption.
+        ``force`` re-reads every version. ``progress(done, total)`` is called per version.
+        """
+        with self._operation("refresh_summaries"):
+
+            def load(key: tuple[str, str, str, int]) -> ArtifactMetadata | None:
+                return self.metadata.get(ArtifactKey.of(key[0], key[1], key[2]), key[3])
+
+            def read(meta: ArtifactMetadata) -> Iterator[bytes]:
+                return self.iter_chunks(meta.version_uri, verify_checksum=True)
+
+            def update(meta: ArtifactMetadata, summary: Summary | None, reason: str | None) -> None:
+                def change(current: ArtifactMetadata) -> ArtifactMetadata:
+                    if current.object_key != meta.object_key:
+                        return current  # replaced meanwhile: its own upload summarised it
+                    return current.with_changes(summary=summary, summary_reason=reason)
+
+                self._update_record("refresh_summaries", meta.version_uri, change)
+
+            return refresh_summaries(
+                self.metadata.query(lambda index: index.keys()),
+                load,
+                read,
+                update,
+                checkpoint=self.config.effective_state_dir / SUMMARY_CHECKPOINT,
+                force=force,
+                progress=progress,
+            )
 
 
 class _Operation:

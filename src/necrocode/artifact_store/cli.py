@@ -23,6 +23,13 @@ import typer
 
 from . import __version__, cli_admin
 from .cli_bulk import collect_uploads
+from .cli_insights import (
+    FailedOption,
+    HasErrorsOption,
+    TestOption,
+    TouchesOption,
+    summary_fields,
+)
 from .cli_output import (
     Output,
     ProgressUpdate,
@@ -379,6 +386,7 @@ def info(ctx: typer.Context, ref: Ref, version_number: Ver = None, json_flag: Js
             ("tags", ", ".join(meta.tags) or "-"),
             ("retention", "pinned" if meta.pinned else retention),
             *((f"meta.{key}", str(value)) for key, value in sorted(meta.metadata.items())),
+            *summary_fields(meta),
         ]
     )
 
@@ -413,12 +421,18 @@ def list_artifacts(
     cursor: Annotated[
         str | None, typer.Option("--cursor", help="Continue after a page (see --limit).")
     ] = None,
+    failed: FailedOption = None,
+    test: TestOption = None,
+    touches: TouchesOption = None,
+    has_errors: HasErrorsOption = False,
     json_flag: Json = False,
 ) -> None:
     """List artifacts (latest versions) matching every filter, newest first.
 
-    With --limit N a cut-short list ends with a 'next page: --cursor C' line on
-    stderr; give it back to get the next N.
+    Content filters (--failed, --test, --touches, --has-errors) use the
+    summaries made at upload and sort by creation time. With --limit N a
+    cut-short list ends with a 'next page: --cursor C' line on stderr; give it
+    back to get the next N.
 
     \b
     Examples:
@@ -426,6 +440,7 @@ def list_artifacts(
       necrocode-artifacts ls --limit 5                  # the newest five
       necrocode-artifacts ls --sort size --limit 10     # the ten largest
       necrocode-artifacts ls --tag env:prod --match any --json
+      necrocode-artifacts ls --failed --touches 'auth/**'
     """
     state, out = session(ctx, json_flag)
     # Newest and largest first by default; names from A.
@@ -439,6 +454,10 @@ def list_artifacts(
         tags=tags or None,
         match=match.value,
         limit=limit,
+        failed=failed,
+        test=test,
+        touches=touches,
+        has_errors=has_errors or None,
         sort=sort.value,
         reverse=newest_first,
         cursor=cursor,

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from .cli_init import store_exists
+from .cli_insights import ForceOption, SummariesOption, refresh_summaries
 from .cli_output import Output, format_size, plural
 from .cli_prompt import DryRun, Yes, confirm, listed, per_spec_summary
 from .cli_runtime import (
@@ -299,20 +300,32 @@ def cleanup(
         _fail(out, f"{plural(len(report.errors), 'deletion')} failed: {report.errors[0]}")
 
 
-def reindex(ctx: typer.Context, json_flag: Json = False) -> None:
-    """Rebuild the search index from the metadata records.
+def reindex(
+    ctx: typer.Context,
+    summaries: SummariesOption = False,
+    force: ForceOption = False,
+    json_flag: Json = False,
+) -> None:
+    """Rebuild the search index from the metadata records (--summaries: then backfill
+    content summaries; resumable).
 
     \b
-    Example:
+    Examples:
       necrocode-artifacts reindex
+      necrocode-artifacts reindex --summaries
     """
     state, out = session(ctx, json_flag)
     with out.spinner("rebuilding the index"):
         count = state.store().rebuild_index()
-    if out.json_mode:
-        out.json({"indexed": count})
-    else:
+    if not out.json_mode:
         out.note(f"indexed {plural(count, 'record')}")
+    result: dict[str, object] = {"indexed": count}
+    if summaries:
+        result["summaries"] = report = refresh_summaries(state.store(), out, force)
+    if out.json_mode:
+        out.json(result)
+    if summaries and report["problems"]:
+        _fail(out, "some artifacts could not be read; see the errors above")
 
 
 def repair(

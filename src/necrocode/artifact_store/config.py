@@ -309,6 +309,9 @@ class ArtifactStoreConfig(_Section):
     #: writes stay all-or-nothing for readers but a power cut may lose recent ones.
     durable_writes: bool = True
     versioning_enabled: bool = False
+    #: Summarise content while uploading (failed tests, changed files, log errors) so
+    #: search can filter on it; see docs/insights.md.
+    content_summaries: bool = True
     retention_policy: RetentionDays = Field(default_factory=RetentionDays)
     storage_quota: StorageQuota = Field(default_factory=StorageQuota)
 

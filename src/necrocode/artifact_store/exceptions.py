@@ -9,7 +9,8 @@ Every error the store raises on purpose derives from :class:`ArtifactStoreError`
     ├── InvalidInputError       (also a built-in ValueError)
     │   ├── InvalidNameError    a spec name, task id, tag or file name that could escape
     │   ├── InvalidURIError     a URI that does not belong to this store
-    │   └── ConfigError         a bad configuration value (names the key and the reason)
+    │   ├── ConfigError         a bad configuration value (names the key and the reason)
+    │   └── ContentParseError   content (a diff, test report, log) that does not parse
     └── StorageError            the backend failed
         ├── StorageFullError    disk full, or the store's quota would be exceeded
         └── StoragePermissionError  (also a built-in PermissionError)
@@ -32,6 +33,7 @@ __all__ = [
     "ArtifactNotFoundError",
     "ArtifactStoreError",
     "ConfigError",
+    "ContentParseError",
     "IntegrityError",
     "InvalidInputError",
     "InvalidNameError",
@@ -142,6 +144,18 @@ class ConfigError(InvalidInputError):
         super().__init__(message)
         self.key = key
         self.source = source
+
+
+class ContentParseError(InvalidInputError):
+    """Artifact content is not in the format it claims or was sniffed as.
+
+    ``format`` names the parser that refused it (``"junit"``, ``"ctrf"``, ...),
+    ``None`` when no format was recognised at all.
+    """
+
+    def __init__(self, message: str, *, uri: str | None = None, format: str | None = None) -> None:
+        super().__init__(message, uri=uri)
+        self.format = format
 
 
 class StorageError(ArtifactStoreError):

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .exceptions import StorageError, StorageFullError, StoragePermissionError
+from .index.insights import InsightFilter, insights_search_sql, install_insights, write_insights
 from .models import ArtifactMetadata, ArtifactType
 from .naming import ArtifactKey
 from .storage_backend import MiB
@@ -151,9 +152,12 @@ class SearchQuery:
     match_all_tags: bool = True
     latest_only: bool = True
     limit: int | None = None
+    #: Content filters (failed tests, changed paths, log errors); see ``index/insights.py``.
+    insights: InsightFilter | None = None
+    newest_first: bool = False
     #: Sort key (``"created"``, ``"size"`` = original bytes, ``"name"``); ties by name.
+    #: (``newest_first`` is descending order of ``sort``: newest, largest or Z first.)
     sort: SortKey = "created"
-    descending: bool = False
     #: Keyset paging: only rows strictly after this sort key (see :func:`sort_key_of`).
     after: tuple[Any, ...] | None = None
 
@@ -223,6 +227,7 @@ class MetadataIndex:
             conn.execute(f"PRAGMA mmap_size={MMAP_BYTES}")
             conn.execute("PRAGMA foreign_keys=OFF")
             conn.executescript(_SCHEMA)
+            install_insights(conn)
         except sqlite3.DatabaseError as exc:
             raise _classify(exc, self.path) from exc
         self._conn, self._pid = conn, os.getpid()
@@ -345,6 +350,7 @@ class MetadataIndex:
             " pinned = excluded.pinned, record = excluded.record",
             (*_row_values(meta, record), int(latest)),
         )
+        write_insights(conn, meta)
         key = (meta.spec_name, meta.task_id, meta.type.value, meta.version)
         conn.execute(
             "DELETE FROM tags WHERE spec_name=? AND task_id=? AND type=? AND version=?", key
@@ -437,7 +443,7 @@ class MetadataIndex:
         return [ArtifactMetadata.from_trusted_json(row[0]) for row in rows]
 
     def search(self, query: SearchQuery) -> list[ArtifactMetadata]:
-        """Rows matching every filter of ``query``, oldest first."""
+        """Rows matching every filter of ``query``, oldest first (``newest_first``: newest)."""
         clauses: list[str] = []
         params: list[Any] = []
         selective = query.task_id is not None or query.spec_name is not None or bool(query.tags)
@@ -486,16 +492,22 @@ class MetadataIndex:
         columns = _SORT_COLUMNS[query.sort]
         if query.after is not None:
             marks = ",".join("?" * len(columns))
-            clauses.append(f"({','.join(columns)}) {'<' if query.descending else '>'} ({marks})")
+            clauses.append(f"({','.join(columns)}) {'<' if query.newest_first else '>'} ({marks})")
             params.extend(query.after)
-        sql = "SELECT a.record FROM artifacts a"
-        if clauses:
-            sql += " WHERE " + " AND ".join(clauses)
-        direction = " DESC" if query.descending else ""
-        sql += " ORDER BY " + ", ".join(f"{column}{direction}" for column in columns)
-        if query.limit is not None:
-            sql += " LIMIT ?"
-            params.append(query.limit)
+        if query.insights is not None and query.insights.active:
+            # Content filters order by creation time (the facade allows no other sort).
+            sql, params = insights_search_sql(
+                clauses, params, query.insights, newest_first=query.newest_first, limit=query.limit
+            )
+        else:
+            order = " DESC" if query.newest_first else ""
+            sql = "SELECT a.record FROM artifacts a"
+            if clauses:
+                sql += " WHERE " + " AND ".join(clauses)
+            sql += " ORDER BY " + ", ".join(f"{column}{order}" for column in columns)
+            if query.limit is not None:
+                sql += " LIMIT ?"
+                params.append(query.limit)
         with self._read() as conn:
             rows = conn.execute(sql, params).fetchall()
         return [ArtifactMetadata.from_trusted_json(row[0]) for row in rows]

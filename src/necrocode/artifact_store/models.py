@@ -8,9 +8,12 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from .exceptions import IntegrityError
+
+if TYPE_CHECKING:  # the content parsers load with the first summary, not with this module
+    from .content.summary import Summary
 
 __all__ = [
     "PUBLIC_SCHEMA",
@@ -117,6 +120,9 @@ class ArtifactMetadata:
     uploaded (the original), ``stored_size`` the bytes the backend holds (after
     compression); ``checksum`` (``sha256:<hex>``) describes the uploaded bytes.
     ``object_key`` is where the stored bytes live inside the backend.
+    ``summary`` is what the store understood of the content (failed tests,
+    changed files, log errors); ``None`` with ``summary_reason`` when the content
+    did not parse, ``None`` with no reason when it was never summarised.
 
     ``original_size`` is a deprecated alias of ``size``. Code written before
     the rename, which constructs ``ArtifactMetadata(size=<stored>,
@@ -141,6 +147,8 @@ class ArtifactMetadata:
     object_key: str
     retention_days: int | None
     pinned: bool
+    summary: Summary | None
+    summary_reason: str | None
 
     def __init__(
         self,
@@ -161,6 +169,8 @@ class ArtifactMetadata:
         object_key: str = "",
         retention_days: int | None = None,
         pinned: bool = False,
+        summary: Summary | None = None,
+        summary_reason: str | None = None,
         *,
         original_size: int = _UNSET,
     ) -> None:
@@ -173,7 +183,7 @@ class ArtifactMetadata:
         values = (
             uri, task_id, spec_name, type, size, checksum, created_at, compressed,
             stored_size, mime_type, tags, version, {} if metadata is None else metadata,
-            codec, object_key, retention_days, pinned,
+            codec, object_key, retention_days, pinned, summary, summary_reason,
         )  # fmt: skip
         for name, value in zip(_FIELD_NAMES, values, strict=True):
             object.__setattr__(self, name, value)
@@ -203,8 +213,12 @@ class ArtifactMetadata:
         return data
 
     def _record_dict(self) -> dict[str, Any]:
-        """The stored record's layout (:data:`RECORD_SCHEMA`: ``size`` is stored bytes)."""
-        return {
+        """The stored record's layout (:data:`RECORD_SCHEMA`: ``size`` is stored bytes).
+
+        ``summary``/``summary_reason`` appear once the content was summarised (or
+        found unparseable): a record never summarised keeps the 0.1.0 layout.
+        """
+        data = {
             "schema": RECORD_SCHEMA,
             "uri": self.uri,
             "task_id": self.task_id,
@@ -224,6 +238,10 @@ class ArtifactMetadata:
             "retention_days": self.retention_days,
             "pinned": self.pinned,
         }
+        if self.summary is not None or self.summary_reason is not None:
+            data["summary"] = None if self.summary is None else self.summary.to_dict()
+            data["summary_reason"] = self.summary_reason
+        return data
 
     def to_json(self) -> str:
         """The stored record as compact JSON text (keys sorted, so records diff cleanly)."""
@@ -287,6 +305,10 @@ class ArtifactMetadata:
             data["object_key"],
             data["retention_days"],
             data["pinned"],
+            None
+            if (summary := data.get("summary")) is None
+            else _summary_class().from_trusted_dict(summary),
+            data.get("summary_reason"),
         )
 
     @classmethod
@@ -331,11 +353,26 @@ class ArtifactMetadata:
             object_key=_expect(data, "object_key", str, default=""),
             retention_days=retention,
             pinned=_expect(data, "pinned", bool, default=False),
+            summary=_summary_of(data.get("summary")),
+            summary_reason=_expect(data, "summary_reason", str, default=None)
+            if data.get("summary_reason") is not None
+            else None,
         )
 
 
 _FIELD_NAMES = tuple(f.name for f in fields(ArtifactMetadata))
 _MISSING: Any = object()
+
+
+def _summary_of(data: Any) -> Summary | None:
+    return None if data is None else _summary_class().from_dict(data)
+
+
+def _summary_class() -> type[Summary]:
+    """:class:`~.content.summary.Summary`, imported when a record carries one."""
+    from .content.summary import Summary  # noqa: PLC0415 - see the TYPE_CHECKING import
+
+    return Summary
 
 
 def _expect(data: dict[str, Any], key: str, kind: type[Any], default: Any = _MISSING) -> Any:
