@@ -81,3 +81,23 @@ def test_upload_reports_progress(store: ArtifactStore, tmp_path: Path) -> None:
     seen: list[int] = []
     store.upload_file(path, ref="s/3/log", progress=lambda d, t: seen.append(t))
     assert set(seen) == {len(data)}
+
+
+def test_content_filters_page_like_any_search(store: ArtifactStore) -> None:
+    failing = b'{"test_results": [{"name": "t1", "status": "failed"}]}'
+    uris = [store.upload(str(n), "s", "test", failing) for n in range(4)]
+    store.upload("9", "s", "log", b"all good\n")  # no failures: never listed
+    seen: list[str] = []
+    cursor = None
+    while True:
+        page = store.search_page(failed=True, limit=1, cursor=cursor)
+        seen += [m.uri for m in page.items]
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+    assert seen == uris[::-1]  # newest first by default with a content filter
+    assert [m.uri for m in store.iter_search(failed=True, reverse=False, page_size=3)] == uris
+    with pytest.raises(InvalidInputError, match="not both"):
+        store.search(order="newest", reverse=True)
+    with pytest.raises(InvalidInputError, match="creation time only"):
+        store.search(failed=True, sort="size")
