@@ -17,16 +17,17 @@ from .concurrency import b5_concurrency
 from .harness import FULL, QUICK, Report, Scale, progress, render, set_quiet
 from .insights import b7_summaries
 from .large import b4_large
-from .maintenance import b6_cleanup, b6_rebuild, b6_verify
+from .maintenance import b6_cleanup, b6_rebuild, b6_verify, b6_workers
 from .population import bulk_fill
 from .search import report_growth, search_latencies, usage_latencies
+from .service import b7_service
 from .small_ops import LiveUploads, b1_flat_rows, b1_row, b2_downloads, measure_uploads
 from .startup import b9_startup
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_RESULTS = HERE / "RESULTS.md"
 DEFAULT_WORK = HERE / "_work"
-ALL = ("B1", "B2", "B3", "B4", "B5", "B6", "B8", "B9")
+ALL = ("B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B9")
 
 
 def _log(message: str) -> None:
@@ -79,6 +80,8 @@ def run_small(report: Report, work: Path, scale: Scale, only: set[str]) -> None:
         if "B6" in only:
             _log("B6 verify_all")
             b6_verify(report, store, filled, scale)
+            _log("B6 verify_all, export and cleanup_expired on the worker pool")
+            b6_workers(report, root, scratch, now, scale)
             _log("B6 rebuild_index")
             b6_rebuild(report, store, scale)
             _log("B6 cleanup_expired")
@@ -119,9 +122,12 @@ def main(argv: list[str] | None = None) -> int:
         if "B4" in only:
             _log("B4 large artifacts")
             b4_large(report, work / "b4", scale)
+        if "B7" in only:
+            _log("B7 the HTTP service")
+            b7_service(report, work / "b7", scale)
         if "B8" in only:
             _log("B8 content summaries")
-            b7_summaries(report, work / "b7", scale)
+            b7_summaries(report, work / "b8", scale)
         if "B9" in only:
             _log("B9 command-line start-up")
             b9_startup(report, work / "b9", scale)

@@ -1,7 +1,8 @@
 """B6 maintenance at the largest store: verify_all, rebuild_index, cleanup_expired.
 
 ``verify_all`` and ``cleanup_expired`` each take one long pass, so their rate is
-the median over ten equal windows of that pass (from the progress callback).
+the median over ten equal windows of that pass (from the progress callback). B6 also
+compares both on the worker pool against the same code on one thread (``b6_workers``).
 """
 
 from __future__ import annotations
@@ -14,12 +15,13 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from necrocode.artifact_store import ArtifactStore
+from necrocode.artifact_store import ArtifactStore, ArtifactStoreConfig
 from necrocode.artifact_store.backends.filesystem import FilesystemBackend
 from necrocode.artifact_store.naming import ArtifactKey
+from necrocode.artifact_store.parallel import maintenance_workers
 
-from .harness import Report, Result, Scale, median, rate_result, timed
-from .population import fsync_folder, names, payload, raw_read
+from .harness import Report, Result, Scale, median, rate_result, time_in_rotation, timed
+from .population import bulk_fill, fsync_folder, names, payload, raw_read
 
 WINDOWS = 10
 RECORD_SUFFIX = ".meta.json"
@@ -179,5 +181,84 @@ def b6_cleanup(
             "deletions/s",
             base_rate,
             "raw unlink record+object, fsync folder",
+        )
+    )
+
+
+def _store_with_workers(root: Path, workers: int | None) -> ArtifactStore:
+    return ArtifactStore(ArtifactStoreConfig(base_path=root, maintenance_workers=workers))
+
+
+def b6_workers(report: Report, root: Path, scratch: Path, now: datetime, scale: Scale) -> None:
+    """verify_all, export and cleanup_expired on the worker pool vs the same code on one thread.
+
+    Both sides run in this process, in rotation (verify, export) or back to back on two
+    identical stores (cleanup), so the ratio is what the pool adds on this machine: it is
+    why a local disk uses the pool for cleanup only by default (``maintenance_workers``).
+    """
+    single_seconds: list[float] = []
+    pool_seconds: list[float] = []
+    workers = maintenance_workers(FilesystemBackend(root), waits_on_disk=True)
+    with _store_with_workers(root, 1) as single, _store_with_workers(root, workers) as pooled:
+        checked = single.verify_all().checked  # warm the page cache for both sides
+        for rep in range(scale.repetitions):
+            time_in_rotation(
+                rep,
+                [(single.verify_all, single_seconds), (pooled.verify_all, pool_seconds)],
+            )
+        spec = names(0)[0]
+        exported = len(single.search(spec_name=spec))
+        single_export: list[float] = []
+        pool_export: list[float] = []
+        for rep in range(scale.repetitions):
+            time_in_rotation(
+                rep,
+                [
+                    (lambda: single.export_by_spec(spec, scratch / "x1.zip"), single_export),
+                    (lambda: pooled.export_by_spec(spec, scratch / "xn.zip"), pool_export),
+                ],
+            )
+    report.add(
+        rate_result(
+            "B6",
+            f"export_by_spec artifacts/s, {exported:,} artifacts, {workers} workers",
+            pool_export,
+            single_export,
+            exported,
+            unit="artifacts/s",
+            baseline_label="the same export on 1 thread (maintenance_workers: 1)",
+        )
+    )
+    report.add(
+        rate_result(
+            "B6",
+            f"verify_all artifacts/s at {checked:,}, {workers} workers",
+            pool_seconds,
+            single_seconds,
+            checked,
+            unit="artifacts/s",
+            baseline_label="the same verify_all on 1 thread (maintenance_workers: 1)",
+        )
+    )
+    count = max(300, scale.baseline_sample)
+    seconds: dict[int, float] = {}
+    for workers_setting in (1, workers):
+        folder = scratch / f"cleanup-workers-{workers_setting}"
+        bulk_fill(folder, 0, count, now)
+        os.sync()
+        with _store_with_workers(folder, workers_setting) as store:
+            store.rebuild_index()
+            expired = len(store.find_expired(now))
+            seconds[workers_setting] = timed(lambda s=store: s.cleanup_expired(now=now))
+        shutil.rmtree(folder)
+    report.add(
+        rate_result(
+            "B6",
+            f"cleanup_expired deletions/s, {expired:,} expired, {workers} workers",
+            [seconds[workers]],
+            [seconds[1]],
+            expired,
+            unit="deletions/s",
+            baseline_label="the same cleanup_expired on 1 thread (maintenance_workers: 1)",
         )
     )

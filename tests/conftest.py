@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from necrocode.artifact_store import ArtifactStore, ArtifactStoreConfig
+from necrocode.artifact_store.service.settings import ServiceSettings
 
 from .cloud_servers import S3_ENV, FakeGCS, MotoS3
+from .service_server import ThreadServer
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 
@@ -106,3 +110,37 @@ def gcs_bucket(gcs_server: FakeGCS) -> Iterator[str]:
     name = gcs_server.new_bucket()
     yield name
     gcs_server.drop_bucket(name)
+
+
+# -- the artifact service on 127.0.0.1 (see service_server.py) ---------------------------
+
+ServiceFactory = Callable[..., ThreadServer]
+
+
+@pytest.fixture
+def service_factory(tmp_path: Path) -> Iterator[ServiceFactory]:
+    """Start services: ``service_factory(store=None, **settings)``; all stopped after the test.
+
+    Without ``store`` each gets a fresh versioned filesystem store in ``tmp_path``.
+    """
+    with contextlib.ExitStack() as stack:
+        count = 0
+
+        def start(store: ArtifactStore | None = None, **settings: Any) -> ThreadServer:
+            nonlocal count
+            count += 1
+            if store is None:
+                config = ArtifactStoreConfig(
+                    base_path=tmp_path / f"service-{count}", versioning_enabled=True
+                )
+                store = stack.enter_context(ArtifactStore(config))
+            options = ServiceSettings(host="127.0.0.1", port=0, **settings)
+            return stack.enter_context(ThreadServer(store, options))
+
+        yield start
+
+
+@pytest.fixture
+def service(service_factory: ServiceFactory) -> ThreadServer:
+    """The service over a fresh versioned store, without tokens."""
+    return service_factory()

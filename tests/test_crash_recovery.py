@@ -20,10 +20,11 @@ from pathlib import Path
 
 import pytest
 
-from necrocode.artifact_store import ArtifactStore
+from necrocode.artifact_store import ArtifactNotFoundError, ArtifactStore
 
 from .crash_workload import (
     KEYS,
+    SPEC,
     Model,
     acceptable,
     config_for,
@@ -32,6 +33,7 @@ from .crash_workload import (
     prepopulate,
     read_journal,
 )
+from .stress_workload import identify
 
 DEFAULT_RUNS = 10
 STRESS_RUNS = 50
@@ -76,6 +78,18 @@ def crash_run(tmp_path: Path, seed: int) -> dict[str, object]:
     after = model.after(in_flight) if in_flight is not None else model.states
 
     with ArtifactStore(config_for(base, versioning)) as store:
+        # Search and download agree before anything repairs the index: whatever
+        # search lists downloads intact, and what it does not list is gone -- except
+        # a first upload killed after its commit, before its index row: committed, so
+        # found by a download (which corrects the index), not yet by search.
+        listed = {meta.uri for meta in store.search(spec_name=SPEC)}
+        for key in KEYS:
+            uri = key.uri(store.root_uri)
+            if uri in listed:
+                identify(store.download(uri), key.path)  # complete, or it raises
+            elif not (in_flight and in_flight.path == key.path and "upload" in in_flight.kind):
+                with pytest.raises(ArtifactNotFoundError):
+                    store.download(uri)
         report = store.verify_all()
         assert report.healthy, report.to_dict()
         for key in KEYS:

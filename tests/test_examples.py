@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -46,6 +47,18 @@ def test_basic_usage_example_on_a_folder_of_your_own(tmp_path: Path) -> None:
     out = run_example("basic_artifact_store_usage.py", "--base-path", str(base))
     assert base.as_uri() in out
     assert (tmp_path / "chat-app.zip").is_file()
+
+
+def test_service_example() -> None:
+    out = run_example("service_and_remote_client.py")
+    assert re.search(
+        r"runner got 201 http://127\.0\.0\.1:\d+/artifacts/chat-app/1\.1/diff\?version=1", out
+    )
+    assert "retried upload: 200 same uri: True" in out
+    assert "link returns --- a/app.py" in out
+    assert "metadata: chat-app 1.1 diff {'title': 'Fix login'}" in out
+    assert "reader may not upload: token 'reviewers' has scope read; this needs write" in out
+    assert "server exit code 0" in out
 
 
 def test_retention_policy_example() -> None:

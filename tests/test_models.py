@@ -31,6 +31,7 @@ from necrocode.artifact_store import (
 
 PUBLIC_API = {
     "ArgumentOrderWarning",
+    "ArtifactExistsError",
     "ArtifactMetadata",
     "ArtifactNotFoundError",
     "ArtifactProblem",
@@ -56,6 +57,7 @@ PUBLIC_API = {
     "MetadataManager",
     "ObjectInfo",
     "ReadStream",
+    "RemoteArtifactStore",
     "StagedObject",
     "RepairReport",
     "RetentionDays",

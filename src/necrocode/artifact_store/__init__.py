@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from .config import ArtifactStoreConfig, RetentionDays, StorageQuota
     from .content.summary import Summary
     from .exceptions import (
+        ArtifactExistsError,
         ArtifactNotFoundError,
         ArtifactStoreError,
         ConfigError,
@@ -47,7 +48,6 @@ if TYPE_CHECKING:
     from .maintenance import RepairReport
     from .metadata_manager import MetadataManager
     from .models import ArtifactMetadata, ArtifactType, StorageUsage
-    from .paging import SearchPage
     from .retention_policy import CleanupReport, RetentionPolicy
     from .retry import RetryingBackend, RetryPolicy
     from .settings import load_config
@@ -58,6 +58,10 @@ if TYPE_CHECKING:
         StagedObject,
         StorageBackend,
     )
+
+    if TYPE_CHECKING:
+        from .service.client import RemoteArtifactStore
+    from .paging import SearchPage
     from .upload_args import ArgumentOrderWarning
 
 #: Where each public name lives; imported on first access (PEP 562), so that
@@ -73,6 +77,7 @@ _LAZY = {
     "RetentionDays": ".config",
     "StorageQuota": ".config",
     "Summary": ".content.summary",
+    "ArtifactExistsError": ".exceptions",
     "ArtifactNotFoundError": ".exceptions",
     "ArtifactStoreError": ".exceptions",
     "ConfigError": ".exceptions",
@@ -106,6 +111,7 @@ _LAZY = {
     "ReadStream": ".storage_backend",
     "StagedObject": ".storage_backend",
     "StorageBackend": ".storage_backend",
+    "RemoteArtifactStore": ".service.client",
     "SearchPage": ".paging",
     "ArgumentOrderWarning": ".upload_args",
 }
@@ -132,6 +138,7 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "ArgumentOrderWarning",
+    "ArtifactExistsError",
     "ArtifactMetadata",
     "ArtifactNotFoundError",
     "ArtifactProblem",
@@ -157,6 +164,7 @@ __all__ = [
     "MetadataManager",
     "ObjectInfo",
     "ReadStream",
+    "RemoteArtifactStore",
     "RepairReport",
     "RetentionDays",
     "RetentionPolicy",

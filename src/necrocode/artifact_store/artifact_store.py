@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import io
 import json
 import logging
 import os
@@ -28,16 +29,20 @@ from .config import ArtifactStoreConfig
 from .content.summariser import Summariser
 from .content.summary import Summary
 from .exceptions import (
+    ArtifactExistsError,
     ArtifactNotFoundError,
     ArtifactStoreError,
+    ConfigError,
     IntegrityError,
     InvalidInputError,
+    InvalidNameError,
     StorageError,
     StorageFullError,
 )
 from .export import ExportProgress, export_zip
 from .index.insights import InsightFilter
 from .integrity import ArtifactReader, HashingSource, VerifyReport
+from .intents import DeleteIntent
 from .locking import LockManager
 from .maintenance import (
     DEFAULT_REPAIR_GRACE,
@@ -48,9 +53,18 @@ from .maintenance import (
 )
 from .metadata_index import SearchQuery, SortKey
 from .metadata_manager import MetadataManager, StoredArtifact
-from .models import ArtifactMetadata, ArtifactType, StorageUsage, utc_now
+from .models import (
+    MAX_INT64,
+    MAX_RETENTION_DAYS,
+    ArtifactMetadata,
+    ArtifactType,
+    StorageUsage,
+    utc_now,
+)
 from .naming import ArtifactKey, new_generation, validate_name, validate_tags
+from .output_target import check_output_file
 from .paging import DEFAULT_PAGE_SIZE, SearchPage, decode_cursor, encode_cursor
+from .parallel import maintenance_workers, ordered_map
 from .retention_policy import CleanupReport, RetentionPolicy, append_cleanup_log
 from .settings import load_config
 from .storage_backend import (
@@ -89,6 +103,8 @@ QUOTA_WARNING_INTERVAL = 60.0
 QUOTA_TOP_SPECS = 3
 _QUOTA_WARNED: dict[str, float] = {}
 _QUOTA_WARNED_LOCK = threading.Lock()
+#: The longest grace ``repair`` accepts (older than the calendar: nothing would qualify).
+MAX_REPAIR_GRACE = timedelta(days=365 * 1000)
 #: Attribute of the log record a failing public call writes (the command line drops
 #: those records, since it reports the same error itself).
 FAILED_OPERATION = "necrocode_failed_operation"
@@ -120,6 +136,7 @@ class ArtifactStore:
         elif isinstance(config, dict):
             config = ArtifactStoreConfig.from_dict(config)
         self.config = config
+        _check_folders(config)
         self.backend = backend if backend is not None else create_backend(config)
         self.compression = CompressionEngine(
             config.compression_codec, config.compression_level, config.compression_enabled
@@ -137,6 +154,7 @@ class ArtifactStore:
         if not config.locking_enabled:
             log.info("locking_enabled: false is accepted, but writers still lock each artifact")
         self._depth = threading.local()
+        self._finish_interrupted_removals()
 
     # -- plumbing -------------------------------------------------------------------
 
@@ -151,6 +169,25 @@ class ArtifactStore:
 
     def _parse_uri(self, uri: str) -> tuple[ArtifactKey, int | None]:
         return ArtifactKey.from_uri(uri, self.root_uri)
+
+    @contextlib.contextmanager
+    def _hold(self, key: ArtifactKey, uri: str) -> Iterator[None]:
+        """Hold ``key``'s lock, first finishing a removal a crashed writer left half-done."""
+        with self.locks.hold(key.path, uri=uri):
+            self.metadata.finish_removal(key)
+            yield
+
+    def _finish_interrupted_removals(self) -> None:
+        """Finish the removals crashed processes left (those whose lock is free)."""
+        for intent in list(self.metadata.intents.all()):
+            try:
+                with self.locks.try_hold(intent.key.path) as got:
+                    if got:
+                        self.metadata.finish_removal(intent.key)
+            except ArtifactStoreError as exc:
+                # A read-only store, say: readers count the versions as gone all the same,
+                # and the next writer of the artifact finishes the removal.
+                log.warning("could not finish an interrupted removal now: %s", exc)
 
     def close(self) -> None:
         """Release the index connection and backend clients."""
@@ -182,6 +219,8 @@ class ArtifactStore:
         *,
         tags: Iterable[str] | None = None,
         retention_days: int | None = None,
+        if_changed: bool = False,
+        if_absent: bool = False,
         progress: ProgressCallback | None = None,
     ) -> str: ...
 
@@ -195,6 +234,8 @@ class ArtifactStore:
         mime_type: str | None = None,
         tags: Iterable[str] | None = None,
         retention_days: int | None = None,
+        if_changed: bool = False,
+        if_absent: bool = False,
         progress: ProgressCallback | None = None,
     ) -> str: ...
 
@@ -210,6 +251,8 @@ class ArtifactStore:
         ref: str | None = None,
         tags: Iterable[str] | None = None,
         retention_days: int | None = None,
+        if_changed: bool = False,
+        if_absent: bool = False,
         progress: ProgressCallback | None = None,
     ) -> str:
         """Store ``content`` as the ``artifact_type`` artifact of a task; return its URI.
@@ -225,13 +268,38 @@ class ArtifactStore:
         (``total`` 0 when the size is not known up front). Uploading the same
         spec/task/type again replaces the artifact, or adds a version when
         versioning is enabled. All-or-nothing: on any error nothing changes.
+
+        ``if_changed``: when the bytes equal the latest version's (same SHA-256),
+        store nothing and keep that version (a retried upload is a no-op).
+        ``if_absent``: refuse with ``ArtifactExistsError`` if the artifact exists.
         """
         spec, task, kind = upload_target(task_id, spec_name, artifact_type, ref)
         if content is None:
             raise InvalidInputError("upload needs content")
-        return self._upload(
-            spec, task, kind, content, metadata, mime_type, tags, retention_days, progress
-        )
+        options = _UploadOptions(tags, retention_days, if_changed, if_absent, progress)
+        return self._upload(spec, task, kind, content, metadata, mime_type, options).uri
+
+    def upload_version(
+        self,
+        task_id: str,
+        spec_name: str,
+        artifact_type: ArtifactType | str,
+        content: Content,
+        metadata: dict[str, Any] | None = None,
+        mime_type: str | None = None,
+        *,
+        tags: Iterable[str] | None = None,
+        retention_days: int | None = None,
+        if_changed: bool = False,
+        if_absent: bool = False,
+        progress: ProgressCallback | None = None,
+    ) -> ArtifactMetadata:
+        """Like :meth:`upload`, but return the metadata of the version now stored
+        (with ``if_changed`` and unchanged bytes: of the existing latest version).
+        """
+        spec, task, kind = upload_target(task_id, spec_name, artifact_type, None)
+        options = _UploadOptions(tags, retention_days, if_changed, if_absent, progress)
+        return self._upload(spec, task, kind, content, metadata, mime_type, options)
 
     def _upload(
         self,
@@ -241,35 +309,44 @@ class ArtifactStore:
         content: Content,
         metadata: dict[str, Any] | None,
         mime_type: str | None,
-        tags: Iterable[str] | None,
-        retention_days: int | None,
-        progress: ProgressCallback | None,
-    ) -> str:
+        options: _UploadOptions,
+    ) -> ArtifactMetadata:
         key = ArtifactKey.of(spec, task, kind)
         uri = key.uri(self.root_uri)
+        retention_days = options.retention_days
         with self._operation("upload", uri):
             custom = _check_custom_metadata(metadata)
             mime = _check_mime(mime_type or key.type.mime_type)
-            tag_tuple = validate_tags(tags)
+            tag_tuple = validate_tags(options.tags)
             if retention_days is not None and (
-                type(retention_days) is not int or retention_days < 0
+                type(retention_days) is not int or not 0 <= retention_days <= MAX_RETENTION_DAYS
             ):
                 raise InvalidInputError(
-                    f"retention_days must be a non-negative integer, got {retention_days!r}"
+                    f"retention_days must be an integer from 0 to {MAX_RETENTION_DAYS}, "
+                    f"got {retention_days!r}"
                 )
             chunks, close_source = _content_chunks(content)
-            if progress is not None:
-                chunks = with_progress(chunks, content_size(content), progress)
+            if options.progress is not None:
+                chunks = with_progress(chunks, content_size(content), options.progress)
             try:
-                with self.locks.hold(key.path, uri=uri):
-                    meta = self._write_version(key, chunks, mime, tag_tuple, custom, retention_days)
+                with self._hold(key, uri):
+                    meta = self._write_version(
+                        key,
+                        chunks,
+                        mime,
+                        tag_tuple,
+                        custom,
+                        retention_days,
+                        options.if_changed,
+                        options.if_absent,
+                    )
             except SourceError as exc:
                 # The caller's content failed, not the store: give back their exception.
                 raise exc.__cause__ or exc from None
             finally:
                 close_source()
             log.debug("uploaded %s v%d (%d bytes)", uri, meta.version, meta.size)
-            return uri
+            return meta
 
     def upload_file(
         self,
@@ -290,9 +367,8 @@ class ArtifactStore:
         if not isinstance(path, str | os.PathLike):
             raise InvalidInputError(f"path must be a str or os.PathLike, not {type(path).__name__}")
         spec, task, kind = upload_target(task_id, spec_name, artifact_type, ref)
-        return self._upload(
-            spec, task, kind, Path(path), metadata, mime_type, tags, retention_days, progress
-        )
+        options = _UploadOptions(tags, retention_days, False, False, progress)
+        return self._upload(spec, task, kind, Path(path), metadata, mime_type, options).uri
 
     def _write_version(
         self,
@@ -302,9 +378,15 @@ class ArtifactStore:
         tags: tuple[str, ...],
         custom: dict[str, Any],
         retention_days: int | None,
+        if_changed: bool = False,
+        if_absent: bool = False,
     ) -> ArtifactMetadata:
         """Write one new version of ``key``; the caller holds its lock."""
         previous = self._current_versions(key)
+        if if_absent and previous:
+            raise ArtifactExistsError(
+                f"{key.uri(self.root_uri)} exists already", uri=previous[-1].uri
+            )
         version = previous[-1].version + 1 if previous else 1
         codec = self.compression.codec
         object_key = key.object_key(version, new_generation(), codec)
@@ -314,6 +396,11 @@ class ArtifactStore:
         staged = self.backend.stage(object_key, self.compression.compress_stream(source))
         stored_size = staged.size
         summary, summary_reason = summariser.finish() if summariser else (None, None)
+        if if_changed and previous and previous[-1].checksum == source.checksum:
+            # A retried upload of the same bytes: nothing refers to the new object yet.
+            self.backend.delete(object_key)
+            log.debug("%s unchanged: kept v%d", previous[-1].uri, previous[-1].version)
+            return previous[-1]
         meta = ArtifactMetadata(
             uri=key.uri(self.root_uri),
             task_id=key.task_id,
@@ -522,6 +609,10 @@ class ArtifactStore:
                 raise ArtifactNotFoundError(f"no artifact at {uri}", uri=uri)
             try:
                 raw = self.backend.open_read(meta.object_key)
+            except InvalidNameError:
+                raise IntegrityError(
+                    f"{uri}: its record names an unusable object key {meta.object_key!r}", uri=uri
+                ) from None
             except ArtifactNotFoundError:
                 # Replaced or deleted since the lookup: look again in the records.
                 fresh = self.metadata.refresh(key, version)
@@ -567,6 +658,7 @@ class ArtifactStore:
     ) -> ArtifactMetadata:
         """Stream an artifact into ``path``; the file appears only once fully verified."""
         target = Path(path)
+        check_output_file(target)
         tmp = target.with_name(f".{target.name}.part-{new_generation()}")
         with self._operation("download", uri), self._open(uri, verify_checksum) as reader:
             done = 0
@@ -758,8 +850,10 @@ class ArtifactStore:
         created_before = _as_utc("created_before", created_before)
         if match not in ("all", "any"):
             raise InvalidInputError(f"match must be 'all' or 'any', got {match!r}")
-        if limit is not None and (type(limit) is not int or limit < 1):
-            raise InvalidInputError(f"limit must be a positive integer, got {limit!r}")
+        if limit is not None and (type(limit) is not int or not 1 <= limit <= MAX_INT64):
+            raise InvalidInputError(
+                f"limit must be an integer from 1 to {MAX_INT64}, got {limit!r}"
+            )
         return SearchQuery(
             task_id=task_id,
             spec_name=spec_name,
@@ -793,7 +887,7 @@ class ArtifactStore:
         """
         with self._operation("delete", uri):
             key, version = self._parse_uri(uri)
-            with self.locks.hold(key.path, uri=uri):
+            with self._hold(key, uri):
                 stored = self.metadata.stored(key)
                 versions = sorted(stored.records) if version is None else [version]
                 versions = [v for v in versions if v in stored.records]
@@ -803,12 +897,9 @@ class ArtifactStore:
                         return 0
                     raise ArtifactNotFoundError(f"no artifact at {uri}", uri=uri)
                 metas = [m for m in self._load_versions(stored) if m.version in versions]
-                for number in versions:  # oldest first: never resurrect an older version
-                    self.metadata.delete_record(key, number)
-                for meta in metas:
-                    if meta.object_key:
-                        self.backend.delete(meta.object_key)
-                self.metadata.unindex(key, None if version is None else versions)
+                objects = tuple(m.object_key for m in metas if m.object_key)
+                removal = DeleteIntent(key, tuple(versions), objects, all_versions=version is None)
+                self.metadata.remove_versions([removal])
             log.info("deleted %s", uri)
             return 1
 
@@ -846,7 +937,9 @@ class ArtifactStore:
         with the records are corrected in passing and listed.
         """
         with self._operation("verify_all"):
-            return verify_store(self.backend, self.metadata, progress)
+            return verify_store(
+                self.backend, self.metadata, progress, self.config.maintenance_workers
+            )
 
     def repair(
         self, older_than: timedelta = DEFAULT_REPAIR_GRACE, *, dry_run: bool = False
@@ -859,6 +952,12 @@ class ArtifactStore:
         artifact: records whose object is missing or that cannot be read are
         reported (``missing``, ``unreadable``). ``dry_run`` only lists.
         """
+        if not isinstance(older_than, timedelta) or older_than < timedelta(0):
+            raise InvalidInputError(f"older_than must be a timedelta >= 0, got {older_than!r}")
+        if older_than > MAX_REPAIR_GRACE:
+            raise InvalidInputError(
+                f"older_than must be at most {MAX_REPAIR_GRACE.days} days, got {older_than!r}"
+            )
         with self._operation("repair"):
             return repair_store(
                 self.backend, self.metadata, self.locks, older_than, dry_run=dry_run
@@ -872,7 +971,7 @@ class ArtifactStore:
         """Rewrite the record ``uri`` names (under its lock, from the stored truth)."""
         with self._operation(operation, uri):
             key, version = self._parse_uri(uri)
-            with self.locks.hold(key.path, uri=uri):
+            with self._hold(key, uri):
                 current = self.metadata.refresh(key, version)
                 if current is None:
                     raise ArtifactNotFoundError(f"no artifact at {uri}", uri=uri)
@@ -940,8 +1039,10 @@ class ArtifactStore:
         self, uri: str, version: int, verify_checksum: bool | None = None
     ) -> bytes:
         """The bytes of one version of the artifact."""
-        if type(version) is not int or version < 1:
-            raise InvalidInputError(f"version must be a positive integer, got {version!r}")
+        if type(version) is not int or not 1 <= version <= MAX_INT64:
+            raise InvalidInputError(
+                f"version must be an integer from 1 to {MAX_INT64}, got {version!r}"
+            )
         key, _ = self._parse_uri(uri)
         return self.download(key.uri(self.root_uri, version), verify_checksum)
 
@@ -951,14 +1052,14 @@ class ArtifactStore:
             raise InvalidInputError(f"keep must be a positive integer, got {keep!r}")
         with self._operation("delete_old_versions", uri):
             key, _ = self._parse_uri(uri)
-            with self.locks.hold(key.path, uri=uri):
+            with self._hold(key, uri):
                 stored = self.metadata.stored(key)
                 if not stored.records:
                     raise ArtifactNotFoundError(f"no artifact at {uri}", uri=uri)
                 doomed = sorted(stored.records)[:-keep]
                 metas = [m for m in self._load_versions(stored) if m.version in doomed]
-                self._remove_versions(key, metas)
-                self.metadata.unindex(key, doomed)
+                objects = tuple(m.object_key for m in metas if m.object_key)
+                self.metadata.remove_versions([DeleteIntent(key, tuple(doomed), objects)])
             return len(doomed)
 
     # -- retention --------------------------------------------------------------------
@@ -994,12 +1095,19 @@ class ArtifactStore:
             for meta in expired:
                 by_folder.setdefault(f"{meta.spec_name}/{meta.task_id}", []).append(meta)
             done = 0
-            for group in by_folder.values():
-                try:
-                    deleted = group if dry_run else self._delete_expired_group(group, moment)
-                    failure = None
-                except ArtifactStoreError as exc:
-                    deleted, failure = [], exc
+            # Folders are deleted on a few threads (their fsyncs overlap), merged here in
+            # order; a folder that fails is reported and the others go on.
+            workers = maintenance_workers(
+                self.backend, self.config.maintenance_workers, waits_on_disk=True
+            )
+            outcomes = ordered_map(
+                lambda group: group if dry_run else self._delete_expired_group(group, moment),
+                by_folder.values(),
+                1 if dry_run else workers,
+            )
+            for outcome in outcomes:
+                group, failure = outcome.item, outcome.error
+                deleted = outcome.value or []
                 for meta in group:
                     label = meta.version_uri if self.config.versioning_enabled else meta.uri
                     if failure is not None:
@@ -1011,7 +1119,11 @@ class ArtifactStore:
                     if progress is not None:
                         progress(done, len(expired))
             report.finished_at = utc_now()
-            append_cleanup_log(self.metadata.state_dir, report)
+            try:
+                append_cleanup_log(self.metadata.state_dir, report)
+            except StorageError as exc:
+                # The deletions happened (and freed space); only their log line is lost.
+                log.warning("cleanup ran, but its log could not be written: %s", exc)
             log.info(
                 "cleanup%s: %d expired artifact versions %s, %d bytes, %d errors",
                 " (dry run)" if dry_run else "",
@@ -1035,7 +1147,7 @@ class ArtifactStore:
         keys = sorted({ArtifactKey(m.spec_name, m.task_id, m.type) for m in group})
         with contextlib.ExitStack() as held:
             for key in keys:
-                held.enter_context(self.locks.hold(key.path, uri=key.uri(self.root_uri)))
+                held.enter_context(self._hold(key, key.uri(self.root_uri)))
             doomed: list[tuple[ArtifactKey, ArtifactMetadata]] = []
             kept: list[ArtifactMetadata] = []
             for meta in sorted(group, key=lambda m: m.version):
@@ -1052,12 +1164,16 @@ class ArtifactStore:
                 kept.append(meta)
             if not doomed:
                 return []
-            self.metadata.delete_records([(key, m.version) for key, m in doomed])
-            self.backend.delete_many([m.object_key for _, m in doomed if m.object_key])
-            for key in keys:
-                versions = [m.version for k, m in doomed if k == key]
-                if versions:
-                    self.metadata.unindex(key, versions)
+            self.metadata.remove_versions(
+                [
+                    DeleteIntent(
+                        key,
+                        tuple(m.version for k, m in doomed if k == key),
+                        tuple(m.object_key for k, m in doomed if k == key and m.object_key),
+                    )
+                    for key in keys
+                ]
+            )
         return kept
 
     # -- usage ------------------------------------------------------------------------
@@ -1158,6 +1274,7 @@ class ArtifactStore:
             query=query,
             progress=progress,
             include_manifest=include_metadata,
+            workers=maintenance_workers(self.backend, self.config.maintenance_workers),
         )
         log.info("exported %d artifacts to %s", len(found), path)
         return path
@@ -1201,6 +1318,17 @@ class ArtifactStore:
                 force=force,
                 progress=progress,
             )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _UploadOptions:
+    """The keyword options of one upload, as :meth:`ArtifactStore._upload` takes them."""
+
+    tags: Iterable[str] | None
+    retention_days: int | None
+    if_changed: bool
+    if_absent: bool
+    progress: ProgressCallback | None
 
 
 class _Operation:
@@ -1291,12 +1419,32 @@ def _content_chunks(content: Content) -> tuple[Iterable[bytes], Callable[[], Non
         except OSError as exc:
             raise InvalidInputError(f"cannot read content file {content}: {exc.strerror}") from exc
         return source_chunks(handle, CHUNK_SIZE), handle.close
+    if getattr(content, "closed", False) is True:
+        raise InvalidInputError("content is a closed file; pass an open binary file")
+    if isinstance(content, io.TextIOBase):
+        raise InvalidInputError(
+            "content is a text-mode file; open it in binary mode ('rb') or pass its text as str"
+        )
     if hasattr(content, "read") or isinstance(content, Iterable):
         return source_chunks(content), lambda: None
     raise InvalidInputError(
         f"content must be bytes, str, a path, a binary file or an iterable of bytes, "
         f"not {type(content).__name__}"
     )
+
+
+def _check_folders(config: ArtifactStoreConfig) -> None:
+    """Refuse a ``base_path`` or ``state_dir`` that exists but is not a folder."""
+    folders = [("state_dir", config.effective_state_dir)]
+    if config.backend_type == "filesystem":
+        folders.insert(0, ("base_path", config.base_path))
+    for key, folder in folders:
+        for place in (folder, *folder.parents):
+            if place.is_dir():
+                break
+            if place.exists() or place.is_symlink():
+                what = "" if place == folder else f" ({place} is not a folder)"
+                raise ConfigError(f"{key}: {folder} is not a folder{what}", key=key)
 
 
 def _aware(moment: datetime | None, name: str) -> datetime:

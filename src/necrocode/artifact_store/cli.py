@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Annotated, BinaryIO
 
 import typer
 
-from . import __version__, cli_admin
+from . import __version__, cli_admin, cli_serve
 from .cli_bulk import collect_uploads
 from .cli_insights import (
     FailedOption,
@@ -54,7 +54,7 @@ from .cli_runtime import (
     session,
     state_of,
 )
-from .models import ArtifactMetadata, ArtifactType
+from .models import MAX_INT64, MAX_RETENTION_DAYS, ArtifactMetadata, ArtifactType
 from .storage_backend import CHUNK_SIZE
 
 if TYPE_CHECKING:  # the store's modules load only once a command needs them
@@ -124,6 +124,24 @@ def _global_options(
         bool, typer.Option("--verbose", "-v", help="Also the store's info log on stderr.")
     ] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Tracebacks and debug logs.")] = False,
+    server: Annotated[
+        str | None,
+        typer.Option(
+            "--server",
+            metavar="URL",
+            envvar="NECROCODE_ARTIFACT_STORE_SERVER",
+            help="Use the artifact service at URL instead of a local store.",
+        ),
+    ] = None,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            "--token",
+            envvar="NECROCODE_ARTIFACT_STORE_TOKEN",
+            show_envvar=True,
+            help="Access token for --server.",
+        ),
+    ] = None,
     version: Annotated[
         bool,
         typer.Option("--version", callback=_show_version, is_eager=True, help="Show the version."),
@@ -139,6 +157,7 @@ def _global_options(
     state = state_of(ctx)
     state.config_path, state.json, state.quiet, state.debug = config, json_output, quiet, debug
     state.verbose = verbose
+    state.server, state.token = server, token
     install_logging(state)
 
 
@@ -163,7 +182,10 @@ def upload(
     ] = None,
     mime_type: Annotated[str | None, typer.Option("--mime-type", help="MIME type.")] = None,
     retention_days: Annotated[
-        int | None, typer.Option("--retention-days", min=0, help="Keep this many days.")
+        int | None,
+        typer.Option(
+            "--retention-days", min=0, max=MAX_RETENTION_DAYS, help="Keep this many days."
+        ),
     ] = None,
     allow_empty: Annotated[
         bool, typer.Option("--allow-empty", help="Store an empty stdin as a 0-byte artifact.")
@@ -417,7 +439,9 @@ def list_artifacts(
     reverse: Annotated[
         bool, typer.Option("--reverse", "-r", help="Oldest (smallest, Z) first instead.")
     ] = False,
-    limit: Annotated[int | None, typer.Option("--limit", min=1, help="At most N results.")] = None,
+    limit: Annotated[
+        int | None, typer.Option("--limit", min=1, max=MAX_INT64, help="At most N results.")
+    ] = None,
     cursor: Annotated[
         str | None, typer.Option("--cursor", help="Continue after a page (see --limit).")
     ] = None,
@@ -710,6 +734,7 @@ for _command in (
 ):
     app.command(rich_help_panel=STORE_PANEL)(_command)
 config_app.command("show")(cli_admin.config_show)
+app.command(rich_help_panel=STORE_PANEL)(cli_serve.serve)
 
 
 class Shell(StrEnum):

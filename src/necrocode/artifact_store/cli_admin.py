@@ -228,6 +228,7 @@ def _print_verify_report(out: Output, report: VerifyReport) -> None:
     rows += [["missing", p.uri, _reason(p)] for p in report.missing]
     rows += [["orphaned", key, "stored object no record refers to"] for key in report.orphaned]
     rows += [["incomplete", key, "leftover of an interrupted write"] for key in report.incomplete]
+    rows += [["escaping", key, "symbolic link out of the store root"] for key in report.escaping]
     if rows:
         out.table(("STATUS", "ARTIFACT", "REASON"), rows)
     if report.healthy:  # otherwise the error line says what failed
@@ -348,7 +349,14 @@ def repair(
       necrocode-artifacts repair --older-than 2h --yes
     """
     state, out = session(ctx, json_flag)
-    grace = parse_duration(older_than)
+    from .artifact_store import MAX_REPAIR_GRACE  # noqa: PLC0415 - off the start-up path
+
+    grace = parse_duration(older_than, "--older-than")
+    if grace > MAX_REPAIR_GRACE:
+        raise typer.BadParameter(
+            f"{older_than!r} is longer than {MAX_REPAIR_GRACE.days} days",
+            param_hint="'--older-than'",
+        )
     store = state.store()
     if not dry_run and not yes:
         preview = store.repair(older_than=grace, dry_run=True)
@@ -368,6 +376,8 @@ def repair(
     else:
         for key in (*report.removed_orphans, *report.removed_incomplete):
             out.line(key)
+        if report.index_error is not None:
+            out.warn(f"index not rebuilt: {report.index_error}")
         verb = "would remove" if dry_run else "removed"
         indexed = "" if dry_run else f"; indexed {plural(report.indexed, 'record')}"
         out.note(
@@ -379,7 +389,10 @@ def repair(
 
 
 def _report_unrepairable(out: Output, report: RepairReport) -> None:
-    """Committed artifacts repair cannot fix: one warning each, with the fixing command."""
+    """Committed artifacts repair cannot fix: one warning each, with the fixing command.
+
+    Their bytes are kept (an unreadable record's objects too); someone decides.
+    """
     for problem in report.missing:
         out.warn(
             f"{problem.uri}: stored object is missing; re-upload it, or delete the record: "
@@ -387,8 +400,8 @@ def _report_unrepairable(out: Output, report: RepairReport) -> None:
         )
     for problem in report.unreadable:
         out.warn(
-            f"{problem.uri}: record cannot be read ({_reason(problem)}); delete it: "
-            f"necrocode-artifacts rm '{problem.uri}'"
+            f"{problem.uri}: record cannot be read ({_reason(problem)}); its bytes are kept; "
+            f"delete it: necrocode-artifacts rm '{problem.uri}'"
         )
     if report.missing or report.unreadable:
         count = len(report.missing) + len(report.unreadable)

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import typer
 from typer.core import TyperGroup
@@ -81,6 +81,9 @@ class CliState:
     quiet: bool = False
     debug: bool = False
     verbose: bool = False
+    #: ``--server URL`` / ``--token``: use the service there instead of a local store.
+    server: str | None = None
+    token: str | None = field(default=None, repr=False)
     _resolved: ResolvedConfig | None = field(default=None, repr=False)
     _store: ArtifactStore | None = field(default=None, repr=False)
 
@@ -100,12 +103,18 @@ class CliState:
         :class:`~.cli_init.StoreMissing` rather than appearing empty.
         """
         if self._store is None:
-            config = self.resolved().config
-            if not (create or is_default_location(config) or store_exists(config)):
-                raise StoreMissing(config.base_path)
-            from .artifact_store import ArtifactStore  # noqa: PLC0415 - off the start-up path
+            if self.server is not None:
+                from .service.client import RemoteArtifactStore  # noqa: PLC0415 - extra
 
-            self._store = ArtifactStore(config)
+                # Duck-typed: RemoteArtifactStore has the facade's methods and errors.
+                self._store = cast("ArtifactStore", RemoteArtifactStore(self.server, self.token))
+            else:
+                config = self.resolved().config
+                if not (create or is_default_location(config) or store_exists(config)):
+                    raise StoreMissing(config.base_path)
+                from .artifact_store import ArtifactStore  # noqa: PLC0415 - off the start-up path
+
+                self._store = ArtifactStore(config)
         return self._store
 
     def close(self) -> None:
@@ -295,18 +304,30 @@ def _print_error(message: str) -> None:
 # -- argument parsing ----------------------------------------------------------------
 
 
-def parse_duration(text: str) -> timedelta:
-    """``"90s"``, ``"15m"``, ``"12h"``, ``"7d"``, ``"2w"`` -> a ``timedelta``."""
+def parse_duration(text: str, option: str | None = None) -> timedelta:
+    """``"90s"``, ``"15m"``, ``"12h"``, ``"7d"``, ``"2w"`` -> a ``timedelta``.
+
+    ``option`` names the option in the error message.
+    """
+    hint = None if option is None else f"'{option}'"
     match = _DURATION.fullmatch(text.strip())
     if match is None:
-        raise typer.BadParameter(f"{text!r} is not a duration like 90s, 15m, 12h, 7d or 2w")
-    return timedelta(seconds=int(match["count"]) * _UNIT_SECONDS[match["unit"]])
+        raise typer.BadParameter(
+            f"{text!r} is not a duration like 90s, 15m, 12h, 7d or 2w", param_hint=hint
+        )
+    try:
+        return timedelta(seconds=int(match["count"]) * _UNIT_SECONDS[match["unit"]])
+    except (OverflowError, ValueError):
+        raise typer.BadParameter(f"{text!r} is too long a duration", param_hint=hint) from None
 
 
 def parse_when(text: str) -> datetime:
     """A moment: a duration ago (``7d``) or an ISO 8601 date/time (local time if naive)."""
     if _DURATION.fullmatch(text.strip()):
-        return utc_now() - parse_duration(text)
+        try:
+            return utc_now() - parse_duration(text)
+        except OverflowError:
+            raise typer.BadParameter(f"{text!r} reaches back before the year 1") from None
     try:
         moment = datetime.fromisoformat(text.strip())
     except ValueError:
@@ -314,7 +335,10 @@ def parse_when(text: str) -> datetime:
             f"{text!r} is neither a duration (7d, 12h) nor an ISO 8601 date/time "
             "(2026-11-29, 2026-11-29T10:00:00+00:00)"
         ) from None
-    return moment if moment.tzinfo is not None else moment.astimezone()
+    try:
+        return moment if moment.tzinfo is not None else moment.astimezone()
+    except (OverflowError, OSError, ValueError):
+        raise typer.BadParameter(f"{text!r} is outside the range of local time") from None
 
 
 def resolve_ref(store: ArtifactStore, ref: str, version: int | None = None) -> str:

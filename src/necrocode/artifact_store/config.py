@@ -50,7 +50,7 @@ from pydantic import (
 )
 
 from .exceptions import ConfigError
-from .models import ArtifactType
+from .models import MAX_RETENTION_DAYS, ArtifactType
 
 __all__ = [
     "DEFAULT_BASE_PATH",
@@ -75,8 +75,18 @@ DEFAULT_BASE_PATH = Path("~/.necrocode/artifacts")
 STATE_DIRNAME = ".necrocode"
 
 
+#: Upper bounds of numeric settings: beyond them a value cannot be meant, and would
+#: overflow a computation (sleep lengths, byte counts, dates) long after loading.
+MAX_QUOTA_GB = 8_000_000_000  # just under 2**63 bytes
+MAX_WAIT_S = 7 * 86400.0
+MAX_RETRY_INTERVAL_S = 3600.0
+
+
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+    # inf and nan are refused in every float setting (YAML's .inf, .nan).
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, validate_default=True, allow_inf_nan=False
+    )
 
 
 class _RetentionMapping(_Section):
@@ -114,7 +124,10 @@ else:
         __module__=__name__,
         __doc__="Days an artifact of each type is kept before cleanup may delete it.",
         **{
-            kind.value: (int, Field(default=kind.default_retention_days, ge=0))
+            kind.value: (
+                int,
+                Field(default=kind.default_retention_days, ge=0, le=MAX_RETENTION_DAYS),
+            )
             for kind in ArtifactType
         },
     )
@@ -123,7 +136,7 @@ else:
 class StorageQuota(_Section):
     """Upper bound on stored bytes; ``max_size_gb: null`` means no limit."""
 
-    max_size_gb: float | None = Field(default=100.0, gt=0)
+    max_size_gb: float | None = Field(default=100.0, gt=0, le=MAX_QUOTA_GB)
     warn_threshold: float = Field(default=0.8, gt=0, le=1)
 
     @property
@@ -319,11 +332,14 @@ class ArtifactStoreConfig(_Section):
     #: always take its lock (unique, gap-free versions depend on it): ``false`` changes
     #: nothing but a notice in the log.
     locking_enabled: bool = True
-    lock_timeout: float = Field(default=30.0, ge=0)
-    lock_retry_interval: float = Field(default=0.05, gt=0)
+    lock_timeout: float = Field(default=30.0, ge=0, le=MAX_WAIT_S)
+    lock_retry_interval: float = Field(default=0.05, gt=0, le=MAX_RETRY_INTERVAL_S)
     retry_attempts: int = Field(default=3, ge=1, le=20)
-    retry_backoff_base: float = Field(default=0.2, ge=0)
-    retry_backoff_max: float = Field(default=5.0, ge=0)
+    retry_backoff_base: float = Field(default=0.2, ge=0, le=MAX_RETRY_INTERVAL_S)
+    retry_backoff_max: float = Field(default=5.0, ge=0, le=MAX_RETRY_INTERVAL_S)
+    #: Threads of verify_all, cleanup_expired and export; ``null``: 8 on an object
+    #: store; on a local disk 4 for cleanup (2 on one core) and 1 for the rest.
+    maintenance_workers: int | None = Field(default=None, ge=1, le=64)
 
     #: The chosen backend's own settings (the union keyed by ``backend_type``).
     backend: BackendSettings = Field(default_factory=FilesystemSettings)
@@ -332,6 +348,14 @@ class ArtifactStoreConfig(_Section):
     @classmethod
     def _gather_backend(cls, data: Any) -> Any:
         return _gather_backend_settings(data) if isinstance(data, dict) else data
+
+    @field_validator("base_path", "state_dir", mode="before")
+    @classmethod
+    def _not_empty(cls, value: Any) -> Any:
+        if isinstance(value, str) and not value.strip():
+            # Path("") is the current folder: never what an empty setting meant.
+            raise ValueError("must not be empty (use null for the default)")
+        return value
 
     @field_validator("base_path", "state_dir")
     @classmethod
@@ -390,10 +414,40 @@ def read_yaml_file(path: Path) -> Any:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}", source=str(path)) from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte {exc.start}: {exc.object[exc.start : exc.start + 1]!r})",
+            source=str(path),
+        ) from None
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except _DuplicateKeyError as exc:
+        raise ConfigError(f"{path}: {exc}", key=exc.key, source=str(path)) from None
+    except RecursionError:
+        raise ConfigError(f"{path}: not valid YAML: nested too deeply", source=str(path)) from None
+    except ValueError as exc:  # e.g. an integer of more digits than Python converts
+        raise ConfigError(f"{path}: not a usable value: {exc}", source=str(path)) from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}", source=str(path)) from exc
+
+
+class _DuplicateKeyError(yaml.YAMLError):
+    def __init__(self, key: str, line: int) -> None:
+        super().__init__(f"key '{key}' is given twice (again on line {line}); keep one")
+        self.key = key
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a mapping that names a key twice (YAML keeps the last)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, str | int | float | bool) and key in seen:
+                raise _DuplicateKeyError(str(key), key_node.start_mark.line + 1)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
 
 def unwrap_settings(data: Any, *, source: str | None = None) -> dict[str, Any]:

@@ -4,6 +4,7 @@ Every error the store raises on purpose derives from :class:`ArtifactStoreError`
 
     ArtifactStoreError
     ├── ArtifactNotFoundError   (also a built-in FileNotFoundError)
+    ├── ArtifactExistsError     a create-only upload found the artifact (also FileExistsError)
     ├── IntegrityError          checksum or size mismatch, unreadable record
     ├── LockTimeoutError        (also a built-in TimeoutError)
     ├── InvalidInputError       (also a built-in ValueError)
@@ -30,6 +31,7 @@ import warnings
 from typing import Any
 
 __all__ = [
+    "ArtifactExistsError",
     "ArtifactNotFoundError",
     "ArtifactStoreError",
     "ConfigError",
@@ -73,6 +75,10 @@ def _rebuild(cls: type[ArtifactStoreError], message: str) -> ArtifactStoreError:
 
 class ArtifactNotFoundError(ArtifactStoreError, FileNotFoundError):
     """The artifact (or the given version of it) does not exist."""
+
+
+class ArtifactExistsError(ArtifactStoreError, FileExistsError):
+    """A create-only upload (``if_absent=True``) found the artifact already stored."""
 
 
 class IntegrityError(ArtifactStoreError):

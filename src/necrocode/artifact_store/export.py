@@ -4,6 +4,10 @@ The archive is streamed (zip64, so artifacts and archives may exceed 4 GiB)
 into a temporary file beside the target, each artifact's checksum verified as
 it is written; only a complete archive is renamed into place, so a failed
 export leaves no file behind.
+
+With ``workers`` > 1, artifacts of at most :data:`PREFETCH_MAX_BYTES` are read and
+verified on a worker pool a few items ahead of the writer (see :mod:`.parallel`), in
+archive order; larger ones are streamed by the writer itself, so memory stays bounded.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from __future__ import annotations
 import json
 import os
 import zipfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC
 from pathlib import Path
@@ -21,6 +25,8 @@ from .exceptions import ArtifactNotFoundError, StorageError
 from .integrity import ArtifactReader
 from .models import ArtifactMetadata, format_time, utc_now
 from .naming import new_generation
+from .output_target import check_output_file
+from .parallel import ordered_map
 
 __all__ = ["MANIFEST_NAME", "ExportProgress", "export_zip", "read_manifest"]
 
@@ -31,6 +37,10 @@ MANIFEST_VERSION = 1
 #: data (34 vs 13 MiB/s measured here) for a few percent larger archives: an export
 #: is a transfer format, so speed wins.
 EXPORT_DEFLATE_LEVEL = 1
+#: Artifacts up to this (original) size are read ahead on the worker pool, whole.
+PREFETCH_MAX_BYTES = 1024 * 1024
+#: Artifacts one worker reads ahead per hand-over.
+EXPORT_BATCH = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +72,7 @@ def export_zip(
     progress: ProgressCallback | None = None,
     compresslevel: int = EXPORT_DEFLATE_LEVEL,
     include_manifest: bool = True,
+    workers: int = 1,
 ) -> Path:
     """Write ``artifacts`` and (unless ``include_manifest`` is false) their manifest
     to ``output_path``; return the path.
@@ -71,6 +82,7 @@ def export_zip(
     Artifacts deleted while the export runs are listed as skipped.
     """
     target = output_path.expanduser().absolute()
+    check_output_file(target, folder_may_be_missing=True)
     tmp = target.with_name(f".{target.name}.part-{new_generation()}")
     items_total = len(artifacts)
     bytes_total = sum(meta.size for meta in artifacts)
@@ -81,6 +93,12 @@ def export_zip(
     def report(current: str | None) -> None:
         if progress is not None:
             progress(ExportProgress(items_done, items_total, bytes_done, bytes_total, current))
+
+    def read_ahead(meta: ArtifactMetadata) -> _Read | None:
+        if workers <= 1 or meta.original_size > PREFETCH_MAX_BYTES:
+            return None  # streamed by the writer
+        with opener(meta.uri) as reader:
+            return _Read(reader.metadata, list(reader))
 
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -95,26 +113,29 @@ def export_zip(
             ) as archive,
         ):
             report(None)
-            for meta in artifacts:
+            for outcome in ordered_map(read_ahead, artifacts, workers, batch=EXPORT_BATCH):
+                meta = outcome.item
                 try:
-                    reader = opener(meta.uri)
+                    if outcome.error is not None:
+                        raise outcome.error
+                    source = outcome.value or opener(meta.uri)
                 except ArtifactNotFoundError:
                     skipped.append(meta.uri)
                     items_done += 1
                     report(meta.uri)
                     continue
                 name = entry_name(meta)
-                info = zipfile.ZipInfo(name, date_time=_zip_time(reader.metadata))
+                info = zipfile.ZipInfo(name, date_time=_zip_time(source.metadata))
                 info.compress_type = zipfile.ZIP_DEFLATED
                 # open(ZipInfo, "w") ignores the archive's level; the attribute is
                 # public only from Python 3.13 (compress_level).
                 info._compresslevel = compresslevel  # type: ignore[attr-defined]
-                with reader, archive.open(info, "w", force_zip64=True) as entry:
-                    for chunk in reader:
+                with source, archive.open(info, "w", force_zip64=True) as entry:
+                    for chunk in source:
                         entry.write(chunk)
                         bytes_done += len(chunk)
                         report(meta.uri)
-                exported.append({"path": name, **reader.metadata.to_dict()})
+                exported.append({"path": name, **source.metadata.to_dict()})
                 items_done += 1
                 report(meta.uri)
             manifest = {
@@ -138,6 +159,23 @@ def export_zip(
         tmp.unlink(missing_ok=True)
         raise
     return target
+
+
+@dataclass(frozen=True)
+class _Read:
+    """An artifact read (and verified) ahead on the pool: its record and its bytes."""
+
+    metadata: ArtifactMetadata
+    chunks: list[bytes]
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self.chunks)
+
+    def __enter__(self) -> _Read:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
 
 
 def _zip_time(meta: ArtifactMetadata) -> tuple[int, int, int, int, int, int]:

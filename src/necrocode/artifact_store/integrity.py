@@ -183,6 +183,8 @@ class VerifyReport:
     orphaned: list[str] = field(default_factory=list)
     incomplete: list[str] = field(default_factory=list)
     index_stale: list[str] = field(default_factory=list)
+    #: Folders inside the root that are symbolic links out of it (nothing is written there).
+    escaping: list[str] = field(default_factory=list)
     bytes_checked: int = 0
 
     @property
@@ -207,6 +209,7 @@ class VerifyReport:
             "orphaned": self.orphaned,
             "incomplete": self.incomplete,
             "index_stale": self.index_stale,
+            "escaping": self.escaping,
         }
 
 

@@ -188,6 +188,6 @@ class LockManager:
 
 
 def _os_error(exc: OSError, message: str) -> StorageError:
-    if isinstance(exc, builtins.PermissionError):
+    if isinstance(exc, builtins.PermissionError) or exc.errno == errno.EROFS:
         return StoragePermissionError(f"{message}: {exc.strerror or exc}")
     return StorageError(f"{message}: {exc.strerror or exc}")

@@ -11,13 +11,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from .exceptions import ArtifactNotFoundError, IntegrityError
+from .exceptions import (
+    ArtifactNotFoundError,
+    IntegrityError,
+    StorageFullError,
+    StoragePermissionError,
+)
 from .integrity import ArtifactProblem, ArtifactReader, VerifyReport, vars_of
 from .locking import LockManager
 from .metadata_manager import MetadataManager, StoredArtifact
 from .models import ArtifactMetadata, ArtifactType, utc_now
-from .naming import ArtifactKey
-from .storage_backend import StorageBackend
+from .naming import ArtifactKey, parse_key
+from .parallel import maintenance_workers, ordered_map
+from .storage_backend import ObjectInfo, StorageBackend
 
 __all__ = ["DEFAULT_REPAIR_GRACE", "RepairReport", "load_versions", "repair_store", "verify_store"]
 
@@ -25,6 +31,11 @@ log = logging.getLogger("necrocode.artifact_store")
 
 #: Leftovers younger than this are presumed to belong to a write still running.
 DEFAULT_REPAIR_GRACE = timedelta(minutes=15)
+#: What marks a filesystem backend's temporary file (``.<name>.tmp-<random>``).
+TMP_MARKER = ".tmp-"
+
+#: Artifacts one worker verifies per hand-over (a small one takes ~0.1 ms).
+VERIFY_BATCH = 32
 
 ProgressCallback = Callable[[int, int], None]
 
@@ -43,7 +54,11 @@ class RepairReport:
     removed_orphans: list[str] = field(default_factory=list)
     removed_incomplete: list[str] = field(default_factory=list)
     skipped_busy: list[str] = field(default_factory=list)
+    #: Record keys that exist but cannot be read: their objects are kept, never collected.
+    unreadable_records: list[str] = field(default_factory=list)
     indexed: int = 0
+    #: Why the index could not be rebuilt at the end (a full disk), if it could not.
+    index_error: str | None = None
     dry_run: bool = False
     missing: list[ArtifactProblem] = field(default_factory=list)
     unreadable: list[ArtifactProblem] = field(default_factory=list)
@@ -55,7 +70,9 @@ class RepairReport:
             "removed_orphans": self.removed_orphans,
             "removed_incomplete": self.removed_incomplete,
             "skipped_busy": self.skipped_busy,
+            "unreadable_records": self.unreadable_records,
             "indexed": self.indexed,
+            "index_error": self.index_error,
             "missing": [vars_of(p) for p in self.missing],
             "unreadable": [vars_of(p) for p in self.unreadable],
         }
@@ -70,29 +87,134 @@ def load_versions(metadata: MetadataManager, stored: StoredArtifact) -> list[Art
     return found
 
 
+def _artifact_of_leftover(key: str) -> ArtifactKey | None:
+    """The artifact a leftover of an interrupted write belongs to, if its name tells.
+
+    A filesystem leftover is ``<folder>/.<name>.tmp-<random>``; cloud backends report
+    the key being written.
+    """
+    folder, _, name = key.rpartition("/")
+    if name.startswith(".") and TMP_MARKER in name:
+        name = name[1:].split(TMP_MARKER, 1)[0]
+    parsed = parse_key(f"{folder}/{name}" if folder else name)
+    return None if parsed is None else parsed.artifact
+
+
+def _referenced_objects(
+    metadata: MetadataManager, stored: StoredArtifact, report: RepairReport | None = None
+) -> tuple[set[str], set[int]]:
+    """Object keys the readable records name, and the versions whose record is unreadable.
+
+    Both kinds of damage (an unreadable record, a record whose object is gone) are
+    also added to ``report`` as problems someone has to decide about.
+    """
+    latest = stored.latest_version
+    referenced: set[str] = set()
+    unreadable: set[int] = set()
+    for version in sorted(stored.records):
+        try:
+            object_key = metadata.load(stored.key, version).object_key
+        except ArtifactNotFoundError:
+            continue  # deleted while we looked
+        except IntegrityError as exc:
+            log.error("repair keeps the objects of an unreadable record: %s", exc)
+            unreadable.add(version)
+            if report is not None:
+                report.unreadable.append(
+                    ArtifactProblem(_uri(metadata, stored, version, latest), version, str(exc))
+                )
+            continue
+        referenced.add(object_key)
+        if object_key not in stored.objects:
+            if report is not None:
+                report.missing.append(
+                    ArtifactProblem(
+                        _uri(metadata, stored, version, latest), version, "stored object is missing"
+                    )
+                )
+            # The record names an object that is not there (a damaged name?): the
+            # objects of its version may be its bytes, so they are not collected.
+            log.error(
+                "repair keeps the objects of %s: its record names a missing one",
+                stored.records[version],
+            )
+            unreadable.add(version)
+    return referenced, unreadable
+
+
+def _uri(metadata: MetadataManager, stored: StoredArtifact, version: int, latest: int) -> str:
+    return stored.key.uri(metadata.root_uri, None if version == latest else version)
+
+
 def verify_store(
-    backend: StorageBackend, metadata: MetadataManager, progress: ProgressCallback | None = None
+    backend: StorageBackend,
+    metadata: MetadataManager,
+    progress: ProgressCallback | None = None,
+    workers: int | None = None,
 ) -> VerifyReport:
-    """See :meth:`ArtifactStore.verify_all`."""
+    """See :meth:`ArtifactStore.verify_all`.
+
+    One walk of the backend finds the artifacts and the leftovers of interrupted
+    writes; ``workers`` threads (:func:`~.parallel.maintenance_workers` by default)
+    read and hash the artifacts, and this thread merges their findings in walk order,
+    so the report and the progress calls are those of a single-threaded pass. A
+    storage error on one artifact is reported as that artifact's problem.
+    """
     report = VerifyReport()
     seen: set[tuple[str, str, str, int]] = set()
     total = metadata.index.count() if progress is not None else 0
-    for done, stored in enumerate(metadata.iter_stored(), start=1):
-        _verify_stored(backend, metadata, stored, report, seen)
+    leftovers: list[ObjectInfo] = []
+    count = maintenance_workers(backend, workers)
+    outcomes = ordered_map(
+        lambda stored: _verify_stored(backend, metadata, stored),
+        metadata.iter_stored(leftovers=leftovers),
+        count,
+        batch=VERIFY_BATCH,
+    )
+    for done, outcome in enumerate(outcomes, start=1):
+        if outcome.value is not None:
+            outcome.value.merge_into(report, seen)
+        else:
+            stored = outcome.item
+            uri = stored.key.uri(metadata.root_uri)
+            report.corrupted.append(
+                ArtifactProblem(uri, stored.latest_version, f"could not be read: {outcome.error}")
+            )
+            # Unread, not known wrong: its index rows are left as they are.
+            k = stored.key
+            seen.update((k.spec_name, k.task_id, k.type.value, v) for v in stored.records)
         if progress is not None:
             progress(done, max(total, done))
-    report.incomplete = [info.key for info in backend.list_incomplete()]
+    report.incomplete = [info.key for info in leftovers]
+    report.escaping = list(backend.list_escaping())
     _fix_index(metadata, seen, report)
     return report
 
 
+@dataclass
+class _Findings:
+    """What verifying one artifact found (built in a worker, merged by the caller)."""
+
+    ok: list[str] = field(default_factory=list)
+    corrupted: list[ArtifactProblem] = field(default_factory=list)
+    missing: list[ArtifactProblem] = field(default_factory=list)
+    orphaned: list[str] = field(default_factory=list)
+    seen: list[tuple[str, str, str, int]] = field(default_factory=list)
+    bytes_checked: int = 0
+
+    def merge_into(self, report: VerifyReport, seen: set[tuple[str, str, str, int]]) -> None:
+        report.ok.extend(self.ok)
+        report.corrupted.extend(self.corrupted)
+        report.missing.extend(self.missing)
+        report.orphaned.extend(self.orphaned)
+        report.bytes_checked += self.bytes_checked
+        seen.update(self.seen)
+
+
 def _verify_stored(
-    backend: StorageBackend,
-    metadata: MetadataManager,
-    stored: StoredArtifact,
-    report: VerifyReport,
-    seen: set[tuple[str, str, str, int]],
-) -> None:
+    backend: StorageBackend, metadata: MetadataManager, stored: StoredArtifact
+) -> _Findings:
+    found = _Findings()
     key = stored.key
     referenced: set[str] = set()
     latest = stored.latest_version
@@ -103,27 +225,28 @@ def _verify_stored(
         except ArtifactNotFoundError:
             continue  # deleted while we looked
         except IntegrityError as exc:
-            report.corrupted.append(ArtifactProblem(uri, version, str(exc)))
+            found.corrupted.append(ArtifactProblem(uri, version, str(exc)))
             continue
-        seen.add((key.spec_name, key.task_id, key.type.value, version))
+        found.seen.append((key.spec_name, key.task_id, key.type.value, version))
         referenced.add(meta.object_key)
         if meta.object_key not in stored.objects:
-            report.missing.append(ArtifactProblem(uri, version, "stored object is missing"))
+            found.missing.append(ArtifactProblem(uri, version, "stored object is missing"))
             continue
         try:
             raw = backend.open_read(meta.object_key)
         except ArtifactNotFoundError:
-            report.missing.append(ArtifactProblem(uri, version, "stored object is missing"))
+            found.missing.append(ArtifactProblem(uri, version, "stored object is missing"))
             continue
         try:
             with ArtifactReader(meta, raw, verify=True) as reader:
                 reader.drain()
         except IntegrityError as exc:
-            report.corrupted.append(ArtifactProblem(uri, version, str(exc)))
+            found.corrupted.append(ArtifactProblem(uri, version, str(exc)))
             continue
-        report.ok.append(uri)
-        report.bytes_checked += meta.stored_size
-    report.orphaned.extend(sorted(set(stored.objects) - referenced))
+        found.ok.append(uri)
+        found.bytes_checked += meta.stored_size
+    found.orphaned.extend(sorted(set(stored.objects) - referenced))
+    return found
 
 
 def _fix_index(
@@ -140,7 +263,11 @@ def _fix_index(
     extra = sorted(indexed - seen)
     for spec, task, kind, version in extra:
         key = ArtifactKey(spec, task, ArtifactType(kind))
-        if metadata.refresh(key, version) is None:
+        try:
+            found = metadata.refresh(key, version)
+        except IntegrityError:
+            found = None  # a damaged record (reported above): refresh dropped its row
+        if found is None:
             report.index_stale.append(key.uri(metadata.root_uri, version))
 
 
@@ -155,24 +282,52 @@ def repair_store(
     """See :meth:`ArtifactStore.repair`."""
     report = RepairReport(dry_run=dry_run)
     cutoff = utc_now() - older_than
+    for intent in [] if dry_run else list(metadata.intents.all()):
+        with locks.try_hold(intent.key.path) as got:
+            if got:
+                metadata.finish_removal(intent.key)
     for stored in metadata.iter_stored():
         with locks.try_hold(stored.key.path) as got:
             if not got:
                 report.skipped_busy.append(stored.key.uri(metadata.root_uri))
                 continue
-            referenced = _check_records(metadata, stored, report)
+            referenced, unreadable = _referenced_objects(metadata, stored, report)
+            report.unreadable_records.extend(stored.records[v] for v in sorted(unreadable))
             for object_key, info in stored.objects.items():
                 old = info.modified is None or info.modified <= cutoff
-                if object_key in referenced or not old:
-                    continue
-                if dry_run or backend.delete(object_key):
+                parsed = parse_key(object_key)
+                # An object whose record exists but cannot be read may be that record's
+                # bytes: it is live data, kept until the record is restored or removed.
+                kept = object_key in referenced or (
+                    parsed is not None and parsed.version in unreadable
+                )
+                if not kept and old and (dry_run or backend.delete(object_key)):
                     report.removed_orphans.append(object_key)
     for info in backend.list_incomplete():
         old = info.modified is None or info.modified <= cutoff
-        if old and (dry_run or backend.remove_incomplete(info.key)):
-            report.removed_incomplete.append(info.key)
-    if not dry_run:
+        if not old:
+            continue
+        artifact = _artifact_of_leftover(info.key)
+        if artifact is None:
+            if dry_run or backend.remove_incomplete(info.key):
+                report.removed_incomplete.append(info.key)
+            continue
+        # Age is no proof that the writer is gone: its lock is. A writer holds the
+        # artifact's lock for as long as its temporary file exists.
+        with locks.try_hold(artifact.path) as got:
+            if not got:
+                report.skipped_busy.append(info.key)
+            elif dry_run or backend.remove_incomplete(info.key):
+                report.removed_incomplete.append(info.key)
+    if dry_run:
+        return report
+    try:
         report.indexed = metadata.rebuild_index()
+    except (StorageFullError, StoragePermissionError) as exc:
+        # What repair removed stays removed; the index is marked stale and rebuilt once
+        # there is room, and until then lookups fall back to the records.
+        metadata.mark_stale(exc)
+        report.index_error = str(exc)
     log.info(
         "repair%s removed %d orphaned objects and %d leftovers; %d records indexed",
         " (dry run)" if dry_run else "",
@@ -181,28 +336,3 @@ def repair_store(
         report.indexed,
     )
     return report
-
-
-def _check_records(
-    metadata: MetadataManager, stored: StoredArtifact, report: RepairReport
-) -> set[str]:
-    """The object keys the records of ``stored`` refer to; problems go into ``report``."""
-    referenced: set[str] = set()
-    latest = stored.latest_version
-    for version in sorted(stored.records):
-        uri = stored.key.uri(metadata.root_uri, None if version == latest else version)
-        try:
-            meta = metadata.load(stored.key, version)
-        except ArtifactNotFoundError:
-            continue  # deleted while we looked
-        except IntegrityError as exc:
-            report.unreadable.append(ArtifactProblem(uri, version, str(exc)))
-            # Its record cannot say which object is its own: keep every object of
-            # that version rather than delete an artifact's only bytes.
-            prefix = f"{stored.key.path}.v{version:06d}."
-            referenced.update(key for key in stored.objects if key.startswith(prefix))
-            continue
-        referenced.add(meta.object_key)
-        if meta.object_key not in stored.objects:
-            report.missing.append(ArtifactProblem(uri, version, "stored object is missing"))
-    return referenced

@@ -17,13 +17,14 @@ import contextlib
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from .exceptions import StorageError, StorageFullError, StoragePermissionError
+from .exceptions import InvalidInputError, StorageError, StorageFullError, StoragePermissionError
 from .index.insights import InsightFilter, insights_search_sql, install_insights, write_insights
 from .models import ArtifactMetadata, ArtifactType
 from .naming import ArtifactKey
@@ -43,6 +44,9 @@ WAL_CHECKPOINT_PAGES = 8000
 #: took 0.77 ms against 0.34 ms at 1,000; mapped, 0.37 ms.
 MMAP_BYTES = 256 * MiB
 SECONDS_PER_DAY = 86400.0
+#: Reads check at most this often (writes always) that the index file is still the one
+#: the connection has open, so a deleted index is noticed without a stat per lookup.
+FILE_CHECK_INTERVAL_S = 1.0
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS artifacts (
@@ -209,18 +213,52 @@ class MetadataIndex:
         self._conn: sqlite3.Connection | None = None
         self._pid = 0
         self._in_transaction = False
+        self._inode: tuple[int, int] | None = None
+        #: Opened read-only (a read-only mount or user): writes fail with StoragePermissionError.
+        self.read_only = False
+        self._next_check = 0.0
 
     # -- connection -----------------------------------------------------------------
 
-    def _connect(self) -> sqlite3.Connection:
+    def _connect(self, *, check: bool = False) -> sqlite3.Connection:
         if self._conn is not None and self._pid == os.getpid():
-            return self._conn
+            due = check or time.monotonic() >= self._next_check
+            if not due or self._in_transaction or self.read_only:
+                return self._conn
+            if self._same_file():
+                return self._conn
+            # The file was deleted (or replaced) under this connection: writes would go to
+            # an unlinked file no other process sees. Move to the file at the path now.
+            self._conn.close()
+            self._conn = None
+            conn = self._connect()
+            if not self._built(conn):
+                raise IndexCorruptError(f"index {self.path} was removed while in use")
+            return conn
         # A connection must not cross fork(): a child opens its own.
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            conn = sqlite3.connect(
-                self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
-            )
+            conn = self._open_writable()
+            self.read_only = False
+        except (sqlite3.DatabaseError, OSError) as exc:
+            if self._writable_place():
+                if isinstance(exc, OSError):
+                    raise StorageError(f"index {self.path}: {exc.strerror or exc}") from exc
+                raise _classify(exc, self.path) from exc
+            # A read-only mount or a reader without write access: reads must still work.
+            conn = self._open_read_only()
+            self.read_only = True
+        self._conn, self._pid = conn, os.getpid()
+        self._in_transaction = False
+        self._inode = self._file_id()
+        self._next_check = time.monotonic() + FILE_CHECK_INTERVAL_S
+        return conn
+
+    def _open_writable(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(
+            self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+        )
+        try:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
@@ -228,11 +266,70 @@ class MetadataIndex:
             conn.execute("PRAGMA foreign_keys=OFF")
             conn.executescript(_SCHEMA)
             install_insights(conn)
-        except sqlite3.DatabaseError as exc:
-            raise _classify(exc, self.path) from exc
-        self._conn, self._pid = conn, os.getpid()
-        self._in_transaction = False
+        except BaseException:
+            conn.close()
+            raise
         return conn
+
+    def _writable_place(self) -> bool:
+        """Whether this process may write the index file (or create it, and its folder)."""
+        place = self.path if self.path.exists() else self.path.parent
+        while not place.exists() and place.parent != place:
+            place = place.parent
+        return os.access(place, os.W_OK) and (
+            place == self.path or os.access(place, os.W_OK | os.X_OK)
+        )
+
+    def _open_read_only(self) -> sqlite3.Connection:
+        """The index file opened read-only; else an in-memory index, for a rebuild.
+
+        ``immutable`` lets SQLite read a WAL database whose shared-memory file it
+        cannot create (a read-only mount): nothing can change the file there.
+        """
+        if self.path.exists():
+            for query in ("mode=ro", "mode=ro&immutable=1"):
+                try:
+                    conn = sqlite3.connect(
+                        f"{self.path.as_uri()}?{query}",
+                        uri=True,
+                        timeout=BUSY_TIMEOUT_S,
+                        isolation_level=None,
+                        check_same_thread=False,
+                    )
+                except sqlite3.DatabaseError:
+                    continue
+                try:
+                    conn.execute("SELECT COUNT(*) FROM index_state").fetchone()
+                except sqlite3.DatabaseError:
+                    conn.close()
+                    continue
+                # Registers the content-search functions first; the tables are there
+                # already if the file was built by this version (nothing is written).
+                with contextlib.suppress(sqlite3.DatabaseError):
+                    install_insights(conn)
+                return conn
+        conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+        conn.executescript(_SCHEMA)
+        install_insights(conn)
+        return conn
+
+    def _file_id(self) -> tuple[int, int] | None:
+        try:
+            info = os.stat(self.path)
+        except OSError:
+            return None
+        return info.st_dev, info.st_ino
+
+    def _same_file(self) -> bool:
+        """Whether the path still names the file this connection has open."""
+        self._next_check = time.monotonic() + FILE_CHECK_INTERVAL_S
+        current = self._file_id()
+        return current is not None and current == self._inode
+
+    @staticmethod
+    def _built(conn: sqlite3.Connection) -> bool:
+        row = conn.execute("SELECT value FROM index_state WHERE name = 'schema'").fetchone()
+        return row is not None and row[0] == str(SCHEMA_VERSION)
 
     def close(self) -> None:
         """Close this process's connection."""
@@ -255,6 +352,8 @@ class MetadataIndex:
                 yield self._connect()
             except sqlite3.DatabaseError as exc:
                 raise _classify(exc, self.path) from exc
+            except OverflowError as exc:
+                raise _out_of_range(exc, self.path) from exc
 
     @contextlib.contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
@@ -267,7 +366,7 @@ class MetadataIndex:
                 yield self._connect()
                 return
             try:
-                conn = self._connect()
+                conn = self._connect(check=True)
                 conn.execute("BEGIN IMMEDIATE")
                 self._in_transaction = True
                 try:
@@ -280,6 +379,8 @@ class MetadataIndex:
                 conn.execute("COMMIT")
             except sqlite3.DatabaseError as exc:
                 raise _classify(exc, self.path) from exc
+            except OverflowError as exc:
+                raise _out_of_range(exc, self.path) from exc
 
     @contextlib.contextmanager
     def exclusive(self) -> Iterator[None]:
@@ -295,8 +396,7 @@ class MetadataIndex:
     def is_built(self) -> bool:
         """Whether the index was (re)built completely and matches this schema."""
         with self._read() as conn:
-            row = conn.execute("SELECT value FROM index_state WHERE name = 'schema'").fetchone()
-        return row is not None and row[0] == str(SCHEMA_VERSION)
+            return self._built(conn)
 
     def replace_all(self, records: Iterable[ArtifactMetadata]) -> int:
         """Empty the index and fill it with ``records`` in one transaction."""
@@ -570,6 +670,11 @@ class MetadataIndex:
         with self._read() as conn:
             row = conn.execute("SELECT COUNT(*) FROM artifacts WHERE is_latest = 1").fetchone()
         return int(row[0])
+
+
+def _out_of_range(exc: OverflowError, path: Path) -> InvalidInputError:
+    """A number too large for an index column (callers check ranges; this is the backstop)."""
+    return InvalidInputError(f"index {path}: a number is out of range: {exc}")
 
 
 def _classify(exc: sqlite3.DatabaseError, path: Path) -> StorageError:

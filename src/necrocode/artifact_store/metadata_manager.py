@@ -9,12 +9,21 @@ damaged or marked stale it is rebuilt from the records alone.
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
-from .exceptions import ArtifactNotFoundError, ArtifactStoreError, IntegrityError
+from .exceptions import (
+    ArtifactNotFoundError,
+    ArtifactStoreError,
+    IntegrityError,
+    StorageFullError,
+    StoragePermissionError,
+)
+from .intents import DeleteIntent, IntentLog
 from .metadata_index import IndexCorruptError, MetadataIndex, SearchQuery
 from .models import ArtifactMetadata
 from .naming import ArtifactKey, parse_key
@@ -27,6 +36,9 @@ T = TypeVar("T")
 
 INDEX_FILENAME = "index.sqlite3"
 STALE_MARKER = "index.stale"
+INTENTS_DIRNAME = "intents"
+#: Free bytes beyond the index's own size a rebuild needs before it is attempted.
+REBUILD_MARGIN = 1024 * 1024
 
 
 @dataclass
@@ -51,6 +63,7 @@ class MetadataManager:
         self.state_dir = state_dir
         self.index = MetadataIndex(state_dir / INDEX_FILENAME)
         self._stale_marker = state_dir / STALE_MARKER
+        self.intents = IntentLog(state_dir / INTENTS_DIRNAME)
         self._open_index()
 
     @property
@@ -67,9 +80,47 @@ class MetadataManager:
             log.warning("search index is damaged (%s); rebuilding it from the records", exc)
             self.index.destroy()
             built = False
+        if not built and self._usable_index() and not self._room_to_rebuild():
+            log.warning(
+                "search index is marked for rebuild, but there is no room to rebuild it; "
+                "using it as it is until there is"
+            )
+            return
         if not built:
-            count = self.rebuild_index()
+            try:
+                count = self.rebuild_index()
+            except (StorageFullError, StoragePermissionError) as exc:
+                if not self._usable_index():
+                    raise
+                # No room (or no right) to rebuild now: carry on with the index as it
+                # is, so reads and deletes (which free space) keep working. It may miss
+                # the last changes; lookups that miss fall back to the records, and the
+                # marker stays, so a later opening rebuilds it.
+                log.warning("search index not rebuilt (%s); using it as it is", exc)
+                return
             log.info("search index built from %d metadata records", count)
+
+    def _room_to_rebuild(self) -> bool:
+        """Whether the disk has room for a second copy of the index (a rebuild's WAL)."""
+        path = getattr(self.index, "path", None)  # only a local index file takes local room
+        if path is None:
+            return True
+        try:
+            held = sum(
+                os.stat(f"{path}{suffix}").st_size
+                for suffix in ("", "-wal")
+                if os.path.exists(f"{path}{suffix}")
+            )
+            return shutil.disk_usage(self.state_dir).free > held + REBUILD_MARGIN
+        except OSError:
+            return True  # unknown: try, and cope if it fails
+
+    def _usable_index(self) -> bool:
+        """Whether the index holds a complete (if possibly stale) build."""
+        try:
+            return self.index.is_built()
+        except ArtifactStoreError:
+            return False
 
     def _indexed(self, operation: Callable[[], T]) -> T:
         """Run an index operation; rebuild the index once if it turns out damaged."""
@@ -91,9 +142,9 @@ class MetadataManager:
         try:
             self._indexed(operation)
         except ArtifactStoreError as exc:
-            self._mark_stale(exc)
+            self.mark_stale(exc)
 
-    def _mark_stale(self, exc: ArtifactStoreError) -> None:
+    def mark_stale(self, exc: ArtifactStoreError) -> None:
         """Log an index failure and leave a marker: the next opening rebuilds the index."""
         log.error("search index update failed (%s); marking it for rebuild", exc)
         try:
@@ -110,8 +161,11 @@ class MetadataManager:
         except IndexCorruptError:
             self.index.destroy()
             count = self.index.replace_all(records)
-        if self._stale_marker.exists():
-            self._stale_marker.unlink(missing_ok=True)
+        if self._stale_marker.exists() and not getattr(self.index, "read_only", False):
+            try:
+                self._stale_marker.unlink(missing_ok=True)
+            except OSError as exc:
+                log.warning("could not clear the index's rebuild marker: %s", exc)
         return count
 
     # -- records ----------------------------------------------------------------------
@@ -174,6 +228,71 @@ class MetadataManager:
         """Remove several records in the given order, made durable together."""
         return self.backend.delete_many([key.record_key(version) for key, version in versions])
 
+    def remove_versions(self, removals: list[DeleteIntent]) -> None:
+        """Remove versions of artifacts so that a crash at any step is all-or-nothing.
+
+        The intent comes first; while it exists its versions count as gone for
+        every listing. Then the index rows, the records (oldest first) and the
+        objects go, and the intent last. The caller holds the artifacts' locks.
+        """
+        removals = [r for r in removals if r.versions or r.all_versions]
+        if not removals:
+            return
+        try:
+            self.intents.begin(removals)
+        except StorageFullError as exc:
+            # A full disk must not stop a delete, which is what frees space. Without an
+            # intent the same steps run; a crash in between leaves the records (and
+            # objects) that were not reached yet, found again by the next lookup.
+            log.warning("removing without a delete intent: %s", exc)
+            self._finish(removals, with_intent=False)
+            return
+        self._finish(removals)
+
+    def finish_removal(self, key: ArtifactKey) -> bool:
+        """Finish a removal of ``key`` a crashed process left half-done (caller holds the lock).
+
+        Returns whether there was one.
+        """
+        intent = self.intents.pending(key)
+        if intent is None:
+            return False
+        # Only records that still name one of the intent's objects (or cannot be read)
+        # are its own: a record that names another object is a newer version that took
+        # a removed number after the intent was done (an intent back after a power cut).
+        versions = []
+        for version in intent.versions:
+            try:
+                current = self.load(key, version)
+            except (ArtifactNotFoundError, IntegrityError):
+                versions.append(version)
+                continue
+            if current.object_key in intent.objects:
+                versions.append(version)
+        kept = len(versions) < len(intent.versions)
+        log.warning(
+            "finishing an interrupted removal of %s (versions %s)",
+            key.uri(self.root_uri),
+            ", ".join(map(str, versions)) or "none",
+        )
+        self._finish(
+            [DeleteIntent(key, tuple(versions), intent.objects, intent.all_versions and not kept)]
+        )
+        return True
+
+    def _finish(self, removals: list[DeleteIntent], *, with_intent: bool = True) -> None:
+        """The steps after the intent: index rows, records (oldest first), objects, intent."""
+        for removal in removals:
+            self._unindex_removal(removal)
+        self.delete_records([(r.key, v) for r in removals for v in sorted(r.versions)])
+        self.backend.delete_many([key for r in removals for key in r.objects])
+        if with_intent:
+            self.intents.end([r.key for r in removals])
+
+    def _unindex_removal(self, removal: DeleteIntent) -> None:
+        rows = None if removal.all_versions else list(removal.versions)
+        self.unindex(removal.key, rows)
+
     def unindex(self, key: ArtifactKey, versions: list[int] | None = None) -> None:
         """Drop index rows of ``key`` after their records were deleted."""
         self._index_after_commit(lambda: self.index.remove(key, versions))
@@ -193,15 +312,39 @@ class MetadataManager:
                 found.records[parsed.version] = info.key
             else:
                 found.objects[info.key] = info
+        pending = self.intents.pending(key)
+        if pending is not None:
+            # Versions being removed are gone already for readers (see .intents).
+            for version in pending.versions:
+                found.records.pop(version, None)
         return found
 
-    def iter_stored(self, prefix: str = "") -> Iterator[StoredArtifact]:
-        """Group one backend listing into artifacts (listing order keeps them together)."""
+    def iter_stored(
+        self, prefix: str = "", leftovers: list[ObjectInfo] | None = None
+    ) -> Iterator[StoredArtifact]:
+        """Group one backend listing into artifacts (listing order keeps them together).
+
+        With ``leftovers``, the same walk also appends the leftovers of interrupted
+        writes to it (what :meth:`StorageBackend.list_incomplete` yields).
+        """
         current: StoredArtifact | None = None
-        for info in self.backend.list(prefix):
+        gone = self.intents.gone()
+        if leftovers is None:
+            listing: Iterator[tuple[ObjectInfo, bool]] = (
+                (info, False) for info in self.backend.list(prefix)
+            )
+        else:
+            listing = self.backend.list_with_incomplete(prefix)
+        for info, incomplete in listing:
+            if incomplete:
+                if leftovers is not None:
+                    leftovers.append(info)
+                continue
             parsed = parse_key(info.key)
             if parsed is None:
                 continue
+            if parsed.kind == "record" and parsed.version in gone.get(parsed.artifact, ()):
+                continue  # being removed: gone already for readers (see .intents)
             if current is None or current.key != parsed.artifact:
                 if current is not None:
                     yield current
@@ -259,6 +402,11 @@ class MetadataManager:
                 try:
                     stored = self.stored(key)
                     meta = self._load_listed(stored, version)
+                except IntegrityError as exc:
+                    # A damaged record: its row must not keep serving the artifact.
+                    backend_failure.append(exc)
+                    self.index.remove(key, [stored.latest_version if version is None else version])
+                    return
                 except ArtifactStoreError as exc:
                     backend_failure.append(exc)
                     return
@@ -273,7 +421,7 @@ class MetadataManager:
         try:
             self._indexed(look_and_correct)
         except ArtifactStoreError as exc:
-            self._mark_stale(exc)
+            self.mark_stale(exc)
             if found:
                 return found[0]
             return self._load_listed(self.stored(key), version)
@@ -296,8 +444,22 @@ class MetadataManager:
         return [self.with_uri(m) for m in self._indexed(lambda: self.index.versions(key))]
 
     def search(self, query: SearchQuery) -> list[ArtifactMetadata]:
-        """Indexed artifacts matching ``query``."""
-        return [self.with_uri(m) for m in self._indexed(lambda: self.index.search(query))]
+        """Indexed artifacts matching ``query``.
+
+        While the index is marked stale (an update failed, e.g. on a full disk) it may
+        hold rows of removed artifacts: each row is then checked against its record,
+        so search never lists what a download would not find.
+        """
+        found = self._indexed(lambda: self.index.search(query))
+        if self._stale_marker.exists():
+            found = [
+                m
+                for m in found
+                if self.backend.exists(
+                    ArtifactKey(m.spec_name, m.task_id, m.type).record_key(m.version)
+                )
+            ]
+        return [self.with_uri(m) for m in found]
 
     def query(self, operation: Callable[[MetadataIndex], T]) -> T:
         """Run a read-only ``operation`` on the index, rebuilding it once if damaged."""
@@ -307,6 +469,20 @@ class MetadataManager:
         """Metadata of what ``uri`` names; ``ArtifactNotFoundError`` if nothing."""
         key, version = ArtifactKey.from_uri(uri, self.root_uri)
         meta = self.get(key, version)
+        if meta is not None:
+            # The answer comes from the record, the truth: an indexed row whose record
+            # is gone (another host, a damaged store) or damaged is corrected on the way.
+            try:
+                current = self.load(key, meta.version)
+            except ArtifactNotFoundError:
+                meta = self.refresh(key, version)
+            except IntegrityError:
+                self.unindex(key, [meta.version])
+                raise
+            else:
+                if current != meta:
+                    self.reindex(current)
+                meta = current
         if meta is None:
             raise ArtifactNotFoundError(f"no artifact at {uri}", uri=uri)
         return meta

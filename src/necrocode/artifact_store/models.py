@@ -16,6 +16,8 @@ if TYPE_CHECKING:  # the content parsers load with the first summary, not with t
     from .content.summary import Summary
 
 __all__ = [
+    "MAX_INT64",
+    "MAX_RETENTION_DAYS",
     "PUBLIC_SCHEMA",
     "RECORD_SCHEMA",
     "ArtifactMetadata",
@@ -34,6 +36,11 @@ RECORD_SCHEMA = 1
 #: Version of the public JSON (:meth:`ArtifactMetadata.to_dict`): 2 made ``size``
 #: the original bytes and added ``stored_size``; ``original_size`` stays as a copy.
 PUBLIC_SCHEMA = 2
+#: The largest count (size, version, limit) the store accepts: what an index column holds.
+MAX_INT64 = 2**63 - 1
+#: The longest retention (about 2,700 years), so expiry dates stay computable; to keep
+#: an artifact forever, pin it.
+MAX_RETENTION_DAYS = 1_000_000
 
 
 class ArtifactType(StrEnum):
@@ -315,7 +322,8 @@ class ArtifactMetadata:
     def _from_dict(cls, data: Any) -> ArtifactMetadata:
         if not isinstance(data, dict):
             raise TypeError(f"expected a JSON object, got {type(data).__name__}")
-        schema = data.get("schema", RECORD_SCHEMA)
+        # Without a "schema" key (the service's JSON), stored_size marks layout 2.
+        schema = data.get("schema", PUBLIC_SCHEMA if "stored_size" in data else RECORD_SCHEMA)
         if schema not in (RECORD_SCHEMA, PUBLIC_SCHEMA):
             raise ValueError(f"unsupported record schema {schema!r}")
         # Layout 1 (records): size = stored, original_size = uploaded; layout 2: size, stored_size.
@@ -332,6 +340,10 @@ class ArtifactMetadata:
         retention = data.get("retention_days")
         if retention is not None and (type(retention) is not int or retention < 0):
             raise ValueError(f"retention_days: expected a non-negative integer, got {retention!r}")
+        if retention is not None and retention > MAX_RETENTION_DAYS:
+            # Written before the range was checked: a retention this long means "forever"
+            # either way, and the record stays readable.
+            retention = MAX_RETENTION_DAYS
         checksum = _expect(data, "checksum", str)
         if not checksum.startswith("sha256:") or len(checksum) != 71:
             raise ValueError(f"checksum: expected 'sha256:<64 hex digits>', got {checksum!r}")
@@ -391,6 +403,8 @@ def _expect_count(data: dict[str, Any], key: str, minimum: int = 0) -> int:
     value: int = _expect(data, key, int)
     if value < minimum:
         raise ValueError(f"{key}: must be >= {minimum}, got {value}")
+    if value > MAX_INT64:
+        raise ValueError(f"{key}: must be <= {MAX_INT64}, got {value}")
     return value
 
 

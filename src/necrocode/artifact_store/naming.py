@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from .exceptions import InvalidNameError, InvalidURIError
-from .models import ArtifactType, Codec
+from .models import MAX_INT64, ArtifactType, Codec
 
 __all__ = [
     "MAX_NAME_BYTES",
@@ -45,10 +45,10 @@ _EXTENSIONS: dict[Codec, str] = {"gzip": "gz", "zstd": "zst", "none": "raw"}
 _CODECS_BY_EXTENSION = {ext: codec for codec, ext in _EXTENSIONS.items()}
 _FILES = "|".join(re.escape(t.filename) for t in ArtifactType)
 _KEY = re.compile(
-    rf"(?P<spec>[^/]+)/(?P<task>[^/]+)/(?P<file>{_FILES})\.v(?P<version>\d{{6,}})\."
+    rf"(?P<spec>[^/]+)/(?P<task>[^/]+)/(?P<file>{_FILES})\.v(?P<version>\d{{6,19}})\."
     r"(?:(?P<meta>meta\.json)|(?P<generation>[0-9a-f]{16})\.(?P<ext>gz|zst|raw))"
 )
-_VERSION_QUERY = re.compile(r"version=(?P<version>[1-9]\d*)")
+_VERSION_QUERY = re.compile(r"version=(?P<version>[1-9]\d{0,18})")
 
 
 def validate_name(field: str, value: object) -> str:
@@ -146,9 +146,14 @@ class ArtifactKey:
             match = _VERSION_QUERY.fullmatch(query)
             if match is None:
                 raise InvalidURIError(
-                    f"bad URI query {query!r}: expected 'version=<n>' with n >= 1", uri=uri
+                    f"bad URI query {query!r}: expected 'version=<n>' with 1 <= n <= {MAX_INT64}",
+                    uri=uri,
                 )
             version = int(match["version"])
+            if version > MAX_INT64:
+                raise InvalidURIError(
+                    f"bad URI query {query!r}: version must be <= {MAX_INT64}", uri=uri
+                )
         prefix = root.rstrip("/") + "/"
         if not base.startswith(prefix):
             raise InvalidURIError(f"URI {uri!r} is not inside this store ({root})", uri=uri)
@@ -192,7 +197,7 @@ def parse_key(key: str) -> ParsedKey | None:
         return None
     artifact = ArtifactKey(spec, task, ArtifactType.from_filename(match["file"]))
     version = int(match["version"])
-    if version < 1:
+    if not 1 <= version <= MAX_INT64:
         return None
     if match["meta"]:
         return ParsedKey(artifact, version, "record")

@@ -15,7 +15,7 @@ import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +57,12 @@ class RetentionPolicy:
     def expires_at(self, meta: ArtifactMetadata) -> datetime | None:
         """When ``meta`` expires; ``None`` when it never does."""
         days = self.days_for(meta)
-        return None if days is None else meta.created_at + timedelta(days=days)
+        if days is None:
+            return None
+        try:
+            return meta.created_at + timedelta(days=days)
+        except OverflowError:  # past the calendar's end: never in practice
+            return datetime.max.replace(tzinfo=UTC)
 
     def is_expired(self, meta: ArtifactMetadata, now: datetime) -> bool:
         """Whether ``meta`` is past its retention period at ``now``."""

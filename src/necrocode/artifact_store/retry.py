@@ -357,6 +357,11 @@ class RetryingBackend(StorageBackend):
     def list_incomplete(self, prefix: str = "") -> Iterator[ObjectInfo]:
         return self._resumed_listing("list_incomplete", prefix, self.inner.list_incomplete)
 
+    def list_with_incomplete(self, prefix: str = "") -> Iterator[tuple[ObjectInfo, bool]]:
+        if not self.inner.capabilities.transient_failures:
+            return self.inner.list_with_incomplete(prefix)  # a local walk is not cut off
+        return super().list_with_incomplete(prefix)  # two listings, each resumable
+
     def _resumed_listing(
         self, operation: str, prefix: str, lister: Callable[[str], Iterator[ObjectInfo]]
     ) -> Iterator[ObjectInfo]:
@@ -387,6 +392,9 @@ class RetryingBackend(StorageBackend):
 
     def remove_incomplete(self, key: str) -> bool:
         return self.policy.call("remove_incomplete", key, lambda: self.inner.remove_incomplete(key))
+
+    def list_escaping(self) -> Iterator[str]:
+        return self.inner.list_escaping()
 
     def close(self) -> None:
         self.inner.close()

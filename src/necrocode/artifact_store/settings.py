@@ -56,6 +56,8 @@ __all__ = [
 ENV_PREFIX = "NECROCODE_ARTIFACT_STORE_"
 #: Names the configuration file; not a setting itself.
 CONFIG_PATH_ENV = f"{ENV_PREFIX}CONFIG"
+#: Variables of the command line's remote mode (``--server``, ``--token``): not settings.
+CLIENT_ENV = frozenset({f"{ENV_PREFIX}SERVER", f"{ENV_PREFIX}TOKEN"})
 #: Joins a section and its key in an environment variable name.
 NESTED_SEPARATOR = "__"
 
@@ -241,7 +243,7 @@ def _env_overrides(env: Mapping[str, str]) -> list[tuple[str, str, Any]]:
     sections = {key.partition(".")[0] for key in fields if "." in key}
     overrides = []
     for name in sorted(env):
-        if not name.startswith(ENV_PREFIX) or name == CONFIG_PATH_ENV:
+        if not name.startswith(ENV_PREFIX) or name == CONFIG_PATH_ENV or name in CLIENT_ENV:
             continue
         key = name[len(ENV_PREFIX) :].lower().replace(NESTED_SEPARATOR, ".")
         where = f"environment variable {name}"
@@ -262,7 +264,7 @@ def _parse_value(raw: str, annotation: Any, key: str, where: str) -> Any:
     """A YAML scalar; text settings keep ``raw`` (so a bucket named ``1234`` stays text)."""
     try:
         value = yaml.safe_load(raw)
-    except yaml.YAMLError as exc:
+    except (yaml.YAMLError, ValueError, RecursionError) as exc:
         raise ConfigError(
             f"{where}: {key}: not a valid YAML value: {exc}", key=key, source=where
         ) from None

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import BinaryIO
 
-from .exceptions import InvalidNameError, StorageError
+from .exceptions import InvalidInputError, InvalidNameError, StorageError
 
 __all__ = [
     "CHUNK_SIZE",
@@ -72,11 +72,27 @@ def iter_source(data: WriteSource, chunk_size: int = CHUNK_SIZE) -> Iterator[byt
     read = getattr(data, "read", None)
     if callable(read):
         while chunk := read(chunk_size):
-            yield bytes(chunk)
+            yield _as_bytes(chunk)
         return
     for chunk in data:
         if chunk:
-            yield bytes(chunk)
+            yield _as_bytes(chunk)
+
+
+def _as_bytes(chunk: object) -> bytes:
+    """A chunk of content as bytes; anything but bytes-like is refused.
+
+    ``bytes(5)`` is five NUL bytes and ``bytes("x")`` a ``TypeError``: neither may
+    pass for content.
+    """
+    if isinstance(chunk, bytes):
+        return chunk
+    if isinstance(chunk, bytearray | memoryview):
+        return bytes(chunk)
+    raise InvalidInputError(
+        f"content chunks must be bytes, got {type(chunk).__name__} "
+        "(open files in binary mode, 'rb'; pass text as one str)"
+    )
 
 
 class SourceError(Exception):
@@ -96,6 +112,8 @@ def source_chunks(data: WriteSource, chunk_size: int = CHUNK_SIZE) -> Iterator[b
             chunk = next(iterator)
         except StopIteration:
             return
+        except InvalidInputError:
+            raise
         except Exception as exc:
             raise SourceError(f"reading the content failed: {exc}") from exc
         yield chunk
@@ -329,9 +347,26 @@ class StorageBackend(ABC):
         """
         return iter(())
 
+    def list_with_incomplete(self, prefix: str = "") -> Iterator[tuple[ObjectInfo, bool]]:
+        """:meth:`list` and :meth:`list_incomplete` together, each flagged ``True`` if a
+        leftover: one walk where the backend can (the filesystem), else one after the other.
+        """
+        for info in self.list(prefix):
+            yield info, False
+        for info in self.list_incomplete(prefix):
+            yield info, True
+
     def remove_incomplete(self, key: str) -> bool:
         """Remove one leftover reported by :meth:`list_incomplete`."""
         return False
+
+    def list_escaping(self) -> Iterator[str]:
+        """Paths inside the root that lead out of it (the filesystem's symbolic links).
+
+        Writes through them are refused; ``verify_all`` reports them. Object stores
+        have no such thing and yield nothing.
+        """
+        return iter(())
 
     def close(self) -> None:  # noqa: B027 - optional hook, most backends hold nothing
         """Release clients and connections."""

@@ -12,6 +12,7 @@ import contextlib
 import errno
 import os
 import secrets
+import stat
 import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -55,6 +56,11 @@ def map_os_error(exc: OSError, what: str, key: str | None = None) -> StorageErro
     if exc.errno in _DENIED:
         return StoragePermissionError(f"permission denied while {detail}", key=key)
     return StorageError(f"storage error while {detail}", key=key)
+
+
+def _real_dir(path: Path) -> bool:
+    """A folder that is not a symbolic link (and not hidden)."""
+    return not path.name.startswith(".") and path.is_dir() and not path.is_symlink()
 
 
 def fsync_dir(path: Path | str) -> None:
@@ -176,6 +182,7 @@ class FilesystemBackend(StorageBackend):
         # small download.
         self._root_uri = self.root.as_uri()
         self._root_prefix = str(self.root).rstrip("/") + "/"
+        self._real_root = os.path.realpath(self.root)
         if create:
             try:
                 self._make_dirs(self.root)
@@ -240,6 +247,7 @@ class FilesystemBackend(StorageBackend):
         With ``deferred`` nothing is fsynced: what would be is appended there instead.
         """
         path = self.path_of(key)
+        self._check_inside(key, path)
         tmp = path.with_name(f".{path.name}{_TMP_MARKER}{secrets.token_hex(6)}")
         sync = self.durable and deferred is None
         before: list[_Sync] = list(together)  # to be durable before the name appears
@@ -272,12 +280,58 @@ class FilesystemBackend(StorageBackend):
                     os.unlink(tmp)
                 raise
             if sync:
-                fsync_dir(path.parent)
+                try:
+                    fsync_dir(path.parent)
+                except OSError:
+                    if if_absent:
+                        # Created by this call and not durable: take it back, so a failed
+                        # create leaves nothing behind (a record pointing at nothing).
+                        with contextlib.suppress(OSError):
+                            os.unlink(path)
+                    raise
             elif deferred is not None and self.durable:
                 deferred.extend([*before, (str(path), False), (str(path.parent), True)])
         except OSError as exc:
             raise map_os_error(exc, f"writing {key}", key) from exc
         return written
+
+    def _check_inside(self, key: str, path: Path) -> None:
+        """Refuse to write or delete through a symbolic link that leads out of the root.
+
+        One ``lstat`` per folder of the key (two for an artifact): the full
+        resolution runs only when one of them is a link.
+        """
+        folder = self._root_prefix.rstrip("/")
+        for part in key.split("/")[:-1]:
+            folder = f"{folder}/{part}"
+            try:
+                if stat.S_ISLNK(os.lstat(folder).st_mode):
+                    break
+            except FileNotFoundError:
+                return  # created below: a folder of ours, not a link
+        else:
+            return
+        real = os.path.realpath(path.parent)
+        if real != self._real_root and not real.startswith(self._real_root + "/"):
+            raise StoragePermissionError(
+                f"refusing to touch {key}: its folder is a symbolic link out of the store "
+                f"root (to {real})",
+                key=key,
+            )
+
+    def list_escaping(self) -> Iterator[str]:
+        """Spec and task folders that are symbolic links leading out of the root."""
+        for level in (self.root, *sorted(p for p in self.root.iterdir() if _real_dir(p))):
+            try:
+                entries = sorted(os.scandir(level), key=lambda entry: entry.name)
+            except OSError:
+                continue
+            for entry in entries:
+                if entry.name.startswith(".") or not entry.is_symlink():
+                    continue
+                real = os.path.realpath(entry.path)
+                if real != self._real_root and not real.startswith(self._real_root + "/"):
+                    yield str(Path(entry.path).relative_to(self.root))
 
     def _create_exclusive(self, tmp: Path, new_folders: list[_Sync]) -> int:
         """Create ``tmp``; folders created on the way are added to ``new_folders``' syncs."""
@@ -334,6 +388,7 @@ class FilesystemBackend(StorageBackend):
 
     def delete(self, key: str) -> bool:
         path = self.path_of(key)
+        self._check_inside(key, path)
         try:
             path.unlink()
         except FileNotFoundError:
@@ -358,6 +413,7 @@ class FilesystemBackend(StorageBackend):
         folders: dict[Path, None] = {}
         for key in keys:
             path = self.path_of(key)
+            self._check_inside(key, path)
             try:
                 path.unlink()
             except FileNotFoundError:
@@ -408,6 +464,9 @@ class FilesystemBackend(StorageBackend):
 
     def list_incomplete(self, prefix: str = "") -> Iterator[ObjectInfo]:
         return (info for info, tmp in self._walk(prefix) if tmp)
+
+    def list_with_incomplete(self, prefix: str = "") -> Iterator[tuple[ObjectInfo, bool]]:
+        return self._walk(prefix)  # one walk finds both
 
     def remove_incomplete(self, key: str) -> bool:
         if _TMP_MARKER not in key.rsplit("/", 1)[-1]:
