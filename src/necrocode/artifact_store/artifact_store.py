@@ -776,7 +776,8 @@ class ArtifactStore:
             if reverse is None:
                 reverse = order == "newest" or (order is None and insight.active)
             after = decode_cursor(cursor, sort, reverse) if cursor is not None else None
-            fetch = None if limit is None else limit + 1  # one more: is there a next page?
+            # One more row than asked: is there a next page? (No room above the largest.)
+            fetch = None if limit is None or limit >= MAX_INT64 else limit + 1
             query = dataclasses.replace(
                 query,
                 insights=insight if insight.active else None,

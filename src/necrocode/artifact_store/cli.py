@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, BinaryIO
+from typing import TYPE_CHECKING, Annotated, Any, BinaryIO
 
 import typer
 
@@ -213,6 +213,8 @@ def upload(
     uris = []
     for source, kind in planned:
         with _upload_source(source, out, allow_empty) as (content, bar):
+            # Only when a bar is drawn: the remote client (--server) takes no progress.
+            extra: dict[str, Any] = {} if bar is None else {"progress": bar}
             uris.append(
                 store.upload(
                     task,
@@ -223,7 +225,7 @@ def upload(
                     mime_type,
                     tags=tags or None,
                     retention_days=retention_days,
-                    progress=bar,
+                    **extra,
                 )
             )
     if out.json_mode:
@@ -469,26 +471,33 @@ def list_artifacts(
     state, out = session(ctx, json_flag)
     # Newest and largest first by default; names from A.
     newest_first = (sort is not SortBy.NAME) != reverse
-    page = state.store().search_page(
-        task_id=task,
-        spec_name=spec,
-        artifact_type=artifact_type,
-        created_after=_moment(since, "--since"),
-        created_before=_moment(until, "--until"),
-        tags=tags or None,
-        match=match.value,
-        limit=limit,
-        failed=failed,
-        test=test,
-        touches=touches,
-        has_errors=has_errors or None,
-        sort=sort.value,
-        reverse=newest_first,
-        cursor=cursor,
-    )
-    print_artifacts(out, page.items, show_versions=state.store().config.versioning_enabled)
-    if page.next_cursor is not None:
-        sys.stderr.write(f"next page: --cursor {page.next_cursor}\n")
+    store = state.store()
+    filters: dict[str, Any] = {
+        "task_id": task,
+        "spec_name": spec,
+        "artifact_type": artifact_type,
+        "created_after": _moment(since, "--since"),
+        "created_before": _moment(until, "--until"),
+        "tags": tags or None,
+        "match": match.value,
+        "limit": limit,
+        "failed": failed,
+        "test": test,
+        "touches": touches,
+        "has_errors": has_errors or None,
+    }
+    next_cursor = None
+    if hasattr(store, "search_page"):
+        page = store.search_page(**filters, sort=sort.value, reverse=newest_first, cursor=cursor)
+        found, next_cursor = page.items, page.next_cursor
+    else:  # the service's client (--server) lists by creation time, unpaged
+        if sort is not SortBy.CREATED or cursor is not None:
+            raise typer.BadParameter("--sort size|name and --cursor need a local store")
+        found = store.search(**filters, order="newest" if newest_first else "oldest")
+    versioned = bool(getattr(getattr(store, "config", None), "versioning_enabled", True))
+    print_artifacts(out, found, show_versions=versioned)
+    if next_cursor is not None:
+        sys.stderr.write(f"next page: --cursor {next_cursor}\n")
 
 
 app.command("search", help=f"Same as ls. {list_artifacts.__doc__}", rich_help_panel=ARTIFACT_PANEL)(

@@ -72,7 +72,7 @@ def export(
     if not spec and not task:
         raise typer.BadParameter("give --spec, --task, or both")
     store = state.store()
-    if not store.search_page(task_id=task, spec_name=spec, limit=1).items:
+    if not store.search(task_id=task, spec_name=spec, limit=1):
         scope = " ".join(
             f"--{name} {value}" for name, value in (("spec", spec), ("task", task)) if value
         )
@@ -358,14 +358,19 @@ def repair(
             param_hint="'--older-than'",
         )
     store = state.store()
-    if not dry_run and not yes:
+    if state.server is not None:  # the service repairs itself; no preview over HTTP
+        if dry_run:
+            raise typer.BadParameter("--dry-run needs a local store", param_hint="'--dry-run'")
+        confirm(out, f"Repair the store at {state.server}?", [], yes=yes)
+    elif not dry_run and not yes:
         preview = store.repair(older_than=grace, dry_run=True)
         waste = [*preview.removed_orphans, *preview.removed_incomplete]
         if waste:
             question = f"Remove {plural(len(waste), 'leftover object')} of interrupted writes?"
             confirm(out, question, listed(waste), yes=yes)
     with out.spinner("repairing"):
-        report = store.repair(older_than=grace, dry_run=dry_run)
+        options = {"dry_run": True} if dry_run else {}
+        report = store.repair(older_than=grace, **options)
     if out.json_mode:
         data = report.to_dict()
         if dry_run:

@@ -52,6 +52,9 @@ def store_exists(config: ArtifactStoreConfig) -> bool:
     if config.backend_type != "filesystem":
         return True
     base = config.base_path
+    for path in (base, config.state_dir):
+        if path is not None and path.exists() and not path.is_dir():
+            return True  # not a folder: opening the store reports it as a ConfigError
     if not base.is_dir():
         return False
     from .config import STATE_DIRNAME  # noqa: PLC0415 - kept off the start-up path
