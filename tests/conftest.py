@@ -16,6 +16,7 @@ from necrocode.artifact_store import ArtifactStore, ArtifactStoreConfig
 from necrocode.artifact_store.service.settings import ServiceSettings
 
 from .cloud_servers import S3_ENV, FakeGCS, MotoS3
+from .pg_server import PostgresServer
 from .service_server import ThreadServer
 
 SRC = Path(__file__).resolve().parents[1] / "src"
@@ -144,3 +145,21 @@ def service_factory(tmp_path: Path) -> Iterator[ServiceFactory]:
 def service(service_factory: ServiceFactory) -> ThreadServer:
     """The service over a fresh versioned store, without tokens."""
     return service_factory()
+
+
+# -- a real PostgreSQL server (see pg_server.py) ------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PostgresServer]:
+    """PostgreSQL once per session: ``NECRO_PG_URL``, or a throwaway local cluster."""
+    with PostgresServer.running() as server:
+        yield server
+
+
+@pytest.fixture
+def pg_url(pg_server: PostgresServer) -> Iterator[str]:
+    """The URL of a fresh, empty database, dropped after the test."""
+    url = pg_server.new_database()
+    yield url
+    pg_server.drop_database(url)

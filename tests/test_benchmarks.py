@@ -96,3 +96,18 @@ def test_phase_profile_runs_and_accounts_for_every_phase(tmp_path: Path) -> None
         assert all(share >= 0 for share in shares)
         assert abs(sum(shares[:-1]) - 100) <= phases + 1, table  # rounding only
     assert not (tmp_path / "work").exists()
+
+
+def test_shared_index_benchmark_writes_its_rows(tmp_path: Path) -> None:
+    results = tmp_path / "B9.md"
+    small = ["--population", "200", "--records", "30", "--hosts-checks", "3"]
+    done = run_module(
+        "benchmarks.shared_index", "--quick", *small, "--results", str(results), timeout=240
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = [line for line in results.read_text().splitlines() if line.startswith("| B9 |")]
+    figures = " ".join(rows)
+    for figure in ("search by task", "2 KB uploads", "cross-host visibility", "rebuild_index"):
+        assert figure in figures, figure
+    # Correctness, not timing: another host finds an upload with its very next query.
+    assert all("| met |" in row for row in rows if "visibility" in row)

@@ -48,6 +48,7 @@ PUBLIC_API = {
     "ContentParseError",
     "ExportProgress",
     "FilesystemBackend",
+    "IndexUnavailableError",
     "IntegrityError",
     "InvalidInputError",
     "InvalidNameError",

@@ -40,10 +40,12 @@ from .exceptions import (
     StorageFullError,
 )
 from .export import ExportProgress, export_zip
+from .index import open_index
+from .index.base import SHARED_JOB_WORKERS
+from .index.coordination import coordination_for
 from .index.insights import InsightFilter
 from .integrity import ArtifactReader, HashingSource, VerifyReport
 from .intents import DeleteIntent
-from .locking import LockManager
 from .maintenance import (
     DEFAULT_REPAIR_GRACE,
     RepairReport,
@@ -58,6 +60,7 @@ from .models import (
     MAX_RETENTION_DAYS,
     ArtifactMetadata,
     ArtifactType,
+    Codec,
     StorageUsage,
     utc_now,
 )
@@ -142,14 +145,25 @@ class ArtifactStore:
             config.compression_codec, config.compression_level, config.compression_enabled
         )
         state_dir = config.effective_state_dir
-        self.locks = LockManager(
-            state_dir / "locks",
-            timeout=config.lock_timeout,
-            retry_interval=config.lock_retry_interval,
+        index = open_index(
+            config.index_url,
+            state_dir,
+            self.backend.root_uri,
+            connect_timeout=config.index_connect_timeout,
+            reservation_timeout=config.index_reservation_timeout,
         )
-        self.metadata = MetadataManager(self.backend, state_dir)
+        self.locks, self._quota = coordination_for(
+            index,
+            state_dir / "locks",
+            lock_timeout=config.lock_timeout,
+            lock_retry_interval=config.lock_retry_interval,
+            quota_bytes=config.storage_quota.max_bytes,
+        )
+        self.metadata = MetadataManager(self.backend, state_dir, index)
         #: Whether every writer of this store uses this index (see ``_current_versions``).
-        self._index_is_shared = self.backend.capabilities.local_locks and config.state_dir is None
+        self._index_is_shared = index.shared or (
+            self.backend.capabilities.local_locks and config.state_dir is None
+        )
         self.retention_policy = RetentionPolicy(config.retention_policy)
         if not config.locking_enabled:
             log.info("locking_enabled: false is accepted, but writers still lock each artifact")
@@ -162,6 +176,11 @@ class ArtifactStore:
     def root_uri(self) -> str:
         """Every URI of this store starts with this."""
         return self.backend.root_uri
+
+    @property
+    def index_description(self) -> str:
+        """Which index this store uses, for people (a database URL without its password)."""
+        return self.metadata.index.describe()
 
     def _operation(self, name: str, target: str | None = None) -> _Operation:
         """Log a failing public operation once, at the outermost call."""
@@ -190,7 +209,10 @@ class ArtifactStore:
                 log.warning("could not finish an interrupted removal now: %s", exc)
 
     def close(self) -> None:
-        """Release the index connection and backend clients."""
+        """Release the index connection, lock connections and backend clients."""
+        close_locks = getattr(self.locks, "close", None)
+        if close_locks is not None:
+            close_locks()
         self.metadata.close()
         self.backend.close()
 
@@ -392,15 +414,58 @@ class ArtifactStore:
         object_key = key.object_key(version, new_generation(), codec)
         summariser = Summariser(key.type) if self.config.content_summaries else None
         source = HashingSource(summariser.tap(chunks) if summariser else chunks)
-        # Staged: the backend may make the object durable together with its record.
-        staged = self.backend.stage(object_key, self.compression.compress_stream(source))
+        replaced = [] if self.config.versioning_enabled else previous
+        # A shared index reserves quota for the stored bytes before they are written.
+        with self._quota.reserving(
+            key.uri(self.root_uri), sum(m.stored_size for m in replaced)
+        ) as meter:
+            # Staged: the backend may make the object durable together with its record.
+            staged = self.backend.stage(object_key, meter(self.compression.compress_stream(source)))
+            return self._finish_version(
+                key,
+                version,
+                object_key,
+                staged,
+                source,
+                replaced,
+                mime_type=mime_type,
+                tags=tags,
+                custom=custom,
+                retention_days=retention_days,
+                codec=codec,
+                summariser=summariser,
+                unchanged_from=previous[-1] if if_changed and previous else None,
+            )
+
+    def _finish_version(
+        self,
+        key: ArtifactKey,
+        version: int,
+        object_key: str,
+        staged: StagedObject,
+        source: HashingSource,
+        replaced: list[ArtifactMetadata],
+        *,
+        mime_type: str,
+        tags: tuple[str, ...],
+        custom: dict[str, Any],
+        retention_days: int | None,
+        codec: Codec,
+        summariser: Summariser | None,
+        unchanged_from: ArtifactMetadata | None = None,
+    ) -> ArtifactMetadata:
+        """Commit the staged object of a new version (see :meth:`_write_version`).
+
+        With ``unchanged_from`` (the latest version, for ``if_changed``) and the same
+        bytes, nothing is committed and that version is returned.
+        """
         stored_size = staged.size
         summary, summary_reason = summariser.finish() if summariser else (None, None)
-        if if_changed and previous and previous[-1].checksum == source.checksum:
+        if unchanged_from is not None and unchanged_from.checksum == source.checksum:
             # A retried upload of the same bytes: nothing refers to the new object yet.
             self.backend.delete(object_key)
-            log.debug("%s unchanged: kept v%d", previous[-1].uri, previous[-1].version)
-            return previous[-1]
+            log.debug("%s unchanged: kept v%d", unchanged_from.uri, unchanged_from.version)
+            return unchanged_from
         meta = ArtifactMetadata(
             uri=key.uri(self.root_uri),
             task_id=key.task_id,
@@ -421,7 +486,6 @@ class ArtifactStore:
             summary=summary,
             summary_reason=summary_reason,
         )
-        replaced = [] if self.config.versioning_enabled else previous
         try:
             usage_before = self._check_quota(meta, replaced)
             meta, replaced = self._commit(key, meta, replaced, staged)
@@ -1101,6 +1165,9 @@ class ArtifactStore:
             workers = maintenance_workers(
                 self.backend, self.config.maintenance_workers, waits_on_disk=True
             )
+            if self.metadata.index.shared:
+                # Each thread holds a claim connection and needs another for its deletes.
+                workers = min(workers, SHARED_JOB_WORKERS)
             outcomes = ordered_map(
                 lambda group: group if dry_run else self._delete_expired_group(group, moment),
                 by_folder.values(),
@@ -1147,6 +1214,11 @@ class ArtifactStore:
         """
         keys = sorted({ArtifactKey(m.spec_name, m.task_id, m.type) for m in group})
         with contextlib.ExitStack() as held:
+            # With a shared index, hosts cleaning at once split the folders between them.
+            folder = f"{group[0].spec_name}/{group[0].task_id}"
+            if not held.enter_context(self.metadata.index.claim("cleanup", folder)):
+                log.info("cleanup: another host is cleaning %s; left to it", folder)
+                return []
             for key in keys:
                 held.enter_context(self._hold(key, key.uri(self.root_uri)))
             doomed: list[tuple[ArtifactKey, ArtifactMetadata]] = []

@@ -135,9 +135,11 @@ def usage(ctx: typer.Context, json_flag: Json = False) -> None:
     by_spec = store.get_usage_by_spec()
     by_type = store.get_usage_by_type()
     quota = store.config.storage_quota
+    index = store.index_description
     if out.json_mode:
         out.json(
             {
+                "index": index,
                 "total": total.to_dict(),
                 "by_spec": {name: item.to_dict() for name, item in by_spec.items()},
                 "by_type": {name: item.to_dict() for name, item in by_type.items()},
@@ -164,6 +166,7 @@ def usage(ctx: typer.Context, json_flag: Json = False) -> None:
     rows += [row("spec", name, item) for name, item in by_spec.items()]
     rows += [row("type", name, item) for name, item in by_type.items()]
     out.table(USAGE_COLUMNS, rows)
+    out.fields([("index", index)])
     if quota.max_bytes is None:
         out.fields([("quota", "none")])
     else:
@@ -421,9 +424,18 @@ def config_show(ctx: typer.Context, json_flag: Json = False) -> None:
       necrocode-artifacts -c team.yaml config show --json
     """
     state, out = session(ctx, json_flag)
+    from .index import describe_index, redact_url  # noqa: PLC0415 - off the start-up path
+
     resolved = state.resolved()
+    config = resolved.config
+    index = describe_index(config.index_url, config.effective_state_dir)
     if out.json_mode:
-        out.json(resolved.to_dict())
+        data = resolved.to_dict()
+        data["index"] = index
+        for setting in data["settings"]:
+            if setting["key"] == "index_url" and setting["value"]:
+                setting["value"] = redact_url(setting["value"])
+        out.json(data)
         return
     origin = {
         "option": "from --config",
@@ -436,12 +448,16 @@ def config_show(ctx: typer.Context, json_flag: Json = False) -> None:
         [
             ("config file", f"{file} ({origin})"),
             ("state dir", str(resolved.config.effective_state_dir)),
+            ("index", index),
         ]
     )
     rows = []
     for setting in resolved.settings:
         source = {"default": "default", "file": "file", "env": f"${setting.origin}"}[setting.source]
-        rows.append([setting.key, _show_value(setting.value), source, setting.env_var])
+        value = setting.value
+        if setting.key == "index_url" and value:
+            value = redact_url(value)  # a password in the URL is never shown
+        rows.append([setting.key, _show_value(value), source, setting.env_var])
     out.table(("KEY", "VALUE", "SOURCE", "ENVIRONMENT VARIABLE"), rows)
 
 

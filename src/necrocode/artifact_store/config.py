@@ -341,6 +341,13 @@ class ArtifactStoreConfig(_Section):
     #: store; on a local disk 4 for cleanup (2 on one core) and 1 for the rest.
     maintenance_workers: int | None = Field(default=None, ge=1, le=64)
 
+    #: The search index: ``sqlite`` (default: embedded, one per host, in ``state_dir``) or
+    #: ``postgresql://user@host:port/db``: one database shared by every host (docs/cloud.md).
+    index_url: str | None = None
+    #: Seconds to wait for the index database before an operation fails.
+    index_connect_timeout: float = Field(default=10.0, gt=0)
+    #: Seconds an upload's quota reservation survives without progress (shared index).
+    index_reservation_timeout: float = Field(default=900.0, gt=0)
     #: The chosen backend's own settings (the union keyed by ``backend_type``).
     backend: BackendSettings = Field(default_factory=FilesystemSettings)
 
@@ -361,6 +368,15 @@ class ArtifactStoreConfig(_Section):
     @classmethod
     def _expand_user(cls, value: Path | None) -> Path | None:
         return None if value is None else value.expanduser()
+
+    @field_validator("index_url")
+    @classmethod
+    def _check_index_url(cls, value: str | None) -> str | None:
+        if value is None or value == "sqlite":
+            return value
+        if not value.startswith(("postgresql://", "postgres://")):
+            raise ValueError(f"expected 'sqlite' or a postgresql:// URL, got {value!r}")
+        return value
 
     @model_validator(mode="after")
     def _check_combinations(self) -> ArtifactStoreConfig:

@@ -14,7 +14,8 @@ Every error the store raises on purpose derives from :class:`ArtifactStoreError`
     │   └── ContentParseError   content (a diff, test report, log) that does not parse
     └── StorageError            the backend failed
         ├── StorageFullError    disk full, or the store's quota would be exceeded
-        └── StoragePermissionError  (also a built-in PermissionError)
+        ├── StoragePermissionError  (also a built-in PermissionError)
+        └── IndexUnavailableError   the shared index's database cannot be reached
 
 ``PermissionError`` is the old name of :class:`StoragePermissionError`, kept as a
 deprecated alias for one release: importing it warns (``DeprecationWarning``),
@@ -36,6 +37,7 @@ __all__ = [
     "ArtifactStoreError",
     "ConfigError",
     "ContentParseError",
+    "IndexUnavailableError",
     "IntegrityError",
     "InvalidInputError",
     "InvalidNameError",
@@ -191,6 +193,10 @@ class StorageFullError(StorageError):
 
 class StoragePermissionError(StorageError, builtins.PermissionError):
     """The backend refused access. Catchable as the built-in ``PermissionError`` too."""
+
+
+class IndexUnavailableError(StorageError):
+    """The shared index's database cannot be reached; reads by URI still work."""
 
 
 #: Names that still resolve, with a warning, for one release.

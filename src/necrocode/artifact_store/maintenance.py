@@ -17,8 +17,8 @@ from .exceptions import (
     StorageFullError,
     StoragePermissionError,
 )
+from .index.coordination import ArtifactLocks
 from .integrity import ArtifactProblem, ArtifactReader, VerifyReport, vars_of
-from .locking import LockManager
 from .metadata_manager import MetadataManager, StoredArtifact
 from .models import ArtifactMetadata, ArtifactType, utc_now
 from .naming import ArtifactKey, parse_key
@@ -274,7 +274,7 @@ def _fix_index(
 def repair_store(
     backend: StorageBackend,
     metadata: MetadataManager,
-    locks: LockManager,
+    locks: ArtifactLocks,
     older_than: timedelta = DEFAULT_REPAIR_GRACE,
     *,
     dry_run: bool = False,
@@ -287,8 +287,11 @@ def repair_store(
             if got:
                 metadata.finish_removal(intent.key)
     for stored in metadata.iter_stored():
-        with locks.try_hold(stored.key.path) as got:
-            if not got:
+        with (
+            metadata.index.claim("repair", stored.key.path) as mine,
+            locks.try_hold(stored.key.path) as got,
+        ):
+            if not (mine and got):
                 report.skipped_busy.append(stored.key.uri(metadata.root_uri))
                 continue
             referenced, unreadable = _referenced_objects(metadata, stored, report)

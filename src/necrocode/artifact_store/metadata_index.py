@@ -30,7 +30,14 @@ from .models import ArtifactMetadata, ArtifactType
 from .naming import ArtifactKey
 from .storage_backend import MiB
 
-__all__ = ["IndexCorruptError", "MetadataIndex", "SearchQuery", "SortKey", "sort_key_of"]
+__all__ = [
+    "SORT_COLUMNS",
+    "IndexCorruptError",
+    "MetadataIndex",
+    "SearchQuery",
+    "SortKey",
+    "sort_key_of",
+]
 
 SCHEMA_VERSION = 2
 BUSY_TIMEOUT_S = 60.0
@@ -168,7 +175,7 @@ class SearchQuery:
 
 SortKey = Literal["created", "size", "name"]
 #: The ORDER BY columns of each sort key; every ordering ends on the primary key.
-_SORT_COLUMNS: dict[str, tuple[str, ...]] = {
+SORT_COLUMNS: dict[str, tuple[str, ...]] = {
     "created": ("a.created_at", "a.spec_name", "a.task_id", "a.type", "a.version"),
     "size": ("a.original_size", "a.spec_name", "a.task_id", "a.type", "a.version"),
     "name": ("a.spec_name", "a.task_id", "a.type", "a.version"),
@@ -589,7 +596,7 @@ class MetadataIndex:
                 )
             params.extend(sorted(set(query.tags)))
             params.append(needed)
-        columns = _SORT_COLUMNS[query.sort]
+        columns = SORT_COLUMNS[query.sort]
         if query.after is not None:
             marks = ",".join("?" * len(columns))
             clauses.append(f"({','.join(columns)}) {'<' if query.newest_first else '>'} ({marks})")

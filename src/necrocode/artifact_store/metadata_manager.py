@@ -8,6 +8,7 @@ damaged or marked stale it is rebuilt from the records alone.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -19,12 +20,16 @@ from typing import TypeVar
 from .exceptions import (
     ArtifactNotFoundError,
     ArtifactStoreError,
+    IndexUnavailableError,
     IntegrityError,
     StorageFullError,
     StoragePermissionError,
 )
+from .index import INDEX_FILENAME, MetadataIndex, SQLiteIndex
+from .index.rebuild import load_parallel
+from .index.snapshot import read_snapshot, write_snapshot
 from .intents import DeleteIntent, IntentLog
-from .metadata_index import IndexCorruptError, MetadataIndex, SearchQuery
+from .metadata_index import IndexCorruptError, SearchQuery
 from .models import ArtifactMetadata
 from .naming import ArtifactKey, parse_key
 from .storage_backend import ObjectInfo, StagedObject, StorageBackend
@@ -34,7 +39,6 @@ __all__ = ["MetadataManager", "StoredArtifact"]
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-INDEX_FILENAME = "index.sqlite3"
 STALE_MARKER = "index.stale"
 INTENTS_DIRNAME = "intents"
 #: Free bytes beyond the index's own size a rebuild needs before it is attempted.
@@ -58,10 +62,12 @@ class StoredArtifact:
 class MetadataManager:
     """Saves, loads and finds metadata records; keeps the index in step."""
 
-    def __init__(self, backend: StorageBackend, state_dir: Path) -> None:
+    def __init__(
+        self, backend: StorageBackend, state_dir: Path, index: MetadataIndex | None = None
+    ) -> None:
         self.backend = backend
         self.state_dir = state_dir
-        self.index = MetadataIndex(state_dir / INDEX_FILENAME)
+        self.index = index if index is not None else SQLiteIndex(state_dir / INDEX_FILENAME)
         self._stale_marker = state_dir / STALE_MARKER
         self.intents = IntentLog(state_dir / INTENTS_DIRNAME)
         self._open_index()
@@ -76,6 +82,11 @@ class MetadataManager:
     def _open_index(self) -> None:
         try:
             built = self.index.is_built() and not self._stale_marker.exists()
+        except IndexUnavailableError as exc:
+            # Reads by URI can still be served from the bucket; the rest fails, typed
+            # (and says so itself: no second line here).
+            log.info("%s", exc)
+            return
         except IndexCorruptError as exc:
             log.warning("search index is damaged (%s); rebuilding it from the records", exc)
             self.index.destroy()
@@ -154,13 +165,55 @@ class MetadataManager:
             log.error("could not mark the index stale: %s", marker_exc)
 
     def rebuild_index(self) -> int:
-        """Recreate the index from the records alone; return how many were indexed."""
-        records = list(self.iter_records())
+        """Recreate the index from the records alone; return how many were indexed.
+
+        Records are read many at a time. A shared index is filled batch by batch as
+        they arrive, and a rebuild interrupted half-way resumes: records it already
+        loaded are not read again. The embedded index is filled in one transaction.
+        """
+        done = self.index.rebuild_progress()
+        gone = self.intents.gone()  # versions being removed are gone already (see .intents)
+        listed: list[tuple[ArtifactKey, int, ObjectInfo]] = []
+        for info in self.backend.list():
+            parsed = parse_key(info.key)
+            if (
+                parsed is not None
+                and parsed.kind == "record"
+                and parsed.version not in gone.get(parsed.artifact, ())
+            ):
+                artifact = parsed.artifact
+                index_key = (artifact.spec_name, artifact.task_id, artifact.type.value)
+                if (*index_key, parsed.version) not in done:
+                    listed.append((parsed.artifact, parsed.version, info))
+        # Records whose ETag the last rebuild saw come from its snapshot, not a GET.
+        snapshot = read_snapshot(self.backend) if any(i.etag for _, _, i in listed) else {}
+        seen: dict[str, tuple[str, ArtifactMetadata]] = {}
+
+        def load(key: ArtifactKey, version: int) -> ArtifactMetadata:
+            info = etags[(key, version)]
+            known = snapshot.get(info.key) if info.etag else None
+            meta = None
+            if known is not None and known[0] == info.etag:
+                with contextlib.suppress(IntegrityError):  # a damaged entry: read the record
+                    meta = self._parse_record(key, version, known[1].encode())
+            if meta is None:
+                meta = self.load(key, version)
+            if info.etag:
+                seen[info.key] = (info.etag, meta)
+            return meta
+
+        etags = {(key, version): info for key, version, info in listed}
+        loaded = load_parallel(((key, version) for key, version, _ in listed), load)
+        records = loaded if self.index.shared else list(loaded)
         try:
             count = self.index.replace_all(records)
         except IndexCorruptError:
             self.index.destroy()
             count = self.index.replace_all(records)
+        if seen and not done:
+            write_snapshot(
+                self.backend, ((k, etag, m.to_json()) for k, (etag, m) in sorted(seen.items()))
+            )
         if self._stale_marker.exists() and not getattr(self.index, "read_only", False):
             try:
                 self._stale_marker.unlink(missing_ok=True)
@@ -203,8 +256,11 @@ class MetadataManager:
 
     def load(self, key: ArtifactKey, version: int) -> ArtifactMetadata:
         """Read the record of ``version`` of ``key`` from the backend."""
+        return self._parse_record(key, version, self.backend.download(key.record_key(version)))
+
+    def _parse_record(self, key: ArtifactKey, version: int, data: bytes) -> ArtifactMetadata:
+        """The record ``data`` of ``version`` of ``key``, checked to describe it."""
         record_key = key.record_key(version)
-        data = self.backend.download(record_key)
         try:
             meta = ArtifactMetadata.from_json(data)
         except IntegrityError as exc:
@@ -375,7 +431,11 @@ class MetadataManager:
         Looks in the index first; on a miss, in the backend (another machine
         may have written it), and repairs the index with what it finds.
         """
-        meta = self._indexed(lambda: self.index.get(key, version))
+        try:
+            meta = self._indexed(lambda: self.index.get(key, version))
+        except IndexUnavailableError as exc:
+            log.warning("%s; reading %s from the records", exc, key.path)
+            return self._load_listed(self.stored(key), version)
         if meta is not None:
             return self.with_uri(meta)
         return self.refresh(key, version)

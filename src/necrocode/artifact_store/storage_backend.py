@@ -52,6 +52,8 @@ class ObjectInfo:
     key: str
     size: int
     modified: datetime | None = None
+    #: The server's entity tag (changes whenever the bytes do); ``None`` if not listed.
+    etag: str | None = None
 
 
 def validate_key(key: str) -> str:

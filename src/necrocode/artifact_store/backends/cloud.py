@@ -299,9 +299,11 @@ class CloudBackend(StorageBackend):
         absent; a non-retryable ``StorageError`` if ``revision`` is given and differs)."""
 
     @abstractmethod
-    def _list_objects(self, name_prefix: str) -> Iterator[tuple[str, int, datetime | None]]:
-        """*Client call*: ``(name, size, modified)`` of every object under ``name_prefix``,
-        by name, paging as needed."""
+    def _list_objects(
+        self, name_prefix: str
+    ) -> Iterator[tuple[str, int, datetime | None, str | None]]:
+        """*Client call*: ``(name, size, modified, etag)`` of every object under
+        ``name_prefix``, by name, paging as needed (``etag``: ``None`` if not listed)."""
 
     @abstractmethod
     def classify_error(self, exc: BaseException) -> tuple[ErrorKind, str | None]:
@@ -454,10 +456,10 @@ class CloudBackend(StorageBackend):
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
         with self.mapped(f"listing {prefix or '/'}", None):
-            for name, size, modified in self._list_objects(self.keys.list_prefix(prefix)):
+            for name, size, modified, etag in self._list_objects(self.keys.list_prefix(prefix)):
                 key = self.keys.key(name)
                 if key is not None:
-                    yield ObjectInfo(key, size, modified)
+                    yield ObjectInfo(key, size, modified, etag)
 
     def close(self) -> None:
         close = getattr(self.client, "close", None)

@@ -292,7 +292,9 @@ class GCSBackend(CloudBackend):
 
         return ReadStream(read, size=size, key=key, revision=generation)
 
-    def _list_objects(self, name_prefix: str) -> Iterator[tuple[str, int, datetime | None]]:
+    def _list_objects(
+        self, name_prefix: str
+    ) -> Iterator[tuple[str, int, datetime | None, str | None]]:
         what = f"listing {name_prefix or '/'}"
         blobs = self.client.list_blobs(
             self.bucket,
@@ -313,4 +315,4 @@ class GCSBackend(CloudBackend):
                 return
             _check_resource(page.raw_page, ("kind",), what, None)
             for blob in page:
-                yield blob.name, int(blob.size or 0), blob.updated
+                yield blob.name, int(blob.size or 0), blob.updated, blob.etag

@@ -175,10 +175,12 @@ class MemoryBackend(CloudBackend):
 
         return ReadStream(read, size=len(view), key=key, revision=str(found.generation))
 
-    def _list_objects(self, name_prefix: str) -> Iterator[tuple[str, int, datetime | None]]:
+    def _list_objects(
+        self, name_prefix: str
+    ) -> Iterator[tuple[str, int, datetime | None, str | None]]:
         with self.client.lock:
             listed = [
-                (name, len(found.data), found.modified)
+                (name, len(found.data), found.modified, str(found.generation))
                 for name, found in self.client.objects.items()
                 if name.startswith(name_prefix)
             ]

@@ -324,12 +324,14 @@ class S3Backend(CloudBackend):
 
         return ReadStream(read, body.close, size=size, key=key, revision=answer.get("ETag"))
 
-    def _list_objects(self, name_prefix: str) -> Iterator[tuple[str, int, datetime | None]]:
+    def _list_objects(
+        self, name_prefix: str
+    ) -> Iterator[tuple[str, int, datetime | None, str | None]]:
         paginator = self.client.get_paginator("list_objects_v2")
         for page in paginator.paginate(Bucket=self.bucket, Prefix=name_prefix):
             _require(page, ("IsTruncated",), f"listing {name_prefix or '/'}", None)
             for item in page.get("Contents", ()):
-                yield item["Key"], int(item["Size"]), item.get("LastModified")
+                yield item["Key"], int(item["Size"]), item.get("LastModified"), item.get("ETag")
 
     # -- leftovers of interrupted multipart uploads ----------------------------------------
 

@@ -87,6 +87,11 @@ class RemoteArtifactStore:
         """Every URI of this store starts with this."""
         return f"{self.base_url}{ARTIFACT_PATH}"
 
+    @property
+    def index_description(self) -> str:
+        """The index is the server's: named by the server it is reached through."""
+        return f"the index of the server at {self.base_url}"
+
     def close(self) -> None:
         """Close the connection pool."""
         self._client.close()
