@@ -113,8 +113,14 @@ def init(ctx: typer.Context, json_flag: Json = False) -> None:
       necrocode-artifacts -c team.yaml init
     """
     state, out = session(ctx, json_flag)
-    existed = store_exists(state.resolved().config)
+    config = state.resolved().config
+    existed = store_exists(config)
     store = state.store(create=True)
+    if config.backend_type == "filesystem":
+        # The mark store_exists looks for, whatever index and state folder are configured.
+        from .config import STATE_DIRNAME  # noqa: PLC0415 - off the start-up path
+
+        (config.base_path / STATE_DIRNAME).mkdir(parents=True, exist_ok=True)
     if out.json_mode:
         out.json({"root_uri": store.root_uri, "created": not existed})
     else:
