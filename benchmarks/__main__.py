@@ -1,4 +1,4 @@
-"""``python -m benchmarks [--quick] [--results PATH]``: run B1-B8, write the Markdown table."""
+"""``python -m benchmarks [--quick] [--results PATH]``: run B1-B9, write the Markdown table."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from necrocode.artifact_store import ArtifactStore, ArtifactStoreConfig
 from necrocode.artifact_store.models import utc_now
 
 from .concurrency import b5_concurrency
-from .harness import FULL, QUICK, Report, Scale, render
+from .harness import FULL, QUICK, Report, Scale, progress, render, set_quiet
 from .insights import b7_summaries
 from .large import b4_large
 from .maintenance import b6_cleanup, b6_rebuild, b6_verify, b6_workers
@@ -22,15 +22,16 @@ from .population import bulk_fill
 from .search import report_growth, search_latencies, usage_latencies
 from .service import b7_service
 from .small_ops import LiveUploads, b1_flat_rows, b1_row, b2_downloads, measure_uploads
+from .startup import b9_startup
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_RESULTS = HERE / "RESULTS.md"
 DEFAULT_WORK = HERE / "_work"
-ALL = ("B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8")
+ALL = ("B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B9")
 
 
 def _log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+    progress(f"[{time.strftime('%H:%M:%S')}] {message}")
 
 
 def run_small(report: Report, work: Path, scale: Scale, only: set[str]) -> None:
@@ -96,7 +97,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default=",".join(ALL), help="comma-separated, e.g. B1,B4")
     parser.add_argument("--note", action="append", default=[], help="a note for the report")
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
+    parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     args = parser.parse_args(argv)
+    set_quiet(args.quiet)
     only = {name.strip().upper() for name in args.only.split(",") if name.strip()}
     unknown = only - set(ALL)
     if unknown:
@@ -125,6 +128,9 @@ def main(argv: list[str] | None = None) -> int:
         if "B8" in only:
             _log("B8 content summaries")
             b7_summaries(report, work / "b8", scale)
+        if "B9" in only:
+            _log("B9 command-line start-up")
+            b9_startup(report, work / "b9", scale)
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)

@@ -40,7 +40,7 @@ def measure(kind: str, size_mib: int) -> str:
             store.upload("big", "export-bench", "log", source)
             for i in range(200):
                 store.upload(f"t{i}", "export-bench", "diff", os.urandom(1024).hex().encode())
-            total = sum(m.original_size for m in store.search(spec_name="export-bench"))
+            total = sum(m.size for m in store.search(spec_name="export-bench"))
             started = time.perf_counter()
             path = store.export_by_spec("export-bench", root / "out.zip")
             elapsed = time.perf_counter() - started

@@ -122,12 +122,23 @@ class Report:
         """Record ``result`` and echo it to stderr as it arrives."""
         self.results.append(result)
         cells = result.cells()
-        print(
-            f"  {cells[0]} {cells[1]}: {cells[2]} | base {cells[3]} | ratio {cells[4]}",
-            file=sys.stderr,
-            flush=True,
-        )
+        progress(f"  {cells[0]} {cells[1]}: {cells[2]} | base {cells[3]} | ratio {cells[4]}")
         return result
+
+
+_quiet = False
+
+
+def set_quiet(quiet: bool) -> None:
+    """Silence :func:`progress` (``python -m benchmarks --quiet``, used by the tests)."""
+    global _quiet  # noqa: PLW0603 - one switch for the whole run
+    _quiet = quiet
+
+
+def progress(message: str) -> None:
+    """A progress line on stderr, unless the run is quiet."""
+    if not _quiet:
+        print(message, file=sys.stderr, flush=True)
 
 
 def _fmt(number: float) -> str:

@@ -62,7 +62,7 @@ def run(base_path: Path) -> None:
         # 2. Metadata: sizes before and after compression, SHA-256, time, MIME type.
         meta = store.get_metadata(log_uri)
         print(
-            f"log: {meta.original_size} bytes stored as {meta.size} ({meta.codec}), "
+            f"log: {meta.size} bytes stored as {meta.stored_size} ({meta.codec}), "
             f"{meta.checksum[:19]}..., {meta.mime_type}"
         )
 

@@ -91,7 +91,7 @@ def main() -> None:
         assert store.download(uri) == content  # verified against its SHA-256
         assert store.verify_checksum(uri)
         meta = store.get_metadata(uri)
-        print(f"downloaded and verified {meta.original_size} bytes ({meta.checksum[:19]}...)")
+        print(f"downloaded and verified {meta.size} bytes ({meta.checksum[:19]}...)")
         print(f"removed {store.delete_by_spec_name(spec)} test artifact")
 
     written = config.to_dict()

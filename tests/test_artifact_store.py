@@ -97,10 +97,10 @@ def test_metadata_recorded_at_upload(store: ArtifactStore) -> None:
         "chat-app",
         ArtifactType.TEST_RESULT,
     )
-    assert meta.original_size == len(data)
+    assert meta.size == meta.original_size == len(data)  # original_size: the old name
     assert meta.checksum == "sha256:" + hashlib.sha256(data).hexdigest()
     assert meta.compressed and meta.codec == "gzip"
-    assert meta.size == object_path(store, uri).stat().st_size < len(data)
+    assert meta.stored_size == object_path(store, uri).stat().st_size < len(data)
     assert meta.mime_type == "application/json"
     assert meta.metadata == {"agent": "a-7", "run": 3}
     assert meta.version == 1 and meta.tags == ()
@@ -114,7 +114,7 @@ def test_compression_off_stores_bytes_as_given(tmp_path: Path) -> None:
         uri = store.upload("t", "s", "diff", b"plain" * 100)
         meta = store.get_metadata(uri)
         assert not meta.compressed and meta.codec == "none"
-        assert meta.size == meta.original_size == 500
+        assert meta.size == meta.stored_size == 500
         assert object_path(store, uri).read_bytes() == b"plain" * 100
 
 
@@ -387,18 +387,22 @@ def test_search_filters_combine(store: ArtifactStore) -> None:
         store.search(spec_name="../x")
 
 
-def test_failures_are_logged_once(store: ArtifactStore, caplog: pytest.LogCaptureFixture) -> None:
+def test_failures_are_logged_once_at_debug(
+    store: ArtifactStore, caplog: pytest.LogCaptureFixture
+) -> None:
     uri = store.upload("1", "s", "log", b"data")
     path = object_path(store, uri)
     _flip_byte(path, 12)
     with (
-        caplog.at_level(logging.INFO, logger="necrocode.artifact_store"),
+        caplog.at_level(logging.DEBUG, logger="necrocode.artifact_store"),
         pytest.raises(IntegrityError),
     ):
         store.download(uri)
     failures = [r for r in caplog.records if "failed" in r.getMessage()]
-    assert len(failures) == 1 and failures[0].levelno == logging.ERROR
+    # The caller has the exception: the library says it once, and only at DEBUG.
+    assert len(failures) == 1 and failures[0].levelno == logging.DEBUG
     assert uri in failures[0].getMessage()
+    assert not [r for r in caplog.records if r.levelno >= logging.INFO]
 
 
 # -- crash safety ---------------------------------------------------------------------
@@ -621,9 +625,11 @@ def test_quota_refusal_leaves_the_store_unchanged(tmp_path: Path) -> None:
         assert store.download(uri) == b"c" * 19_000
 
 
-def test_crossing_the_warn_threshold_logs_a_warning(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+def test_usage_above_the_warn_threshold_logs_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from necrocode.artifact_store import artifact_store as artifact_store_module
+
     config = ArtifactStoreConfig(
         base_path=tmp_path,
         compression_enabled=False,
@@ -636,10 +642,16 @@ def test_crossing_the_warn_threshold_logs_a_warning(
         store.upload("1", "s", "log", b"x" * 4_000)
         assert caplog.records == []
         store.upload("2", "s", "log", b"x" * 2_000)
-        warnings = [r for r in caplog.records if "crossed 50% of the quota" in r.getMessage()]
+        warnings = [r for r in caplog.records if "above 50% of the quota" in r.getMessage()]
         assert len(warnings) == 1
-        store.upload("3", "s", "log", b"x" * 1_000)  # already above: no new warning
-        assert len([r for r in caplog.records if "crossed" in r.getMessage()]) == 1
+        message = warnings[0].getMessage()
+        assert "5.9 KiB of 9.8 KiB (60.0%)" in message
+        assert "cleanup --dry-run" in message and "largest specs: s 5.9 KiB" in message
+        store.upload("3", "s", "log", b"x" * 1_000)  # within the minute: not repeated
+        assert len([r for r in caplog.records if "above" in r.getMessage()]) == 1
+        monkeypatch.setattr(artifact_store_module, "QUOTA_WARNING_INTERVAL", 0.0)
+        store.upload("4", "s", "log", b"x" * 500)  # still above: said again
+        assert len([r for r in caplog.records if "above" in r.getMessage()]) == 2
 
 
 # -- export ---------------------------------------------------------------------------

@@ -94,7 +94,7 @@ def test_upload_download_search_delete(make_store: StoreFactory) -> None:
     assert {m.type.value for m in store.search(task_id="1.1")} == {"diff", "log", "test"}
     assert [m.task_id for m in store.search(artifact_type="log")] == ["1.1", "1.2"]
     meta = store.get_metadata(uris["1.2", "diff"])
-    assert meta.compressed and meta.size < meta.original_size
+    assert meta.compressed and meta.stored_size < meta.size
     assert store.delete(uris["1.1", "diff"]) == 1
     assert not store.exists(uris["1.1", "diff"])
     with pytest.raises(ArtifactNotFoundError):

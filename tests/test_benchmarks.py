@@ -18,7 +18,7 @@ from .conftest import subprocess_env
 
 ROOT = Path(__file__).resolve().parents[1]
 HEADER = "| Bench | Figure | Store | Baseline | Ratio | Target | Result | Runs |"
-EXPECTED_BENCHES = {"B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8"}
+EXPECTED_BENCHES = {"B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B9"}
 
 
 def run_module(module: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -49,9 +49,11 @@ def test_quick_benchmark_run_writes_a_well_formed_table(tmp_path: Path) -> None:
         str(work),
         "--note",
         "test run",
+        "--quiet",
         timeout=240,
     )
     assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stderr == ""  # --quiet: no progress lines in the test's output
     text = results.read_text()
     assert "python -m benchmarks --quick" in text
     assert re.search(r"- CPUs: \d+", text)

@@ -61,12 +61,13 @@ def config_file(tmp_path: Path, base: Path) -> Path:
 
 @pytest.fixture
 def cli(config_file: Path) -> Invoke:
-    """Run the app in-process against ``config_file``."""
+    """Run the app in-process against ``config_file`` (its store created by ``init``)."""
     runner = CliRunner()
 
     def invoke(*args: str, input: bytes | str | None = None, config: Path | None = None) -> Result:
         return runner.invoke(app, ["--config", str(config or config_file), *args], input=input)
 
+    assert invoke("init").exit_code == 0
     return invoke
 
 
@@ -165,11 +166,11 @@ def test_info_shows_metadata_as_json_and_as_fields(cli: Invoke) -> None:
     uri = upload(cli, "chat-app", "1.1", "test", b'{"passed": 3}', "--tag", "ci")
     meta = as_json(cli("info", uri, "--json"))
     assert meta == as_json(cli("--json", "info", "chat-app/1.1/test"))
-    assert meta["schema"] == 1
+    assert meta["schema"] == 2
     assert meta["uri"] == uri
     assert set(meta) >= {
-        "uri", "task_id", "spec_name", "type", "size", "checksum", "created_at", "compressed",
-        "original_size", "mime_type", "tags", "version", "metadata", "pinned",
+        "uri", "task_id", "spec_name", "type", "size", "stored_size", "checksum", "created_at",
+        "compressed", "original_size", "mime_type", "tags", "version", "metadata", "pinned",
     }  # fmt: skip
     plain = cli("info", uri)
     assert plain.exit_code == 0
@@ -228,20 +229,21 @@ def uris_of(result: Result) -> list[str]:
 
 def test_ls_filters(cli: Invoke, populated: dict[str, str]) -> None:
     p = populated
-    assert uris_of(cli("ls", "--json")) == [p["d11"], p["l11"], p["d12"], p["t21"]]
+    assert uris_of(cli("ls", "--reverse", "--json")) == [p["d11"], p["l11"], p["d12"], p["t21"]]
+    assert uris_of(cli("ls", "--json")) == [p["t21"], p["d12"], p["l11"], p["d11"]]
     assert uris_of(cli("ls", "--spec", "iot", "--json")) == [p["t21"]]
-    assert uris_of(cli("ls", "--task", "1.1", "--json")) == [p["d11"], p["l11"]]
-    assert uris_of(cli("ls", "--type", "diff", "--json")) == [p["d11"], p["d12"]]
+    assert uris_of(cli("ls", "-r", "--task", "1.1", "--json")) == [p["d11"], p["l11"]]
+    assert uris_of(cli("ls", "-r", "--type", "diff", "--json")) == [p["d11"], p["d12"]]
     assert uris_of(cli("ls", "--tag", "ok", "--tag", "slow", "--json")) == [p["l11"]]
-    assert uris_of(cli("ls", "--tag", "ok", "--tag", "slow", "--match", "any", "--json")) == [
+    assert uris_of(cli("ls", "-r", "--tag", "ok", "--tag", "slow", "--match", "any", "--json")) == [
         p["d11"],
         p["l11"],
         p["t21"],
     ]
-    assert uris_of(cli("ls", "--limit", "2", "--json")) == [p["d11"], p["l11"]]
-    assert uris_of(cli("ls", "--since", "1h", "--json")) == list(p.values())
+    assert uris_of(cli("ls", "--limit", "2", "--json")) == [p["t21"], p["d12"]]
+    assert uris_of(cli("ls", "-r", "--since", "1h", "--json")) == list(p.values())
     assert uris_of(cli("ls", "--until", "1h", "--json")) == []
-    assert uris_of(cli("ls", "--since", "2000-01-01", "--until", "2999-01-01T00:00:00+00:00",
+    assert uris_of(cli("ls", "-r", "--since", "2000-01-01", "--until", "2999-01-01T00:00:00+00:00",
                        "--json")) == list(p.values())  # fmt: skip
     assert uris_of(cli("search", "--spec", "chat-app", "--type", "log", "--json")) == [p["l11"]]
 
@@ -249,7 +251,7 @@ def test_ls_filters(cli: Invoke, populated: dict[str, str]) -> None:
 def test_ls_without_a_terminal_prints_tab_separated_lines(
     cli: Invoke, populated: dict[str, str]
 ) -> None:
-    result = cli("ls", "--spec", "chat-app")
+    result = cli("ls", "--spec", "chat-app", "--reverse")
     assert result.exit_code == 0
     rows = [line.split("\t") for line in result.stdout.splitlines()]
     assert [row[0] for row in rows] == [populated["d11"], populated["l11"], populated["d12"]]
@@ -335,7 +337,7 @@ def test_versions_and_prune_versions(cli: Invoke, tmp_path: Path, base: Path) ->
     assert [v["version"] for v in listed] == [1, 2, 3]
     old = cli("download", "s/1/log?version=1", config=config)
     assert old.stdout_bytes == b"v0"
-    pruned = as_json(cli("prune-versions", "s/1/log", "--keep", "1", "--json", config=config))
+    pruned = as_json(cli("prune-versions", "s/1/log", "--keep", "1", "-y", "--json", config=config))
     assert pruned["deleted"] == 2
     assert pruned["kept"] == 1
     listed = as_json(cli("versions", "s/1/log", "--json", config=config))
@@ -449,10 +451,10 @@ def test_cleanup_dry_run_then_for_real(cli: Invoke, tmp_path: Path, base: Path) 
     dry = as_json(cli("cleanup", "--dry-run", "--json", **run))
     assert dry["dry_run"] is True
     assert dry["count"] == 1
-    assert dry["deleted"][0].endswith("/s/1/log.txt")
+    assert dry["would_delete"][0].endswith("/s/1/log.txt")
     assert len(as_json(cli("ls", "--json", **run))) == 3
 
-    real = cli("cleanup", **run)
+    real = cli("cleanup", "--yes", **run)
     assert real.exit_code == 0
     assert real.stdout.strip().endswith("/s/1/log.txt")
     assert "deleted 1 expired artifact version" in real.stderr
@@ -467,7 +469,7 @@ def test_reindex_and_repair(cli: Invoke, populated: dict[str, str], base: Path) 
     orphan = base / "chat-app" / "1.1" / "diff.txt.v000009.0123456789abcdef.raw"
     orphan.write_bytes(b"left behind")
     os.utime(orphan, (1_000_000_000, 1_000_000_000))
-    report = as_json(cli("repair", "--json"))
+    report = as_json(cli("repair", "--yes", "--json"))
     assert report["removed_orphans"] == ["chat-app/1.1/diff.txt.v000009.0123456789abcdef.raw"]
     assert report["indexed"] == 4
     assert not orphan.exists()
@@ -589,7 +591,7 @@ def test_store_warnings_reach_stderr_and_a_full_quota_exits_1(
     run = {"config": config}
     first = cli("upload", "-", "-s", "s", "-t", "1", "--type", "log", input=b"x" * 3000, **run)
     assert first.exit_code == 0
-    assert first.stderr.startswith("warning: storage usage crossed 50% of the quota")
+    assert first.stderr.startswith("warning: storage usage is above 50% of the quota: 2.9 KiB")
     full = cli("upload", "-", "-s", "s", "-t", "2", "--type", "log", input=b"x" * 3000, **run)
     assert full.exit_code == 1
     assert "storage quota exceeded" in one_error_line(full)
@@ -613,7 +615,7 @@ def test_tables_and_progress_bars_only_on_a_terminal(
     table = cli("ls")
     header = re.sub(r"\x1b\[[0-9;]*m", "", table.stdout.splitlines()[0])
     assert [cell.strip() for cell in header.split("┃")] == [
-        "ARTIFACT", "VER", "SIZE", "STORED", "CREATED", "TAGS"
+        "ARTIFACT", "SIZE", "STORED", "CREATED", "TAGS"  # no VER: versioning is off
     ]  # fmt: skip
     assert "s/1/log" in table.stdout
     downloaded = cli("download", "s/1/log", "-o", str(tmp_path / "copy.log"))
@@ -627,7 +629,7 @@ def test_an_unexpected_error_is_one_line_unless_debugging(
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("something unforeseen")
 
-    monkeypatch.setattr(ArtifactStore, "search", broken)
+    monkeypatch.setattr(ArtifactStore, "search_page", broken)
     result = cli("ls")
     assert result.exit_code == 1
     line = one_error_line(result)

@@ -99,6 +99,7 @@ def test_reindex_summaries_backfills(cli: Any, junit: bytes) -> None:
 
 
 def test_bad_content_filter_is_a_usage_error(cli: Any) -> None:
+    assert cli("init").exit_code == 0  # a store that does not exist is exit 10 first
     result = cli("ls", "--touches", " ")
     assert result.exit_code == 2
     lines = result.stderr.strip().splitlines()

@@ -54,7 +54,7 @@ def test_commands_work_against_a_server(service: ThreadServer, tmp_path: Path) -
     with zipfile.ZipFile(zip_path) as archive:
         assert archive.read("chat/1.1/diff.txt") == source.read_bytes()
     assert run(*server, "verify")[0] == 0
-    code, out, err = run(*server, "--json", "repair", "--older-than", "0s")
+    code, out, err = run(*server, "--json", "repair", "--older-than", "0s", "--yes")
     assert code == 0, err
     assert json.loads(out)["indexed"] == 1
     code, _, err = run(*server, "rm", "chat/1.1/diff", "--yes")

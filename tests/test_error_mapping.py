@@ -73,7 +73,12 @@ def _files(root: Path) -> set[str]:
 
 
 def _errors(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
-    return [r for r in caplog.records if r.name.startswith(LOGGER) and r.levelno >= logging.WARNING]
+    """The store's records of failed calls; they are DEBUG: the caller has the exception."""
+    failed = [
+        r for r in caplog.records if r.name.startswith(LOGGER) and " failed: " in r.getMessage()
+    ]
+    assert all(r.levelno == logging.DEBUG for r in failed), [r.levelname for r in failed]
+    return failed
 
 
 def test_disk_full_raises_storage_full_and_changes_nothing(
@@ -104,12 +109,12 @@ def test_disk_full_raises_storage_full_and_changes_nothing(
 _UNPRIVILEGED_UPLOAD = """
 import builtins, json, logging, sys
 from necrocode.artifact_store import ArtifactStore, ArtifactStoreConfig, StoragePermissionError
-logged = []
+logged, loud = [], []
 class Collect(logging.Handler):
     def emit(self, record):
-        if record.levelno >= logging.WARNING:
-            logged.append(record.getMessage())
+        (loud if record.levelno > logging.DEBUG else logged).append(record.getMessage())
 logging.getLogger("necrocode").addHandler(Collect())
+logging.getLogger("necrocode").setLevel(logging.DEBUG)
 store = ArtifactStore(ArtifactStoreConfig(base_path=sys.argv[1]))
 try:
     store.upload("1.1", "spec", "diff", b"new content")
@@ -118,7 +123,8 @@ except StoragePermissionError as exc:
     print(json.dumps({
         "builtin": isinstance(exc, builtins.PermissionError),
         "cause_errno": getattr(cause, "errno", None),
-        "logged": logged,
+        "logged": [m for m in logged if " failed: " in m],
+        "loud": loud,
     }))
 """
 
@@ -148,6 +154,7 @@ def test_unwritable_folder_raises_permission_error_and_changes_nothing(tmp_path:
     assert outcome["builtin"] is True
     assert outcome["cause_errno"] == errno.EACCES
     assert len(outcome["logged"]) == 1, outcome["logged"]
+    assert outcome["loud"] == []  # at DEBUG only: the caller has the exception
     assert "upload" in outcome["logged"][0] and uri in outcome["logged"][0]
     assert _files(root) == before
     with ArtifactStore(ArtifactStoreConfig(base_path=root)) as store:
@@ -173,7 +180,7 @@ def test_nested_failure_is_logged_once_by_the_outer_call(
             store.delete_by_task_id("1.1")
         errors = _errors(caplog)
         assert len(errors) == 1, [r.getMessage() for r in errors]
-        assert errors[0].levelno == logging.ERROR
+        assert errors[0].levelno == logging.DEBUG
         assert errors[0].getMessage().startswith("delete_by_task_id 1.1 failed: LockTimeoutError")
 
 
@@ -190,9 +197,9 @@ def test_read_failures_are_logged_once(tmp_path: Path, caplog: pytest.LogCapture
             with pytest.raises(ArtifactNotFoundError):
                 store.download(missing)
         mine = [
-            r for r in caplog.records if r.name.startswith(LOGGER) and r.levelno >= logging.INFO
+            r for r in caplog.records if r.name.startswith(LOGGER) and " failed: " in r.getMessage()
         ]
         assert [(r.levelno, r.getMessage().split(" failed: ")[0]) for r in mine] == [
-            (logging.ERROR, f"download {uri}"),
-            (logging.INFO, f"download {missing}"),
+            (logging.DEBUG, f"download {uri}"),
+            (logging.DEBUG, f"download {missing}"),
         ]

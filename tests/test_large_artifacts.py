@@ -55,7 +55,7 @@ PROBE = textwrap.dedent(
     print(json.dumps({
         "baseline": baseline, "after_upload": after_upload, "after_download": after_download,
         "size": total, "match": digest.hexdigest() == chunks.digest,
-        "stored": store.get_metadata(uri).size,
+        "stored": store.get_metadata(uri).stored_size,
     }))
     """
 )

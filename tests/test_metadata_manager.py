@@ -214,8 +214,8 @@ def test_usage_totals_stay_exact_through_every_change(tmp_path: Path) -> None:
                     if m == store.metadata.index.get(ArtifactKey(m.spec_name, m.task_id, m.type))
                 ),
                 len(rows),
+                sum(m.stored_size for m in rows),
                 sum(m.size for m in rows),
-                sum(m.original_size for m in rows),
             )
             per_spec = store.get_usage_by_spec()
             assert sum(u.stored_bytes for u in per_spec.values()) == grand[2]
@@ -235,6 +235,6 @@ def test_index_of_an_older_schema_is_rebuilt(tmp_path: Path) -> None:
             conn.execute("DROP TRIGGER usage_on_insert")
             conn.execute("UPDATE usage_grand SET size = 999")
     with ArtifactStore(config) as store:
-        assert store.get_storage_usage().stored_bytes == store.get_metadata(uri).size
+        assert store.get_storage_usage().stored_bytes == store.get_metadata(uri).stored_size
         store.upload("2", "s", "log", b"defg")
         assert store.get_storage_usage().version_count == 2

@@ -30,6 +30,7 @@ from necrocode.artifact_store import (
 )
 
 PUBLIC_API = {
+    "ArgumentOrderWarning",
     "ArtifactExistsError",
     "ArtifactMetadata",
     "ArtifactNotFoundError",
@@ -64,6 +65,7 @@ PUBLIC_API = {
     "RetentionPolicy",
     "RetryPolicy",
     "RetryingBackend",
+    "SearchPage",
     "StorageBackend",
     "StorageError",
     "StorageFullError",
@@ -321,3 +323,51 @@ def test_bad_yaml_file_names_the_file(tmp_path: Path) -> None:
         ArtifactStoreConfig.from_yaml(path)
     with pytest.raises(ConfigError, match="cannot read"):
         ArtifactStoreConfig.from_yaml(tmp_path / "missing.yaml")
+
+
+def test_size_is_the_original_and_stored_size_the_bytes_on_disk() -> None:
+    new = ArtifactMetadata(
+        uri="file:///s/spec/1/diff.txt",
+        task_id="1",
+        spec_name="spec",
+        type=ArtifactType.DIFF,
+        size=20,
+        checksum="sha256:" + "0" * 64,
+        created_at=datetime(2026, 1, 1, tzinfo=UTC),
+        compressed=True,
+        stored_size=10,
+        mime_type="text/x-diff",
+        codec="gzip",
+    )
+    # Built with the names from before the rename: size (stored) and original_size.
+    assert _meta() == new
+    assert (new.size, new.stored_size, new.original_size) == (20, 10, 20)
+    public = new.to_dict()
+    assert public["schema"] == 2
+    assert (public["size"], public["stored_size"], public["original_size"]) == (20, 10, 20)
+    # Records on disk keep layout 1, which every host can read.
+    record = json.loads(new.to_json())
+    assert record["schema"] == 1
+    assert (record["size"], record["original_size"]) == (10, 20)
+    assert "stored_size" not in record
+    for back in (
+        ArtifactMetadata.from_dict(public),
+        ArtifactMetadata.from_json(new.to_json()),
+        ArtifactMetadata.from_trusted_json(new.to_json()),
+    ):
+        assert back == new
+    with pytest.raises(TypeError):
+        new.with_changes(original_size=5, stored_size=1)
+
+
+def test_a_record_written_before_the_rename_still_loads() -> None:
+    old = (
+        '{"checksum":"sha256:' + "0" * 64 + '","codec":"gzip","compressed":true,'
+        '"created_at":"2026-01-01T00:00:00.000000+00:00","metadata":{},"mime_type":"text/x-diff",'
+        '"object_key":"spec/1/diff.txt.v000001.0123456789abcdef.gz","original_size":20,'
+        '"pinned":false,"retention_days":null,"schema":1,"size":10,"spec_name":"spec",'
+        '"tags":[],"task_id":"1","type":"diff","uri":"file:///s/spec/1/diff.txt","version":1}'
+    )
+    for load in (ArtifactMetadata.from_json, ArtifactMetadata.from_trusted_json):
+        meta = load(old)
+        assert (meta.size, meta.stored_size) == (20, 10)

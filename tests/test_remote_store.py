@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 
 from necrocode.artifact_store import (
@@ -232,3 +233,19 @@ def test_metadata_too_big_for_a_header_is_fetched_apart(remote: RemoteArtifactSt
     small = remote.upload("2", "big-meta", "log", b"x", {"title": "ünïcode"})
     with remote.open(small) as reader:
         assert reader.metadata.metadata == {"title": "ünïcode"}  # through the header
+
+
+def test_sizes_say_the_same_over_http(remote: RemoteArtifactStore, service: ThreadServer) -> None:
+    """size = bytes uploaded, stored_size = bytes on disk: in the JSON and back in Python."""
+    text = b"all work and no play " * 500
+    uri = remote.upload("1", "sizes", "log", text)
+    local = service.store.search(spec_name="sizes")[0]
+    assert local.size == len(text) and 0 < local.stored_size < len(text)
+    over_http = remote.get_metadata(uri)
+    assert (over_http.size, over_http.stored_size) == (local.size, local.stored_size)
+    body = httpx.get(f"{service.url}/v1/artifacts/sizes/1/log/metadata", timeout=30).json()
+    assert (body["size"], body["stored_size"], body["original_size"]) == (
+        len(text),
+        local.stored_size,
+        len(text),
+    )

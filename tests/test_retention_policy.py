@@ -105,7 +105,7 @@ def test_cleanup_deletes_expired_and_logs_the_run(
     store: ArtifactStore, typed: dict[str, str], caplog: pytest.LogCaptureFixture
 ) -> None:
     later = utc_now() + timedelta(days=15)
-    sizes = {uri: store.get_metadata(uri).size for uri in typed.values()}
+    sizes = {uri: store.get_metadata(uri).stored_size for uri in typed.values()}
     with caplog.at_level(logging.INFO, logger="necrocode.artifact_store"):
         report = store.cleanup_expired(now=later)
     assert set(report.uris) == {typed["log"], typed["test"]}

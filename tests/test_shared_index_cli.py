@@ -36,10 +36,12 @@ def test_config_show_and_usage_name_the_index_without_its_password(
     assert data["index"].startswith("postgresql://necro:***@127.0.0.1")
     assert "hunter2" not in json.dumps(data)
     # The throwaway server trusts local connections, so the password is not checked.
+    assert runner.invoke(app, ["--config", str(config), "init"]).exit_code == 0  # else exit 10
     usage = runner.invoke(app, ["--config", str(config), "usage", "--json"])
     assert usage.exit_code == 0, usage.stderr
     assert json.loads(usage.stdout)["index"] == data["index"]
     default = _config(tmp_path / "local.yaml", tmp_path / "local", "sqlite")
+    assert runner.invoke(app, ["--config", str(default), "init"]).exit_code == 0
     local = json.loads(runner.invoke(app, ["--config", str(default), "usage", "--json"]).stdout)
     assert local["index"].startswith("sqlite ") and local["index"].endswith("index.sqlite3")
 

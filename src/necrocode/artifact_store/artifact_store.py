@@ -15,11 +15,12 @@ import json
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, overload
 
 from .backends import create_backend
 from .backfill import SummaryRefreshReport, refresh_summaries
@@ -52,7 +53,7 @@ from .maintenance import (
     repair_store,
     verify_store,
 )
-from .metadata_index import SearchQuery
+from .metadata_index import SearchQuery, SortKey
 from .metadata_manager import MetadataManager, StoredArtifact
 from .models import (
     MAX_INT64,
@@ -65,6 +66,7 @@ from .models import (
 )
 from .naming import ArtifactKey, new_generation, validate_name, validate_tags
 from .output_target import check_output_file
+from .paging import DEFAULT_PAGE_SIZE, SearchPage, decode_cursor, encode_cursor
 from .parallel import maintenance_workers, ordered_map
 from .retention_policy import CleanupReport, RetentionPolicy, append_cleanup_log
 from .settings import load_config
@@ -77,12 +79,17 @@ from .storage_backend import (
     iter_source,
     source_chunks,
 )
+from .units import format_size
+from .upload_args import content_size, upload_target, with_progress
 
 __all__ = ["ArtifactStore", "Content", "RepairReport"]
 
 log = logging.getLogger("necrocode.artifact_store")
 
-Content = bytes | bytearray | memoryview | str | os.PathLike[str] | BinaryIO | Iterable[bytes]
+#: What ``upload`` stores. A ``str`` is stored as its UTF-8 *text*, never opened as
+#: a path: pass a ``pathlib.Path`` (any ``os.PathLike``) or call ``upload_file``.
+Text = str
+Content = bytes | bytearray | memoryview | Text | os.PathLike[str] | BinaryIO | Iterable[bytes]
 ProgressCallback = Callable[[int, int], None]
 ExportProgressCallback = Callable[[ExportProgress], None]
 
@@ -93,6 +100,12 @@ MAX_VERSION_RACES = 16
 #: How often a reader re-resolves an artifact whose object vanished under it.
 MAX_READ_RACES = 5
 MAX_MIME_LENGTH = 255
+#: Quota warnings are repeated at most this often (seconds) per process and store.
+QUOTA_WARNING_INTERVAL = 60.0
+#: Specs named in quota messages, largest first.
+QUOTA_TOP_SPECS = 3
+_QUOTA_WARNED: dict[str, float] = {}
+_QUOTA_WARNED_LOCK = threading.Lock()
 #: The longest grace ``repair`` accepts (older than the calendar: nothing would qualify).
 MAX_REPAIR_GRACE = timedelta(days=365 * 1000)
 #: Attribute of the log record a failing public call writes (the command line drops
@@ -216,6 +229,7 @@ class ArtifactStore:
 
     # -- upload -----------------------------------------------------------------------
 
+    @overload
     def upload(
         self,
         task_id: str,
@@ -229,12 +243,51 @@ class ArtifactStore:
         retention_days: int | None = None,
         if_changed: bool = False,
         if_absent: bool = False,
+        progress: ProgressCallback | None = None,
+    ) -> str: ...
+
+    @overload
+    def upload(
+        self,
+        *,
+        ref: str,
+        content: Content,
+        metadata: dict[str, Any] | None = None,
+        mime_type: str | None = None,
+        tags: Iterable[str] | None = None,
+        retention_days: int | None = None,
+        if_changed: bool = False,
+        if_absent: bool = False,
+        progress: ProgressCallback | None = None,
+    ) -> str: ...
+
+    def upload(
+        self,
+        task_id: str | None = None,
+        spec_name: str | None = None,
+        artifact_type: ArtifactType | str | None = None,
+        content: Content | None = None,
+        metadata: dict[str, Any] | None = None,
+        mime_type: str | None = None,
+        *,
+        ref: str | None = None,
+        tags: Iterable[str] | None = None,
+        retention_days: int | None = None,
+        if_changed: bool = False,
+        if_absent: bool = False,
+        progress: ProgressCallback | None = None,
     ) -> str:
         """Store ``content`` as the ``artifact_type`` artifact of a task; return its URI.
 
-        ``content`` is bytes, a ``str`` (stored as UTF-8 text), a path
-        (``pathlib.Path``), a binary file object, or an iterable of byte chunks;
-        it is streamed in chunks, so size does not matter. Uploading the same
+        ``content`` is bytes, a ``str`` — **stored as that text, not read as a
+        file name** (use :meth:`upload_file` or a ``pathlib.Path`` for a file)
+        —, a ``pathlib.Path`` (the file's bytes), a binary file object, or an
+        iterable of byte chunks; it is streamed in chunks, so size does not
+        matter. Name the artifact by ``task_id, spec_name, artifact_type``
+        (this order, the reverse of the URI; keywords work) or by
+        ``ref="spec/task/type"``; see :mod:`.upload_args` for the warning a
+        likely swap gets. ``progress(done, total)`` is called as bytes are read
+        (``total`` 0 when the size is not known up front). Uploading the same
         spec/task/type again replaces the artifact, or adds a version when
         versioning is enabled. All-or-nothing: on any error nothing changes.
 
@@ -242,18 +295,11 @@ class ArtifactStore:
         store nothing and keep that version (a retried upload is a no-op).
         ``if_absent``: refuse with ``ArtifactExistsError`` if the artifact exists.
         """
-        return self.upload_version(
-            task_id,
-            spec_name,
-            artifact_type,
-            content,
-            metadata,
-            mime_type,
-            tags=tags,
-            retention_days=retention_days,
-            if_changed=if_changed,
-            if_absent=if_absent,
-        ).uri
+        spec, task, kind = upload_target(task_id, spec_name, artifact_type, ref)
+        if content is None:
+            raise InvalidInputError("upload needs content")
+        options = _UploadOptions(tags, retention_days, if_changed, if_absent, progress)
+        return self._upload(spec, task, kind, content, metadata, mime_type, options).uri
 
     def upload_version(
         self,
@@ -268,16 +314,32 @@ class ArtifactStore:
         retention_days: int | None = None,
         if_changed: bool = False,
         if_absent: bool = False,
+        progress: ProgressCallback | None = None,
     ) -> ArtifactMetadata:
         """Like :meth:`upload`, but return the metadata of the version now stored
         (with ``if_changed`` and unchanged bytes: of the existing latest version).
         """
-        key = ArtifactKey.of(spec_name, task_id, artifact_type)
+        spec, task, kind = upload_target(task_id, spec_name, artifact_type, None)
+        options = _UploadOptions(tags, retention_days, if_changed, if_absent, progress)
+        return self._upload(spec, task, kind, content, metadata, mime_type, options)
+
+    def _upload(
+        self,
+        spec: str,
+        task: str,
+        kind: ArtifactType | str,
+        content: Content,
+        metadata: dict[str, Any] | None,
+        mime_type: str | None,
+        options: _UploadOptions,
+    ) -> ArtifactMetadata:
+        key = ArtifactKey.of(spec, task, kind)
         uri = key.uri(self.root_uri)
+        retention_days = options.retention_days
         with self._operation("upload", uri):
             custom = _check_custom_metadata(metadata)
             mime = _check_mime(mime_type or key.type.mime_type)
-            tag_tuple = validate_tags(tags)
+            tag_tuple = validate_tags(options.tags)
             if retention_days is not None and (
                 type(retention_days) is not int or not 0 <= retention_days <= MAX_RETENTION_DAYS
             ):
@@ -286,18 +348,49 @@ class ArtifactStore:
                     f"got {retention_days!r}"
                 )
             chunks, close_source = _content_chunks(content)
+            if options.progress is not None:
+                chunks = with_progress(chunks, content_size(content), options.progress)
             try:
                 with self._hold(key, uri):
                     meta = self._write_version(
-                        key, chunks, mime, tag_tuple, custom, retention_days, if_changed, if_absent
+                        key,
+                        chunks,
+                        mime,
+                        tag_tuple,
+                        custom,
+                        retention_days,
+                        options.if_changed,
+                        options.if_absent,
                     )
             except SourceError as exc:
                 # The caller's content failed, not the store: give back their exception.
                 raise exc.__cause__ or exc from None
             finally:
                 close_source()
-            log.debug("uploaded %s v%d (%d bytes)", uri, meta.version, meta.original_size)
+            log.debug("uploaded %s v%d (%d bytes)", uri, meta.version, meta.size)
             return meta
+
+    def upload_file(
+        self,
+        path: str | os.PathLike[str],
+        task_id: str | None = None,
+        spec_name: str | None = None,
+        artifact_type: ArtifactType | str | None = None,
+        *,
+        ref: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        mime_type: str | None = None,
+        tags: Iterable[str] | None = None,
+        retention_days: int | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> str:
+        """Store the file at ``path`` (a ``str`` here *is* a path, as in boto3's
+        ``upload_file``); otherwise the same as :meth:`upload`."""
+        if not isinstance(path, str | os.PathLike):
+            raise InvalidInputError(f"path must be a str or os.PathLike, not {type(path).__name__}")
+        spec, task, kind = upload_target(task_id, spec_name, artifact_type, ref)
+        options = _UploadOptions(tags, retention_days, False, False, progress)
+        return self._upload(spec, task, kind, Path(path), metadata, mime_type, options).uri
 
     def _write_version(
         self,
@@ -323,7 +416,9 @@ class ArtifactStore:
         source = HashingSource(summariser.tap(chunks) if summariser else chunks)
         replaced = [] if self.config.versioning_enabled else previous
         # A shared index reserves quota for the stored bytes before they are written.
-        with self._quota.reserving(key.uri(self.root_uri), sum(m.size for m in replaced)) as meter:
+        with self._quota.reserving(
+            key.uri(self.root_uri), sum(m.stored_size for m in replaced)
+        ) as meter:
             # Staged: the backend may make the object durable together with its record.
             staged = self.backend.stage(object_key, meter(self.compression.compress_stream(source)))
             return self._finish_version(
@@ -376,11 +471,11 @@ class ArtifactStore:
             task_id=key.task_id,
             spec_name=key.spec_name,
             type=key.type,
-            size=stored_size,
+            size=source.size,
             checksum=source.checksum,
             created_at=utc_now(),
             compressed=codec != "none",
-            original_size=source.size,
+            stored_size=stored_size,
             mime_type=mime_type,
             tags=tags,
             version=version,
@@ -455,32 +550,55 @@ class ArtifactStore:
         if quota is None:
             return None
         before = self.metadata.query(lambda index: index.stored_bytes())
-        after = before - sum(m.size for m in replaced) + meta.size
+        after = before - sum(m.stored_size for m in replaced) + meta.stored_size
         if after > quota:
             raise StorageFullError(
-                f"storage quota exceeded: storing {meta.uri} ({meta.size} bytes) would use "
-                f"{after} of {quota} bytes (storage_quota.max_size_gb="
-                f"{self.config.storage_quota.max_size_gb})",
+                f"storage quota exceeded: storing {meta.uri} ({format_size(meta.stored_size)}) "
+                f"would use {format_size(after)} of {format_size(quota)}; "
+                f"{self._quota_advice()}, or raise storage_quota.max_size_gb "
+                f"(now {self.config.storage_quota.max_size_gb:g})",
                 uri=meta.uri,
             )
         return before
 
+    def _quota_advice(self) -> str:
+        """What to do about a full store: the cleanup preview, and the biggest specs."""
+        biggest = sorted(
+            self._grouped_usage(0).items(), key=lambda item: item[1].stored_bytes, reverse=True
+        )[:QUOTA_TOP_SPECS]
+        named = ", ".join(f"{name} {format_size(u.stored_bytes)}" for name, u in biggest)
+        advice = "see what expired with 'necrocode-artifacts cleanup --dry-run'"
+        return f"{advice} (largest specs: {named})" if named else advice
+
     def _warn_on_threshold(
         self, before: int, meta: ArtifactMetadata, replaced: list[ArtifactMetadata]
     ) -> None:
+        """Warn while usage is above the threshold: every upload, at most once a minute.
+
+        Rate-limited per process (and store), so a busy service logs one line a
+        minute and every run of the command line that uploads says it once.
+        """
         quota = self.config.storage_quota.max_bytes
         threshold = self.config.storage_quota.warn_threshold
         if not quota:
             return
-        after = before - sum(m.size for m in replaced) + meta.size
-        if before < threshold * quota <= after:
-            log.warning(
-                "storage usage crossed %.0f%% of the quota: %d of %d bytes (%.1f%%)",
-                threshold * 100,
-                after,
-                quota,
-                after / quota * 100,
-            )
+        after = before - sum(m.stored_size for m in replaced) + meta.stored_size
+        if after < threshold * quota:
+            return
+        now = time.monotonic()
+        with _QUOTA_WARNED_LOCK:
+            last = _QUOTA_WARNED.get(self.root_uri)
+            if last is not None and now - last < QUOTA_WARNING_INTERVAL:
+                return
+            _QUOTA_WARNED[self.root_uri] = now
+        log.warning(
+            "storage usage is above %.0f%% of the quota: %s of %s (%.1f%%); %s",
+            threshold * 100,
+            format_size(after),
+            format_size(quota),
+            after / quota * 100,
+            self._quota_advice(),
+        )
 
     def _commit(
         self,
@@ -614,7 +732,7 @@ class ArtifactStore:
                         out.write(chunk)
                         done += len(chunk)
                         if progress is not None:
-                            progress(done, reader.metadata.original_size)
+                            progress(done, reader.metadata.size)
                 os.replace(tmp, target)
             except BaseException:
                 tmp.unlink(missing_ok=True)
@@ -652,6 +770,8 @@ class ArtifactStore:
         touches: str | None = None,
         has_errors: bool | None = None,
         order: str | None = None,
+        sort: SortKey = "created",
+        reverse: bool | None = None,
     ) -> list[ArtifactMetadata]:
         """Artifacts (latest versions) matching every given filter.
 
@@ -661,9 +781,46 @@ class ArtifactStore:
         at upload (docs/insights.md): ``failed`` (test reports with failures, or
         with none), ``test`` (a substring of a failing test id), ``touches`` (a
         glob over a diff's changed paths, ``"auth/**"``) and ``has_errors``
-        (failing tests, error lines or tracebacks in a log). ``order`` is
-        ``"oldest"`` or ``"newest"`` first; by default newest first when a
-        content filter is given, else oldest first.
+        (failing tests, error lines or tracebacks in a log). ``sort`` orders by
+        ``"created"``, ``"size"`` (original bytes) or ``"name"`` (spec, task,
+        type); content filters sort by creation only. ``order`` is ``"oldest"``
+        or ``"newest"`` first, or ``reverse=True`` for descending order of any
+        sort (newest, largest, Z first); by default newest first when a content
+        filter is given, else ascending. For result sets too big for one list
+        see :meth:`search_page` and :meth:`iter_search`.
+        """
+        return self.search_page(
+            task_id, spec_name, artifact_type, created_after, created_before,
+            tags=tags, match=match, limit=limit, failed=failed, test=test,
+            touches=touches, has_errors=has_errors, order=order, sort=sort, reverse=reverse,
+        ).items  # fmt: skip
+
+    def search_page(
+        self,
+        task_id: str | None = None,
+        spec_name: str | None = None,
+        artifact_type: ArtifactType | str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        *,
+        tags: Iterable[str] | None = None,
+        match: str = "all",
+        limit: int | None = None,
+        failed: bool | None = None,
+        test: str | None = None,
+        touches: str | None = None,
+        has_errors: bool | None = None,
+        order: str | None = None,
+        sort: SortKey = "created",
+        reverse: bool | None = None,
+        cursor: str | None = None,
+    ) -> SearchPage:
+        """One page of :meth:`search`: at most ``limit`` items after ``cursor``.
+
+        ``page.next_cursor`` (``None`` on the last page) continues the same
+        query; it is an opaque string, valid for the same sort and direction.
+        Pages are keyset-paged, so an artifact uploaded meanwhile never shifts
+        or repeats the rest.
         """
         with self._operation("search"):
             insight = InsightFilter.build(
@@ -671,15 +828,66 @@ class ArtifactStore:
             )
             if order not in (None, "oldest", "newest"):
                 raise InvalidInputError(f"order must be 'oldest' or 'newest', got {order!r}")
+            if order is not None and reverse is not None:
+                raise InvalidInputError("give order or reverse, not both")
+            if sort not in ("created", "size", "name"):
+                raise InvalidInputError(f"sort must be created, size or name, got {sort!r}")
+            if sort != "created" and insight.active:
+                raise InvalidInputError("content filters sort by creation time only")
             query = self._query(
                 task_id, spec_name, artifact_type, created_after, created_before, tags, match, limit
             )
-            newest = order == "newest" or (order is None and insight.active)
-            return self.metadata.search(
-                dataclasses.replace(
-                    query, insights=insight if insight.active else None, newest_first=newest
-                )
+            if reverse is None:
+                reverse = order == "newest" or (order is None and insight.active)
+            after = decode_cursor(cursor, sort, reverse) if cursor is not None else None
+            # One more row than asked: is there a next page? (No room above the largest.)
+            fetch = None if limit is None or limit >= MAX_INT64 else limit + 1
+            query = dataclasses.replace(
+                query,
+                insights=insight if insight.active else None,
+                newest_first=bool(reverse),
+                sort=sort,
+                after=after,
+                limit=fetch,
             )
+            found = self.metadata.search(query)
+            if limit is None or len(found) <= limit:
+                return SearchPage(found, None)
+            items = found[:limit]
+            return SearchPage(items, encode_cursor(items[-1], sort, bool(reverse)))
+
+    def iter_search(
+        self,
+        task_id: str | None = None,
+        spec_name: str | None = None,
+        artifact_type: ArtifactType | str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        *,
+        tags: Iterable[str] | None = None,
+        match: str = "all",
+        failed: bool | None = None,
+        test: str | None = None,
+        touches: str | None = None,
+        has_errors: bool | None = None,
+        order: str | None = None,
+        sort: SortKey = "created",
+        reverse: bool | None = None,
+        page_size: int = DEFAULT_PAGE_SIZE,
+    ) -> Iterator[ArtifactMetadata]:
+        """:meth:`search` as a lazy iterator, fetching ``page_size`` rows at a time."""
+        cursor: str | None = None
+        while True:
+            page = self.search_page(
+                task_id, spec_name, artifact_type, created_after, created_before,
+                tags=tags, match=match, limit=page_size, failed=failed, test=test,
+                touches=touches, has_errors=has_errors, order=order, sort=sort,
+                reverse=reverse, cursor=cursor,
+            )  # fmt: skip
+            yield from page.items
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
 
     @staticmethod
     def _query(
@@ -798,13 +1006,16 @@ class ArtifactStore:
                 self.backend, self.metadata, progress, self.config.maintenance_workers
             )
 
-    def repair(self, older_than: timedelta = DEFAULT_REPAIR_GRACE) -> RepairReport:
+    def repair(
+        self, older_than: timedelta = DEFAULT_REPAIR_GRACE, *, dry_run: bool = False
+    ) -> RepairReport:
         """Remove the waste interrupted writes leave, then rebuild the index.
 
         Deletes orphaned objects and temporary leftovers older than
         ``older_than`` (younger ones may belong to a write in progress), skipping
         artifacts whose lock is held right now. Never touches a committed
-        artifact.
+        artifact: records whose object is missing or that cannot be read are
+        reported (``missing``, ``unreadable``). ``dry_run`` only lists.
         """
         if not isinstance(older_than, timedelta) or older_than < timedelta(0):
             raise InvalidInputError(f"older_than must be a timedelta >= 0, got {older_than!r}")
@@ -813,7 +1024,9 @@ class ArtifactStore:
                 f"older_than must be at most {MAX_REPAIR_GRACE.days} days, got {older_than!r}"
             )
         with self._operation("repair"):
-            return repair_store(self.backend, self.metadata, self.locks, older_than)
+            return repair_store(
+                self.backend, self.metadata, self.locks, older_than, dry_run=dry_run
+            )
 
     # -- records: tags and pinning ----------------------------------------------------
 
@@ -969,7 +1182,7 @@ class ArtifactStore:
                         report.errors.append(f"{label}: {failure}")
                     elif meta in deleted:
                         report.uris.append(label)
-                        report.bytes_freed += meta.size
+                        report.bytes_freed += meta.stored_size
                     done += 1
                     if progress is not None:
                         progress(done, len(expired))
@@ -1180,6 +1393,17 @@ class ArtifactStore:
             )
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class _UploadOptions:
+    """The keyword options of one upload, as :meth:`ArtifactStore._upload` takes them."""
+
+    tags: Iterable[str] | None
+    retention_days: int | None
+    if_changed: bool
+    if_absent: bool
+    progress: ProgressCallback | None
+
+
 class _Operation:
     """The context of one public call: a failure is logged once, by the outermost call.
 
@@ -1206,9 +1430,10 @@ class _Operation:
     ) -> None:
         self._depth.value = self._outer
         if self._outer == 0 and isinstance(exc, ArtifactStoreError):
-            level = logging.INFO if isinstance(exc, ArtifactNotFoundError) else logging.ERROR
+            # The caller gets the exception; a library that also printed it would say
+            # everything twice. DEBUG, so it shows only where someone asked for it.
             log.log(
-                level,
+                logging.DEBUG,
                 "%s %s failed: %s: %s",
                 self._name,
                 self._target or "",

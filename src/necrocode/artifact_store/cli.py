@@ -13,16 +13,16 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, BinaryIO
+from typing import TYPE_CHECKING, Annotated, Any, BinaryIO
 
 import typer
 
 from . import __version__, cli_admin, cli_serve
-from .artifact_store import Content
+from .cli_bulk import collect_uploads
 from .cli_insights import (
     FailedOption,
     HasErrorsOption,
@@ -30,15 +30,24 @@ from .cli_insights import (
     TouchesOption,
     summary_fields,
 )
-from .cli_output import Output, format_size, format_time, plural, print_artifacts
+from .cli_output import (
+    Output,
+    ProgressUpdate,
+    format_size,
+    format_time,
+    plural,
+    print_artifacts,
+)
+from .cli_prompt import DryRun, Yes, confirm, listed, per_spec_summary
 from .cli_runtime import (
-    EXIT_FAILURE,
+    COMPLETE_VAR,
     PROG_NAME,
     Json,
     Ref,
     Spec,
     StoreGroup,
     Task,
+    Ver,
     install_logging,
     parse_when,
     resolve_ref,
@@ -47,6 +56,9 @@ from .cli_runtime import (
 )
 from .models import MAX_INT64, MAX_RETENTION_DAYS, ArtifactMetadata, ArtifactType
 from .storage_backend import CHUNK_SIZE
+
+if TYPE_CHECKING:  # the store's modules load only once a command needs them
+    from .artifact_store import Content
 
 __all__ = ["app", "main"]
 
@@ -58,14 +70,28 @@ app = typer.Typer(
     cls=StoreGroup,
     help="Store, find, verify and clean up the artifacts of coding-agent tasks.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
+    # Plain click help: rendering it through rich costs ~60 ms of imports per --help.
+    rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-tag_app = typer.Typer(help="Add, replace or remove an artifact's tags.", no_args_is_help=True)
-config_app = typer.Typer(help="Inspect the configuration.", no_args_is_help=True)
+tag_app = typer.Typer(
+    help="Add, replace or remove an artifact's tags.", no_args_is_help=True, rich_markup_mode=None
+)
+config_app = typer.Typer(
+    help="Inspect the configuration.", no_args_is_help=True, rich_markup_mode=None
+)
 app.add_typer(tag_app, name="tag", rich_help_panel=ARTIFACT_PANEL)
 app.add_typer(config_app, name="config", rich_help_panel=STORE_PANEL)
+
+
+class SortBy(StrEnum):
+    """What ``ls --sort`` orders by."""
+
+    CREATED = "created"
+    SIZE = "size"
+    NAME = "name"
 
 
 class TagMatch(StrEnum):
@@ -94,6 +120,9 @@ def _global_options(
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="No progress bars or confirmations.")
     ] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Also the store's info log on stderr.")
+    ] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Tracebacks and debug logs.")] = False,
     server: Annotated[
         str | None,
@@ -120,11 +149,14 @@ def _global_options(
 ) -> None:
     """Store, find, verify and clean up the artifacts of coding-agent tasks.
 
-    Artifacts are named by URI or by <spec>/<task>/<type> (e.g. chat-app/1.1/diff).
-    Exit codes: 0 success, 1 operation failed, 2 usage or configuration error.
+    Artifacts are named by URI or by SPEC/TASK/TYPE (e.g. chat-app/1.1/diff).
+    Global options work before or after the command.
+    Exit codes: 0 success, 1 operation failed, 2 usage or configuration error,
+    10 the store does not exist (see 'init').
     """
     state = state_of(ctx)
     state.config_path, state.json, state.quiet, state.debug = config, json_output, quiet, debug
+    state.verbose = verbose
     state.server, state.token = server, token
     install_logging(state)
 
@@ -135,12 +167,15 @@ def _global_options(
 @app.command(rich_help_panel=ARTIFACT_PANEL)
 def upload(
     ctx: typer.Context,
-    source: Annotated[
-        str, typer.Argument(help="File to upload, or - for stdin.", metavar="FILE|-")
+    sources: Annotated[
+        list[str], typer.Argument(help="Files, a folder of them, or - for stdin.", metavar="FILE")
     ],
     spec: Annotated[str, typer.Option("--spec", "-s", help="Spec name.")],
     task: Annotated[str, typer.Option("--task", "-t", help="Task id.")],
-    artifact_type: Annotated[ArtifactType, typer.Option("--type", help="Artifact type.")],
+    artifact_type: Annotated[
+        ArtifactType | None,
+        typer.Option("--type", help="Artifact type (default: from the file name)."),
+    ] = None,
     tags: Annotated[list[str] | None, typer.Option("--tag", help="A tag (repeatable).")] = None,
     meta: Annotated[
         list[str] | None, typer.Option("--meta", help="KEY=VALUE metadata (repeatable).")
@@ -152,27 +187,54 @@ def upload(
             "--retention-days", min=0, max=MAX_RETENTION_DAYS, help="Keep this many days."
         ),
     ] = None,
+    allow_empty: Annotated[
+        bool, typer.Option("--allow-empty", help="Store an empty stdin as a 0-byte artifact.")
+    ] = False,
     json_flag: Json = False,
 ) -> None:
-    """Store FILE (or stdin) as an artifact; print its URI."""
+    """Store files (or stdin) as the artifacts of a task; print their URIs.
+
+    Each file's type comes from its name (diff.txt, *.diff, *.patch; log.txt,
+    *.log; test-result.json, *.xml, *.json) unless --type is given for a
+    single file. Empty stdin is refused unless --allow-empty.
+
+    \b
+    Examples:
+      necrocode-artifacts upload change.diff -s chat-app -t 1.1
+      necrocode-artifacts upload out/ -s chat-app -t 1.1          # every file in out/
+      git diff | necrocode-artifacts upload - -s chat-app -t 1.2 --type diff
+    """
     state, out = session(ctx, json_flag)
     custom = _parse_meta(meta or [])
-    store = state.store()
-    with _upload_source(source, out) as content:
-        uri = store.upload(
-            task,
-            spec,
-            artifact_type,
-            content,
-            custom,
-            mime_type,
-            tags=tags or None,
-            retention_days=retention_days,
-        )
+    if mime_type is not None and len(sources) > 1:
+        raise typer.BadParameter("--mime-type goes with one file", param_hint="'--mime-type'")
+    planned = collect_uploads(sources, artifact_type)
+    store = state.store(create=True)
+    uris = []
+    for source, kind in planned:
+        with _upload_source(source, out, allow_empty) as (content, bar):
+            # Only when a bar is drawn: the remote client (--server) takes no progress.
+            extra: dict[str, Any] = {} if bar is None else {"progress": bar}
+            uris.append(
+                store.upload(
+                    task,
+                    spec,
+                    kind,
+                    content,
+                    custom,
+                    mime_type,
+                    tags=tags or None,
+                    retention_days=retention_days,
+                    **extra,
+                )
+            )
     if out.json_mode:
-        out.json(store.get_metadata(uri).to_dict())
+        metas = [store.get_metadata(uri).to_dict() for uri in uris]
+        one_file = len(planned) == 1 and not Path(sources[0]).expanduser().is_dir()
+        out.json(metas[0] if one_file else metas)
     else:
-        out.line(uri)
+        for uri in uris:
+            out.line(uri)
 
 
 def _parse_meta(pairs: list[str]) -> dict[str, str]:
@@ -186,48 +248,75 @@ def _parse_meta(pairs: list[str]) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def _upload_source(source: str, out: Output) -> Iterator[Content]:
-    """stdin, a path, or (large file on a terminal) the file's chunks with a progress bar."""
+def _upload_source(
+    source: str, out: Output, allow_empty: bool
+) -> Iterator[tuple[Content, ProgressUpdate | None]]:
+    """The content to store and its progress bar (a large file on a terminal), if any."""
     if source == "-":
-        yield sys.stdin.buffer
+        first = sys.stdin.buffer.read(CHUNK_SIZE)
+        if not first and not allow_empty:
+            raise typer.BadParameter(
+                "stdin is empty: nothing to upload (--allow-empty stores a 0-byte artifact)",
+                param_hint="FILE",
+            )
+        yield _chain(first, sys.stdin.buffer), None
         return
     path = Path(source).expanduser()
     size = path.stat().st_size if out.progress_enabled and path.is_file() else 0
     with out.transfer(f"uploading {path.name}", size) as bar:
-        if bar is None:
-            yield path  # the store streams it (and reports an unreadable file)
-            return
-        with path.open("rb") as handle:
-            yield _chunks_with_progress(handle, size, bar)
+        yield path, bar  # the store streams it (and reports an unreadable file)
 
 
-def _chunks_with_progress(
-    handle: BinaryIO, size: int, bar: Callable[[int, int], None]
-) -> Iterator[bytes]:
-    done = 0
-    while chunk := handle.read(CHUNK_SIZE):
-        done += len(chunk)
-        bar(done, size)
+def _chain(first: bytes, rest: BinaryIO) -> Iterator[bytes]:
+    """``first``, then the rest of the stream in chunks."""
+    if first:
+        yield first
+    while chunk := rest.read(CHUNK_SIZE):
         yield chunk
 
 
 @app.command(rich_help_panel=ARTIFACT_PANEL)
 def download(
     ctx: typer.Context,
-    ref: Ref,
+    ref: Annotated[
+        str | None,
+        typer.Argument(help="A URI or SPEC/TASK/TYPE; or --spec/--task for all of a task's."),
+    ] = None,
+    version_number: Ver = None,
     output: Annotated[
         str | None,
         typer.Option("--output", "-o", help="File or folder to write; - or none: stdout."),
     ] = None,
+    spec: Spec = None,
+    task: Task = None,
     no_verify: Annotated[
         bool, typer.Option("--no-verify", help="Skip the SHA-256 check (size is still checked).")
     ] = False,
     json_flag: Json = False,
 ) -> None:
-    """Write an artifact to a file (all or nothing) or stream it to stdout."""
+    """Write an artifact to a file (all or nothing) or stream it to stdout.
+
+    With --spec and --task instead of REF, every artifact of the task is
+    written into the folder -o names (created if needed), as gh run download does.
+
+    \b
+    Examples:
+      necrocode-artifacts download chat-app/1.1/diff -o change.diff
+      necrocode-artifacts download chat-app/1.1/log | less
+      necrocode-artifacts download --spec chat-app --task 1.1 -o review/
+    """
+    if ref is None:
+        if not (spec and task):
+            raise typer.BadParameter("give REF, or --spec and --task (with -o DIR)")
+        if output in (None, "-"):
+            raise typer.BadParameter("--spec/--task writes files: give -o DIR")
+        _download_task(ctx, spec, task, Path(str(output)).expanduser(), no_verify, json_flag)
+        return
+    if spec or task:
+        raise typer.BadParameter("give REF or --spec/--task, not both")
     state, out = session(ctx, json_flag)
     store = state.store()
-    uri = resolve_ref(store, ref)
+    uri = resolve_ref(store, ref, version_number)
     verify = False if no_verify else None
     to_stdout = output in (None, "-")
     if to_stdout and out.json_mode:
@@ -236,7 +325,7 @@ def download(
     size = 0
     if out.progress_enabled or (target is not None and target.is_dir()):
         meta = store.get_metadata(uri)
-        size = meta.original_size
+        size = meta.size
         if target is not None and target.is_dir():
             target = target / meta.type.filename
     with out.transfer(f"downloading {ref}", size) as bar:
@@ -254,18 +343,50 @@ def download(
     if out.json_mode:
         out.json({"path": str(target), "artifact": written.to_dict()})
     else:
-        out.note(f"wrote {format_size(written.original_size)} to {target}")
+        out.note(f"wrote {format_size(written.size)} to {target}")
+
+
+def _download_task(
+    ctx: typer.Context, spec: str, task: str, folder: Path, no_verify: bool, json_flag: bool
+) -> None:
+    """Every artifact of one task into ``folder`` (each file all or nothing)."""
+    state, out = session(ctx, json_flag)
+    store = state.store()
+    found = store.search(task_id=task, spec_name=spec)
+    if not found:
+        out.error(f"no artifacts of spec {spec}, task {task}; nothing written")
+        raise typer.Exit(1)
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for meta in found:
+        target = folder / meta.type.filename
+        with out.transfer(f"downloading {meta.type.filename}", meta.size) as bar:
+            store.download_to(meta.uri, target, False if no_verify else None, progress=bar)
+        written.append({"path": str(target), "artifact": meta.to_dict()})
+    if out.json_mode:
+        out.json(written)
+        return
+    for item in written:
+        out.line(str(item["path"]))
+    total = sum(meta.size for meta in found)
+    out.note(f"wrote {plural(len(found), 'artifact')} ({format_size(total)}) to {folder}")
 
 
 # -- metadata, search, versions ------------------------------------------------------
 
 
 @app.command(rich_help_panel=ARTIFACT_PANEL)
-def info(ctx: typer.Context, ref: Ref, json_flag: Json = False) -> None:
-    """Show an artifact's metadata."""
+def info(ctx: typer.Context, ref: Ref, version_number: Ver = None, json_flag: Json = False) -> None:
+    """Show an artifact's metadata.
+
+    \b
+    Examples:
+      necrocode-artifacts info chat-app/1.1/diff
+      necrocode-artifacts info chat-app/1.1/diff --ver 2 --json
+    """
     state, out = session(ctx, json_flag)
     store = state.store()
-    meta = store.get_metadata(resolve_ref(store, ref))
+    meta = store.get_metadata(resolve_ref(store, ref, version_number))
     if out.json_mode:
         out.json(meta.to_dict())
         return
@@ -276,9 +397,13 @@ def info(ctx: typer.Context, ref: Ref, json_flag: Json = False) -> None:
             ("spec", meta.spec_name),
             ("task", meta.task_id),
             ("type", meta.type.value),
-            ("version", str(meta.version)),
-            ("size", f"{meta.original_size} ({format_size(meta.original_size)})"),
-            ("stored", f"{meta.size} ({format_size(meta.size)}, {meta.codec})"),
+            # Without versioning the number only counts replacements: not shown.
+            *([("version", str(meta.version))] if store.config.versioning_enabled else []),
+            ("size", f"{format_size(meta.size)} ({meta.size} bytes)"),
+            (
+                "stored size",
+                f"{format_size(meta.stored_size)} ({meta.stored_size} bytes, {meta.codec})",
+            ),
             ("checksum", meta.checksum),
             ("created", format_time(meta.created_at)),
             ("mime type", meta.mime_type),
@@ -310,8 +435,17 @@ def list_artifacts(
     match: Annotated[
         TagMatch, typer.Option("--match", help="With several --tag: all of them or any.")
     ] = TagMatch.ALL,
+    sort: Annotated[
+        SortBy, typer.Option("--sort", help="Order by creation time, original size or name.")
+    ] = SortBy.CREATED,
+    reverse: Annotated[
+        bool, typer.Option("--reverse", "-r", help="Oldest (smallest, Z) first instead.")
+    ] = False,
     limit: Annotated[
         int | None, typer.Option("--limit", min=1, max=MAX_INT64, help="At most N results.")
+    ] = None,
+    cursor: Annotated[
+        str | None, typer.Option("--cursor", help="Continue after a page (see --limit).")
     ] = None,
     failed: FailedOption = None,
     test: TestOption = None,
@@ -319,27 +453,56 @@ def list_artifacts(
     has_errors: HasErrorsOption = False,
     json_flag: Json = False,
 ) -> None:
-    """List artifacts (latest versions) matching every filter, oldest first
-    (newest first with a content filter: --failed, --test, --touches, --has-errors)."""
+    """List artifacts (latest versions) matching every filter, newest first.
+
+    Content filters (--failed, --test, --touches, --has-errors) use the
+    summaries made at upload and sort by creation time. With --limit N a
+    cut-short list ends with a 'next page: --cursor C' line on stderr; give it
+    back to get the next N.
+
+    \b
+    Examples:
+      necrocode-artifacts ls --spec chat-app --since 7d
+      necrocode-artifacts ls --limit 5                  # the newest five
+      necrocode-artifacts ls --sort size --limit 10     # the ten largest
+      necrocode-artifacts ls --tag env:prod --match any --json
+      necrocode-artifacts ls --failed --touches 'auth/**'
+    """
     state, out = session(ctx, json_flag)
-    found = state.store().search(
-        task_id=task,
-        spec_name=spec,
-        artifact_type=artifact_type,
-        created_after=_moment(since, "--since"),
-        created_before=_moment(until, "--until"),
-        tags=tags or None,
-        match=match.value,
-        limit=limit,
-        failed=failed,
-        test=test,
-        touches=touches,
-        has_errors=has_errors or None,
-    )
-    print_artifacts(out, found)
+    # Newest and largest first by default; names from A.
+    newest_first = (sort is not SortBy.NAME) != reverse
+    store = state.store()
+    filters: dict[str, Any] = {
+        "task_id": task,
+        "spec_name": spec,
+        "artifact_type": artifact_type,
+        "created_after": _moment(since, "--since"),
+        "created_before": _moment(until, "--until"),
+        "tags": tags or None,
+        "match": match.value,
+        "limit": limit,
+        "failed": failed,
+        "test": test,
+        "touches": touches,
+        "has_errors": has_errors or None,
+    }
+    next_cursor = None
+    if hasattr(store, "search_page"):
+        page = store.search_page(**filters, sort=sort.value, reverse=newest_first, cursor=cursor)
+        found, next_cursor = page.items, page.next_cursor
+    else:  # the service's client (--server) lists by creation time, unpaged
+        if sort is not SortBy.CREATED or cursor is not None:
+            raise typer.BadParameter("--sort size|name and --cursor need a local store")
+        found = store.search(**filters, order="newest" if newest_first else "oldest")
+    versioned = bool(getattr(getattr(store, "config", None), "versioning_enabled", True))
+    print_artifacts(out, found, show_versions=versioned)
+    if next_cursor is not None:
+        sys.stderr.write(f"next page: --cursor {next_cursor}\n")
 
 
-app.command("search", help="Same as ls.", rich_help_panel=ARTIFACT_PANEL)(list_artifacts)
+app.command("search", help=f"Same as ls. {list_artifacts.__doc__}", rich_help_panel=ARTIFACT_PANEL)(
+    list_artifacts
+)
 
 
 def _moment(text: str | None, option: str) -> datetime | None:
@@ -354,10 +517,19 @@ def _moment(text: str | None, option: str) -> datetime | None:
 
 @app.command(rich_help_panel=ARTIFACT_PANEL)
 def versions(ctx: typer.Context, ref: Ref, json_flag: Json = False) -> None:
-    """List every stored version of an artifact, oldest first."""
+    """List every stored version of an artifact, oldest first.
+
+    Each line names its version (--ver N on a terminal, the ?version=N URI when
+    piped), ready for download, info or rm.
+
+    \b
+    Example:
+      necrocode-artifacts versions chat-app/1.1/diff
+      necrocode-artifacts download chat-app/1.1/diff --ver 2 -o old.diff
+    """
     state, out = session(ctx, json_flag)
     store = state.store()
-    print_artifacts(out, store.get_all_versions(resolve_ref(store, ref)))
+    print_artifacts(out, store.get_all_versions(resolve_ref(store, ref)), per_version=True)
 
 
 @app.command("prune-versions", rich_help_panel=ARTIFACT_PANEL)
@@ -365,13 +537,27 @@ def prune_versions(
     ctx: typer.Context,
     ref: Ref,
     keep: Annotated[int, typer.Option("--keep", min=1, help="Newest versions to keep.")] = 1,
+    dry_run: DryRun = False,
+    yes: Yes = False,
     json_flag: Json = False,
 ) -> None:
-    """Delete all but the newest --keep versions of an artifact."""
+    """Delete all but the newest --keep versions of an artifact.
+
+    \b
+    Example:
+      necrocode-artifacts prune-versions chat-app/1.1/diff --keep 3 --dry-run
+    """
     state, out = session(ctx, json_flag)
     store = state.store()
     uri = resolve_ref(store, ref)
-    deleted = store.delete_old_versions(uri, keep=keep)
+    doomed = [meta.version_uri for meta in store.get_all_versions(uri)[:-keep]]
+    if dry_run:
+        _report_would_delete(out, doomed, "old version")
+        return
+    if doomed:
+        question = f"Delete {plural(len(doomed), 'old version')} of {uri} (keeping {keep})?"
+        confirm(out, question, listed(doomed), yes=yes)
+    deleted = store.delete_old_versions(uri, keep=keep) if doomed else 0
     if out.json_mode:
         out.json({"uri": uri, "deleted": deleted, "kept": keep})
     else:
@@ -385,44 +571,67 @@ def prune_versions(
 def remove(
     ctx: typer.Context,
     refs: Annotated[
-        list[str] | None, typer.Argument(help="URIs or <spec>/<task>/<type> to delete.")
+        list[str] | None, typer.Argument(help="URIs or SPEC/TASK/TYPE to delete.")
     ] = None,
     task: Task = None,
     spec: Spec = None,
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    all_specs: Annotated[
+        bool, typer.Option("--all-specs", help="With --task: that task in every spec.")
+    ] = False,
+    dry_run: DryRun = False,
+    yes: Yes = False,
     json_flag: Json = False,
 ) -> None:
-    """Delete artifacts (every version) by URI, by --task (within --spec) or by --spec."""
+    """Delete artifacts (every version): by REF, by --spec (and --task), or --task --all-specs.
+
+    \b
+    Examples:
+      necrocode-artifacts rm chat-app/1.1/diff
+      necrocode-artifacts rm --spec chat-app --task 1.1 --dry-run
+      necrocode-artifacts rm --task 1.1 --all-specs --yes
+    """
     state, out = session(ctx, json_flag)
-    if refs and (task or spec):
+    if refs and (task or spec or all_specs):
         raise typer.BadParameter("give artifacts or --task/--spec, not both")
     if not refs and not task and not spec:
-        raise typer.BadParameter("nothing to delete: give artifacts, --task or --spec")
+        raise typer.BadParameter("nothing to delete: give artifacts, --spec or --task")
+    if task and not spec and not all_specs:
+        raise typer.BadParameter(
+            f"--task {task} is in every spec: add --spec SPEC, or --all-specs to mean that"
+        )
+    if all_specs and (spec or not task):
+        raise typer.BadParameter("--all-specs goes with --task and without --spec")
     store = state.store()
     if refs:
         uris = [resolve_ref(store, ref) for ref in refs]
-        for uri in uris:  # all or none: refuse before deleting anything
-            store.get_metadata(uri)
-        what = uris[0] if len(uris) == 1 else plural(len(uris), "artifact")
+        # All or none: refuse before deleting anything.
+        doomed = [store.get_metadata(uri) for uri in uris]
+        question = f"Delete {uris[0] if len(uris) == 1 else plural(len(uris), 'artifact')}?"
     else:
-        count = len(store.search(task_id=task, spec_name=spec))
+        doomed = store.search(task_id=task, spec_name=spec)
+        uris = [meta.uri for meta in doomed]
         scope = " and ".join(
-            part for part in (task and f"task {task}", spec and f"spec {spec}") if part
+            part for part in (spec and f"spec {spec}", task and f"task {task}") if part
         )
-        what = f"{plural(count, 'artifact')} of {scope}"
-        if count == 0:
-            _report_deleted(out, 0)
-            return
-    if not yes and not typer.confirm(f"Delete {what}?", default=False, err=True):
-        out.error("not confirmed; nothing deleted")
-        raise typer.Exit(EXIT_FAILURE)
-    if refs:
-        deleted = sum(store.delete(uri) for uri in uris)
-    elif task:
-        deleted = store.delete_by_task_id(task, spec_name=spec)
-    else:
-        deleted = store.delete_by_spec_name(str(spec))
+        question = f"Delete {plural(len(doomed), 'artifact')} of {scope}, every version?"
+    if dry_run:
+        _report_would_delete(out, uris)
+        return
+    if not doomed:
+        _report_deleted(out, 0)
+        return
+    confirm(out, question, per_spec_summary(m.spec_name for m in doomed), yes=yes)
+    deleted = sum(store.delete(uri, missing_ok=not refs) for uri in uris)
     _report_deleted(out, deleted)
+
+
+def _report_would_delete(out: Output, uris: list[str], noun: str = "artifact") -> None:
+    if out.json_mode:
+        out.json({"dry_run": True, "would_delete": uris, "count": len(uris)})
+        return
+    for uri in uris:
+        out.line(uri)
+    out.note(f"would delete {plural(len(uris), noun)}")
 
 
 def _report_deleted(out: Output, deleted: int) -> None:
@@ -447,51 +656,84 @@ TagArgs = Annotated[list[str], typer.Argument(help="Tags.")]
 
 
 @tag_app.command("add")
-def tag_add(ctx: typer.Context, ref: Ref, tags: TagArgs, json_flag: Json = False) -> None:
-    """Add tags to an artifact."""
+def tag_add(
+    ctx: typer.Context, ref: Ref, tags: TagArgs, version_number: Ver = None, json_flag: Json = False
+) -> None:
+    """Add tags to an artifact.
+
+    \b
+    Example:
+      necrocode-artifacts tag add chat-app/1.1/diff reviewed env:prod
+    """
     state, out = session(ctx, json_flag)
     store = state.store()
-    _print_updated(out, store.add_tags(resolve_ref(store, ref), tags))
+    _print_updated(out, store.add_tags(resolve_ref(store, ref, version_number), tags))
 
 
 @tag_app.command("set")
 def tag_set(
     ctx: typer.Context,
     ref: Ref,
+    version_number: Ver = None,
     tags: Annotated[list[str] | None, typer.Argument(help="Tags (none: clear).")] = None,
     json_flag: Json = False,
 ) -> None:
-    """Replace an artifact's tags (no tags: remove them all)."""
+    """Replace an artifact's tags (no tags: remove them all).
+
+    \b
+    Example:
+      necrocode-artifacts tag set chat-app/1.1/diff approved
+    """
     state, out = session(ctx, json_flag)
     store = state.store()
-    _print_updated(out, store.update_tags(resolve_ref(store, ref), tags or []))
+    _print_updated(out, store.update_tags(resolve_ref(store, ref, version_number), tags or []))
 
 
 @tag_app.command("rm")
-def tag_rm(ctx: typer.Context, ref: Ref, tags: TagArgs, json_flag: Json = False) -> None:
-    """Remove tags from an artifact."""
+def tag_rm(
+    ctx: typer.Context, ref: Ref, tags: TagArgs, version_number: Ver = None, json_flag: Json = False
+) -> None:
+    """Remove tags from an artifact.
+
+    \b
+    Example:
+      necrocode-artifacts tag rm chat-app/1.1/diff needs-review
+    """
     state, out = session(ctx, json_flag)
     store = state.store()
-    _print_updated(out, store.remove_tags(resolve_ref(store, ref), tags))
+    _print_updated(out, store.remove_tags(resolve_ref(store, ref, version_number), tags))
 
 
 @app.command(rich_help_panel=ARTIFACT_PANEL)
-def pin(ctx: typer.Context, ref: Ref, json_flag: Json = False) -> None:
-    """Keep an artifact forever: cleanup never deletes it."""
+def pin(ctx: typer.Context, ref: Ref, version_number: Ver = None, json_flag: Json = False) -> None:
+    """Keep an artifact forever: cleanup never deletes it.
+
+    \b
+    Example:
+      necrocode-artifacts pin chat-app/1.1/diff
+    """
     state, out = session(ctx, json_flag)
     store = state.store()
-    _print_updated(out, store.pin(resolve_ref(store, ref)))
+    _print_updated(out, store.pin(resolve_ref(store, ref, version_number)))
 
 
 @app.command(rich_help_panel=ARTIFACT_PANEL)
-def unpin(ctx: typer.Context, ref: Ref, json_flag: Json = False) -> None:
-    """Let the retention policy apply to an artifact again."""
+def unpin(
+    ctx: typer.Context, ref: Ref, version_number: Ver = None, json_flag: Json = False
+) -> None:
+    """Let the retention policy apply to an artifact again.
+
+    \b
+    Example:
+      necrocode-artifacts unpin chat-app/1.1/diff
+    """
     state, out = session(ctx, json_flag)
     store = state.store()
-    _print_updated(out, store.unpin(resolve_ref(store, ref)))
+    _print_updated(out, store.unpin(resolve_ref(store, ref, version_number)))
 
 
 for _command in (
+    cli_admin.init,
     cli_admin.usage,
     cli_admin.export,
     cli_admin.verify,
@@ -502,6 +744,34 @@ for _command in (
     app.command(rich_help_panel=STORE_PANEL)(_command)
 config_app.command("show")(cli_admin.config_show)
 app.command(rich_help_panel=STORE_PANEL)(cli_serve.serve)
+
+
+class Shell(StrEnum):
+    """Shells whose completion script ``completion`` prints."""
+
+    BASH = "bash"
+    ZSH = "zsh"
+    FISH = "fish"
+
+
+@app.command(rich_help_panel=STORE_PANEL)
+def completion(
+    shell: Annotated[Shell, typer.Argument(help="The shell to complete in.")],
+) -> None:
+    """Print the shell completion script (or use --install-completion).
+
+    \b
+    Examples:
+      necrocode-artifacts completion bash > ~/.bash_completion.d/necrocode-artifacts
+      eval "$(necrocode-artifacts completion zsh)"
+      necrocode-artifacts completion fish > ~/.config/fish/completions/necrocode-artifacts.fish
+    """
+    from typer._completion_shared import get_completion_script  # noqa: PLC0415
+
+    script = get_completion_script(
+        prog_name=PROG_NAME, complete_var=COMPLETE_VAR, shell=shell.value
+    )
+    typer.echo(script)
 
 
 def main() -> None:

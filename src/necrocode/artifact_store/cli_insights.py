@@ -6,14 +6,16 @@ import the option types and helpers from here.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from .artifact_store import ArtifactStore
 from .cli_output import Output, plural
-from .content.summary import Summary
 from .models import ArtifactMetadata
+
+if TYPE_CHECKING:  # the store and the parsers load only once a command needs them
+    from .artifact_store import ArtifactStore
+    from .content.summary import Summary
 
 __all__ = [
     "FailedOption",

@@ -12,28 +12,20 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
-from typing import Any
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.markup import escape
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    MofNCompleteColumn,
-    Progress,
-    SpinnerColumn,
-    TaskProgressColumn,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
-from rich.table import Table
+from .storage_backend import MiB
+from .units import format_size
 
-from .models import ArtifactMetadata
-from .storage_backend import KiB, MiB
+if TYPE_CHECKING:  # rich loads when something is printed through it, not at start-up
+    from rich.console import Console
+
+    from .models import ArtifactMetadata
 
 __all__ = [
     "TRANSFER_PROGRESS_MIN_BYTES",
@@ -47,22 +39,9 @@ __all__ = [
 
 #: Uploads and downloads smaller than this finish too fast for a progress bar to help.
 TRANSFER_PROGRESS_MIN_BYTES = 4 * MiB
-_SIZE_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
 
 #: ``update(done, total)``: the callback shape of the store's progress parameters.
 ProgressUpdate = Callable[[int, int], None]
-
-
-def format_size(size: int | None) -> str:
-    """``1536`` -> ``"1.5 KiB"``; ``None`` -> ``"-"``."""
-    if size is None:
-        return "-"
-    value = float(size)
-    for unit in _SIZE_UNITS:
-        if value < KiB or unit == _SIZE_UNITS[-1]:
-            return f"{int(value)} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= KiB
-    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def format_time(moment: datetime | None) -> str:
@@ -78,20 +57,32 @@ class Output:
     def __init__(self, *, json_mode: bool = False, quiet: bool = False) -> None:
         self.json_mode = json_mode
         self.quiet = quiet
-        # No file given: rich writes to whatever sys.stdout/sys.stderr is at print
-        # time, which is what test runners that swap the streams expect.
-        self.out = Console(highlight=False, soft_wrap=True)
-        self.err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+    # No file given: rich writes to whatever sys.stdout/sys.stderr is at print
+    # time, which is what test runners that swap the streams expect.
+    @cached_property
+    def out(self) -> Console:
+        """The rich console on stdout (made on first use)."""
+        from rich.console import Console  # noqa: PLC0415 - off the start-up path
+
+        return Console(highlight=False, soft_wrap=True)
+
+    @cached_property
+    def err(self) -> Console:
+        """The rich console on stderr (made on first use)."""
+        from rich.console import Console  # noqa: PLC0415 - off the start-up path
+
+        return Console(stderr=True, highlight=False, soft_wrap=True)
 
     @property
     def is_terminal(self) -> bool:
         """Whether stdout is a terminal (tables) or not (tab-separated lines)."""
-        return self.out.is_terminal
+        return _maybe_terminal(sys.stdout) and self.out.is_terminal
 
     @property
     def progress_enabled(self) -> bool:
         """Progress bars are drawn on stderr, only on a terminal and without ``--quiet``."""
-        return not self.quiet and self.err.is_terminal
+        return not self.quiet and _maybe_terminal(sys.stderr) and self.err.is_terminal
 
     # -- data on stdout ---------------------------------------------------------------
 
@@ -111,6 +102,9 @@ class Output:
             for row in rows:
                 self.line("\t".join(row))
             return
+        from rich.markup import escape  # noqa: PLC0415 - off the start-up path
+        from rich.table import Table  # noqa: PLC0415
+
         table = Table(show_edge=False, header_style="bold", pad_edge=False)
         for column in columns:
             table.add_column(column, overflow="fold")
@@ -124,6 +118,9 @@ class Output:
             for key, value in pairs:
                 self.line(f"{key}\t{value}")
             return
+        from rich.markup import escape  # noqa: PLC0415 - off the start-up path
+        from rich.table import Table  # noqa: PLC0415
+
         grid = Table.grid(padding=(0, 2))
         grid.add_column(style="bold")
         grid.add_column(overflow="fold")
@@ -136,11 +133,25 @@ class Output:
     def note(self, text: str) -> None:
         """A short confirmation for people ("deleted 2 artifacts"); silent with ``--quiet``."""
         if not self.quiet:
-            self.err.print(escape(text))
+            self._to_stderr(text)
+
+    def warn(self, text: str) -> None:
+        """One line ``warning: <text>`` on stderr (shown even with ``--quiet``)."""
+        sys.stderr.write(f"warning: {' '.join(text.split())}\n")
+        sys.stderr.flush()
 
     def error(self, text: str) -> None:
         """One line ``error: <text>`` (newlines folded so it stays one line)."""
-        self.err.print(escape(f"error: {' '.join(text.split())}"), style="red", soft_wrap=True)
+        self._to_stderr(f"error: {' '.join(text.split())}", style="red")
+
+    def _to_stderr(self, text: str, style: str | None = None) -> None:
+        if not _maybe_terminal(sys.stderr):
+            sys.stderr.write(text + "\n")
+            sys.stderr.flush()
+            return
+        from rich.markup import escape  # noqa: PLC0415 - off the start-up path
+
+        self.err.print(escape(text), style=style, soft_wrap=True)
 
     # -- progress on stderr -----------------------------------------------------------
 
@@ -155,6 +166,17 @@ class Output:
         if not self.progress_enabled:
             yield None
             return
+        from rich.progress import (  # noqa: PLC0415 - off the start-up path
+            BarColumn,
+            DownloadColumn,
+            MofNCompleteColumn,
+            Progress,
+            TaskProgressColumn,
+            TextColumn,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
+
         columns: list[Any] = [TextColumn("{task.description}"), BarColumn()]
         if transfer:
             columns += [DownloadColumn(), TransferSpeedColumn()]
@@ -184,10 +206,30 @@ class Output:
         if not self.progress_enabled:
             yield
             return
+        from rich.progress import Progress, SpinnerColumn, TextColumn  # noqa: PLC0415
+
         columns = (SpinnerColumn(), TextColumn("{task.description}"))
         with Progress(*columns, console=self.err, transient=True) as bar:
             bar.add_task(description, total=None)
             yield
+
+
+#: Variables with which rich treats any stream as a terminal (see its Console.is_terminal).
+_TERMINAL_OVERRIDES = ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE")
+
+
+def _maybe_terminal(stream: Any) -> bool:
+    """False when ``stream`` surely is no terminal: then rich need not even be imported.
+
+    Scripts and pipes, the common case for data, skip rich's import this way.
+    """
+    if any(name in os.environ for name in _TERMINAL_OVERRIDES):
+        return True
+    isatty = getattr(stream, "isatty", None)
+    try:
+        return bool(isatty is not None and isatty())
+    except ValueError:  # a closed stream
+        return False
 
 
 def plural(count: int, noun: str) -> str:
@@ -199,42 +241,51 @@ def plural(count: int, noun: str) -> str:
 LIST_COLUMNS = ("ARTIFACT", "VER", "SIZE", "STORED", "CREATED", "TAGS")
 
 
-def print_artifacts(out: Output, found: Sequence[ArtifactMetadata]) -> None:
+def print_artifacts(
+    out: Output,
+    found: Sequence[ArtifactMetadata],
+    *,
+    show_versions: bool = True,
+    per_version: bool = False,
+) -> None:
     """The list shape shared by ls, versions and others (see docs/cli.md).
 
-    JSON: an array of metadata objects. Terminal: a table. Otherwise one
-    tab-separated line per artifact: uri, spec, task, type, version, size,
-    stored size, created (ISO 8601), tags (comma-separated).
+    JSON: an array of metadata objects. Terminal: a table, sizes in binary
+    units (SIZE = bytes uploaded, STORED = bytes on disk); without versioning
+    the VER column is left out, since the number only counts replacements.
+    Otherwise one tab-separated line per artifact: uri (``per_version``: the
+    URI of that version), spec, task, type, version, size, stored size,
+    created (ISO 8601), tags (comma-separated).
     """
     if out.json_mode:
         out.json([meta.to_dict() for meta in found])
     elif out.is_terminal:
-        out.table(
-            LIST_COLUMNS,
-            [
-                [
-                    f"{m.spec_name}/{m.task_id}/{m.type.value}",
-                    str(m.version),
-                    format_size(m.original_size),
-                    format_size(m.size),
-                    format_time(m.created_at),
-                    ", ".join(m.tags) + (" [pinned]" if m.pinned else ""),
-                ]
-                for m in found
-            ],
-        )
+        rows = []
+        for m in found:
+            name = f"{m.spec_name}/{m.task_id}/{m.type.value}"
+            row = [
+                f"{name} --ver {m.version}" if per_version else name,
+                str(m.version),
+                format_size(m.size),
+                format_size(m.stored_size),
+                format_time(m.created_at),
+                ", ".join(m.tags) + (" [pinned]" if m.pinned else ""),
+            ]
+            rows.append(row if show_versions else [row[0], *row[2:]])
+        columns = LIST_COLUMNS if show_versions else tuple(c for c in LIST_COLUMNS if c != "VER")
+        out.table(columns, rows)
     else:
         out.table(
             LIST_COLUMNS,
             [
                 [
-                    m.uri,
+                    m.version_uri if per_version else m.uri,
                     m.spec_name,
                     m.task_id,
                     m.type.value,
                     str(m.version),
-                    str(m.original_size),
                     str(m.size),
+                    str(m.stored_size),
                     m.created_at.isoformat(),
                     ",".join(m.tags),
                 ]

@@ -5,7 +5,8 @@ typed errors into one line on stderr and an exit code:
 
 - 0: success;
 - 1: an operation failed (not found, integrity, storage, lock timeout, aborted);
-- 2: bad usage or configuration (``InvalidInputError``, ``ConfigError``, bad options).
+- 2: bad usage or configuration (``InvalidInputError``, ``ConfigError``, bad options);
+- 10: the configured store does not exist (see :mod:`.cli_init`).
 
 ``--debug`` adds the traceback and the store's debug log.
 """
@@ -20,19 +21,24 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any, cast
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import typer
 from typer.core import TyperGroup
 
-from .artifact_store import FAILED_OPERATION, ArtifactStore
+from .cli_init import EXIT_NO_STORE, StoreMissing, is_default_location, store_exists
 from .cli_output import Output
+from .cli_tree import apply_metavars, hoist_global_options
 from .exceptions import ArtifactStoreError, InvalidInputError, InvalidURIError
 from .models import ArtifactType, utc_now
 from .naming import ArtifactKey
-from .settings import ResolvedConfig, resolve_config
+
+if TYPE_CHECKING:  # the store's modules load only once a command needs them
+    from .artifact_store import ArtifactStore
+    from .settings import ResolvedConfig
 
 __all__ = [
+    "COMPLETE_VAR",
     "EXIT_FAILURE",
     "EXIT_OK",
     "EXIT_USAGE",
@@ -43,6 +49,7 @@ __all__ = [
     "Spec",
     "StoreGroup",
     "Task",
+    "Ver",
     "exit_code_for",
     "install_logging",
     "parse_duration",
@@ -57,6 +64,8 @@ EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 PROG_NAME = "necrocode-artifacts"
+#: The environment variable through which a shell asks for completions.
+COMPLETE_VAR = "_NECROCODE_ARTIFACTS_COMPLETE"
 LIBRARY_LOGGER = "necrocode.artifact_store"
 
 _DURATION = re.compile(r"(?P<count>\d+)(?P<unit>[smhdw])")
@@ -71,6 +80,7 @@ class CliState:
     json: bool = False
     quiet: bool = False
     debug: bool = False
+    verbose: bool = False
     #: ``--server URL`` / ``--token``: use the service there instead of a local store.
     server: str | None = None
     token: str | None = field(default=None, repr=False)
@@ -80,19 +90,31 @@ class CliState:
     def resolved(self) -> ResolvedConfig:
         """The effective configuration (discovered once per invocation)."""
         if self._resolved is None:
+            from .settings import resolve_config  # noqa: PLC0415 - off the start-up path
+
             self._resolved = resolve_config(self.config_path)
         return self._resolved
 
-    def store(self) -> ArtifactStore:
-        """The store the configuration names, opened on first use."""
+    def store(self, *, create: bool = False) -> ArtifactStore:
+        """The store the configuration names, opened on first use.
+
+        Unless ``create`` (``init``, ``upload``) or the store is at the default
+        location, a filesystem store that does not exist raises
+        :class:`~.cli_init.StoreMissing` rather than appearing empty.
+        """
         if self._store is None:
             if self.server is not None:
                 from .service.client import RemoteArtifactStore  # noqa: PLC0415 - extra
 
                 # Duck-typed: RemoteArtifactStore has the facade's methods and errors.
-                self._store = cast(ArtifactStore, RemoteArtifactStore(self.server, self.token))
+                self._store = cast("ArtifactStore", RemoteArtifactStore(self.server, self.token))
             else:
-                self._store = ArtifactStore(self.resolved().config)
+                config = self.resolved().config
+                if not (create or is_default_location(config) or store_exists(config)):
+                    raise StoreMissing(config.base_path)
+                from .artifact_store import ArtifactStore  # noqa: PLC0415 - off the start-up path
+
+                self._store = ArtifactStore(config)
         return self._store
 
     def close(self) -> None:
@@ -108,6 +130,9 @@ Ref = Annotated[
 ]
 Json = Annotated[bool, typer.Option("--json", help="Print JSON (schemas: docs/cli.md).")]
 Spec = Annotated[str | None, typer.Option("--spec", "-s", help="Spec name.")]
+Ver = Annotated[
+    int | None, typer.Option("--ver", min=1, help="One version of the artifact (see 'versions').")
+]
 Task = Annotated[str | None, typer.Option("--task", "-t", help="Task id.")]
 
 
@@ -144,11 +169,15 @@ class _CliLogHandler(logging.Handler):
     operation: the command reports that very error itself, once.
     """
 
-    def __init__(self, debug: bool) -> None:
-        super().__init__(logging.DEBUG if debug else logging.WARNING)
+    def __init__(self, debug: bool, verbose: bool = False) -> None:
+        level = logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING
+        super().__init__(level)
         self.debug = debug
 
     def emit(self, record: logging.LogRecord) -> None:
+        # Records come from the store, so its module is loaded by now.
+        from .artifact_store import FAILED_OPERATION  # noqa: PLC0415 - off the start-up path
+
         if not self.debug and hasattr(record, FAILED_OPERATION):
             return
         try:
@@ -160,7 +189,11 @@ class _CliLogHandler(logging.Handler):
 
 
 class StoreGroup(TyperGroup):
-    """The top-level command group: owns the error handling of every command."""
+    """The top-level command group: owns the error handling of every command.
+
+    It also gives the tree its conventions (:mod:`.cli_tree`): conventional
+    metavars in help, and the group's options accepted after the command too.
+    """
 
     def main(  # type: ignore[override]
         self,
@@ -171,6 +204,8 @@ class StoreGroup(TyperGroup):
         **extra: Any,
     ) -> Any:
         state = extra.pop("obj", None) or CliState()
+        apply_metavars(self)
+        args = hoist_global_options(self, sys.argv[1:] if args is None else args)
         library_log = logging.getLogger(LIBRARY_LOGGER)
         saved_level = library_log.level
         code = EXIT_OK
@@ -184,9 +219,13 @@ class StoreGroup(TyperGroup):
                 **extra,
             )
             code = result if isinstance(result, int) else EXIT_OK
+            if code == EXIT_INTERRUPTED:  # typer turns Ctrl-C into a silent exit 130
+                _print_error("interrupted")
         except typer.Abort:
             _print_error("aborted")
             code = EXIT_FAILURE
+        except StoreMissing as exc:
+            code = _report(state, exc, EXIT_NO_STORE)
         except ArtifactStoreError as exc:
             code = _report(state, exc, exit_code_for(exc))
         except OSError as exc:
@@ -210,7 +249,7 @@ class StoreGroup(TyperGroup):
 
 
 def install_logging(state: CliState) -> None:
-    """Route the store's warnings (and with ``--debug`` everything) to stderr.
+    """Route the store's warnings (``--verbose``: and its info, ``--debug``: everything) to stderr.
 
     The handler is removed again by :meth:`StoreGroup.main` when the command ends.
     """
@@ -218,9 +257,11 @@ def install_logging(state: CliState) -> None:
     for existing in list(library_log.handlers):
         if isinstance(existing, _CliLogHandler):
             library_log.removeHandler(existing)
-    library_log.addHandler(_CliLogHandler(state.debug))
+    library_log.addHandler(_CliLogHandler(state.debug, state.verbose))
     if state.debug:
         library_log.setLevel(logging.DEBUG)
+    elif state.verbose:
+        library_log.setLevel(logging.INFO)
 
 
 def _is_click_error(exc: BaseException) -> bool:
@@ -300,12 +341,20 @@ def parse_when(text: str) -> datetime:
         raise typer.BadParameter(f"{text!r} is outside the range of local time") from None
 
 
-def resolve_ref(store: ArtifactStore, ref: str) -> str:
+def resolve_ref(store: ArtifactStore, ref: str, version: int | None = None) -> str:
     """A URI for ``ref``: a full URI as is, or ``<spec>/<task>/<type>[?version=N]``.
 
     ``<type>`` is ``diff``, ``log``, ``test`` or the stored file name
-    (``diff.txt``, ``log.txt``, ``test-result.json``).
+    (``diff.txt``, ``log.txt``, ``test-result.json``). ``version`` (``--ver N``)
+    names one version without the shell quoting a ``?version=N`` suffix needs.
     """
+    if version is not None:
+        base, _, query = ref.partition("?")
+        if query and query != f"version={version}":
+            raise typer.BadParameter(
+                f"{ref!r} already names a version; drop ?{query} or --ver", param_hint="'--ver'"
+            )
+        return f"{resolve_ref(store, base)}?version={version}"
     if "://" in ref:
         return ref
     path, mark, query = ref.partition("?")

@@ -60,7 +60,13 @@ def serve(
         float, typer.Option(min=0, help="Seconds in-flight requests get after SIGTERM.")
     ] = 30.0,
 ) -> None:
-    """Serve the store over HTTP (Agent Runner protocol, REST v1, /health, /metrics)."""
+    """Serve the store over HTTP (Agent Runner protocol, REST v1, /health, /metrics).
+
+    \b
+    Examples:
+      necrocode-artifacts serve                         # 127.0.0.1, no tokens needed
+      necrocode-artifacts serve --host 0.0.0.0 --tokens-file tokens.txt
+    """
     state = state_of(ctx)
     try:
         from .service.server import serve as run_server  # noqa: PLC0415 - optional extra

@@ -85,7 +85,7 @@ def export_zip(
     check_output_file(target, folder_may_be_missing=True)
     tmp = target.with_name(f".{target.name}.part-{new_generation()}")
     items_total = len(artifacts)
-    bytes_total = sum(meta.original_size for meta in artifacts)
+    bytes_total = sum(meta.size for meta in artifacts)
     items_done = bytes_done = 0
     exported: list[dict[str, Any]] = []
     skipped: list[str] = []

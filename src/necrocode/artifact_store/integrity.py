@@ -93,12 +93,12 @@ class ArtifactReader(io.RawIOBase):
             raise IntegrityError(f"{self.uri}: {exc}", uri=self.uri) from exc
         if data:
             self._count += len(data)
-            if self._count > self.metadata.original_size:
+            if self._count > self.metadata.size:
                 raise IntegrityError(
-                    f"{self.uri}: more bytes than the recorded {self.metadata.original_size}",
+                    f"{self.uri}: more bytes than the recorded {self.metadata.size}",
                     uri=self.uri,
-                    expected=str(self.metadata.original_size),
-                    actual=f">{self.metadata.original_size}",
+                    expected=str(self.metadata.size),
+                    actual=f">{self.metadata.size}",
                 )
             if self._digest is not None:
                 self._digest.update(data)
@@ -134,12 +134,11 @@ class ArtifactReader(io.RawIOBase):
 
     def _check_end(self) -> None:
         meta = self.metadata
-        if self._count != meta.original_size:
+        if self._count != meta.size:
             raise IntegrityError(
-                f"{self.uri}: size mismatch: recorded {meta.original_size} bytes, "
-                f"read {self._count}",
+                f"{self.uri}: size mismatch: recorded {meta.size} bytes, read {self._count}",
                 uri=self.uri,
-                expected=str(meta.original_size),
+                expected=str(meta.size),
                 actual=str(self._count),
             )
         if self._digest is not None:

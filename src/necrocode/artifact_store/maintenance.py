@@ -18,7 +18,7 @@ from .exceptions import (
     StoragePermissionError,
 )
 from .index.coordination import ArtifactLocks
-from .integrity import ArtifactProblem, ArtifactReader, VerifyReport
+from .integrity import ArtifactProblem, ArtifactReader, VerifyReport, vars_of
 from .metadata_manager import MetadataManager, StoredArtifact
 from .models import ArtifactMetadata, ArtifactType, utc_now
 from .naming import ArtifactKey, parse_key
@@ -42,7 +42,14 @@ ProgressCallback = Callable[[int, int], None]
 
 @dataclass
 class RepairReport:
-    """What :meth:`ArtifactStore.repair` removed or fixed."""
+    """What :meth:`ArtifactStore.repair` removed or fixed, and what it cannot fix.
+
+    With ``dry_run`` the ``removed_*`` lists name what *would* be removed and
+    nothing changes (``indexed`` stays 0). ``missing`` (a record whose stored
+    object is gone) and ``unreadable`` (a record that does not parse) are
+    committed artifacts repair never deletes: they are reported so that someone
+    decides (re-upload, or delete the artifact).
+    """
 
     removed_orphans: list[str] = field(default_factory=list)
     removed_incomplete: list[str] = field(default_factory=list)
@@ -52,16 +59,22 @@ class RepairReport:
     indexed: int = 0
     #: Why the index could not be rebuilt at the end (a full disk), if it could not.
     index_error: str | None = None
+    dry_run: bool = False
+    missing: list[ArtifactProblem] = field(default_factory=list)
+    unreadable: list[ArtifactProblem] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, object]:
         """Plain data for JSON output."""
         return {
+            "dry_run": self.dry_run,
             "removed_orphans": self.removed_orphans,
             "removed_incomplete": self.removed_incomplete,
             "skipped_busy": self.skipped_busy,
             "unreadable_records": self.unreadable_records,
             "indexed": self.indexed,
             "index_error": self.index_error,
+            "missing": [vars_of(p) for p in self.missing],
+            "unreadable": [vars_of(p) for p in self.unreadable],
         }
 
 
@@ -88,9 +101,14 @@ def _artifact_of_leftover(key: str) -> ArtifactKey | None:
 
 
 def _referenced_objects(
-    metadata: MetadataManager, stored: StoredArtifact
+    metadata: MetadataManager, stored: StoredArtifact, report: RepairReport | None = None
 ) -> tuple[set[str], set[int]]:
-    """Object keys the readable records name, and the versions whose record is unreadable."""
+    """Object keys the readable records name, and the versions whose record is unreadable.
+
+    Both kinds of damage (an unreadable record, a record whose object is gone) are
+    also added to ``report`` as problems someone has to decide about.
+    """
+    latest = stored.latest_version
     referenced: set[str] = set()
     unreadable: set[int] = set()
     for version in sorted(stored.records):
@@ -101,9 +119,19 @@ def _referenced_objects(
         except IntegrityError as exc:
             log.error("repair keeps the objects of an unreadable record: %s", exc)
             unreadable.add(version)
+            if report is not None:
+                report.unreadable.append(
+                    ArtifactProblem(_uri(metadata, stored, version, latest), version, str(exc))
+                )
             continue
         referenced.add(object_key)
         if object_key not in stored.objects:
+            if report is not None:
+                report.missing.append(
+                    ArtifactProblem(
+                        _uri(metadata, stored, version, latest), version, "stored object is missing"
+                    )
+                )
             # The record names an object that is not there (a damaged name?): the
             # objects of its version may be its bytes, so they are not collected.
             log.error(
@@ -112,6 +140,10 @@ def _referenced_objects(
             )
             unreadable.add(version)
     return referenced, unreadable
+
+
+def _uri(metadata: MetadataManager, stored: StoredArtifact, version: int, latest: int) -> str:
+    return stored.key.uri(metadata.root_uri, None if version == latest else version)
 
 
 def verify_store(
@@ -212,7 +244,7 @@ def _verify_stored(
             found.corrupted.append(ArtifactProblem(uri, version, str(exc)))
             continue
         found.ok.append(uri)
-        found.bytes_checked += meta.size
+        found.bytes_checked += meta.stored_size
     found.orphaned.extend(sorted(set(stored.objects) - referenced))
     return found
 
@@ -244,11 +276,13 @@ def repair_store(
     metadata: MetadataManager,
     locks: ArtifactLocks,
     older_than: timedelta = DEFAULT_REPAIR_GRACE,
+    *,
+    dry_run: bool = False,
 ) -> RepairReport:
     """See :meth:`ArtifactStore.repair`."""
-    report = RepairReport()
+    report = RepairReport(dry_run=dry_run)
     cutoff = utc_now() - older_than
-    for intent in list(metadata.intents.all()):
+    for intent in [] if dry_run else list(metadata.intents.all()):
         with locks.try_hold(intent.key.path) as got:
             if got:
                 metadata.finish_removal(intent.key)
@@ -260,7 +294,7 @@ def repair_store(
             if not (mine and got):
                 report.skipped_busy.append(stored.key.uri(metadata.root_uri))
                 continue
-            referenced, unreadable = _referenced_objects(metadata, stored)
+            referenced, unreadable = _referenced_objects(metadata, stored, report)
             report.unreadable_records.extend(stored.records[v] for v in sorted(unreadable))
             for object_key, info in stored.objects.items():
                 old = info.modified is None or info.modified <= cutoff
@@ -270,7 +304,7 @@ def repair_store(
                 kept = object_key in referenced or (
                     parsed is not None and parsed.version in unreadable
                 )
-                if not kept and old and backend.delete(object_key):
+                if not kept and old and (dry_run or backend.delete(object_key)):
                     report.removed_orphans.append(object_key)
     for info in backend.list_incomplete():
         old = info.modified is None or info.modified <= cutoff
@@ -278,7 +312,7 @@ def repair_store(
             continue
         artifact = _artifact_of_leftover(info.key)
         if artifact is None:
-            if backend.remove_incomplete(info.key):
+            if dry_run or backend.remove_incomplete(info.key):
                 report.removed_incomplete.append(info.key)
             continue
         # Age is no proof that the writer is gone: its lock is. A writer holds the
@@ -286,8 +320,10 @@ def repair_store(
         with locks.try_hold(artifact.path) as got:
             if not got:
                 report.skipped_busy.append(info.key)
-            elif backend.remove_incomplete(info.key):
+            elif dry_run or backend.remove_incomplete(info.key):
                 report.removed_incomplete.append(info.key)
+    if dry_run:
+        return report
     try:
         report.indexed = metadata.rebuild_index()
     except (StorageFullError, StoragePermissionError) as exc:
@@ -296,7 +332,8 @@ def repair_store(
         metadata.mark_stale(exc)
         report.index_error = str(exc)
     log.info(
-        "repair removed %d orphaned objects and %d leftovers; %d records indexed",
+        "repair%s removed %d orphaned objects and %d leftovers; %d records indexed",
+        " (dry run)" if dry_run else "",
         len(report.removed_orphans),
         len(report.removed_incomplete),
         report.indexed,

@@ -22,7 +22,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from .exceptions import InvalidInputError, StorageError, StorageFullError, StoragePermissionError
 from .index.insights import InsightFilter, insights_search_sql, install_insights, write_insights
@@ -30,7 +30,14 @@ from .models import ArtifactMetadata, ArtifactType
 from .naming import ArtifactKey
 from .storage_backend import MiB
 
-__all__ = ["IndexCorruptError", "MetadataIndex", "SearchQuery"]
+__all__ = [
+    "SORT_COLUMNS",
+    "IndexCorruptError",
+    "MetadataIndex",
+    "SearchQuery",
+    "SortKey",
+    "sort_key_of",
+]
 
 SCHEMA_VERSION = 2
 BUSY_TIMEOUT_S = 60.0
@@ -159,6 +166,30 @@ class SearchQuery:
     #: Content filters (failed tests, changed paths, log errors); see ``index/insights.py``.
     insights: InsightFilter | None = None
     newest_first: bool = False
+    #: Sort key (``"created"``, ``"size"`` = original bytes, ``"name"``); ties by name.
+    #: (``newest_first`` is descending order of ``sort``: newest, largest or Z first.)
+    sort: SortKey = "created"
+    #: Keyset paging: only rows strictly after this sort key (see :func:`sort_key_of`).
+    after: tuple[Any, ...] | None = None
+
+
+SortKey = Literal["created", "size", "name"]
+#: The ORDER BY columns of each sort key; every ordering ends on the primary key.
+SORT_COLUMNS: dict[str, tuple[str, ...]] = {
+    "created": ("a.created_at", "a.spec_name", "a.task_id", "a.type", "a.version"),
+    "size": ("a.original_size", "a.spec_name", "a.task_id", "a.type", "a.version"),
+    "name": ("a.spec_name", "a.task_id", "a.type", "a.version"),
+}
+
+
+def sort_key_of(meta: ArtifactMetadata, sort: SortKey) -> tuple[Any, ...]:
+    """The values of ``meta`` in the ORDER BY columns of ``sort`` (a paging cursor)."""
+    name = (meta.spec_name, meta.task_id, meta.type.value, meta.version)
+    if sort == "created":
+        return (meta.created_at.timestamp(), *name)
+    if sort == "size":
+        return (meta.size, *name)
+    return name
 
 
 def _key_params(key: ArtifactKey) -> tuple[str, str, str]:
@@ -172,8 +203,8 @@ def _row_values(meta: ArtifactMetadata, record: str | None = None) -> tuple[Any,
         meta.type.value,
         meta.version,
         meta.created_at.timestamp(),
+        meta.stored_size,
         meta.size,
-        meta.original_size,
         meta.retention_days,
         int(meta.pinned),
         meta.to_json() if record is None else record,
@@ -565,7 +596,13 @@ class MetadataIndex:
                 )
             params.extend(sorted(set(query.tags)))
             params.append(needed)
+        columns = SORT_COLUMNS[query.sort]
+        if query.after is not None:
+            marks = ",".join("?" * len(columns))
+            clauses.append(f"({','.join(columns)}) {'<' if query.newest_first else '>'} ({marks})")
+            params.extend(query.after)
         if query.insights is not None and query.insights.active:
+            # Content filters order by creation time (the facade allows no other sort).
             sql, params = insights_search_sql(
                 clauses, params, query.insights, newest_first=query.newest_first, limit=query.limit
             )
@@ -574,9 +611,7 @@ class MetadataIndex:
             sql = "SELECT a.record FROM artifacts a"
             if clauses:
                 sql += " WHERE " + " AND ".join(clauses)
-            sql += " ORDER BY " + ", ".join(
-                f"a.{c}{order}" for c in ("created_at", "spec_name", "task_id", "type", "version")
-            )
+            sql += " ORDER BY " + ", ".join(f"{column}{order}" for column in columns)
             if query.limit is not None:
                 sql += " LIMIT ?"
                 params.append(query.limit)

@@ -5,17 +5,20 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from .content.summary import Summary
 from .exceptions import IntegrityError
+
+if TYPE_CHECKING:  # the content parsers load with the first summary, not with this module
+    from .content.summary import Summary
 
 __all__ = [
     "MAX_INT64",
     "MAX_RETENTION_DAYS",
+    "PUBLIC_SCHEMA",
     "RECORD_SCHEMA",
     "ArtifactMetadata",
     "ArtifactType",
@@ -26,8 +29,13 @@ __all__ = [
 Codec = Literal["none", "gzip", "zstd"]
 CODECS: tuple[Codec, ...] = ("none", "gzip", "zstd")
 
-#: Version of the JSON record layout; bumped when a field changes meaning.
+#: Version of the metadata record layout written to storage; bumped when a field
+#: changes meaning. Records keep layout 1 (``size`` = stored bytes there), so every
+#: host, old or new, reads every record.
 RECORD_SCHEMA = 1
+#: Version of the public JSON (:meth:`ArtifactMetadata.to_dict`): 2 made ``size``
+#: the original bytes and added ``stored_size``; ``original_size`` stays as a copy.
+PUBLIC_SCHEMA = 2
 #: The largest count (size, version, limit) the store accepts: what an index column holds.
 MAX_INT64 = 2**63 - 1
 #: The longest retention (about 2,700 years), so expiry dates stay computable; to keep
@@ -108,16 +116,25 @@ def parse_time(text: str, field_name: str = "created_at") -> datetime:
     return moment.astimezone(UTC)
 
 
-@dataclass(frozen=True, slots=True)
+_UNSET: Any = object()
+
+
+@dataclass(frozen=True, slots=True, init=False)
 class ArtifactMetadata:
     """Everything the store knows about one version of one artifact.
 
-    ``size`` is the number of bytes stored (after compression); ``original_size``
-    and ``checksum`` (``sha256:<hex>``) describe the bytes that were uploaded.
+    One vocabulary everywhere: ``size`` is the number of bytes that were
+    uploaded (the original), ``stored_size`` the bytes the backend holds (after
+    compression); ``checksum`` (``sha256:<hex>``) describes the uploaded bytes.
     ``object_key`` is where the stored bytes live inside the backend.
     ``summary`` is what the store understood of the content (failed tests,
     changed files, log errors); ``None`` with ``summary_reason`` when the content
     did not parse, ``None`` with no reason when it was never summarised.
+
+    ``original_size`` is a deprecated alias of ``size``. Code written before
+    the rename, which constructs ``ArtifactMetadata(size=<stored>,
+    original_size=<original>)``, still builds the right object: given
+    ``original_size``, ``size`` is read in its old meaning (stored bytes).
     """
 
     uri: str
@@ -128,17 +145,60 @@ class ArtifactMetadata:
     checksum: str
     created_at: datetime
     compressed: bool
-    original_size: int
+    stored_size: int
     mime_type: str
-    tags: tuple[str, ...] = ()
-    version: int = 1
-    metadata: dict[str, Any] = field(default_factory=dict)
-    codec: Codec = "none"
-    object_key: str = ""
-    retention_days: int | None = None
-    pinned: bool = False
-    summary: Summary | None = None
-    summary_reason: str | None = None
+    tags: tuple[str, ...]
+    version: int
+    metadata: dict[str, Any]
+    codec: Codec
+    object_key: str
+    retention_days: int | None
+    pinned: bool
+    summary: Summary | None
+    summary_reason: str | None
+
+    def __init__(
+        self,
+        uri: str,
+        task_id: str,
+        spec_name: str,
+        type: ArtifactType,
+        size: int,
+        checksum: str,
+        created_at: datetime,
+        compressed: bool,
+        stored_size: int = _UNSET,
+        mime_type: str = _UNSET,
+        tags: tuple[str, ...] = (),
+        version: int = 1,
+        metadata: dict[str, Any] | None = None,
+        codec: Codec = "none",
+        object_key: str = "",
+        retention_days: int | None = None,
+        pinned: bool = False,
+        summary: Summary | None = None,
+        summary_reason: str | None = None,
+        *,
+        original_size: int = _UNSET,
+    ) -> None:
+        if original_size is not _UNSET:  # the names before the rename (see above)
+            if stored_size is not _UNSET:
+                raise TypeError("give size and stored_size, or (deprecated) original_size")
+            size, stored_size = original_size, size
+        if stored_size is _UNSET or mime_type is _UNSET:
+            raise TypeError("ArtifactMetadata needs stored_size and mime_type")
+        values = (
+            uri, task_id, spec_name, type, size, checksum, created_at, compressed,
+            stored_size, mime_type, tags, version, {} if metadata is None else metadata,
+            codec, object_key, retention_days, pinned, summary, summary_reason,
+        )  # fmt: skip
+        for name, value in zip(_FIELD_NAMES, values, strict=True):
+            object.__setattr__(self, name, value)
+
+    @property
+    def original_size(self) -> int:
+        """Deprecated alias of :attr:`size` (the bytes uploaded)."""
+        return self.size
 
     @property
     def version_uri(self) -> str:
@@ -150,7 +210,17 @@ class ArtifactMetadata:
         return replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict; :meth:`from_dict` restores an equal object.
+        """The public JSON-ready dict (layout :data:`PUBLIC_SCHEMA`).
+
+        :meth:`from_dict` restores an equal object. ``original_size`` repeats
+        ``size`` for readers of layout 1.
+        """
+        data = self._record_dict()
+        data.update(schema=PUBLIC_SCHEMA, size=self.size, stored_size=self.stored_size)
+        return data
+
+    def _record_dict(self) -> dict[str, Any]:
+        """The stored record's layout (:data:`RECORD_SCHEMA`: ``size`` is stored bytes).
 
         ``summary``/``summary_reason`` appear once the content was summarised (or
         found unparseable): a record never summarised keeps the 0.1.0 layout.
@@ -161,11 +231,11 @@ class ArtifactMetadata:
             "task_id": self.task_id,
             "spec_name": self.spec_name,
             "type": self.type.value,
-            "size": self.size,
+            "size": self.stored_size,
             "checksum": self.checksum,
             "created_at": format_time(self.created_at),
             "compressed": self.compressed,
-            "original_size": self.original_size,
+            "original_size": self.size,
             "mime_type": self.mime_type,
             "tags": list(self.tags),
             "version": self.version,
@@ -181,8 +251,8 @@ class ArtifactMetadata:
         return data
 
     def to_json(self) -> str:
-        """The record as compact JSON text (keys sorted, so records diff cleanly)."""
-        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        """The stored record as compact JSON text (keys sorted, so records diff cleanly)."""
+        return json.dumps(self._record_dict(), sort_keys=True, separators=(",", ":"))
 
     @classmethod
     def from_dict(cls, data: Any) -> ArtifactMetadata:
@@ -229,11 +299,11 @@ class ArtifactMetadata:
             data["task_id"],
             data["spec_name"],
             ArtifactType(data["type"]),
-            data["size"],
+            data["original_size"],
             data["checksum"],
             created_at,
             data["compressed"],
-            data["original_size"],
+            data["size"],
             data["mime_type"],
             tuple(data["tags"]),
             data["version"],
@@ -244,7 +314,7 @@ class ArtifactMetadata:
             data["pinned"],
             None
             if (summary := data.get("summary")) is None
-            else Summary.from_trusted_dict(summary),
+            else _summary_class().from_trusted_dict(summary),
             data.get("summary_reason"),
         )
 
@@ -252,9 +322,14 @@ class ArtifactMetadata:
     def _from_dict(cls, data: Any) -> ArtifactMetadata:
         if not isinstance(data, dict):
             raise TypeError(f"expected a JSON object, got {type(data).__name__}")
-        schema = data.get("schema", RECORD_SCHEMA)
-        if schema != RECORD_SCHEMA:
+        # Without a "schema" key (the service's JSON), stored_size marks layout 2.
+        schema = data.get("schema", PUBLIC_SCHEMA if "stored_size" in data else RECORD_SCHEMA)
+        if schema not in (RECORD_SCHEMA, PUBLIC_SCHEMA):
             raise ValueError(f"unsupported record schema {schema!r}")
+        # Layout 1 (records): size = stored, original_size = uploaded; layout 2: size, stored_size.
+        size_key, stored_key = (
+            ("original_size", "size") if schema == RECORD_SCHEMA else ("size", "stored_size")
+        )
         codec = _expect(data, "codec", str, default="none")
         if codec not in CODECS:
             raise ValueError(f"codec: unknown codec {codec!r}")
@@ -277,11 +352,11 @@ class ArtifactMetadata:
             task_id=_expect(data, "task_id", str),
             spec_name=_expect(data, "spec_name", str),
             type=ArtifactType.parse(_expect(data, "type", str)),
-            size=_expect_count(data, "size"),
+            size=_expect_count(data, size_key),
             checksum=checksum,
             created_at=parse_time(_expect(data, "created_at", str)),
             compressed=_expect(data, "compressed", bool),
-            original_size=_expect_count(data, "original_size"),
+            stored_size=_expect_count(data, stored_key),
             mime_type=_expect(data, "mime_type", str),
             tags=tuple(tags),
             version=_expect_count(data, "version", minimum=1),
@@ -297,11 +372,19 @@ class ArtifactMetadata:
         )
 
 
+_FIELD_NAMES = tuple(f.name for f in fields(ArtifactMetadata))
 _MISSING: Any = object()
 
 
 def _summary_of(data: Any) -> Summary | None:
-    return None if data is None else Summary.from_dict(data)
+    return None if data is None else _summary_class().from_dict(data)
+
+
+def _summary_class() -> type[Summary]:
+    """:class:`~.content.summary.Summary`, imported when a record carries one."""
+    from .content.summary import Summary  # noqa: PLC0415 - see the TYPE_CHECKING import
+
+    return Summary
 
 
 def _expect(data: dict[str, Any], key: str, kind: type[Any], default: Any = _MISSING) -> Any:

@@ -30,6 +30,7 @@ import psycopg
 import psycopg_pool
 
 from ..exceptions import ConfigError, IndexUnavailableError, StorageError
+from ..metadata_index import SORT_COLUMNS
 from ..models import ArtifactMetadata
 from ..naming import ArtifactKey
 from .base import IndexKey, SearchQuery, UsageRow, UsageSums, redact_url
@@ -107,8 +108,8 @@ def _row(meta: ArtifactMetadata, record: str | None = None) -> tuple[Any, ...]:
         meta.type.value,
         meta.version,
         meta.created_at.timestamp(),
-        meta.size,
-        meta.original_size,
+        meta.stored_size,  # column "size": stored bytes
+        meta.size,  # column "original_size": bytes uploaded
         meta.retention_days,
         meta.pinned,
         list(meta.tags),
@@ -610,13 +611,17 @@ def search_sql(query: SearchQuery) -> tuple[str, list[Any]]:
         params.append(sorted(set(query.tags)))
     if query.insights is not None and query.insights.active:
         _insight_clauses(query.insights, clauses, params)
+    # The sort of the SQLite index (sort_key_of), keyset-paged after query.after.
+    columns = [column.removeprefix("a.") for column in SORT_COLUMNS[query.sort]]
+    if query.after is not None:
+        marks = ", ".join("%s" for _ in columns)
+        clauses.append(f"({', '.join(columns)}) {'<' if query.newest_first else '>'} ({marks})")
+        params.extend(query.after)
     sql = "SELECT record FROM artifacts"
     if clauses:
         sql += " WHERE " + " AND ".join(clauses)
     order = " DESC" if query.newest_first else ""
-    sql += " ORDER BY " + ", ".join(
-        f"{column}{order}" for column in ("created_at", "spec_name", "task_id", "type", "version")
-    )
+    sql += " ORDER BY " + ", ".join(f"{column}{order}" for column in columns)
     if query.limit is not None:
         sql += " LIMIT %s"
         params.append(query.limit)

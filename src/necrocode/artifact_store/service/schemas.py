@@ -68,8 +68,9 @@ class ArtifactOut(BaseModel):
     artifact_type: Literal["diff", "log", "test"]
     type: Literal["diff", "log", "test"]
     version: int = Field(ge=1)
-    size: int = Field(ge=0, description="bytes stored (after compression)")
-    original_size: int = Field(ge=0, description="bytes uploaded")
+    size: int = Field(ge=0, description="bytes uploaded (the original)")
+    stored_size: int = Field(ge=0, description="bytes stored (after compression)")
+    original_size: int = Field(ge=0, description="the same as size (kept for older clients)")
     checksum: str = Field(description="sha256:<hex> of the uploaded bytes")
     created_at: str = Field(description="ISO 8601, UTC")
     compressed: bool
