@@ -99,7 +99,7 @@ def test_compressed_logs_spool_the_original_bytes(tmp_path: Path, cache: LineCac
     with ArtifactStore(config) as store:
         data = b"".join(b"row %d\n" % n for n in range(50_000))
         meta = store.get_metadata(_upload(store, data))
-        assert meta.compressed and meta.size < len(gzip.compress(data)) * 2
+        assert meta.compressed and meta.stored_size < len(gzip.compress(data)) * 2
         index = cache.get(store, meta)
         assert index.total_bytes == len(data)
         assert index.lines(40_000, 2) == ["row 39999", "row 40000"]

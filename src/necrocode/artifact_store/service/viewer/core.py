@@ -149,7 +149,7 @@ def artifact_summary(
         ),
         "spec_href": spec_href(meta.spec_name),
         "size": meta.original_size,
-        "stored_size": meta.size,
+        "stored_size": meta.stored_size,
         "compressed": meta.compressed,
         "codec": meta.codec,
         "checksum": meta.checksum,
