@@ -108,7 +108,21 @@ def test_chunking_never_changes_the_result(real_log: bytes, cuts: list[int]) -> 
         ("Traceback (most recent call last):", "error"),
         ("WARNING: deprecated", "warning"),
         ("UserWarning: careful", "warning"),
-        ("=== 0 errors, 2 warnings ===", None),
+        ("=== 0 errors, 0 warnings ===", None),
+        ("=== 1 passed, 2 warnings in 0.1s ===", "warning"),
+        ("2 errors generated.", "error"),
+        ("===== 3 failed, 7 passed in 1.20s =====", "error"),
+        ("=== 0 failed ===", None),
+        ("FAILED tests/x.py::test_y - AssertionError", "error"),
+        ("FAILED tests/x.py::test_y - assert 1 == 2", "error"),
+        ("\x1b[31mFAILED\x1b[0m tests/x.py::\x1b[1mtest_y\x1b[0m", "error"),
+        ("Build FAILED.", "error"),
+        ("E   AssertionError", "error"),
+        ("E       assert [1] == [2]", "error"),
+        ("\x1b[1m\x1b[31mE   assert (1 + 1) == 3\x1b[0m", "error"),
+        ("the connection failed to open", None),
+        ("TAKE   care", None),
+        ("v2 failed", None),
         ("error_count=0 stderr ok", None),
         ("all good", None),
     ],
@@ -236,3 +250,48 @@ def test_scanner_reads_a_file_in_chunks(tmp_path: Path) -> None:
 def test_escapes_before_keywords_are_boundaries(line: str) -> None:
     assert line_level(line) == "error"
     assert scan_log(line.encode()).error_lines == 1
+
+
+@pytest.mark.parametrize("color", ["yes", "no"])
+def test_pytest_failure_lines_are_error_lines(tmp_path: Path, color: str) -> None:
+    """A real pytest run: its ``E   `` explanation lines, ``FAILED``/``ERROR`` summary
+    lines and the ``=== N failed ===`` line are error lines, coloured or not, and
+    nothing else of its output is."""
+    (tmp_path / "pytest.ini").write_text("[pytest]\n")
+    (tmp_path / "test_it.py").write_text(
+        "import pytest\n"
+        "def test_ok():\n    assert True\n"
+        "def test_lists():\n    assert [1] == [2]\n"
+        "def test_message():\n    assert 1 + 1 == 3, 'math is broken'\n"
+        "@pytest.fixture\ndef broken():\n    raise RuntimeError('fixture exploded')\n"
+        "def test_uses_broken(broken):\n    pass\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", f"--color={color}"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    assert run.returncode == 1
+    lines = run.stdout.decode().splitlines()
+    plain = [strip_ansi(line) for line in lines]
+    expected = [
+        number
+        for number, text in enumerate(plain, 1)
+        if text.startswith(("E   ", "FAILED ", "ERROR "))
+        or (text.startswith("=") and " failed" in text)
+    ]
+    assert len([t for t in plain if t.startswith("FAILED ")]) == 2
+    assert any(t.startswith("E   ") and "assert" in t for t in plain)
+    levels = {number: line_level(line) for number, line in enumerate(lines, 1)}
+    assert all(levels[number] == "error" for number in expected)
+    # Lines naming no failure stay clean: the header, the progress line, passing tests.
+    assert levels[1] is None and all(
+        levels[n] is None for n, t in enumerate(plain, 1) if t.startswith(("platform", "collected"))
+    )
+    stats = scan_log(run.stdout)
+    assert stats.error_lines == sum(level == "error" for level in levels.values())
+    assert stats.first_error_line == min(n for n, level in levels.items() if level == "error")

@@ -85,10 +85,17 @@ _ERROR_WORDS: tuple[tuple[bytes, bool, bool], ...] = (
     (b"critical", False, False),
     (b"panic", False, True),
     (b"traceback (most recent call last)", False, True),
+    (b"failed", False, False),  # "FAILED" as written, or after a count: "2 failed"
 )
 _WARNING_WORDS: tuple[tuple[bytes, bool, bool], ...] = ((b"warn", True, False),)
 _TRACEBACK = b"traceback (most recent call last)"
 _WORD = frozenset(b"abcdefghijklmnopqrstuvwxyz0123456789_")
+_DIGITS = frozenset(b"0123456789")
+# Words whose plural counts after a count of at least one ("2 errors", "3 warnings").
+_COUNTED_PLURALS = frozenset((b"error", b"warn"))
+# pytest's explanation lines ("E       assert 1 == 2"), after any colour escapes.
+_PYTEST_E = b"E   "
+_ESCAPES_RE = re.compile(rb"(?:\x1b\[[0-?]*[ -/]*[@-~])*")
 # "group::" is in both "::group::" and "::endgroup::".
 _SECTION_HINTS = (b"group::", b"section_")
 
@@ -143,10 +150,11 @@ def section_marker(text: str) -> SectionMarker | None:
 
 def line_level(text: str) -> Literal["error", "warning"] | None:
     """``"error"``, ``"warning"`` or ``None`` for one line, by the scanner's rule."""
-    lowered = text.lower().encode("utf-8", "replace")  # escapes are handled as the scanner does
-    if _first_hit(lowered, _ERROR_WORDS) is not None:
+    raw = text.encode("utf-8", "replace")  # escapes are handled as the scanner does
+    lowered = raw.lower()
+    if _error_hits(raw, lowered):
         return "error"
-    if _first_hit(lowered, _WARNING_WORDS) is not None:
+    if _hits(raw, lowered, _WARNING_WORDS):
         return "warning"
     return None
 
@@ -161,45 +169,78 @@ def _after_escape(block: bytes, pos: int) -> bool:
     return start >= 0 and not block[start + 2 : pos - 1].strip(_CSI_BODY)
 
 
-def _matches(block: bytes, pos: int, word: bytes, before_ok: bool, after_ok: bool) -> bool:
-    if not before_ok and pos > 0 and block[pos - 1] in _WORD and not _after_escape(block, pos):
+def _counted(block: bytes, pos: int) -> bool:
+    """Whether ``block[:pos]`` ends with a count of at least one and a space: ``"2 "``."""
+    digits = pos - 1
+    if digits < 1 or block[digits] != 0x20:
+        return False
+    start = digits
+    while start > 0 and block[start - 1] in _DIGITS:
+        start -= 1
+    if start == digits or (start > 0 and block[start - 1] in _WORD):
+        return False
+    return bool(block[start:digits].strip(b"0"))
+
+
+def _matches(
+    block: bytes, lowered: bytes, pos: int, word: bytes, before_ok: bool, after_ok: bool
+) -> bool:
+    if not before_ok and pos > 0 and lowered[pos - 1] in _WORD and not _after_escape(block, pos):
         return False
     end = pos + len(word)
-    if word == b"warn" and block.startswith(b"ing", end):
+    if word == b"warn" and lowered.startswith(b"ing", end):
         end += 3  # "warning" ends the word as well as "warn"
-    return after_ok or end >= len(block) or block[end] not in _WORD
+    if after_ok or end >= len(lowered) or lowered[end] not in _WORD:
+        if word == b"failed":
+            return block.startswith(b"FAILED", pos) or _counted(lowered, pos)
+        return True
+    if word in _COUNTED_PLURALS and lowered[end] == 0x73:  # "errors", "warnings"
+        plural_end = end + 1
+        if plural_end >= len(lowered) or lowered[plural_end] not in _WORD:
+            return _counted(lowered, pos)
+    return False
 
 
 def _hits(
     block: bytes,
+    lowered: bytes,
     words: tuple[tuple[bytes, bool, bool], ...],
     counts: dict[bytes, int] | None = None,
 ) -> set[int]:
-    """Start offsets of the lines of ``block`` (lower-cased) holding any of ``words``.
+    """Start offsets of the lines of ``block`` holding any of ``words``, found in
+    ``lowered`` (``block.lower()``).
 
     ``counts``, if given, receives the number of lines each word was found on.
     """
     starts: set[int] = set()
     for word, before_ok, after_ok in words:
-        pos = block.find(word)
+        pos = lowered.find(word)
         while pos >= 0:
-            if _matches(block, pos, word, before_ok, after_ok):
-                start = block.rfind(b"\n", 0, pos) + 1
+            if _matches(block, lowered, pos, word, before_ok, after_ok):
+                start = lowered.rfind(b"\n", 0, pos) + 1
                 starts.add(start)
                 if counts is not None:
                     counts[word] = counts.get(word, 0) + 1
-                end = block.find(b"\n", pos)
+                end = lowered.find(b"\n", pos)
                 if end < 0:
                     break
-                pos = block.find(word, end)
+                pos = lowered.find(word, end)
             else:
-                pos = block.find(word, pos + 1)
+                pos = lowered.find(word, pos + 1)
     return starts
 
 
-def _first_hit(block: bytes, words: tuple[tuple[bytes, bool, bool], ...]) -> int | None:
-    hits = _hits(block, words)
-    return min(hits) if hits else None
+def _error_hits(block: bytes, lowered: bytes, counts: dict[bytes, int] | None = None) -> set[int]:
+    """Start offsets of the error lines of ``block``: the error words, and pytest's
+    ``E   `` explanation lines."""
+    starts = _hits(block, lowered, _ERROR_WORDS, counts)
+    pos = block.find(_PYTEST_E)
+    while pos >= 0:
+        start = block.rfind(b"\n", 0, pos) + 1
+        if start == pos or _ESCAPES_RE.fullmatch(block, start, pos):
+            starts.add(start)
+        pos = block.find(_PYTEST_E, pos + len(_PYTEST_E))
+    return starts
 
 
 class LogScanner:
@@ -263,13 +304,13 @@ class LogScanner:
         stats = self._stats
         lowered = block.lower()
         found: dict[bytes, int] = {}
-        errors = _hits(lowered, _ERROR_WORDS, found)
+        errors = _error_hits(block, lowered, found)
         if errors:
             stats.error_lines += len(errors)
             stats.tracebacks += found.get(_TRACEBACK, 0)
             if stats.first_error_line is None:
                 stats.first_error_line = stats.lines + lowered.count(b"\n", 0, min(errors)) + 1
-        stats.warning_lines += len(_hits(lowered, _WARNING_WORDS))
+        stats.warning_lines += len(_hits(block, lowered, _WARNING_WORDS))
         if any(hint in block for hint in _SECTION_HINTS):
             self._sections(block)
         if complete:

@@ -42,7 +42,7 @@ __all__ = [
 
 #: Version of the parsers' output; summaries of an older version are refreshed by
 #: ``necrocode-artifacts reindex --summaries``.
-SUMMARY_VERSION = 1
+SUMMARY_VERSION = 2
 #: Failing test ids kept per test report.
 MAX_FAILING_IDS = 50
 #: Changed files listed per diff.

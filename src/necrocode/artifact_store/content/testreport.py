@@ -282,6 +282,41 @@ def _join(*parts: tuple[str, str | None]) -> str | None:
 # -- NecroCode Agent Runner ------------------------------------------------
 
 
+# How a runner may spell a test's outcome in ``status`` (or ``outcome``/``result``).
+_RUNNER_STATUSES: dict[str, TestStatus] = {
+    "passed": "passed",
+    "pass": "passed",
+    "ok": "passed",
+    "success": "passed",
+    "succeeded": "passed",
+    "failed": "failed",
+    "fail": "failed",
+    "failure": "failed",
+    "error": "error",
+    "errored": "error",
+    "skipped": "skipped",
+    "skip": "skipped",
+    "xfailed": "skipped",
+    "xpassed": "passed",
+}
+
+
+def _runner_status(item: dict[str, Any], exit_code: int | None) -> TestStatus:
+    """One result's outcome: ``success: bool`` if given, else a ``status`` word, else the
+    exit code. A result that states none of them failed: nothing says it passed."""
+    ok = item.get("success")
+    if isinstance(ok, bool):
+        return "passed" if ok else "failed"
+    for key in ("status", "outcome", "result"):
+        word = item.get(key)
+        if isinstance(word, str):
+            status = _RUNNER_STATUSES.get(word.strip().lower())
+            if status is not None:
+                return status
+            return "error"  # a status the runner spelled but nobody knows: not a pass
+    return "passed" if exit_code == 0 else "failed"
+
+
 def _parse_necrocode(document: dict[str, Any], builder: _Builder) -> TestReport:
     results = document["test_results"]
     if not isinstance(results, list):
@@ -289,22 +324,25 @@ def _parse_necrocode(document: dict[str, Any], builder: _Builder) -> TestReport:
     for index, item in enumerate(results):
         if not isinstance(item, dict):
             raise TypeError(f"test_results[{index}] must be an object")
-        command = _text(item.get("command")) or f"test_results[{index}]"
+        command = _text(item.get("command"))
+        name = _text(item.get("name")) or command or f"test_results[{index}]"
         exit_code = item.get("exit_code")
         exit_code = (
             exit_code if isinstance(exit_code, int) and not isinstance(exit_code, bool) else None
         )
-        ok = item.get("success")
-        passed = ok if isinstance(ok, bool) else exit_code == 0
+        status = _runner_status(item, exit_code)
         stdout, stderr = _text(item.get("stdout")), _text(item.get("stderr"))
+        message = _text(item.get("message"))
+        if message is None and status in ("failed", "error") and exit_code is not None:
+            message = f"exit code {exit_code}"
         builder.add(
             TestCase(
-                id=command,
-                name=command,
+                id=name,
+                name=name,
                 classname=None,
-                status="passed" if passed else "failed",
+                status=status,
                 duration=_number(item.get("duration_seconds")),
-                message=None if passed else f"exit code {exit_code}",
+                message=message,
                 output=_join(("stdout", stdout), ("stderr", stderr)),
                 command=command,
                 exit_code=exit_code,
