@@ -28,7 +28,7 @@ sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
 from tests.cloud_servers import GCS_PROJECT, S3_ENV, FakeGCS, MotoS3  # noqa: E402
 
 from necrocode.artifact_store import ArtifactStore, ArtifactStoreConfig  # noqa: E402
-from necrocode.artifact_store.storage_backend import MiB  # noqa: E402
+from necrocode.artifact_store.backends.base import MiB  # noqa: E402
 
 SMALL = 2 * 1024
 

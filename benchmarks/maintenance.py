@@ -17,8 +17,8 @@ from pathlib import Path
 
 from necrocode.artifact_store import ArtifactStore, ArtifactStoreConfig
 from necrocode.artifact_store.backends.filesystem import FilesystemBackend
+from necrocode.artifact_store.maintenance.parallel import maintenance_workers
 from necrocode.artifact_store.naming import ArtifactKey
-from necrocode.artifact_store.parallel import maintenance_workers
 
 from .harness import Report, Result, Scale, median, rate_result, time_in_rotation, timed
 from .population import bulk_fill, fsync_folder, names, payload, raw_read

@@ -33,8 +33,8 @@ from necrocode.artifact_store.content import (
     Summary,
     TestSummary,
 )
-from necrocode.artifact_store.integrity import calculate_checksum
 from necrocode.artifact_store.naming import ArtifactKey, new_generation
+from necrocode.artifact_store.pipeline.integrity import calculate_checksum
 
 SMALL_SIZE = 2048
 TYPES = (ArtifactType.DIFF, ArtifactType.LOG, ArtifactType.TEST_RESULT)

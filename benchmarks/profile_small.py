@@ -20,11 +20,11 @@ from typing import Any
 
 from necrocode.artifact_store import ArtifactStore, ArtifactStoreConfig
 from necrocode.artifact_store.backends.filesystem import FilesystemBackend
-from necrocode.artifact_store.integrity import ArtifactReader
-from necrocode.artifact_store.locking import LockManager
-from necrocode.artifact_store.metadata_index import MetadataIndex
+from necrocode.artifact_store.index.sqlite import SQLiteIndex
 from necrocode.artifact_store.models import utc_now
 from necrocode.artifact_store.naming import ArtifactKey
+from necrocode.artifact_store.pipeline.integrity import ArtifactReader
+from necrocode.artifact_store.pipeline.locking import LockManager
 
 from .population import bulk_fill, names, payload
 
@@ -32,14 +32,14 @@ HERE = Path(__file__).resolve().parent
 
 UPLOAD_PHASES: list[tuple[str, type[Any], str]] = [
     ("per-artifact lock: open + lock", LockManager, "_acquire"),
-    ("index: versions before writing", MetadataIndex, "versions"),
+    ("index: versions before writing", SQLiteIndex, "versions"),
     ("object: compress + hash + write + rename (staged)", FilesystemBackend, "stage"),
     ("record + every fsync (two rounds)", FilesystemBackend, "upload_after"),
-    ("index: commit the row", MetadataIndex, "put"),
+    ("index: commit the row", SQLiteIndex, "put"),
 ]
 DOWNLOAD_PHASES: list[tuple[str, type[Any], str]] = [
     ("URI parse + name checks", ArtifactKey, "from_uri"),
-    ("index: lookup + row decode", MetadataIndex, "get"),
+    ("index: lookup + row decode", SQLiteIndex, "get"),
     ("open the object", FilesystemBackend, "open_read"),
     ("read + inflate + hash + check", ArtifactReader, "readall"),
 ]

@@ -19,7 +19,7 @@ from typing import Any
 
 from necrocode.artifact_store import ArtifactStore, ArtifactStoreConfig
 from necrocode.artifact_store.backends.filesystem import FilesystemBackend
-from necrocode.artifact_store.metadata_index import MetadataIndex
+from necrocode.artifact_store.index.sqlite import SQLiteIndex
 from necrocode.artifact_store.models import utc_now
 
 STEPS: list[tuple[type[Any], str]] = [
@@ -28,9 +28,9 @@ STEPS: list[tuple[type[Any], str]] = [
     (FilesystemBackend, "stage"),
     (FilesystemBackend, "delete"),
     (FilesystemBackend, "delete_many"),
-    (MetadataIndex, "put"),
-    (MetadataIndex, "remove"),
-    (MetadataIndex, "replace_all"),
+    (SQLiteIndex, "put"),
+    (SQLiteIndex, "remove"),
+    (SQLiteIndex, "replace_all"),
 ]
 
 

@@ -91,7 +91,7 @@ class WritePoints:
 
     def _patch(self, monkeypatch: pytest.MonkeyPatch) -> None:
         from necrocode.artifact_store.exceptions import StorageFullError
-        from necrocode.artifact_store.metadata_index import MetadataIndex
+        from necrocode.artifact_store.index.sqlite import SQLiteIndex
 
         def full() -> OSError:
             return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
@@ -130,11 +130,11 @@ class WritePoints:
         monkeypatch.setattr(os, "link", link)
         monkeypatch.setattr(os, "mkdir", mkdir)
         for name in ("put", "remove", "replace_all"):
-            method = getattr(MetadataIndex, name)
+            method = getattr(SQLiteIndex, name)
 
             def indexed(*args: Any, _method: Any = method, **kwargs: Any) -> Any:
                 if self._hit():
                     raise StorageFullError("index: database or disk is full")
                 return _method(*args, **kwargs)
 
-            monkeypatch.setattr(MetadataIndex, name, indexed)
+            monkeypatch.setattr(SQLiteIndex, name, indexed)

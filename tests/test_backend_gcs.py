@@ -21,8 +21,8 @@ from necrocode.artifact_store import (
     StoragePermissionError,
 )
 from necrocode.artifact_store.backends import create_backend
+from necrocode.artifact_store.backends.base import ObjectExistsError
 from necrocode.artifact_store.backends.gcs import GCSBackend
-from necrocode.artifact_store.storage_backend import ObjectExistsError
 
 from .cloud_servers import FakeGCS, free_port
 from .fault_proxy import CannedServer, canned_server

@@ -19,8 +19,8 @@ from necrocode.artifact_store import (
     StoragePermissionError,
 )
 from necrocode.artifact_store.backends import create_backend
+from necrocode.artifact_store.backends.base import ObjectExistsError
 from necrocode.artifact_store.backends.s3 import S3Backend
-from necrocode.artifact_store.storage_backend import ObjectExistsError
 
 from .cloud_servers import S3_ENV, MotoS3, free_port
 from .fault_proxy import CannedServer, canned_server

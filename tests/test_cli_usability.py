@@ -20,7 +20,7 @@ import yaml
 from typer.testing import CliRunner, Result
 
 from necrocode.artifact_store.cli import app
-from necrocode.artifact_store.cli_init import EXIT_NO_STORE
+from necrocode.artifact_store.cli.init import EXIT_NO_STORE
 
 from .conftest import subprocess_env
 

@@ -23,9 +23,9 @@ from necrocode.artifact_store import (
     StorageError,
 )
 from necrocode.artifact_store.backends import create_backend
+from necrocode.artifact_store.backends.base import MiB
 from necrocode.artifact_store.backends.gcs import GCSBackend
 from necrocode.artifact_store.backends.s3 import S3Backend
-from necrocode.artifact_store.storage_backend import MiB
 
 from .fault_proxy import FaultMode, FaultProxy, fault_proxy
 from .test_storage_backend import payload

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from necrocode.artifact_store import CompressionEngine, ConfigError, IntegrityError
-from necrocode.artifact_store.storage_backend import CHUNK_SIZE
+from necrocode.artifact_store.backends.base import CHUNK_SIZE
 
 CODECS = ["gzip", "zstd", "none"]
 

@@ -15,8 +15,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from necrocode.artifact_store import ArtifactStore, ArtifactStoreConfig, FilesystemBackend
+from necrocode.artifact_store.backends.base import ObjectInfo
 from necrocode.artifact_store.naming import ArtifactKey
-from necrocode.artifact_store.storage_backend import ObjectInfo
 
 #: How long the reader's hook lets the writer run: long enough for an unhindered
 #: upload to finish, and the writer must not need it when the index holds it off.

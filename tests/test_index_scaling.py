@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from necrocode.artifact_store import ArtifactMetadata, ArtifactType
-from necrocode.artifact_store.metadata_index import MetadataIndex, SearchQuery
+from necrocode.artifact_store.index.query import SearchQuery
+from necrocode.artifact_store.index.sqlite import SQLiteIndex
 
 TYPES = (ArtifactType.DIFF, ArtifactType.LOG, ArtifactType.TEST_RESULT)
 BASE = datetime(2026, 1, 1, tzinfo=UTC)
@@ -36,7 +37,7 @@ def _meta(i: int) -> ArtifactMetadata:
     )
 
 
-def _steps(index: MetadataIndex, query: SearchQuery) -> int:
+def _steps(index: SQLiteIndex, query: SearchQuery) -> int:
     steps = 0
 
     def count() -> int:
@@ -70,7 +71,7 @@ QUERIES = {
 def test_search_work_does_not_grow_with_the_store(tmp_path: Path, kind: str) -> None:
     work = {}
     for size in (SMALL, BIG):
-        index = MetadataIndex(tmp_path / f"index-{size}.sqlite3")
+        index = SQLiteIndex(tmp_path / f"index-{size}.sqlite3")
         index.replace_all(_meta(i) for i in range(size))
         work[size] = _steps(index, QUERIES[kind])
         index.close()

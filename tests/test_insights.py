@@ -272,7 +272,7 @@ def test_summaries_off_then_backfilled(tmp_path: Path, inputs: dict[str, bytes])
 def test_backfill_resumes_after_an_interruption(
     tmp_path: Path, inputs: dict[str, bytes], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from necrocode.artifact_store import backfill
+    from necrocode.artifact_store.maintenance import summaries as backfill
 
     monkeypatch.setattr(backfill, "CHECKPOINT_EVERY", 2)
     config = ArtifactStoreConfig(base_path=tmp_path / "s", content_summaries=False)

@@ -21,7 +21,8 @@ from necrocode.artifact_store.content import (
     TestSummary,
 )
 from necrocode.artifact_store.index.insights import InsightFilter
-from necrocode.artifact_store.metadata_index import MetadataIndex, SearchQuery
+from necrocode.artifact_store.index.query import SearchQuery
+from necrocode.artifact_store.index.sqlite import SQLiteIndex
 
 TYPES = (ArtifactType.DIFF, ArtifactType.LOG, ArtifactType.TEST_RESULT)
 BASE = datetime(2026, 1, 1, tzinfo=UTC)
@@ -81,7 +82,7 @@ QUERIES = {
 }
 
 
-def _steps(index: MetadataIndex, query: SearchQuery) -> int:
+def _steps(index: SQLiteIndex, query: SearchQuery) -> int:
     steps = 0
 
     def count() -> int:
@@ -99,11 +100,11 @@ def _steps(index: MetadataIndex, query: SearchQuery) -> int:
 
 
 @pytest.fixture(scope="module")
-def indexes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[int, MetadataIndex]]:
+def indexes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[int, SQLiteIndex]]:
     folder = tmp_path_factory.mktemp("indexes")
     built = {}
     for size in (SMALL, BIG):
-        built[size] = MetadataIndex(folder / f"index-{size}.sqlite3")
+        built[size] = SQLiteIndex(folder / f"index-{size}.sqlite3")
         built[size].replace_all(_meta(i) for i in range(size))
     yield built
     for index in built.values():
@@ -112,7 +113,7 @@ def indexes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[int, Meta
 
 @pytest.mark.parametrize("kind", sorted(QUERIES))
 def test_content_search_work_does_not_grow_with_the_store(
-    indexes: dict[int, MetadataIndex], kind: str
+    indexes: dict[int, SQLiteIndex], kind: str
 ) -> None:
     work = {size: _steps(index, QUERIES[kind]) for size, index in indexes.items()}
     # A test-id substring reads the posting lists of two trigrams from the end of

@@ -17,9 +17,9 @@ from necrocode.artifact_store import (
     FilesystemBackend,
     MetadataManager,
 )
-from necrocode.artifact_store.metadata_index import SearchQuery
+from necrocode.artifact_store.backends.base import ObjectExistsError
+from necrocode.artifact_store.index.query import SearchQuery
 from necrocode.artifact_store.naming import ArtifactKey
-from necrocode.artifact_store.storage_backend import ObjectExistsError
 
 
 def _meta(

@@ -21,8 +21,8 @@ from necrocode.artifact_store import (
     StorageError,
 )
 from necrocode.artifact_store.backends.filesystem import FilesystemBackend
+from necrocode.artifact_store.maintenance.parallel import AHEAD, maintenance_workers, ordered_map
 from necrocode.artifact_store.models import utc_now
-from necrocode.artifact_store.parallel import AHEAD, maintenance_workers, ordered_map
 
 
 def test_ordered_map_yields_in_input_order_whatever_finishes_first() -> None:

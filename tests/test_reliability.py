@@ -38,7 +38,7 @@ from necrocode.artifact_store import (
     StoragePermissionError,
 )
 from necrocode.artifact_store.cli import app
-from necrocode.artifact_store.intents import DeleteIntent
+from necrocode.artifact_store.index.intents import DeleteIntent
 from necrocode.artifact_store.models import MAX_RETENTION_DAYS, utc_now
 from necrocode.artifact_store.naming import ArtifactKey
 

@@ -20,10 +20,10 @@ from necrocode.artifact_store import (
     RetentionDays,
     RetentionPolicy,
 )
-from necrocode.artifact_store.integrity import calculate_checksum
+from necrocode.artifact_store.maintenance.retention import read_cleanup_log
 from necrocode.artifact_store.models import utc_now
 from necrocode.artifact_store.naming import ArtifactKey, new_generation
-from necrocode.artifact_store.retention_policy import read_cleanup_log
+from necrocode.artifact_store.pipeline.integrity import calculate_checksum
 
 
 def _meta(kind: ArtifactType, created: datetime, **changes: object) -> ArtifactMetadata:

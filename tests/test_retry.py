@@ -28,14 +28,14 @@ from necrocode.artifact_store import (
     StoragePermissionError,
 )
 from necrocode.artifact_store.backends import create_backend
-from necrocode.artifact_store.storage_backend import (
+from necrocode.artifact_store.backends.base import (
     ObjectExistsError,
     StorageBackend,
     WriteSource,
     iter_source,
 )
 
-RETRY_LOGGER = "necrocode.artifact_store.retry"
+RETRY_LOGGER = "necrocode.artifact_store.backends.retry"
 
 
 def transient(message: str = "connection reset") -> StorageError:

@@ -30,12 +30,12 @@ from necrocode.artifact_store import (
     StorageFullError,
     StoragePermissionError,
 )
-from necrocode.artifact_store.backends.memory import MemoryBackend
-from necrocode.artifact_store.storage_backend import (
+from necrocode.artifact_store.backends.base import (
     CHUNK_SIZE,
     BackendCapabilities,
     ObjectExistsError,
 )
+from necrocode.artifact_store.backends.memory import MemoryBackend
 
 from .conftest import subprocess_env
 

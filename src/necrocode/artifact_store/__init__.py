@@ -21,11 +21,17 @@ from .exceptions import deprecated_alias
 
 if TYPE_CHECKING:
     from .artifact_store import ArtifactStore
+    from .backends.base import (
+        BackendCapabilities,
+        ObjectInfo,
+        ReadStream,
+        StagedObject,
+        StorageBackend,
+    )
     from .backends.cloud import CloudBackend
     from .backends.filesystem import FilesystemBackend
     from .backends.memory import MemoryBackend
-    from .backfill import SummaryRefreshReport
-    from .compression_engine import CompressionEngine
+    from .backends.retry import RetryingBackend, RetryPolicy
     from .config import ArtifactStoreConfig, RetentionDays, StorageQuota
     from .content.summary import Summary
     from .exceptions import (
@@ -44,26 +50,25 @@ if TYPE_CHECKING:
         StorageFullError,
         StoragePermissionError,
     )
-    from .export import ExportProgress, read_manifest
-    from .integrity import ArtifactProblem, ArtifactReader, VerifyReport, calculate_checksum
-    from .maintenance import RepairReport
-    from .metadata_manager import MetadataManager
+    from .index.manager import MetadataManager
+    from .maintenance.export import ExportProgress, read_manifest
+    from .maintenance.retention import CleanupReport, RetentionPolicy
+    from .maintenance.summaries import SummaryRefreshReport
+    from .maintenance.verify import RepairReport
     from .models import ArtifactMetadata, ArtifactType, StorageUsage
-    from .retention_policy import CleanupReport, RetentionPolicy
-    from .retry import RetryingBackend, RetryPolicy
-    from .settings import load_config
-    from .storage_backend import (
-        BackendCapabilities,
-        ObjectInfo,
-        ReadStream,
-        StagedObject,
-        StorageBackend,
+    from .pipeline.compression import CompressionEngine
+    from .pipeline.integrity import (
+        ArtifactProblem,
+        ArtifactReader,
+        VerifyReport,
+        calculate_checksum,
     )
+    from .settings import load_config
 
     if TYPE_CHECKING:
         from .service.client import RemoteArtifactStore
-    from .paging import SearchPage
-    from .upload_args import ArgumentOrderWarning
+    from .index.paging import SearchPage
+    from .pipeline.upload_args import ArgumentOrderWarning
 
 #: Where each public name lives; imported on first access (PEP 562), so that
 #: ``import necrocode.artifact_store`` and the command line start fast.
@@ -72,8 +77,8 @@ _LAZY = {
     "CloudBackend": ".backends.cloud",
     "FilesystemBackend": ".backends.filesystem",
     "MemoryBackend": ".backends.memory",
-    "SummaryRefreshReport": ".backfill",
-    "CompressionEngine": ".compression_engine",
+    "SummaryRefreshReport": ".maintenance.summaries",
+    "CompressionEngine": ".pipeline.compression",
     "ArtifactStoreConfig": ".config",
     "RetentionDays": ".config",
     "StorageQuota": ".config",
@@ -92,30 +97,30 @@ _LAZY = {
     "StorageError": ".exceptions",
     "StorageFullError": ".exceptions",
     "StoragePermissionError": ".exceptions",
-    "ExportProgress": ".export",
-    "read_manifest": ".export",
-    "ArtifactProblem": ".integrity",
-    "ArtifactReader": ".integrity",
-    "VerifyReport": ".integrity",
-    "calculate_checksum": ".integrity",
-    "RepairReport": ".maintenance",
-    "MetadataManager": ".metadata_manager",
+    "ExportProgress": ".maintenance.export",
+    "read_manifest": ".maintenance.export",
+    "ArtifactProblem": ".pipeline.integrity",
+    "ArtifactReader": ".pipeline.integrity",
+    "VerifyReport": ".pipeline.integrity",
+    "calculate_checksum": ".pipeline.integrity",
+    "RepairReport": ".maintenance.verify",
+    "MetadataManager": ".index.manager",
     "ArtifactMetadata": ".models",
     "ArtifactType": ".models",
     "StorageUsage": ".models",
-    "CleanupReport": ".retention_policy",
-    "RetentionPolicy": ".retention_policy",
-    "RetryingBackend": ".retry",
-    "RetryPolicy": ".retry",
+    "CleanupReport": ".maintenance.retention",
+    "RetentionPolicy": ".maintenance.retention",
+    "RetryingBackend": ".backends.retry",
+    "RetryPolicy": ".backends.retry",
     "load_config": ".settings",
-    "BackendCapabilities": ".storage_backend",
-    "ObjectInfo": ".storage_backend",
-    "ReadStream": ".storage_backend",
-    "StagedObject": ".storage_backend",
-    "StorageBackend": ".storage_backend",
+    "BackendCapabilities": ".backends.base",
+    "ObjectInfo": ".backends.base",
+    "ReadStream": ".backends.base",
+    "StagedObject": ".backends.base",
+    "StorageBackend": ".backends.base",
     "RemoteArtifactStore": ".service.client",
-    "SearchPage": ".paging",
-    "ArgumentOrderWarning": ".upload_args",
+    "SearchPage": ".index.paging",
+    "ArgumentOrderWarning": ".pipeline.upload_args",
 }
 
 __version__ = "0.1.0"

@@ -15,7 +15,7 @@ def main() -> None:
     it loads ends the process with status 130 and no traceback.
     """
     try:
-        from .cli import main as cli_main  # noqa: PLC0415 - see the docstring
+        from .cli.commands import main as cli_main  # noqa: PLC0415 - see the docstring
 
         cli_main()
     except KeyboardInterrupt:

@@ -23,8 +23,15 @@ from types import TracebackType
 from typing import Any, BinaryIO, overload
 
 from .backends import create_backend
-from .backfill import SummaryRefreshReport, refresh_summaries
-from .compression_engine import CompressionEngine
+from .backends.base import (
+    CHUNK_SIZE,
+    ObjectExistsError,
+    SourceError,
+    StagedObject,
+    StorageBackend,
+    iter_source,
+    source_chunks,
+)
 from .config import ArtifactStoreConfig
 from .content.summariser import Summariser
 from .content.summary import Summary
@@ -39,22 +46,25 @@ from .exceptions import (
     StorageError,
     StorageFullError,
 )
-from .export import ExportProgress, export_zip
 from .index import open_index
 from .index.base import SHARED_JOB_WORKERS
 from .index.coordination import coordination_for
 from .index.insights import InsightFilter
-from .integrity import ArtifactReader, HashingSource, VerifyReport
-from .intents import DeleteIntent
-from .maintenance import (
+from .index.intents import DeleteIntent
+from .index.manager import MetadataManager, StoredArtifact
+from .index.paging import DEFAULT_PAGE_SIZE, SearchPage, decode_cursor, encode_cursor
+from .index.query import SearchQuery, SortKey
+from .maintenance.export import ExportProgress, export_zip
+from .maintenance.parallel import maintenance_workers, ordered_map
+from .maintenance.retention import CleanupReport, RetentionPolicy, append_cleanup_log
+from .maintenance.summaries import SummaryRefreshReport, refresh_summaries
+from .maintenance.verify import (
     DEFAULT_REPAIR_GRACE,
     RepairReport,
     load_versions,
     repair_store,
     verify_store,
 )
-from .metadata_index import SearchQuery, SortKey
-from .metadata_manager import MetadataManager, StoredArtifact
 from .models import (
     MAX_INT64,
     MAX_RETENTION_DAYS,
@@ -65,22 +75,12 @@ from .models import (
     utc_now,
 )
 from .naming import ArtifactKey, new_generation, validate_name, validate_tags
-from .output_target import check_output_file
-from .paging import DEFAULT_PAGE_SIZE, SearchPage, decode_cursor, encode_cursor
-from .parallel import maintenance_workers, ordered_map
-from .retention_policy import CleanupReport, RetentionPolicy, append_cleanup_log
+from .pipeline.compression import CompressionEngine
+from .pipeline.integrity import ArtifactReader, HashingSource, VerifyReport
+from .pipeline.output_target import check_output_file
+from .pipeline.upload_args import content_size, upload_target, with_progress
 from .settings import load_config
-from .storage_backend import (
-    CHUNK_SIZE,
-    ObjectExistsError,
-    SourceError,
-    StagedObject,
-    StorageBackend,
-    iter_source,
-    source_chunks,
-)
 from .units import format_size
-from .upload_args import content_size, upload_target, with_progress
 
 __all__ = ["ArtifactStore", "Content", "RepairReport"]
 
@@ -123,7 +123,7 @@ class ArtifactStore:
     ``~/.necrocode/artifacts``); pass an :class:`ArtifactStoreConfig` (or a dict
     of its keys) to choose explicitly. A ready ``backend`` may be injected
     (tests, custom clients); it is used as given, so wrap it in
-    :class:`~necrocode.artifact_store.retry.RetryingBackend` to get the retry
+    :class:`~necrocode.artifact_store.backends.retry.RetryingBackend` to get the retry
     policy that configured backends always have. Safe to share between
     threads; every process opens its own.
     """

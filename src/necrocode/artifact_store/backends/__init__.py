@@ -10,11 +10,11 @@ import importlib
 from typing import TYPE_CHECKING
 
 from ..exceptions import ConfigError
-from ..retry import RetryingBackend, RetryPolicy
+from .retry import RetryingBackend, RetryPolicy
 
 if TYPE_CHECKING:
     from ..config import ArtifactStoreConfig
-    from ..storage_backend import StorageBackend
+    from .base import StorageBackend
 
 __all__ = ["KNOWN_BACKENDS", "backend_class", "create_backend"]
 
@@ -54,7 +54,7 @@ def create_backend(config: ArtifactStoreConfig) -> StorageBackend:
     """Build the backend the configuration names, wrapped in the retry policy.
 
     Every call of the returned backend goes through one
-    :class:`~necrocode.artifact_store.retry.RetryingBackend` configured by the
+    :class:`~necrocode.artifact_store.backends.retry.RetryingBackend` configured by the
     ``retry_*`` settings.
     """
     cls = backend_class(config.backend_type)

@@ -18,7 +18,7 @@ configuration says ``emulate``, falls back to check-then-write, which is safe
 for one host only, and says so in the log.
 
 Retries are not done here: every configured backend is wrapped in one
-:class:`~necrocode.artifact_store.retry.RetryingBackend`, and the SDKs' own
+:class:`~necrocode.artifact_store.backends.retry.RetryingBackend`, and the SDKs' own
 retries are turned off, so a failure is retried once per policy, not stacked.
 """
 
@@ -43,7 +43,7 @@ from ..exceptions import (
     StorageFullError,
     StoragePermissionError,
 )
-from ..storage_backend import (
+from .base import (
     BackendCapabilities,
     MiB,
     ObjectExistsError,

@@ -26,7 +26,7 @@ from ..exceptions import (
     StorageFullError,
     StoragePermissionError,
 )
-from ..storage_backend import (
+from .base import (
     BackendCapabilities,
     ObjectExistsError,
     ObjectInfo,

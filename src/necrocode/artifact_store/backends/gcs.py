@@ -28,7 +28,7 @@ from google.cloud.storage.exceptions import DataCorruption, InvalidResponse
 
 from ..config import CloudSettings, GCSSettings
 from ..exceptions import ArtifactNotFoundError, StorageError
-from ..storage_backend import MiB, ReadStream
+from .base import MiB, ReadStream
 from .cloud import (
     CONNECT_TIMEOUT,
     READ_TIMEOUT,

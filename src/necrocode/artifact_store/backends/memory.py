@@ -18,7 +18,7 @@ from typing import ClassVar
 
 from ..config import ArtifactStoreConfig, MemorySettings
 from ..exceptions import StorageError
-from ..storage_backend import BackendCapabilities, MiB, ObjectInfo, ReadStream
+from .base import BackendCapabilities, MiB, ObjectInfo, ReadStream
 from .cloud import CloudBackend, ErrorKind, ObjectStat
 
 __all__ = ["MemoryBackend", "MemorySpace"]

@@ -8,7 +8,7 @@ on any failure so no partial object or dangling upload remains.
 Create-if-absent is ``If-None-Match: *``. The shared logic (streaming,
 conditional creates, error table) is :class:`~.cloud.CloudBackend`'s; this
 module holds the boto3 calls. botocore's own retries are off (one attempt):
-the store's :class:`~necrocode.artifact_store.retry.RetryPolicy` is the only
+the store's :class:`~necrocode.artifact_store.backends.retry.RetryPolicy` is the only
 retry layer.
 """
 
@@ -27,7 +27,7 @@ import botocore.session
 
 from ..config import CloudSettings, S3Settings
 from ..exceptions import ArtifactNotFoundError, StorageError
-from ..storage_backend import MiB, ObjectInfo, ReadStream
+from .base import MiB, ObjectInfo, ReadStream
 from .cloud import (
     CONNECT_TIMEOUT,
     READ_TIMEOUT,

@@ -16,9 +16,9 @@ from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
-from ..metadata_index import SearchQuery
 from ..models import ArtifactMetadata
 from ..naming import ArtifactKey
+from .query import SearchQuery
 
 __all__ = [
     "SHARED_JOB_WORKERS",

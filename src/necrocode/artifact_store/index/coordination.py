@@ -12,7 +12,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Protocol
 
-from ..locking import LockManager
+from ..pipeline.locking import LockManager
 from .base import MetadataIndex
 
 __all__ = ["ArtifactLocks", "LocalQuota", "QuotaGuard", "coordination_for"]

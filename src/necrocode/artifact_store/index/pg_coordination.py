@@ -29,8 +29,8 @@ from typing import Any
 import psycopg
 import psycopg_pool
 
+from ..backends.base import SourceError
 from ..exceptions import ArtifactStoreError, LockTimeoutError, StorageFullError
-from ..storage_backend import SourceError
 from .coordination import Meter
 from .postgres import PostgresIndex, active_reservation
 

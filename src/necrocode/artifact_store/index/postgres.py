@@ -30,12 +30,12 @@ import psycopg
 import psycopg_pool
 
 from ..exceptions import ConfigError, IndexUnavailableError, StorageError
-from ..metadata_index import SORT_COLUMNS
 from ..models import ArtifactMetadata
 from ..naming import ArtifactKey
 from .base import IndexKey, SearchQuery, UsageRow, UsageSums, redact_url
 from .insights import InsightFilter, touches_regex
 from .pg_schema import WRITE_LOCK, migrate
+from .query import SORT_COLUMNS
 
 __all__ = ["IndexUnavailableError", "PostgresIndex", "active_reservation"]
 

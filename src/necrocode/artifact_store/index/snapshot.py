@@ -20,8 +20,8 @@ import json
 import logging
 from collections.abc import Iterable
 
+from ..backends.base import StorageBackend
 from ..exceptions import ArtifactNotFoundError, ArtifactStoreError
-from ..storage_backend import StorageBackend
 
 __all__ = ["SNAPSHOT_KEY", "read_snapshot", "write_snapshot"]
 

@@ -1,21 +1,636 @@
-"""The embedded index of one host: the SQLite index of :mod:`..metadata_index`
-behind the :class:`~.base.MetadataIndex` seam."""
+"""The embedded index of one host: a SQLite database (WAL mode) that caches the metadata records.
+
+The records in the backend are the source of truth; this index only makes
+lookups, search, usage and retention fast, and can be rebuilt from the records
+at any time. Many processes may use one index file at once: SQLite's WAL mode
+lets readers proceed while one writer commits, and every write here is one
+short transaction touching only the rows of one artifact.
+
+``synchronous=NORMAL`` is deliberate: a power cut may lose the last index
+commits, never corrupt the file, and a lost commit is repaired by a rebuild
+from the records, which are written durably.
+"""
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
 
-from .. import metadata_index
+from ..backends.base import MiB
+from ..exceptions import InvalidInputError, StorageError, StorageFullError, StoragePermissionError
+from ..models import ArtifactMetadata
+from ..naming import ArtifactKey
 from .base import IndexKey
+from .insights import insights_search_sql, install_insights, write_insights
+from .query import SORT_COLUMNS, SearchQuery
 
-__all__ = ["SQLiteIndex"]
+__all__ = ["IndexCorruptError", "SQLiteIndex"]
+
+SCHEMA_VERSION = 2
+BUSY_TIMEOUT_S = 60.0
+#: Checkpoint the WAL into the database every this many pages (32 MiB) rather than
+#: SQLite's 1,000: each checkpoint costs two fsyncs, and the pages every commit
+#: touches (usage totals, index tails) are copied once per checkpoint, not per commit.
+WAL_CHECKPOINT_PAGES = 8000
+#: Read the database through a memory map of up to this many bytes (shared with
+#: the OS page cache) rather than ``pread`` into SQLite's 2 MB page cache: at
+#: 100,000 artifacts a type + date search reads ~20 rows from scattered pages and
+#: took 0.77 ms against 0.34 ms at 1,000; mapped, 0.37 ms.
+MMAP_BYTES = 256 * MiB
+SECONDS_PER_DAY = 86400.0
+#: Reads check at most this often (writes always) that the index file is still the one
+#: the connection has open, so a deleted index is noticed without a stat per lookup.
+FILE_CHECK_INTERVAL_S = 1.0
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS artifacts (
+    spec_name      TEXT    NOT NULL,
+    task_id        TEXT    NOT NULL,
+    type           TEXT    NOT NULL,
+    version        INTEGER NOT NULL,
+    is_latest      INTEGER NOT NULL DEFAULT 0,
+    created_at     REAL    NOT NULL,
+    size           INTEGER NOT NULL,
+    original_size  INTEGER NOT NULL,
+    retention_days INTEGER,
+    pinned         INTEGER NOT NULL DEFAULT 0,
+    record         TEXT    NOT NULL,
+    PRIMARY KEY (spec_name, task_id, type, version)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS artifacts_by_task ON artifacts (task_id, is_latest);
+CREATE INDEX IF NOT EXISTS artifacts_by_latest_time ON artifacts (is_latest, created_at);
+CREATE INDEX IF NOT EXISTS artifacts_by_type_time ON artifacts (type, created_at);
+CREATE INDEX IF NOT EXISTS artifacts_with_retention ON artifacts (retention_days)
+    WHERE retention_days IS NOT NULL;
+CREATE TABLE IF NOT EXISTS tags (
+    tag       TEXT    NOT NULL,
+    spec_name TEXT    NOT NULL,
+    task_id   TEXT    NOT NULL,
+    type      TEXT    NOT NULL,
+    version   INTEGER NOT NULL,
+    PRIMARY KEY (tag, spec_name, task_id, type, version)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS tags_by_artifact ON tags (spec_name, task_id, type, version);
+CREATE TABLE IF NOT EXISTS index_state (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+-- Running totals per spec and type, kept by triggers in the same transaction as
+-- the rows, so usage and quota checks never scan the artifacts.
+CREATE TABLE IF NOT EXISTS usage_totals (
+    spec_name     TEXT    NOT NULL,
+    type          TEXT    NOT NULL,
+    artifacts     INTEGER NOT NULL DEFAULT 0,
+    versions      INTEGER NOT NULL DEFAULT 0,
+    size          INTEGER NOT NULL DEFAULT 0,
+    original_size INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (spec_name, type)
+) WITHOUT ROWID;
+-- The same totals over the whole store, in one row: quota checks read one row.
+CREATE TABLE IF NOT EXISTS usage_grand (
+    id            INTEGER PRIMARY KEY CHECK (id = 1),
+    artifacts     INTEGER NOT NULL DEFAULT 0,
+    versions      INTEGER NOT NULL DEFAULT 0,
+    size          INTEGER NOT NULL DEFAULT 0,
+    original_size INTEGER NOT NULL DEFAULT 0
+);
+INSERT OR IGNORE INTO usage_grand (id) VALUES (1);
+"""
 
 
-class SQLiteIndex(metadata_index.MetadataIndex):
+_TRIGGERS = (
+    """
+CREATE TRIGGER IF NOT EXISTS usage_on_insert AFTER INSERT ON artifacts BEGIN
+    UPDATE usage_grand SET artifacts = artifacts + new.is_latest, versions = versions + 1,
+        size = size + new.size, original_size = original_size + new.original_size;
+    INSERT OR IGNORE INTO usage_totals (spec_name, type) VALUES (new.spec_name, new.type);
+    UPDATE usage_totals SET artifacts = artifacts + new.is_latest, versions = versions + 1,
+        size = size + new.size, original_size = original_size + new.original_size
+    WHERE spec_name = new.spec_name AND type = new.type;
+END
+""",
+    """
+CREATE TRIGGER IF NOT EXISTS usage_on_delete AFTER DELETE ON artifacts BEGIN
+    UPDATE usage_grand SET artifacts = artifacts - old.is_latest, versions = versions - 1,
+        size = size - old.size, original_size = original_size - old.original_size;
+    UPDATE usage_totals SET artifacts = artifacts - old.is_latest, versions = versions - 1,
+        size = size - old.size, original_size = original_size - old.original_size
+    WHERE spec_name = old.spec_name AND type = old.type;
+    DELETE FROM usage_totals
+    WHERE spec_name = old.spec_name AND type = old.type AND versions = 0;
+END
+""",
+    """
+CREATE TRIGGER IF NOT EXISTS usage_on_update AFTER UPDATE OF is_latest, size, original_size
+ON artifacts BEGIN
+    UPDATE usage_grand SET artifacts = artifacts - old.is_latest + new.is_latest,
+        size = size - old.size + new.size,
+        original_size = original_size - old.original_size + new.original_size;
+    UPDATE usage_totals SET artifacts = artifacts - old.is_latest + new.is_latest,
+        size = size - old.size + new.size,
+        original_size = original_size - old.original_size + new.original_size
+    WHERE spec_name = old.spec_name AND type = old.type;
+END
+""",
+)
+_SCHEMA += "".join(f"{trigger};\n" for trigger in _TRIGGERS)
+
+
+class IndexCorruptError(StorageError):
+    """The index file is damaged; the caller rebuilds it from the records."""
+
+
+def _key_params(key: ArtifactKey) -> tuple[str, str, str]:
+    return (key.spec_name, key.task_id, key.type.value)
+
+
+def _row_values(meta: ArtifactMetadata, record: str | None = None) -> tuple[Any, ...]:
+    return (
+        meta.spec_name,
+        meta.task_id,
+        meta.type.value,
+        meta.version,
+        meta.created_at.timestamp(),
+        meta.stored_size,
+        meta.size,
+        meta.retention_days,
+        int(meta.pinned),
+        meta.to_json() if record is None else record,
+    )
+
+
+class SQLiteIndex:
     """SQLite cache of every record, shared by the processes of one machine only."""
 
     shared = False
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.RLock()
+        self._conn: sqlite3.Connection | None = None
+        self._pid = 0
+        self._in_transaction = False
+        self._inode: tuple[int, int] | None = None
+        #: Opened read-only (a read-only mount or user): writes fail with StoragePermissionError.
+        self.read_only = False
+        self._next_check = 0.0
+
+    # -- connection -----------------------------------------------------------------
+
+    def _connect(self, *, check: bool = False) -> sqlite3.Connection:
+        if self._conn is not None and self._pid == os.getpid():
+            due = check or time.monotonic() >= self._next_check
+            if not due or self._in_transaction or self.read_only:
+                return self._conn
+            if self._same_file():
+                return self._conn
+            # The file was deleted (or replaced) under this connection: writes would go to
+            # an unlinked file no other process sees. Move to the file at the path now.
+            self._conn.close()
+            self._conn = None
+            conn = self._connect()
+            if not self._built(conn):
+                raise IndexCorruptError(f"index {self.path} was removed while in use")
+            return conn
+        # A connection must not cross fork(): a child opens its own.
+        try:
+            conn = self._open_writable()
+            self.read_only = False
+        except (sqlite3.DatabaseError, OSError) as exc:
+            if self._writable_place():
+                if isinstance(exc, OSError):
+                    raise StorageError(f"index {self.path}: {exc.strerror or exc}") from exc
+                raise _classify(exc, self.path) from exc
+            # A read-only mount or a reader without write access: reads must still work.
+            conn = self._open_read_only()
+            self.read_only = True
+        self._conn, self._pid = conn, os.getpid()
+        self._in_transaction = False
+        self._inode = self._file_id()
+        self._next_check = time.monotonic() + FILE_CHECK_INTERVAL_S
+        return conn
+
+    def _open_writable(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(
+            self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+        )
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
+            conn.execute(f"PRAGMA mmap_size={MMAP_BYTES}")
+            conn.execute("PRAGMA foreign_keys=OFF")
+            conn.executescript(_SCHEMA)
+            install_insights(conn)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _writable_place(self) -> bool:
+        """Whether this process may write the index file (or create it, and its folder)."""
+        place = self.path if self.path.exists() else self.path.parent
+        while not place.exists() and place.parent != place:
+            place = place.parent
+        return os.access(place, os.W_OK) and (
+            place == self.path or os.access(place, os.W_OK | os.X_OK)
+        )
+
+    def _open_read_only(self) -> sqlite3.Connection:
+        """The index file opened read-only; else an in-memory index, for a rebuild.
+
+        ``immutable`` lets SQLite read a WAL database whose shared-memory file it
+        cannot create (a read-only mount): nothing can change the file there.
+        """
+        if self.path.exists():
+            for query in ("mode=ro", "mode=ro&immutable=1"):
+                try:
+                    conn = sqlite3.connect(
+                        f"{self.path.as_uri()}?{query}",
+                        uri=True,
+                        timeout=BUSY_TIMEOUT_S,
+                        isolation_level=None,
+                        check_same_thread=False,
+                    )
+                except sqlite3.DatabaseError:
+                    continue
+                try:
+                    conn.execute("SELECT COUNT(*) FROM index_state").fetchone()
+                except sqlite3.DatabaseError:
+                    conn.close()
+                    continue
+                # Registers the content-search functions first; the tables are there
+                # already if the file was built by this version (nothing is written).
+                with contextlib.suppress(sqlite3.DatabaseError):
+                    install_insights(conn)
+                return conn
+        conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+        conn.executescript(_SCHEMA)
+        install_insights(conn)
+        return conn
+
+    def _file_id(self) -> tuple[int, int] | None:
+        try:
+            info = os.stat(self.path)
+        except OSError:
+            return None
+        return info.st_dev, info.st_ino
+
+    def _same_file(self) -> bool:
+        """Whether the path still names the file this connection has open."""
+        self._next_check = time.monotonic() + FILE_CHECK_INTERVAL_S
+        current = self._file_id()
+        return current is not None and current == self._inode
+
+    @staticmethod
+    def _built(conn: sqlite3.Connection) -> bool:
+        row = conn.execute("SELECT value FROM index_state WHERE name = 'schema'").fetchone()
+        return row is not None and row[0] == str(SCHEMA_VERSION)
+
+    def close(self) -> None:
+        """Close this process's connection."""
+        with self._lock:
+            if self._conn is not None and self._pid == os.getpid():
+                self._conn.close()
+            self._conn = None
+
+    def destroy(self) -> None:
+        """Delete the index files (after corruption); the next use recreates them."""
+        self.close()
+        for suffix in ("", "-wal", "-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(f"{self.path}{suffix}")
+
+    @contextlib.contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            try:
+                yield self._connect()
+            except sqlite3.DatabaseError as exc:
+                raise _classify(exc, self.path) from exc
+            except OverflowError as exc:
+                raise _out_of_range(exc, self.path) from exc
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One ``BEGIN IMMEDIATE`` transaction: committed on success, rolled back on error.
+
+        Inside :meth:`exclusive` (same thread) it joins the enclosing transaction.
+        """
+        with self._lock:
+            if self._in_transaction:
+                yield self._connect()
+                return
+            try:
+                conn = self._connect(check=True)
+                conn.execute("BEGIN IMMEDIATE")
+                self._in_transaction = True
+                try:
+                    yield conn
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+                finally:
+                    self._in_transaction = False
+                conn.execute("COMMIT")
+            except sqlite3.DatabaseError as exc:
+                raise _classify(exc, self.path) from exc
+            except OverflowError as exc:
+                raise _out_of_range(exc, self.path) from exc
+
+    @contextlib.contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """Hold the index's write lock for a block: no other writer (of any process) can
+        change it until the block ends. Index writes inside the block join the one
+        transaction, committed at its end (rolled back on an exception).
+        """
+        with self._write():
+            yield
+
+    # -- state ------------------------------------------------------------------------
+
+    def is_built(self) -> bool:
+        """Whether the index was (re)built completely and matches this schema."""
+        with self._read() as conn:
+            return self._built(conn)
+
+    def replace_all(self, records: Iterable[ArtifactMetadata]) -> int:
+        """Empty the index and fill it with ``records`` in one transaction."""
+        count = 0
+        with self._write() as conn:
+            # Triggers of an older schema are replaced, not kept by IF NOT EXISTS.
+            for trigger in ("usage_on_insert", "usage_on_delete", "usage_on_update"):
+                conn.execute(f"DROP TRIGGER IF EXISTS {trigger}")
+            for trigger in _TRIGGERS:
+                conn.execute(trigger)
+            conn.execute("DELETE FROM artifacts")
+            conn.execute("DELETE FROM tags")
+            conn.execute("DELETE FROM usage_totals")
+            conn.execute(
+                "UPDATE usage_grand SET artifacts = 0, versions = 0, size = 0, original_size = 0"
+            )
+            for meta in records:
+                self._insert(conn, meta)
+                count += 1
+            conn.execute(
+                "UPDATE artifacts SET is_latest = 1 WHERE (spec_name, task_id, type, version) IN "
+                "(SELECT spec_name, task_id, type, MAX(version) FROM artifacts "
+                "GROUP BY spec_name, task_id, type)"
+            )
+            conn.execute(
+                "INSERT OR REPLACE INTO index_state (name, value) VALUES ('schema', ?)",
+                (str(SCHEMA_VERSION),),
+            )
+        return count
+
+    # -- writes -----------------------------------------------------------------------
+
+    @staticmethod
+    def _insert(
+        conn: sqlite3.Connection,
+        meta: ArtifactMetadata,
+        latest: bool = False,
+        record: str | None = None,
+    ) -> None:
+        """Insert or update the row of ``meta``; a new row starts with ``is_latest = latest``.
+
+        ``record`` is ``meta.to_json()`` if the caller has it already.
+        """
+        conn.execute(
+            "INSERT INTO artifacts (spec_name, task_id, type, version, created_at, size,"
+            " original_size, retention_days, pinned, record, is_latest)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?)"
+            " ON CONFLICT (spec_name, task_id, type, version) DO UPDATE SET"
+            " created_at = excluded.created_at, size = excluded.size,"
+            " original_size = excluded.original_size, retention_days = excluded.retention_days,"
+            " pinned = excluded.pinned, record = excluded.record",
+            (*_row_values(meta, record), int(latest)),
+        )
+        write_insights(conn, meta)
+        key = (meta.spec_name, meta.task_id, meta.type.value, meta.version)
+        conn.execute(
+            "DELETE FROM tags WHERE spec_name=? AND task_id=? AND type=? AND version=?", key
+        )
+        conn.executemany(
+            "INSERT OR IGNORE INTO tags (tag, spec_name, task_id, type, version) "
+            "VALUES (?,?,?,?,?)",
+            [(tag, *key) for tag in meta.tags],
+        )
+
+    @staticmethod
+    def _refresh_latest(conn: sqlite3.Connection, params: tuple[str, str, str]) -> None:
+        """Mark the highest version of the artifact, and only it, as the latest.
+
+        Rows already right are left alone: every rewritten row costs index pages
+        in the commit.
+        """
+        where = "spec_name=? AND task_id=? AND type=?"
+        top = f"(SELECT MAX(version) FROM artifacts WHERE {where})"
+        for value, old, version_test in ((0, 1, "<"), (1, 0, "=")):
+            conn.execute(
+                f"UPDATE artifacts SET is_latest = {value} WHERE {where} AND is_latest = {old}"
+                f" AND version {version_test} {top}",
+                params + params,
+            )
+
+    def put(
+        self,
+        meta: ArtifactMetadata,
+        *,
+        remove_versions: Sequence[int] = (),
+        record: str | None = None,
+    ) -> None:
+        """Insert or replace the row of ``meta``; drop ``remove_versions`` of the same artifact.
+
+        ``record`` is ``meta.to_json()`` if the caller has it already.
+        """
+        params = (meta.spec_name, meta.task_id, meta.type.value)
+        with self._write() as conn:
+            (top,) = conn.execute(
+                "SELECT MAX(version) FROM artifacts WHERE spec_name=? AND task_id=? AND type=?",
+                params,
+            ).fetchone()
+            self._insert(conn, meta, latest=top is None or meta.version >= top, record=record)
+            self._delete_versions(conn, params, remove_versions)
+            self._refresh_latest(conn, params)
+
+    def remove(self, key: ArtifactKey, versions: Sequence[int] | None = None) -> None:
+        """Drop the rows of ``versions`` of ``key`` (all versions when ``None``)."""
+        params = _key_params(key)
+        with self._write() as conn:
+            if versions is None:
+                where = "spec_name=? AND task_id=? AND type=?"
+                conn.execute(f"DELETE FROM artifacts WHERE {where}", params)
+                conn.execute(f"DELETE FROM tags WHERE {where}", params)
+            else:
+                self._delete_versions(conn, params, versions)
+                self._refresh_latest(conn, params)
+
+    @staticmethod
+    def _delete_versions(
+        conn: sqlite3.Connection, params: tuple[str, str, str], versions: Sequence[int]
+    ) -> None:
+        where = "spec_name=? AND task_id=? AND type=? AND version=?"
+        rows = [(*params, version) for version in versions]
+        conn.executemany(f"DELETE FROM artifacts WHERE {where}", rows)
+        conn.executemany(f"DELETE FROM tags WHERE {where}", rows)
+
+    # -- reads ------------------------------------------------------------------------
+
+    def get(self, key: ArtifactKey, version: int | None = None) -> ArtifactMetadata | None:
+        """The row of ``version`` of ``key`` (the latest when ``None``)."""
+        sql = "SELECT record FROM artifacts WHERE spec_name=? AND task_id=? AND type=? AND "
+        if version is None:
+            sql, params = sql + "is_latest = 1", _key_params(key)
+        else:
+            sql, params = sql + "version = ?", (*_key_params(key), version)  # type: ignore[assignment]
+        with self._read() as conn:
+            row = conn.execute(sql, params).fetchone()
+        return None if row is None else ArtifactMetadata.from_trusted_json(row[0])
+
+    def versions(self, key: ArtifactKey) -> list[ArtifactMetadata]:
+        """Every indexed version of ``key``, oldest first."""
+        with self._read() as conn:
+            rows = conn.execute(
+                "SELECT record FROM artifacts WHERE spec_name=? AND task_id=? AND type=? "
+                "ORDER BY version",
+                _key_params(key),
+            ).fetchall()
+        return [ArtifactMetadata.from_trusted_json(row[0]) for row in rows]
+
+    def search(self, query: SearchQuery) -> list[ArtifactMetadata]:
+        """Rows matching every filter of ``query``, oldest first (``newest_first``: newest)."""
+        clauses: list[str] = []
+        params: list[Any] = []
+        selective = query.task_id is not None or query.spec_name is not None or bool(query.tags)
+        if query.latest_only:
+            # Without statistics SQLite would walk the (is_latest, created_at) index, which
+            # matches nearly every row, instead of a selective filter; the unary "+" keeps
+            # that index for the queries it suits (date ranges, no filter).
+            clauses.append("+a.is_latest = 1" if selective else "a.is_latest = 1")
+        for column, value in (
+            ("a.task_id", query.task_id),
+            ("a.spec_name", query.spec_name),
+            # Likewise the (type, created_at) index serves type + date queries only.
+            (
+                "+a.type" if selective else "a.type",
+                query.artifact_type.value if query.artifact_type else None,
+            ),
+        ):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                params.append(value)
+        if query.created_after is not None:
+            clauses.append("a.created_at >= ?")
+            params.append(query.created_after.timestamp())
+        if query.created_before is not None:
+            clauses.append("a.created_at < ?")
+            params.append(query.created_before.timestamp())
+        if query.tags:
+            marks = ",".join("?" * len(query.tags))
+            needed = len(set(query.tags)) if query.match_all_tags else 1
+            if query.task_id is not None or query.spec_name is not None:
+                # Few candidate rows: count each one's matching tags.
+                clauses.append(
+                    "(SELECT COUNT(*) FROM tags t WHERE t.spec_name = a.spec_name AND "
+                    "t.task_id = a.task_id AND t.type = a.type AND t.version = a.version "
+                    f"AND t.tag IN ({marks})) >= ?"
+                )
+            else:
+                # Tags are the filter: find the artifacts from the tags' (tag, ...) key.
+                clauses.append(
+                    "(a.spec_name, a.task_id, a.type, a.version) IN (SELECT spec_name, task_id,"
+                    f" type, version FROM tags WHERE tag IN ({marks}) GROUP BY spec_name,"
+                    " task_id, type, version HAVING COUNT(*) >= ?)"
+                )
+            params.extend(sorted(set(query.tags)))
+            params.append(needed)
+        columns = SORT_COLUMNS[query.sort]
+        if query.after is not None:
+            marks = ",".join("?" * len(columns))
+            clauses.append(f"({','.join(columns)}) {'<' if query.newest_first else '>'} ({marks})")
+            params.extend(query.after)
+        if query.insights is not None and query.insights.active:
+            # Content filters order by creation time (the facade allows no other sort).
+            sql, params = insights_search_sql(
+                clauses, params, query.insights, newest_first=query.newest_first, limit=query.limit
+            )
+        else:
+            order = " DESC" if query.newest_first else ""
+            sql = "SELECT a.record FROM artifacts a"
+            if clauses:
+                sql += " WHERE " + " AND ".join(clauses)
+            sql += " ORDER BY " + ", ".join(f"{column}{order}" for column in columns)
+            if query.limit is not None:
+                sql += " LIMIT ?"
+                params.append(query.limit)
+        with self._read() as conn:
+            rows = conn.execute(sql, params).fetchall()
+        return [ArtifactMetadata.from_trusted_json(row[0]) for row in rows]
+
+    def expired(self, now: datetime, days_by_type: dict[str, int]) -> list[ArtifactMetadata]:
+        """Unpinned rows (every version) whose retention ran out at ``now``, oldest first.
+
+        One range scan per type on ``(type, created_at)`` plus the few rows with
+        their own ``retention_days``: never a computation over every row.
+        """
+        moment = now.timestamp()
+        rows: list[tuple[float, str]] = []
+        with self._read() as conn:
+            for kind, days in sorted(days_by_type.items()):
+                rows += conn.execute(
+                    "SELECT created_at, record FROM artifacts WHERE type = ? AND created_at <= ?"
+                    " AND retention_days IS NULL AND pinned = 0",
+                    (kind, moment - days * SECONDS_PER_DAY),
+                ).fetchall()
+            rows += conn.execute(
+                "SELECT created_at, record FROM artifacts WHERE retention_days IS NOT NULL"
+                " AND pinned = 0 AND created_at + retention_days * ? <= ?",
+                (SECONDS_PER_DAY, moment),
+            ).fetchall()
+        rows.sort(key=lambda row: row[0])
+        return [ArtifactMetadata.from_trusted_json(record) for _, record in rows]
+
+    def usage_totals(self) -> list[tuple[str, str, int, int, int, int]]:
+        """``(spec, type, artifacts, versions, stored bytes, original bytes)`` rows."""
+        with self._read() as conn:
+            rows = conn.execute(
+                "SELECT spec_name, type, artifacts, versions, size, original_size"
+                " FROM usage_totals ORDER BY spec_name, type"
+            ).fetchall()
+        return [(r[0], r[1], int(r[2]), int(r[3]), int(r[4]), int(r[5])) for r in rows]
+
+    def usage_sums(self) -> tuple[int, int, int, int]:
+        """``(artifacts, versions, stored bytes, original bytes)`` over the whole store.
+
+        One row kept by triggers: constant cost whatever the number of artifacts or specs.
+        """
+        with self._read() as conn:
+            row = conn.execute(
+                "SELECT artifacts, versions, size, original_size FROM usage_grand WHERE id = 1"
+            ).fetchone()
+        return (0, 0, 0, 0) if row is None else (int(row[0]), int(row[1]), int(row[2]), int(row[3]))
+
+    def stored_bytes(self) -> int:
+        """Total stored bytes over every version (for quota checks)."""
+        return self.usage_sums()[2]
+
+    def keys(self) -> set[tuple[str, str, str, int]]:
+        """``(spec, task, type, version)`` of every row, for consistency checks."""
+        with self._read() as conn:
+            rows = conn.execute("SELECT spec_name, task_id, type, version FROM artifacts")
+            return {(r[0], r[1], r[2], int(r[3])) for r in rows}
+
+    def count(self) -> int:
+        """Number of artifacts (latest versions) indexed."""
+        with self._read() as conn:
+            row = conn.execute("SELECT COUNT(*) FROM artifacts WHERE is_latest = 1").fetchone()
+        return int(row[0])
 
     def describe(self) -> str:
         """``sqlite <path of the index file>``."""
@@ -30,3 +645,26 @@ class SQLiteIndex(metadata_index.MetadataIndex):
         """Always granted: one host only, and its processes exclude each other by the
         artifact locks."""
         yield True
+
+
+def _out_of_range(exc: OverflowError, path: Path) -> InvalidInputError:
+    """A number too large for an index column (callers check ranges; this is the backstop)."""
+    return InvalidInputError(f"index {path}: a number is out of range: {exc}")
+
+
+def _classify(exc: sqlite3.DatabaseError, path: Path) -> StorageError:
+    message = str(exc)
+    lowered = message.lower()
+    if "full" in lowered:
+        return StorageFullError(f"index {path}: {message}")
+    if "readonly" in lowered or "read-only" in lowered:
+        return StoragePermissionError(f"index {path}: {message}")
+    damaged = (
+        type(exc) is sqlite3.DatabaseError  # "file is not a database", "disk image is malformed"
+        or "malformed" in lowered
+        or "no such table" in lowered
+        or "not a database" in lowered
+    )
+    if damaged:
+        return IndexCorruptError(f"index {path} is damaged: {message}")
+    return StorageError(f"index {path}: {message}")

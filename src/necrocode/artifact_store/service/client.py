@@ -27,16 +27,16 @@ from typing import Any, BinaryIO, TypeVar
 
 import httpx
 
+from ..backends.base import CHUNK_SIZE, ReadStream
+from ..backends.retry import RetryPolicy
 from ..config import ArtifactStoreConfig, StorageQuota
 from ..exceptions import ArtifactNotFoundError, IntegrityError, InvalidInputError, StorageError
-from ..export import ExportProgress
-from ..integrity import ArtifactProblem, ArtifactReader, VerifyReport
-from ..maintenance import DEFAULT_REPAIR_GRACE, RepairReport
+from ..maintenance.export import ExportProgress
+from ..maintenance.retention import CleanupReport
+from ..maintenance.verify import DEFAULT_REPAIR_GRACE, RepairReport
 from ..models import ArtifactMetadata, ArtifactType, StorageUsage, format_time, parse_time
 from ..naming import ArtifactKey, new_generation, validate_tags
-from ..retention_policy import CleanupReport
-from ..retry import RetryPolicy
-from ..storage_backend import CHUNK_SIZE, ReadStream
+from ..pipeline.integrity import ArtifactProblem, ArtifactReader, VerifyReport
 from .error_codes import class_for
 from .links import (
     ARTIFACT_PATH,

@@ -14,7 +14,7 @@ from fastapi.responses import FileResponse
 from starlette.background import BackgroundTask
 
 from ..exceptions import InvalidInputError
-from ..maintenance import DEFAULT_REPAIR_GRACE
+from ..maintenance.verify import DEFAULT_REPAIR_GRACE
 from ..naming import validate_name
 from .auth import Principal, requires
 from .deps import base_of, store_of

@@ -22,9 +22,9 @@ import anyio.to_thread
 from fastapi import Request
 from starlette.requests import ClientDisconnect
 
-from ..integrity import ArtifactReader
+from ..backends.base import CHUNK_SIZE
 from ..models import ArtifactMetadata
-from ..storage_backend import CHUNK_SIZE
+from ..pipeline.integrity import ArtifactReader
 from .errors import ApiError
 from .settings import ServiceSettings
 

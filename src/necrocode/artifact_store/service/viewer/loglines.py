@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from ...integrity import ArtifactReader
+from ...pipeline.integrity import ArtifactReader
 
 __all__ = [
     "BLOCK_BYTES",

@@ -31,8 +31,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from ...integrity import ArtifactReader
 from ...models import ArtifactMetadata
+from ...pipeline.integrity import ArtifactReader
 from .loglines import (
     MAX_LINE_CHARS,
     ArtifactOpener,

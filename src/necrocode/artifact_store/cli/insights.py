@@ -1,6 +1,6 @@
 """Content insights on the command line: ``ls`` filters, ``info`` lines, ``reindex --summaries``.
 
-Kept apart from :mod:`.cli` and :mod:`.cli_admin` so those stay small; they
+Kept apart from :mod:`.commands` and :mod:`.admin` so those stay small; they
 import the option types and helpers from here.
 """
 
@@ -10,12 +10,12 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from .cli_output import Output, plural
-from .models import ArtifactMetadata
+from ..models import ArtifactMetadata
+from .output import Output, plural
 
 if TYPE_CHECKING:  # the store and the parsers load only once a command needs them
-    from .artifact_store import ArtifactStore
-    from .content.summary import Summary
+    from ..artifact_store import ArtifactStore
+    from ..content.summary import Summary
 
 __all__ = [
     "FailedOption",

@@ -13,9 +13,9 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from .exceptions import InvalidInputError
-from .metadata_index import SortKey, sort_key_of
-from .models import ArtifactMetadata
+from ..exceptions import InvalidInputError
+from ..models import ArtifactMetadata
+from .query import SortKey, sort_key_of
 
 __all__ = ["DEFAULT_PAGE_SIZE", "SearchPage", "decode_cursor", "encode_cursor"]
 

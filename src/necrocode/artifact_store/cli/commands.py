@@ -2,9 +2,9 @@
 
 Every command is a thin layer over one or two public methods of the store.
 This module holds the commands about artifacts (upload, download, info, ls,
-versions, rm, tags, pinning); :mod:`.cli_admin` the store-wide ones (export,
+versions, rm, tags, pinning); :mod:`.admin` the store-wide ones (export,
 usage, verify, cleanup, reindex, repair, config show); output rules live in
-:mod:`.cli_output`, error mapping and parsing in :mod:`.cli_runtime`.
+:mod:`.output`, error mapping and parsing in :mod:`.runtime`.
 docs/cli.md is the reference, with the JSON schema of every command.
 Artifacts are named by URI or by ``<spec>/<task>/<type>``.
 """
@@ -21,16 +21,20 @@ from typing import TYPE_CHECKING, Annotated, Any, BinaryIO
 
 import typer
 
-from . import __version__, cli_admin, cli_serve
-from .cli_bulk import collect_uploads
-from .cli_insights import (
+from .. import __version__
+from ..backends.base import CHUNK_SIZE
+from ..models import MAX_INT64, MAX_RETENTION_DAYS, ArtifactMetadata, ArtifactType
+from . import admin as cli_admin
+from . import serve as cli_serve
+from .bulk import collect_uploads
+from .insights import (
     FailedOption,
     HasErrorsOption,
     TestOption,
     TouchesOption,
     summary_fields,
 )
-from .cli_output import (
+from .output import (
     Output,
     ProgressUpdate,
     format_size,
@@ -38,8 +42,8 @@ from .cli_output import (
     plural,
     print_artifacts,
 )
-from .cli_prompt import DryRun, Yes, confirm, listed, per_spec_summary
-from .cli_runtime import (
+from .prompt import DryRun, Yes, confirm, listed, per_spec_summary
+from .runtime import (
     COMPLETE_VAR,
     PROG_NAME,
     Json,
@@ -54,11 +58,9 @@ from .cli_runtime import (
     session,
     state_of,
 )
-from .models import MAX_INT64, MAX_RETENTION_DAYS, ArtifactMetadata, ArtifactType
-from .storage_backend import CHUNK_SIZE
 
 if TYPE_CHECKING:  # the store's modules load only once a command needs them
-    from .artifact_store import Content
+    from ..artifact_store import Content
 
 __all__ = ["app", "main"]
 

@@ -19,8 +19,8 @@ import warnings
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from .exceptions import InvalidInputError
-from .models import ArtifactType
+from ..exceptions import InvalidInputError
+from ..models import ArtifactType
 
 __all__ = ["ArgumentOrderWarning", "content_size", "upload_target", "with_progress"]
 

@@ -23,8 +23,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from .exceptions import ArtifactStoreError
-from .storage_backend import StorageBackend
+from ..backends.base import StorageBackend
+from ..exceptions import ArtifactStoreError
 
 __all__ = ["AHEAD", "Outcome", "maintenance_workers", "ordered_map"]
 

@@ -17,7 +17,7 @@ from typing import Annotated
 
 import typer
 
-from .cli_output import Output, plural
+from .output import Output, plural
 
 __all__ = ["DryRun", "Yes", "confirm", "per_spec_summary"]
 

@@ -14,7 +14,7 @@ import os
 import stat
 from pathlib import Path
 
-from .exceptions import InvalidInputError
+from ..exceptions import InvalidInputError
 
 __all__ = ["check_output_file"]
 

@@ -21,11 +21,11 @@ from datetime import UTC
 from pathlib import Path
 from typing import Any
 
-from .exceptions import ArtifactNotFoundError, StorageError
-from .integrity import ArtifactReader
-from .models import ArtifactMetadata, format_time, utc_now
-from .naming import new_generation
-from .output_target import check_output_file
+from ..exceptions import ArtifactNotFoundError, StorageError
+from ..models import ArtifactMetadata, format_time, utc_now
+from ..naming import new_generation
+from ..pipeline.integrity import ArtifactReader
+from ..pipeline.output_target import check_output_file
 from .parallel import ordered_map
 
 __all__ = ["MANIFEST_NAME", "ExportProgress", "export_zip", "read_manifest"]

@@ -1,6 +1,6 @@
 """``necrocode-artifacts serve``: the HTTP service over the configured store.
 
-Registered by :mod:`.cli` with one line. The service's dependencies are the
+Registered by :mod:`.commands` with one line. The service's dependencies are the
 ``service`` extra; without them the command says how to install them.
 """
 
@@ -13,9 +13,8 @@ from typing import Annotated
 
 import typer
 
-from .cli_runtime import EXIT_USAGE, state_of
-from .exceptions import ConfigError
-from .service.settings import (
+from ..exceptions import ConfigError
+from ..service.settings import (
     DEFAULT_BODY_TIMEOUT,
     DEFAULT_HEAD_TIMEOUT,
     DEFAULT_HOST,
@@ -24,6 +23,7 @@ from .service.settings import (
     INSTALL_HINT,
     ServiceSettings,
 )
+from .runtime import EXIT_USAGE, state_of
 
 __all__ = ["serve"]
 
@@ -69,7 +69,7 @@ def serve(
     """
     state = state_of(ctx)
     try:
-        from .service.server import serve as run_server  # noqa: PLC0415 - optional extra
+        from ..service.server import serve as run_server  # noqa: PLC0415 - optional extra
     except ImportError as exc:
         sys.stderr.write(f"error: {INSTALL_HINT} ({exc.name} is missing)\n")
         raise typer.Exit(EXIT_USAGE) from None

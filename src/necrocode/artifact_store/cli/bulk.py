@@ -15,7 +15,7 @@ from pathlib import Path
 
 import typer
 
-from .models import ArtifactType
+from ..models import ArtifactType
 
 __all__ = ["collect_uploads", "infer_type"]
 

@@ -31,9 +31,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from .exceptions import StorageError, StorageFullError
-from .models import ArtifactType
-from .naming import ArtifactKey
+from ..exceptions import StorageError, StorageFullError
+from ..models import ArtifactType
+from ..naming import ArtifactKey
 
 __all__ = ["DeleteIntent", "IntentLog"]
 

@@ -1,7 +1,7 @@
 """Store-wide commands of ``necrocode-artifacts``: export, usage, verify, cleanup,
 reindex, repair and ``config show``.
 
-Plain functions with typer annotations; :mod:`.cli` registers them on the app.
+Plain functions with typer annotations; :mod:`.commands` registers them on the app.
 """
 
 from __future__ import annotations
@@ -12,11 +12,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from .cli_init import store_exists
-from .cli_insights import ForceOption, SummariesOption, refresh_summaries
-from .cli_output import Output, format_size, plural
-from .cli_prompt import DryRun, Yes, confirm, listed, per_spec_summary
-from .cli_runtime import (
+from ..exceptions import IntegrityError
+from ..models import StorageUsage
+from ..pipeline.integrity import ArtifactProblem, VerifyReport
+from .init import store_exists
+from .insights import ForceOption, SummariesOption, refresh_summaries
+from .output import Output, format_size, plural
+from .prompt import DryRun, Yes, confirm, listed, per_spec_summary
+from .runtime import (
     EXIT_FAILURE,
     Json,
     Spec,
@@ -26,14 +29,11 @@ from .cli_runtime import (
     resolve_ref,
     session,
 )
-from .exceptions import IntegrityError
-from .integrity import ArtifactProblem, VerifyReport
-from .models import StorageUsage
 
 if TYPE_CHECKING:  # the store's modules load only once a command needs them
-    from .artifact_store import ArtifactStore
-    from .export import ExportProgress
-    from .maintenance import RepairReport
+    from ..artifact_store import ArtifactStore
+    from ..maintenance.export import ExportProgress
+    from ..maintenance.verify import RepairReport
 
 __all__ = ["cleanup", "config_show", "export", "init", "reindex", "repair", "usage", "verify"]
 
@@ -66,7 +66,7 @@ def export(
       necrocode-artifacts export --spec chat-app -o chat-app.zip
       necrocode-artifacts export --spec chat-app --task 1.1 -o exports/
     """
-    from .export import read_manifest  # noqa: PLC0415 - off the start-up path
+    from ..maintenance.export import read_manifest  # noqa: PLC0415 - off the start-up path
 
     state, out = session(ctx, json_flag)
     if not spec and not task:
@@ -118,7 +118,7 @@ def init(ctx: typer.Context, json_flag: Json = False) -> None:
     store = state.store(create=True)
     if config.backend_type == "filesystem":
         # The mark store_exists looks for, whatever index and state folder are configured.
-        from .config import STATE_DIRNAME  # noqa: PLC0415 - off the start-up path
+        from ..config import STATE_DIRNAME  # noqa: PLC0415 - off the start-up path
 
         (config.base_path / STATE_DIRNAME).mkdir(parents=True, exist_ok=True)
     if out.json_mode:
@@ -358,7 +358,7 @@ def repair(
       necrocode-artifacts repair --older-than 2h --yes
     """
     state, out = session(ctx, json_flag)
-    from .artifact_store import MAX_REPAIR_GRACE  # noqa: PLC0415 - off the start-up path
+    from ..artifact_store import MAX_REPAIR_GRACE  # noqa: PLC0415 - off the start-up path
 
     grace = parse_duration(older_than, "--older-than")
     if grace > MAX_REPAIR_GRACE:
@@ -430,7 +430,7 @@ def config_show(ctx: typer.Context, json_flag: Json = False) -> None:
       necrocode-artifacts -c team.yaml config show --json
     """
     state, out = session(ctx, json_flag)
-    from .index import describe_index, redact_url  # noqa: PLC0415 - off the start-up path
+    from ..index import describe_index, redact_url  # noqa: PLC0415 - off the start-up path
 
     resolved = state.resolved()
     config = resolved.config

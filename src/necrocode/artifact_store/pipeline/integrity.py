@@ -7,10 +7,10 @@ import io
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-from .compression_engine import CompressionEngine
-from .exceptions import IntegrityError
-from .models import ArtifactMetadata
-from .storage_backend import CHUNK_SIZE, ReadStream
+from ..backends.base import CHUNK_SIZE, ReadStream
+from ..exceptions import IntegrityError
+from ..models import ArtifactMetadata
+from .compression import CompressionEngine
 
 __all__ = [
     "ArtifactProblem",

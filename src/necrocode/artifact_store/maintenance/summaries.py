@@ -27,10 +27,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .content.summariser import Summariser
-from .content.summary import SUMMARY_VERSION, Summary
-from .exceptions import ArtifactNotFoundError, ArtifactStoreError
-from .models import ArtifactMetadata
+from ..content.summariser import Summariser
+from ..content.summary import SUMMARY_VERSION, Summary
+from ..exceptions import ArtifactNotFoundError, ArtifactStoreError
+from ..models import ArtifactMetadata
 
 __all__ = ["CHECKPOINT_EVERY", "SummaryRefreshReport", "needs_summary", "refresh_summaries"]
 

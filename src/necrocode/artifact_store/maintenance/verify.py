@@ -11,19 +11,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from .exceptions import (
+from ..backends.base import ObjectInfo, StorageBackend
+from ..exceptions import (
     ArtifactNotFoundError,
     IntegrityError,
     StorageFullError,
     StoragePermissionError,
 )
-from .index.coordination import ArtifactLocks
-from .integrity import ArtifactProblem, ArtifactReader, VerifyReport, vars_of
-from .metadata_manager import MetadataManager, StoredArtifact
-from .models import ArtifactMetadata, ArtifactType, utc_now
-from .naming import ArtifactKey, parse_key
+from ..index.coordination import ArtifactLocks
+from ..index.manager import MetadataManager, StoredArtifact
+from ..models import ArtifactMetadata, ArtifactType, utc_now
+from ..naming import ArtifactKey, parse_key
+from ..pipeline.integrity import ArtifactProblem, ArtifactReader, VerifyReport, vars_of
 from .parallel import maintenance_workers, ordered_map
-from .storage_backend import ObjectInfo, StorageBackend
 
 __all__ = ["DEFAULT_REPAIR_GRACE", "RepairReport", "load_versions", "repair_store", "verify_store"]
 

@@ -25,8 +25,8 @@ from typing import IO, TYPE_CHECKING, Any, BinaryIO, TypeVar, cast
 
 import tenacity
 
-from .exceptions import ArtifactStoreError, StorageError
-from .storage_backend import (
+from ..exceptions import ArtifactStoreError, StorageError
+from .base import (
     CHUNK_SIZE,
     MiB,
     ObjectExistsError,
@@ -39,11 +39,11 @@ from .storage_backend import (
 )
 
 if TYPE_CHECKING:
-    from .config import ArtifactStoreConfig
+    from ..config import ArtifactStoreConfig
 
 __all__ = ["ReplayableSource", "RetryPolicy", "RetryingBackend", "is_transient"]
 
-log = logging.getLogger("necrocode.artifact_store.retry")
+log = logging.getLogger("necrocode.artifact_store.backends.retry")
 T = TypeVar("T")
 
 DEFAULT_ATTEMPTS = 3

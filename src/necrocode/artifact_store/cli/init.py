@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .config import ArtifactStoreConfig
+    from ..config import ArtifactStoreConfig
 
 __all__ = ["EXIT_NO_STORE", "StoreMissing", "is_default_location", "store_exists"]
 
@@ -37,7 +37,7 @@ class StoreMissing(Exception):
 
 def is_default_location(config: ArtifactStoreConfig) -> bool:
     """Whether ``config`` uses the built-in filesystem location (created on first use)."""
-    from .config import DEFAULT_BASE_PATH  # noqa: PLC0415 - kept off the start-up path
+    from ..config import DEFAULT_BASE_PATH  # noqa: PLC0415 - kept off the start-up path
 
     return config.base_path == DEFAULT_BASE_PATH.expanduser()
 
@@ -57,7 +57,7 @@ def store_exists(config: ArtifactStoreConfig) -> bool:
             return True  # not a folder: opening the store reports it as a ConfigError
     if not base.is_dir():
         return False
-    from .config import STATE_DIRNAME  # noqa: PLC0415 - kept off the start-up path
+    from ..config import STATE_DIRNAME  # noqa: PLC0415 - kept off the start-up path
 
     if (base / STATE_DIRNAME).is_dir() or (config.effective_state_dir / "index.sqlite3").exists():
         return True

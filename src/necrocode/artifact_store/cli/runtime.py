@@ -6,7 +6,7 @@ typed errors into one line on stderr and an exit code:
 - 0: success;
 - 1: an operation failed (not found, integrity, storage, lock timeout, aborted);
 - 2: bad usage or configuration (``InvalidInputError``, ``ConfigError``, bad options);
-- 10: the configured store does not exist (see :mod:`.cli_init`).
+- 10: the configured store does not exist (see :mod:`.init`).
 
 ``--debug`` adds the traceback and the store's debug log.
 """
@@ -26,16 +26,16 @@ from typing import TYPE_CHECKING, Annotated, Any, cast
 import typer
 from typer.core import TyperGroup
 
-from .cli_init import EXIT_NO_STORE, StoreMissing, is_default_location, store_exists
-from .cli_output import Output
-from .cli_tree import apply_metavars, hoist_global_options
-from .exceptions import ArtifactStoreError, InvalidInputError, InvalidURIError
-from .models import ArtifactType, utc_now
-from .naming import ArtifactKey
+from ..exceptions import ArtifactStoreError, InvalidInputError, InvalidURIError
+from ..models import ArtifactType, utc_now
+from ..naming import ArtifactKey
+from .init import EXIT_NO_STORE, StoreMissing, is_default_location, store_exists
+from .output import Output
+from .tree import apply_metavars, hoist_global_options
 
 if TYPE_CHECKING:  # the store's modules load only once a command needs them
-    from .artifact_store import ArtifactStore
-    from .settings import ResolvedConfig
+    from ..artifact_store import ArtifactStore
+    from ..settings import ResolvedConfig
 
 __all__ = [
     "COMPLETE_VAR",
@@ -90,7 +90,7 @@ class CliState:
     def resolved(self) -> ResolvedConfig:
         """The effective configuration (discovered once per invocation)."""
         if self._resolved is None:
-            from .settings import resolve_config  # noqa: PLC0415 - off the start-up path
+            from ..settings import resolve_config  # noqa: PLC0415 - off the start-up path
 
             self._resolved = resolve_config(self.config_path)
         return self._resolved
@@ -100,11 +100,11 @@ class CliState:
 
         Unless ``create`` (``init``, ``upload``) or the store is at the default
         location, a filesystem store that does not exist raises
-        :class:`~.cli_init.StoreMissing` rather than appearing empty.
+        :class:`~.init.StoreMissing` rather than appearing empty.
         """
         if self._store is None:
             if self.server is not None:
-                from .service.client import RemoteArtifactStore  # noqa: PLC0415 - extra
+                from ..service.client import RemoteArtifactStore  # noqa: PLC0415 - extra
 
                 # Duck-typed: RemoteArtifactStore has the facade's methods and errors.
                 self._store = cast("ArtifactStore", RemoteArtifactStore(self.server, self.token))
@@ -112,7 +112,7 @@ class CliState:
                 config = self.resolved().config
                 if not (create or is_default_location(config) or store_exists(config)):
                     raise StoreMissing(config.base_path)
-                from .artifact_store import ArtifactStore  # noqa: PLC0415 - off the start-up path
+                from ..artifact_store import ArtifactStore  # noqa: PLC0415 - off the start-up path
 
                 self._store = ArtifactStore(config)
         return self._store
@@ -176,7 +176,7 @@ class _CliLogHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         # Records come from the store, so its module is loaded by now.
-        from .artifact_store import FAILED_OPERATION  # noqa: PLC0415 - off the start-up path
+        from ..artifact_store import FAILED_OPERATION  # noqa: PLC0415 - off the start-up path
 
         if not self.debug and hasattr(record, FAILED_OPERATION):
             return
@@ -191,7 +191,7 @@ class _CliLogHandler(logging.Handler):
 class StoreGroup(TyperGroup):
     """The top-level command group: owns the error handling of every command.
 
-    It also gives the tree its conventions (:mod:`.cli_tree`): conventional
+    It also gives the tree its conventions (:mod:`.tree`): conventional
     metavars in help, and the group's options accepted after the command too.
     """
 

@@ -40,7 +40,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .exceptions import LockTimeoutError, StorageError, StoragePermissionError
+from ..exceptions import LockTimeoutError, StorageError, StoragePermissionError
 
 __all__ = ["LockManager"]
 

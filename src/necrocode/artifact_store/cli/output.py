@@ -19,13 +19,13 @@ from datetime import datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from .storage_backend import MiB
-from .units import format_size
+from ..backends.base import MiB
+from ..units import format_size
 
 if TYPE_CHECKING:  # rich loads when something is printed through it, not at start-up
     from rich.console import Console
 
-    from .models import ArtifactMetadata
+    from ..models import ArtifactMetadata
 
 __all__ = [
     "TRANSFER_PROGRESS_MIN_BYTES",
