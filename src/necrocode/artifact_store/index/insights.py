@@ -6,6 +6,7 @@ Public API::
         .build(...)  validating constructor (InvalidInputError on a bad value)
         .active      whether any filter is set
     install_insights(conn)              # DDL, triggers, SQL function; once per connection
+    compact_insights(conn)              # merge the trigram index (after a bulk fill)
     write_insights(conn, meta)          # the side rows of one version (row writer calls it)
     insights_search_sql(clauses, params, insight, newest_first=, limit=) -> (sql, params)
     touches_regex(pattern) -> re.Pattern  # the glob rule of ``touches``
@@ -47,6 +48,7 @@ from ..models import ArtifactMetadata
 __all__ = [
     "INSIGHTS_SCHEMA_VERSION",
     "InsightFilter",
+    "compact_insights",
     "insights_search_sql",
     "install_insights",
     "touches_regex",
@@ -202,6 +204,18 @@ def write_insights(conn: sqlite3.Connection, meta: ArtifactMetadata) -> None:
         )
 
 
+def compact_insights(conn: sqlite3.Connection) -> None:
+    """Merge the trigram index into one segment (inside the caller's transaction).
+
+    FTS5 adds a segment per transaction and merges them only in part, and every
+    lookup reads every segment: after many single uploads a substring search is
+    several times slower than on a merged index. A bulk fill (``rebuild_index``,
+    a schema refill) ends with this, so its searches start from one segment.
+    """
+    if TRIGRAM_AVAILABLE:
+        conn.execute("INSERT INTO insight_tests_fts (insight_tests_fts) VALUES ('optimize')")
+
+
 def _trigram_available() -> bool:
     """Whether this process's SQLite has FTS5 with the trigram tokenizer."""
     conn = sqlite3.connect(":memory:")
@@ -258,6 +272,7 @@ def _refill(conn: sqlite3.Connection) -> None:
             for statement in _fill("a").split(";"):
                 if statement.strip():
                     conn.execute(statement.replace("{source}", "FROM artifacts a"))
+            compact_insights(conn)
             conn.execute(
                 "INSERT OR REPLACE INTO index_state (name, value) VALUES ('insights', ?)",
                 (str(INSIGHTS_SCHEMA_VERSION),),
@@ -369,6 +384,22 @@ def _literal_prefix(pattern: str) -> str:
     return pattern[:cut]
 
 
+def _test_rows_sql(needle: str) -> tuple[str, list[Any]]:
+    """The keys of the versions with a failing id containing ``needle``.
+
+    A needle of three or more characters is looked up in the trigram index, which
+    yields the rows holding a few of its trigrams; ``instr()`` then checks the
+    whole needle. (One row per version: its failing ids joined by newlines, so a
+    match never spans two ids.) Shorter needles scan the failing ids.
+    """
+    check = "instr(lower(test_ids), lower(?))"
+    if len(needle) >= TRIGRAM and TRIGRAM_AVAILABLE:
+        ids = "SELECT rowid FROM insight_tests_fts WHERE insight_tests_fts MATCH ?"
+        sql = f"SELECT {_KEY} FROM insight_tests WHERE id IN ({ids}) AND {check}"
+        return sql, [_trigram_query(needle), needle]
+    return f"SELECT {_KEY} FROM insight_tests WHERE {check}", [needle]
+
+
 def insights_search_sql(
     clauses: list[str],
     params: list[Any],
@@ -381,8 +412,9 @@ def insights_search_sql(
 
     The query is driven from the ``insights`` rows (``i``) so that a filter on
     ``failed``/``has_errors`` walks the ``(flag, created_at)`` index in the
-    requested order and stops at ``limit``; ``test`` and ``touches`` narrow
-    the rows through their own indexes first.
+    requested order and stops at ``limit``; ``touches`` narrows the rows through
+    the path index first. With ``test``, the versions whose failing ids match
+    drive the query instead (found through the trigram index, read once).
     """
     clauses = list(clauses)
     params = list(params)
@@ -392,24 +424,18 @@ def insights_search_sql(
     if insight.has_errors is not None:
         clauses.append("i.has_errors = ?")
         params.append(int(insight.has_errors))
+    source, join = "insights i", "JOIN"
+    source_params: list[Any] = []
     if insight.test is not None:
-        needle = insight.test.strip()
-        if len(needle) >= TRIGRAM and TRIGRAM_AVAILABLE:
-            # The trigram index finds candidates holding a few of the needle's
-            # trigrams; instr() then checks the whole needle. (One row per version:
-            # its failing ids joined by newlines, so a match never spans two ids.)
-            ids = "SELECT rowid FROM insight_tests_fts WHERE insight_tests_fts MATCH ?"
-            clauses.append(
-                f"(i.spec_name, i.task_id, i.type, i.version) IN (SELECT {_KEY} FROM"
-                f" insight_tests WHERE id IN ({ids}) AND instr(lower(test_ids), lower(?)))"
-            )
-            params += [_trigram_query(needle), needle]
-        else:
-            clauses.append(
-                f"(i.spec_name, i.task_id, i.type, i.version) IN (SELECT {_KEY} FROM"
-                " insight_tests WHERE instr(lower(test_ids), lower(?)))"
-            )
-            params.append(needle)
+        # The versions with a matching failing id drive the query: the trigram index
+        # is read once and only those rows are joined, whatever the store's size.
+        # (CROSS JOIN keeps SQLite from reordering the join.)
+        tests_sql, source_params = _test_rows_sql(insight.test.strip())
+        source = (
+            f"({tests_sql}) t CROSS JOIN insights i ON i.spec_name = t.spec_name"
+            " AND i.task_id = t.task_id AND i.type = t.type AND i.version = t.version"
+        )
+        join = "CROSS JOIN"
     if insight.touches is not None:
         prefix = _literal_prefix(insight.touches)
         where = ["necro_touches(?, path)"]
@@ -425,9 +451,10 @@ def insights_search_sql(
         params.extend(inner_params)
     direction = " DESC" if newest_first else ""
     sql = (
-        "SELECT a.record FROM insights i JOIN artifacts a ON a.spec_name = i.spec_name"
+        f"SELECT a.record FROM {source} {join} artifacts a ON a.spec_name = i.spec_name"
         " AND a.task_id = i.task_id AND a.type = i.type AND a.version = i.version"
     )
+    params = source_params + params
     if clauses:
         sql += " WHERE " + " AND ".join(clauses)
     sql += " ORDER BY " + ", ".join(

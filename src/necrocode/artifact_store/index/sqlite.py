@@ -28,7 +28,7 @@ from ..exceptions import InvalidInputError, StorageError, StorageFullError, Stor
 from ..models import ArtifactMetadata
 from ..naming import ArtifactKey
 from .base import IndexKey
-from .insights import insights_search_sql, install_insights, write_insights
+from .insights import compact_insights, insights_search_sql, install_insights, write_insights
 from .query import SORT_COLUMNS, SearchQuery
 
 __all__ = ["IndexCorruptError", "SQLiteIndex"]
@@ -382,6 +382,7 @@ class SQLiteIndex:
                 "(SELECT spec_name, task_id, type, MAX(version) FROM artifacts "
                 "GROUP BY spec_name, task_id, type)"
             )
+            compact_insights(conn)
             conn.execute(
                 "INSERT OR REPLACE INTO index_state (name, value) VALUES ('schema', ?)",
                 (str(SCHEMA_VERSION),),
