@@ -29,10 +29,14 @@ memory stays bounded even for one 100 MB line. Line numbers are 1-based.
 An **error line** contains (case-insensitively) a word ending in ``error`` or
 ``exception`` (``ERROR``, ``ValueError:``, ``RuntimeException``), ``fatal``,
 ``critical``, a word starting ``panic`` or a Python ``Traceback (most recent call
-last):``; a **warning line** has ``warn``/``warning`` ending a word
-(``WARNING``, ``DeprecationWarning``). Plurals (``0 errors``, ``2 warnings``) are
-not counted. An ANSI escape right before a keyword counts as a word boundary
-(``ESC[31mFATAL``). A line can be both.
+last):``; or ``FAILED`` in capitals (pytest's ``FAILED tests/x.py::test_y``); or a
+count of at least one before ``failed`` or ``errors`` (``=== 2 failed ===``,
+``2 errors generated``); or it starts with ``E`` and three spaces, pytest's
+explanation lines (``E   assert 1 == 2``). A **warning line** has ``warn``/
+``warning`` ending a word (``WARNING``, ``DeprecationWarning``) or a count of at
+least one before ``warnings``. A count of zero never counts (``0 errors``). An
+ANSI escape right before a keyword counts as a word boundary (``ESC[31mFATAL``).
+A line can be both.
 
 Sections: GitHub Actions ``::group::Title`` / ``::endgroup::`` and GitLab CI
 ``section_start:<epoch>:<name>[options]`` / ``section_end:<epoch>:<name>``.
