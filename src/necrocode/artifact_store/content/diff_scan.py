@@ -71,7 +71,7 @@ class DiffCounter:
             boundary = data.find(_BOUNDARY, position)
             if boundary < 0:
                 break
-            done += self._take(data[position : boundary + 1])
+            done += self._take(data, position, boundary + 1)
             position = boundary + 1
         rest = data[position:]
         if len(rest) > MAX_SECTION_BYTES:
@@ -82,7 +82,7 @@ class DiffCounter:
 
     def close(self) -> list[FileDiff]:
         """End of input: the last files."""
-        done = self._take(self._section) if self._section else []
+        done = self._take(self._section, 0, len(self._section)) if self._section else []
         self._section = b""
         if self._lines is not None:
             done += self._lines.close()
@@ -94,24 +94,26 @@ class DiffCounter:
             self._lines = DiffParser(max_lines_per_file=0)
         return self._lines.feed_bytes(block)
 
-    def _take(self, section: bytes) -> list[FileDiff]:
-        """One complete ``diff --git`` section: counted, or parsed line by line."""
-        file = _count_section(section)
+    def _take(self, data: bytes, start: int, end: int) -> list[FileDiff]:
+        """The complete ``diff --git`` section ``data[start:end]``: counted, or parsed
+        line by line."""
+        file = _count_section(data, start, end)
         if file is not None:
             return [file]
         parser = DiffParser(max_lines_per_file=0)
-        return parser.feed_bytes(section) + parser.close()
+        return parser.feed_bytes(data[start:end]) + parser.close()
 
 
-def _count_section(section: bytes) -> FileDiff | None:
-    """The section's file if its header is the usual one and its counts add up."""
-    header = _HEADER_RE.match(section)
+def _count_section(data: bytes, start: int, end: int) -> FileDiff | None:
+    """The file of section ``data[start:end]`` if its header is the usual one and its
+    counts add up."""
+    header = _HEADER_RE.match(data, start, end)
     if header is None:
         return None
     body = header.end()
-    if not section.startswith(b"@@ ", body):
+    if not data.startswith(b"@@ ", body, end):
         return None
-    counts = _count_hunks(section, body - 1)
+    counts = _count_hunks(data, body - 1, end)
     if counts is None:
         return None
     added, removed, hunks = counts
@@ -133,7 +135,7 @@ def _count_section(section: bytes) -> FileDiff | None:
     return file
 
 
-def _count_hunks(section: bytes, start: int) -> tuple[int, int, int] | None:
+def _count_hunks(section: bytes, start: int, stop: int) -> tuple[int, int, int] | None:
     """``(added, removed, hunks)`` of the hunks after ``start`` (the newline before the
     first ``@@``), if every hunk holds exactly the lines its header promises.
 
@@ -142,11 +144,11 @@ def _count_hunks(section: bytes, start: int) -> tuple[int, int, int] | None:
     and context lines to its new length, the parser takes every line as a body
     line, in any order they come.
     """
-    end_of_text = len(section) - 1 if section.endswith(b"\n") else len(section)
+    end_of_text = stop - 1 if section[stop - 1] == 0x0A else stop
     added = removed = hunks = 0
     open_hunk: tuple[int, int, int] | None = None  # (body start, old length, new length)
     notes = 0
-    for match in _BODY_STRUCTURE_RE.finditer(section, start):
+    for match in _BODY_STRUCTURE_RE.finditer(section, start, stop):
         old_len, new_len, other = match.groups()
         if other is not None:
             if other != b"\\" or open_hunk is None:

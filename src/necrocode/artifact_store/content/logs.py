@@ -2,7 +2,7 @@
 
 Public API::
 
-    LogScanner(max_line_bytes=65536, max_sections=1000)
+    LogScanner(max_line_bytes=65536, max_sections=1000)   # 0: sections not looked for
         .feed(chunk: bytes)          # any chunking; lines may span chunks
         .close() -> LogStats
     scan_log(data: bytes | Iterable[bytes]) -> LogStats
@@ -315,7 +315,7 @@ class LogScanner:
             if stats.first_error_line is None:
                 stats.first_error_line = stats.lines + lowered.count(b"\n", 0, min(errors)) + 1
         stats.warning_lines += len(_hits(block, lowered, _WARNING_WORDS))
-        if any(hint in block for hint in _SECTION_HINTS):
+        if self._max_sections and any(hint in block for hint in _SECTION_HINTS):
             self._sections(block)
         if complete:
             stats.lines += block.count(b"\n")

@@ -149,7 +149,8 @@ class Summariser:
         )
         self._head = b""  # the first bytes, to tell binary content
         self._diff = _DiffPart() if kind == "diff" else None
-        self._log = LogScanner() if kind == "log" else None
+        # A summary lists no CI sections: the scanner skips looking for them.
+        self._log = LogScanner(max_sections=0) if kind == "log" else None
         self._report: list[bytes] | None = [] if kind == "test" else None
 
     def tap(self, chunks: Iterable[bytes]) -> Iterator[bytes]:
