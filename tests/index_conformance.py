@@ -359,6 +359,18 @@ class IndexConformance:
         assert self._found(index, True, has_errors=True) == ["a/log", "a/test"]
         assert self._found(index, failed=True, touches="src/auth") == []
 
+    def test_a_test_substring_is_literal(self, index: MetadataIndex) -> None:
+        """``%``, ``_`` and ``\\`` in a needle are characters, not wildcards."""
+        report = (
+            b'<testsuite><testcase classname="t" name="test_50%_off\\x"><failure/></testcase>'
+            b'<testcase classname="t" name="test_ok"/></testsuite>'
+        )
+        index.put(meta("s", "w", TEST, when=START, summary=summarised(TEST, report)))
+        for needle in ("50%_off", "%_", "_50%", "off\\x", "T.TEST_50"):
+            assert self._found(index, test=needle) == ["w/test"], needle
+        for needle in ("50_%", "5%off", "off_x", "test_ok", "t_test"):
+            assert self._found(index, test=needle) == [], needle
+
     def test_content_filters_follow_updates_and_deletes(self, index: MetadataIndex) -> None:
         made = self._insights(index)
         failing = made["failing"]
