@@ -23,7 +23,6 @@ import os
 import types
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
 
@@ -239,14 +238,10 @@ def _is_model(annotation: Any) -> bool:
 
 
 def _env_overrides(env: Mapping[str, str]) -> list[tuple[str, str, Any]]:
-    """``(variable, dotted key, parsed value)`` for every override variable, sorted.
-
-    The names are checked here (an unknown one is refused with a suggestion);
-    pydantic-settings reads the values into sections (:func:`_read_env_sections`).
-    """
+    """``(variable, dotted key, parsed value)`` for every override variable, sorted."""
     fields = _fields()
     sections = {key.partition(".")[0] for key in fields if "." in key}
-    named: dict[str, str] = {}
+    overrides = []
     for name in sorted(env):
         if not name.startswith(ENV_PREFIX) or name == CONFIG_PATH_ENV or name in CLIENT_ENV:
             continue
@@ -261,63 +256,8 @@ def _env_overrides(env: Mapping[str, str]) -> list[tuple[str, str, Any]]:
             close = difflib.get_close_matches(key, fields, n=1)
             hint = f"did you mean {env_var_for(close[0])}?" if close else "see docs/cli.md"
             raise ConfigError(f"{where}: unknown setting '{key}'; {hint}", key=key, source=where)
-        named[key] = name
-    if not named:
-        return []  # pydantic-settings is not even imported
-    raw = _flatten(_read_env_sections({named[key]: env[named[key]] for key in named}))
-    # The old flat backend keys are no fields of the settings: read as they are.
-    raw.update({key: env[named[key]] for key in named if key in FLAT_BACKEND_KEYS})
-    return [
-        (
-            named[key],
-            key,
-            _parse_value(raw[key], fields[key], key, f"environment variable {named[key]}"),
-        )
-        for key in sorted(raw, key=lambda key: named[key])
-    ]
-
-
-def _read_env_sections(env: Mapping[str, str]) -> dict[str, Any]:
-    """``env``'s settings as nested data, read by pydantic-settings' environment source.
-
-    It maps ``NECROCODE_ARTIFACT_STORE_<KEY>`` to ``key`` and ``<SECTION>__<KEY>`` into
-    sections (the ``backend`` union included); values stay text, for
-    :func:`_parse_value`. Imported here: it costs about what pydantic does to import,
-    which a command run without such variables does not pay.
-    """
-    sections: dict[str, Any] = _environment_source(env)()
-    return sections
-
-
-@cache
-def _environment_source_class() -> Any:
-    """The environment source over the store's settings (made once: pydantic builds it)."""
-    from pydantic_settings import BaseSettings, EnvSettingsSource  # noqa: PLC0415
-    from pydantic_settings.sources.utils import parse_env_vars  # noqa: PLC0415
-
-    class Fields(BaseSettings, ArtifactStoreConfig):  # type: ignore[misc] # only its fields are read
-        pass
-
-    class GivenEnvironment(EnvSettingsSource):
-        """The environment source, reading the caller's mapping instead of os.environ."""
-
-        def __init__(self, env: Mapping[str, str]) -> None:
-            self.given = env
-            super().__init__(
-                Fields,
-                case_sensitive=False,
-                env_prefix=ENV_PREFIX,
-                env_nested_delimiter=NESTED_SEPARATOR,
-            )
-
-        def _load_env_vars(self) -> Mapping[str, str | None]:
-            return parse_env_vars(self.given, False, False, None)
-
-    return GivenEnvironment
-
-
-def _environment_source(env: Mapping[str, str]) -> Any:
-    return _environment_source_class()(env)
+        overrides.append((name, key, _parse_value(env[name], fields[key], key, where)))
+    return overrides
 
 
 def _parse_value(raw: str, annotation: Any, key: str, where: str) -> Any:
