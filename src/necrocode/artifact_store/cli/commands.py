@@ -23,7 +23,7 @@ import typer
 
 from .. import __version__
 from ..backends.base import CHUNK_SIZE
-from ..models import MAX_INT64, MAX_RETENTION_DAYS, ArtifactMetadata, ArtifactType
+from ..models import MAX_INT64, MAX_RETENTION_DAYS, ArtifactType
 from . import admin as cli_admin
 from . import serve as cli_serve
 from .bulk import collect_uploads
@@ -61,6 +61,7 @@ from .runtime import (
 
 if TYPE_CHECKING:  # the store's modules load only once a command needs them
     from ..artifact_store import Content
+    from ..models import ArtifactMetadata
 
 __all__ = ["app", "main"]
 

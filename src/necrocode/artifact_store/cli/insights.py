@@ -10,12 +10,12 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ..models import ArtifactMetadata
 from .output import Output, plural
 
-if TYPE_CHECKING:  # the store and the parsers load only once a command needs them
+if TYPE_CHECKING:  # the store, the record and the parsers load once a command needs them
     from ..artifact_store import ArtifactStore
     from ..content.summary import Summary
+    from ..models import ArtifactMetadata
 
 __all__ = [
     "FailedOption",

@@ -6,11 +6,14 @@ import hashlib
 import io
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from ..backends.base import CHUNK_SIZE, ReadStream
 from ..exceptions import IntegrityError
-from ..models import ArtifactMetadata
 from .compression import CompressionEngine
+
+if TYPE_CHECKING:  # the record's schema loads with the first record, not at start-up
+    from ..models import ArtifactMetadata
 
 __all__ = [
     "ArtifactProblem",

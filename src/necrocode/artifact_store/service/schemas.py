@@ -8,12 +8,13 @@ URL of the version instead of the store's internal URI.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from ..models import ArtifactMetadata, StorageUsage
+from ..models import StorageUsage
 from ..naming import ArtifactKey
+from ..record import ArtifactMetadata, api_fields
 from .links import artifact_url, meta_url
 
 __all__ = [
@@ -56,36 +57,27 @@ class ErrorBody(BaseModel):
     error: ErrorDetail
 
 
-class ArtifactOut(BaseModel):
-    """One artifact version, as its metadata record says, with the service's URLs."""
+def _artifact_fields() -> dict[str, Any]:
+    """The fields of :class:`ArtifactOut`: the record's public layout, then the URLs."""
+    fields: dict[str, Any] = {}
+    for key, kind, options in api_fields():
+        fields[key] = (kind, Field(**options))
+        if key == "type":
+            fields["artifact_type"] = (kind, Field(description="the same as type"))
+    fields["uri"] = (str, Field(description="URL of exactly this version (GET returns its bytes)"))
+    fields["artifact_uri"] = (str, Field(description="URL of the artifact's latest version"))
+    return fields
+
+
+class _ArtifactOutBase(BaseModel):
+    """One artifact version, as its metadata record says, with the service's URLs.
+
+    The fields come from :class:`~necrocode.artifact_store.record.ArtifactMetadata`
+    (see :func:`~necrocode.artifact_store.record.api_fields`): a field added to the
+    record appears here, documented, without an edit.
+    """
 
     model_config = ConfigDict(extra="forbid")
-
-    uri: str = Field(description="URL of exactly this version (GET returns its bytes)")
-    artifact_uri: str = Field(description="URL of the artifact's latest version")
-    spec_name: str
-    task_id: str
-    artifact_type: Literal["diff", "log", "test"]
-    type: Literal["diff", "log", "test"]
-    version: int = Field(ge=1)
-    size: int = Field(ge=0, description="bytes uploaded (the original)")
-    stored_size: int = Field(ge=0, description="bytes stored (after compression)")
-    original_size: int = Field(ge=0, description="the same as size (kept for older clients)")
-    checksum: str = Field(description="sha256:<hex> of the uploaded bytes")
-    created_at: str = Field(description="ISO 8601, UTC")
-    compressed: bool
-    codec: Literal["none", "gzip", "zstd"]
-    mime_type: str
-    tags: list[str]
-    metadata: dict[str, Any] = Field(description="custom metadata (the uploader's extra keys)")
-    retention_days: int | None
-    pinned: bool
-    summary: dict[str, Any] | None = Field(
-        default=None, description="what the store understood of the content (see insights)"
-    )
-    summary_reason: str | None = Field(
-        default=None, description="why there is no summary, when there is none"
-    )
 
     @classmethod
     def of(cls, meta: ArtifactMetadata, base: str) -> ArtifactOut:
@@ -98,7 +90,19 @@ class ArtifactOut(BaseModel):
             base, ArtifactKey(meta.spec_name, meta.task_id, meta.type)
         )
         record["artifact_type"] = record["type"]
-        return cls.model_validate(record)
+        return ArtifactOut.model_validate(record)
+
+
+if TYPE_CHECKING:  # a model made at run time: type checkers see its base
+    ArtifactOut = _ArtifactOutBase
+else:
+    ArtifactOut = create_model(
+        "ArtifactOut",
+        __base__=_ArtifactOutBase,
+        __doc__=_ArtifactOutBase.__doc__,
+        __module__=__name__,
+        **_artifact_fields(),
+    )
 
 
 class ArtifactPage(BaseModel):
