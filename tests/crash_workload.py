@@ -181,3 +181,62 @@ def crash_writer(base_path: str, versioning: bool, seed: int, journal: str) -> N
             else:
                 store.cleanup_expired(now=utc_now() + CLEANUP_AHEAD)
             _journal(fd, {"event": "done", "op": number})
+
+
+# -- the group-commit writer: many threads of one process -----------------------------------
+
+GROUP_SPEC = "group"
+#: Artifacts every thread of the group writer uploads new versions of (versioning on).
+GROUP_SHARED = 3
+
+
+def group_writer(base_path: str, seed: int, journal: str, threads: int) -> None:
+    """Upload from ``threads`` threads at once until killed, journaling every returned URI.
+
+    Each thread uploads new artifacts of its own and new versions of a few
+    shared ones. A line is journaled (one ``write(2)``, ``O_APPEND``) only after
+    ``upload_version`` returned: the parent may then hold the store to every
+    line it finds.
+    """
+    import threading
+
+    fd = os.open(journal, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    store = ArtifactStore(config_for(Path(base_path), versioning=True))
+    start = threading.Barrier(threads + 1)
+
+    def work(thread: int) -> None:
+        rng = random.Random(f"group-{seed}-{thread}")
+        start.wait()
+        for seq in range(MAX_OPERATIONS):
+            if rng.random() < 0.3:
+                task = f"shared{rng.randrange(GROUP_SHARED)}"
+            else:
+                task = f"w{thread}-{seq}"
+            kind = rng.choice((ArtifactType.DIFF, ArtifactType.LOG, ArtifactType.TEST_RESULT))
+            key = ArtifactKey(GROUP_SPEC, task, kind)
+            content = make_content(key.path, thread, seq, rng, max_body=rng.choice((2048, 24_000)))
+            meta = store.upload_version(task, GROUP_SPEC, kind, content, tags=["group"])
+            entry = {"uri": meta.uri, "version": meta.version, "path": key.path, "task": task}
+            entry["type"] = kind.value
+            _journal(fd, {"event": "done", **entry, "writer": thread, "seq": seq})
+
+    workers = [threading.Thread(target=work, args=(t,), daemon=True) for t in range(threads)]
+    for worker in workers:
+        worker.start()
+    _journal(fd, {"event": "ready"})
+    start.wait()
+    for worker in workers:
+        worker.join()
+
+
+def read_group_journal(path: Path) -> tuple[list[dict[str, Any]], bool]:
+    """The uploads the group writer saw return, and whether it got ready."""
+    done: list[dict[str, Any]] = []
+    ready = False
+    for line in path.read_text().splitlines():
+        entry = json.loads(line)
+        if entry["event"] == "ready":
+            ready = True
+        else:
+            done.append(entry)
+    return done, ready
