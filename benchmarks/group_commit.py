@@ -26,6 +26,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from necrocode.artifact_store import ArtifactStore, ArtifactStoreConfig
+from necrocode.artifact_store.backends.filesystem import sync_counts
+from necrocode.artifact_store.index.sqlite import SQLiteIndex
 
 from .harness import FULL, QUICK, Report, Result, Scale, median, time_in_rotation
 from .population import TYPES, FloorWriter, payload, raw_write
@@ -94,7 +96,21 @@ def b10_group_commit(report: Report, work: Path, scale: Scale) -> None:
     floor_seconds: list[float] = []
     raw_seconds: list[float] = []
     names = _Names("g")
+    #: fsync calls and index transactions per side: [fsyncs, transactions, uploads].
+    spent = {"group": [0, 0, 0], "single": [0, 0, 0]}
     with ArtifactStore(ArtifactStoreConfig(base_path=work / "store")) as store:
+        index = store.metadata.index
+
+        def counted(side: str, action: Callable[[], None]) -> Callable[[], None]:
+            def run() -> None:
+                fsyncs, commits = sync_counts()[2], _commits(index)
+                action()
+                spent[side][0] += sync_counts()[2] - fsyncs
+                spent[side][1] += _commits(index) - commits
+                spent[side][2] += count
+
+            return run
+
         for rep in range(scale.repetitions):
             floor = FloorWriter(work / f"floor-{rep}")
             raw_dir = work / f"raw-{rep}"
@@ -125,9 +141,9 @@ def b10_group_commit(report: Report, work: Path, scale: Scale) -> None:
             time_in_rotation(
                 rep,
                 [
-                    (run_group, grouped),
+                    (counted("group", run_group), grouped),
                     (run_floor, floor_seconds),
-                    (run_single, single),
+                    (counted("single", run_single), single),
                     (run_raw, raw_seconds),
                 ],
             )
@@ -180,6 +196,33 @@ def b10_group_commit(report: Report, work: Path, scale: Scale) -> None:
             reps,
         )
     )
+    _sharing_rows(report, spent, reps)
+
+
+def _commits(index: object) -> int:
+    """Index transactions committed by puts so far (0 for an index without the count)."""
+    return index.put_commits[0] if isinstance(index, SQLiteIndex) else 0
+
+
+def _sharing_rows(report: Report, spent: dict[str, list[int]], reps: int) -> None:
+    """fsync calls and index transactions per upload, alone and in the group."""
+    for what, column in (("fsync calls", 0), ("index transactions", 1)):
+        group = spent["group"][column] / max(1, spent["group"][2])
+        alone = spent["single"][column] / max(1, spent["single"][2])
+        report.add(
+            Result(
+                "B10",
+                f"{what} per upload, {GROUP_THREADS} threads (1 writer alone as baseline)",
+                group,
+                "per upload",
+                alone,
+                "1 writer",
+                alone / group if group else None,
+                "informative: how much the group shares (higher is more)",
+                None,
+                reps,
+            )
+        )
 
 
 def b11_upload_many(report: Report, work: Path, scale: Scale) -> None:

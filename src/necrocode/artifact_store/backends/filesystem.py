@@ -134,6 +134,7 @@ def _sync_batch(requests: list[tuple[_Sync, ...]]) -> list[OSError | None]:
     request gets the first failure among its own targets, or ``None``.
     """
     targets = list(dict.fromkeys(sync for request in requests for sync in request))
+    _SYNC_COUNT[0] += len(targets)
     failures: dict[_Sync, OSError] = {}
     if len(targets) == 1:
         try:
@@ -157,6 +158,17 @@ def _sync_batch(requests: list[tuple[_Sync, ...]]) -> list[OSError | None]:
 
 #: Concurrent fsyncs of this process, batched (see :mod:`..group_commit`).
 _SYNC_QUEUE: CommitQueue[tuple[_Sync, ...], OSError | None] = CommitQueue(_sync_batch)
+#: fsync calls made through the queue (one list cell: updated by the leader only).
+_SYNC_COUNT = [0]
+
+
+def sync_counts() -> tuple[int, int, int]:
+    """``(group commits, requests, fsync calls)`` of this process so far.
+
+    Requests over commits is how much sharing happened; fsync calls over
+    requests how much the folder fsyncs of one batch were shared.
+    """
+    return _SYNC_QUEUE.batches, _SYNC_QUEUE.items, _SYNC_COUNT[0]
 
 
 def sync_all(syncs: Sequence[_Sync]) -> None:

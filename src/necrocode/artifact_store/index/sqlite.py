@@ -481,6 +481,11 @@ class SQLiteIndex:
             return
         self._puts.submit((meta, tuple(remove_versions), record))
 
+    @property
+    def put_commits(self) -> tuple[int, int]:
+        """``(transactions, rows)`` that :meth:`put` and :meth:`put_many` committed."""
+        return self._puts.batches, self._puts.items
+
     def put_many(
         self, rows: Sequence[tuple[ArtifactMetadata, Sequence[int], str | None]]
     ) -> list[ArtifactStoreError | None]:
