@@ -185,8 +185,12 @@ def sync_all(syncs: Sequence[_Sync]) -> None:
 
 def sync_each(requests: Sequence[Sequence[_Sync]]) -> list[OSError | None]:
     """fsync several requests in one group commit; each one's failure or ``None``."""
-    outcomes = _SYNC_QUEUE.outcomes([tuple(request) for request in requests])
-    return [o if isinstance(o, OSError) else None for o in outcomes]
+    failures: list[OSError | None] = []
+    for outcome in _SYNC_QUEUE.outcomes([tuple(request) for request in requests]):
+        if isinstance(outcome, BaseException) and not isinstance(outcome, OSError):
+            raise outcome  # the batch itself broke (an interrupt): no one's fsync is known
+        failures.append(outcome)
+    return failures
 
 
 def fsync_together(paths: Sequence[_Sync], own_fd: int | None = None) -> None:

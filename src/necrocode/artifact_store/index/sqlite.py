@@ -491,8 +491,12 @@ class SQLiteIndex:
     ) -> list[ArtifactStoreError | None]:
         """:meth:`put` several rows in one transaction: ``(meta, remove_versions, record)``
         each; returns each row's error, or ``None`` once it is committed."""
-        outcomes = self._puts.outcomes([(m, tuple(v), r) for m, v, r in rows])
-        return [o if isinstance(o, ArtifactStoreError) else None for o in outcomes]
+        errors: list[ArtifactStoreError | None] = []
+        for outcome in self._puts.outcomes([(m, tuple(v), r) for m, v, r in rows]):
+            if isinstance(outcome, BaseException) and not isinstance(outcome, ArtifactStoreError):
+                raise outcome  # not a row's fault (an interrupt, a bug): nothing to hand out
+            errors.append(outcome)
+        return errors
 
     def _put_batch(self, rows: list[_Put]) -> list[ArtifactStoreError | None]:
         """Commit queued rows in one transaction; a failing row is rolled back alone."""
