@@ -8,11 +8,17 @@ one fsync round and one index transaction) and on a memory-backend store
 
 from __future__ import annotations
 
+import base64
+import json
+import random
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
+import yaml
+from typer.testing import CliRunner
 
 from necrocode.artifact_store import (
     ArtifactExistsError,
@@ -21,12 +27,16 @@ from necrocode.artifact_store import (
     ArtifactType,
     InvalidInputError,
     InvalidNameError,
+    RemoteArtifactStore,
     StorageFullError,
     UploadItem,
     UploadResult,
 )
 from necrocode.artifact_store.backends.filesystem import sync_counts
+from necrocode.artifact_store.cli import app
 from necrocode.artifact_store.index.sqlite import SQLiteIndex
+
+from .service_server import ThreadServer
 
 StoreFactory = Callable[..., ArtifactStore]
 
@@ -229,3 +239,92 @@ def test_items_and_results_are_frozen_values() -> None:
         item.task_id = "2"  # type: ignore[misc]
     result = UploadResult(0, item, error=InvalidInputError("no"))
     assert not result.ok and result.uri is None
+
+
+# -- over HTTP and on the command line ------------------------------------------------------
+
+
+def test_the_service_stores_a_batch_with_one_result_per_item(service: ThreadServer) -> None:
+    good = base64.b64encode(b"--- a\n+++ b\n").decode()
+    body = {
+        "items": [
+            {"spec_name": "chat", "task_id": "1", "artifact_type": "diff", "content_base64": good},
+            {"spec_name": "chat", "task_id": "..", "artifact_type": "log", "content_base64": good},
+            {"spec_name": "chat", "task_id": "1", "artifact_type": "log", "content_base64": "*"},
+            {
+                "spec_name": "chat",
+                "task_id": "1",
+                "artifact_type": "test",
+                "content_base64": good,
+                "tags": ["ci"],
+                "metadata": {"agent": "r1"},
+            },
+        ]
+    }
+    answer = httpx.post(f"{service.url}/v1/batch", json=body)
+    assert answer.status_code == 200, answer.text
+    results = answer.json()["results"]
+    assert [r["index"] for r in results] == [0, 1, 2, 3]
+    assert [r["status"] for r in results] == [201, 422, 422, 201]
+    assert results[1]["error"]["code"] == "invalid_name"
+    assert results[2]["error"]["code"] == "invalid_input"
+    assert results[3]["artifact"]["tags"] == ["ci"]
+    assert results[3]["artifact"]["metadata"] == {"agent": "r1"}
+    assert httpx.get(results[0]["artifact"]["uri"]).content == b"--- a\n+++ b\n"
+    # The same bytes again: unchanged (200), nothing new stored.
+    again = httpx.post(f"{service.url}/v1/batch", json={"items": body["items"][:1]})
+    assert again.json()["results"][0]["status"] == 200
+    assert again.json()["results"][0]["artifact"]["version"] == 1
+    # A malformed manifest stores nothing.
+    bad = httpx.post(f"{service.url}/v1/batch", json={"items": [{"spec_name": "x"}]})
+    assert bad.status_code == 422
+    assert bad.json()["error"]["code"] == "validation_error"
+
+
+def test_the_remote_client_gets_the_same_results_and_errors(service: ThreadServer) -> None:
+    with RemoteArtifactStore(service.url) as remote:
+        results = remote.upload_many(
+            [
+                *task_items(),
+                UploadItem("../x", "chat-app", "log", b"bad name"),
+                UploadItem("1.1", "chat-app", "diff", b"exists", if_absent=True),
+            ]
+        )
+        assert [r.ok for r in results] == [True, True, True, False, False]
+        assert isinstance(results[3].error, InvalidNameError)
+        assert isinstance(results[4].error, ArtifactExistsError)
+        assert results[1].unwrap().tags == ("ci", "nightly")
+        assert remote.download(results[2].uri or "") == b"<testsuite tests='1' failures='0'/>"
+        assert results[0].uri == f"{service.url}/artifacts/chat-app/1.1/diff"
+
+
+def test_the_command_line_uploads_several_files_with_one_call(tmp_path: Path) -> None:
+    base = tmp_path / "store"
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({"artifact_store": {"base_path": str(base)}}))
+    (tmp_path / "change.diff").write_bytes(b"--- a\n+++ b\n")
+    (tmp_path / "run.log").write_bytes(b"ok\n")
+    (tmp_path / "report.xml").write_bytes(b"<testsuite tests='0'/>")
+    files = [str(tmp_path / name) for name in ("change.diff", "run.log", "report.xml")]
+    runner = CliRunner()
+    result = runner.invoke(
+        app, ["--config", str(config), "upload", *files, "-s", "chat", "-t", "7", "--json"]
+    )
+    assert result.exit_code == 0, result.stderr
+    stored = json.loads(result.stdout)
+    assert [m["type"] for m in stored] == ["diff", "log", "test"]
+    with ArtifactStore(ArtifactStoreConfig(base_path=base)) as store:
+        assert store.download(stored[1]["uri"]) == b"ok\n"
+    # One file that cannot be stored (the quota) does not keep the others out.
+    config.write_text(
+        yaml.safe_dump(
+            {"artifact_store": {"base_path": str(base), "storage_quota": {"max_size_gb": 1e-6}}}
+        )
+    )
+    (tmp_path / "run.log").write_bytes(random.Random(8).randbytes(4096))  # incompressible
+    result = runner.invoke(
+        app, ["--config", str(config), "upload", *files, "-s", "chat", "-t", "8"]
+    )
+    assert result.exit_code == 1
+    assert "storage quota exceeded" in result.stderr
+    assert "stored " in result.stderr
