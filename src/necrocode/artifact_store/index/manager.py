@@ -301,6 +301,15 @@ class MetadataManager:
         """Read the record of ``version`` of ``key`` from the backend."""
         return self._parse_record(key, version, self.backend.download(key.record_key(version)))
 
+    def load_all(self, stored: StoredArtifact) -> list[ArtifactMetadata]:
+        """The readable records of ``stored``, oldest first (vanished or unreadable ones
+        skipped)."""
+        found = []
+        for version in sorted(stored.records):
+            with contextlib.suppress(ArtifactNotFoundError, IntegrityError):
+                found.append(self.load(stored.key, version))
+        return found
+
     def _parse_record(self, key: ArtifactKey, version: int, data: bytes) -> ArtifactMetadata:
         """The record ``data`` of ``version`` of ``key``, checked to describe it."""
         record_key = key.record_key(version)
