@@ -157,6 +157,7 @@ class ArtifactStore:
             key, file_content(path), options(metadata, mime_type, flags)
         ).uri
 
+    @operation("upload_many")
     def upload_many(self, items: Sequence[UploadItem]) -> list[UploadResult]:
         """Store several artifacts (a task's diff, log and test result) in one call.
 

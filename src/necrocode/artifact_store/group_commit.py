@@ -32,22 +32,20 @@ R = TypeVar("R")
 _QUEUES: weakref.WeakSet[CommitQueue[object, object]] = weakref.WeakSet()
 
 
-class _Slot(Generic[T, R]):
-    """One submitted item and, once its batch ran, its outcome."""
+class _Call(Generic[T, R]):
+    """The items of one :meth:`CommitQueue.outcomes` call, and how its caller waits.
 
-    __slots__ = ("done", "error", "item", "value")
+    Each caller sleeps on its own event: it is woken once, when its batch is
+    done or when it is to lead the next one, never by another caller's batch.
+    """
 
-    def __init__(self, item: T) -> None:
-        self.item = item
-        self.done = False
-        self.value: R | None = None
-        self.error: BaseException | None = None
+    __slots__ = ("event", "items", "lead", "outcomes")
 
-    def outcome(self) -> R | BaseException:
-        """The result, or the exception that belongs to this item."""
-        if self.error is not None:
-            return self.error
-        return self.value  # type: ignore[return-value]
+    def __init__(self, items: Sequence[T]) -> None:
+        self.items = items
+        self.event = threading.Event()
+        self.lead = False
+        self.outcomes: list[R | BaseException] | None = None
 
 
 class CommitQueue(Generic[T, R]):
@@ -60,8 +58,8 @@ class CommitQueue(Generic[T, R]):
 
     def __init__(self, commit: Callable[[list[T]], Sequence[R | BaseException]]) -> None:
         self._commit = commit
-        self._cond = threading.Condition(threading.Lock())
-        self._pending: list[_Slot[T, R]] = []
+        self._lock = threading.Lock()
+        self._pending: list[_Call[T, R]] = []
         self._leading = False
         #: Batches committed and items in them, for tests and the benchmarks.
         self.batches = 0
@@ -86,51 +84,54 @@ class CommitQueue(Generic[T, R]):
         return results
 
     def outcomes(self, items: Sequence[T]) -> list[R | BaseException]:
-        """Commit ``items`` together; each one's result or exception, in order."""
-        slots = [_Slot[T, R](item) for item in items]
-        with self._cond:
-            self._pending.extend(slots)
-            while not all(slot.done for slot in slots):
-                if not self._leading:
-                    self._leading = True
-                    batch, self._pending = self._pending, []
-                    break
-                self._cond.wait()
-            else:
-                return [slot.outcome() for slot in slots]
-        self._lead(batch)
-        with self._cond:
-            while not all(slot.done for slot in slots):
-                # Some of ours were queued after the batch was taken (not possible for
-                # one call, which queues all its items at once); wait for their batch.
-                self._cond.wait()
-        return [slot.outcome() for slot in slots]
+        """Commit ``items`` together (one batch); each one's result or exception, in order."""
+        call = _Call[T, R](items)
+        with self._lock:
+            self._pending.append(call)
+            call.lead = not self._leading
+            self._leading = True
+        while True:
+            if not call.lead:
+                call.event.wait()
+                call.event.clear()
+            if call.outcomes is not None:
+                return call.outcomes
+            call.lead = False
+            with self._lock:
+                batch, self._pending = self._pending, []
+            self._lead(batch)
 
-    def _lead(self, batch: list[_Slot[T, R]]) -> None:
+    def _lead(self, batch: list[_Call[T, R]]) -> None:
         """Commit ``batch``, hand out the outcomes, let the next leader in."""
+        items = [item for call in batch for item in call.items]
         try:
-            outcomes: Sequence[R | BaseException] = self._commit([slot.item for slot in batch])
-            if len(outcomes) != len(batch):
+            outcomes: Sequence[R | BaseException] = self._commit(items)
+            if len(outcomes) != len(items):
                 raise RuntimeError(
-                    f"a group commit returned {len(outcomes)} outcomes for {len(batch)} items"
+                    f"a group commit returned {len(outcomes)} outcomes for {len(items)} items"
                 )
         except BaseException as exc:  # handed to every item of the batch
-            outcomes = [exc] * len(batch)
-        with self._cond:
-            for slot, outcome in zip(batch, outcomes, strict=True):
-                if isinstance(outcome, BaseException):
-                    slot.error = outcome
-                else:
-                    slot.value = outcome
-                slot.done = True
+            outcomes = [exc] * len(items)
+        start = 0
+        for call in batch:
+            call.outcomes = list(outcomes[start : start + len(call.items)])
+            start += len(call.items)
+        with self._lock:
             self.batches += 1
-            self.items += len(batch)
-            self._leading = False
-            self._cond.notify_all()
+            self.items += len(items)
+            successor = self._pending[0] if self._pending else None
+            if successor is None:
+                self._leading = False
+            else:
+                successor.lead = True  # it takes everything queued meanwhile
+        for call in batch:
+            call.event.set()
+        if successor is not None:
+            successor.event.set()
 
     def _forget(self) -> None:
         """In a forked child: the parent's waiters and leader do not exist here."""
-        self._cond = threading.Condition(threading.Lock())
+        self._lock = threading.Lock()
         self._pending = []
         self._leading = False
 

@@ -91,7 +91,17 @@ def upload_many(uploader: Uploader, items: Sequence[UploadItem]) -> list[UploadR
         else:
             for pending in wave:
                 results[pending.index] = _one(uploader, pending)
-    return [results[position] for position in range(len(items))]
+    ordered = [results[position] for position in range(len(items))]
+    for result in ordered:
+        if result.error is not None:
+            # Returned, not raised: DEBUG, like any failing call (see .operation).
+            log.debug(
+                "upload_many item %d failed: %s: %s",
+                result.index,
+                type(result.error).__name__,
+                result.error,
+            )
+    return ordered
 
 
 def _pending(position: int, item: UploadItem) -> _Pending:
