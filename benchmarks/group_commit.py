@@ -41,8 +41,8 @@ BATCH = 3
 
 
 def _uploads_per_rep(scale: Scale) -> int:
-    """Uploads per timed side: enough for every thread to do several."""
-    return max(GROUP_THREADS * 3, scale.uploads_per_rep * 2)
+    """Uploads per timed side: two per thread in a quick run, 300 in a full one."""
+    return max(GROUP_THREADS * 2, scale.uploads_per_rep * 2)
 
 
 def _run_threads(jobs: list[Callable[[], object]], threads: int) -> None:
@@ -229,7 +229,7 @@ def b11_upload_many(report: Report, work: Path, scale: Scale) -> None:
     """A task's three artifacts in one ``upload_many`` call vs three ``upload`` calls."""
     from necrocode.artifact_store import UploadItem
 
-    tasks = max(8, scale.uploads_per_rep)
+    tasks = max(6, scale.uploads_per_rep // 2)
     batched: list[float] = []
     separate: list[float] = []
     many, one = _Names("m"), _Names("u")
