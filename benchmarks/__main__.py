@@ -1,4 +1,4 @@
-"""``python -m benchmarks [--quick] [--results PATH]``: run B1-B9, write the Markdown table."""
+"""``python -m benchmarks [--quick] [--results PATH]``: run B1-B11, write the Markdown table."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from necrocode.artifact_store import ArtifactStore, ArtifactStoreConfig
 from necrocode.artifact_store.models import utc_now
 
 from .concurrency import b5_concurrency
+from .group_commit import b10_group_commit, b11_upload_many
 from .harness import FULL, QUICK, Report, Scale, progress, render, set_quiet
 from .insights import b7_summaries
 from .large import b4_large
@@ -27,7 +28,7 @@ from .startup import b9_startup
 HERE = Path(__file__).resolve().parent
 DEFAULT_RESULTS = HERE / "RESULTS.md"
 DEFAULT_WORK = HERE / "_work"
-ALL = ("B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B9")
+ALL = ("B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B9", "B10", "B11")
 
 
 def _log(message: str) -> None:
@@ -131,6 +132,12 @@ def main(argv: list[str] | None = None) -> int:
         if "B9" in only:
             _log("B9 command-line start-up")
             b9_startup(report, work / "b9", scale)
+        if "B10" in only:
+            _log("B10 group commit: 16 uploading threads")
+            b10_group_commit(report, work / "b10", scale)
+        if "B11" in only:
+            _log("B11 upload_many")
+            b11_upload_many(report, work / "b11", scale)
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)

@@ -19,7 +19,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from necrocode.artifact_store import ArtifactStore, ArtifactStoreConfig, ArtifactType
+from necrocode.artifact_store import ArtifactStore, ArtifactStoreConfig, ArtifactType, UploadItem
 from necrocode.artifact_store.models import utc_now
 from necrocode.artifact_store.naming import ArtifactKey
 
@@ -181,3 +181,77 @@ def crash_writer(base_path: str, versioning: bool, seed: int, journal: str) -> N
             else:
                 store.cleanup_expired(now=utc_now() + CLEANUP_AHEAD)
             _journal(fd, {"event": "done", "op": number})
+
+
+# -- the group-commit writer: many threads of one process -----------------------------------
+
+GROUP_SPEC = "group"
+KINDS = (ArtifactType.DIFF, ArtifactType.LOG, ArtifactType.TEST_RESULT)
+#: Artifacts every thread of the group writer uploads new versions of (versioning on).
+GROUP_SHARED = 3
+
+
+def group_writer(base_path: str, seed: int, journal: str, threads: int) -> None:
+    """Upload from ``threads`` threads at once until killed, journaling every returned URI.
+
+    Each thread uploads new artifacts of its own and new versions of a few
+    shared ones, one at a time or a task's three in one ``upload_many``. A line
+    is journaled (one ``write(2)``, ``O_APPEND``) only after the call returned:
+    the parent may then hold the store to every line it finds.
+    """
+    import threading
+
+    fd = os.open(journal, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    store = ArtifactStore(config_for(Path(base_path), versioning=True))
+    start = threading.Barrier(threads + 1)
+
+    def work(thread: int) -> None:
+        rng = random.Random(f"group-{seed}-{thread}")
+        start.wait()
+        for seq in range(0, MAX_OPERATIONS, 3):
+            batch = rng.random() < 0.3  # a task's three artifacts in one upload_many
+            planned = []
+            for offset, kind in enumerate(KINDS if batch else (rng.choice(KINDS),)):
+                task = f"w{thread}-{seq}"
+                if rng.random() < 0.3:
+                    task = f"shared{rng.randrange(GROUP_SHARED)}"
+                key = ArtifactKey(GROUP_SPEC, task, kind)
+                size = rng.choice((2048, 24_000))
+                content = make_content(key.path, thread, seq + offset, rng, max_body=size)
+                planned.append((key, seq + offset, content))
+            if batch:
+                items = [
+                    UploadItem(k.task_id, GROUP_SPEC, k.type, c, tags=("group",))
+                    for k, _, c in planned
+                ]
+                metas = [result.unwrap() for result in store.upload_many(items)]
+            else:
+                key, _, content = planned[0]
+                metas = [
+                    store.upload_version(key.task_id, GROUP_SPEC, key.type, content, tags=["group"])
+                ]
+            for (key, number, _), meta in zip(planned, metas, strict=True):
+                entry = {"uri": meta.uri, "version": meta.version, "path": key.path}
+                entry |= {"task": key.task_id, "type": key.type.value}
+                _journal(fd, {"event": "done", **entry, "writer": thread, "seq": number})
+
+    workers = [threading.Thread(target=work, args=(t,), daemon=True) for t in range(threads)]
+    for worker in workers:
+        worker.start()
+    _journal(fd, {"event": "ready"})
+    start.wait()
+    for worker in workers:
+        worker.join()
+
+
+def read_group_journal(path: Path) -> tuple[list[dict[str, Any]], bool]:
+    """The uploads the group writer saw return, and whether it got ready."""
+    done: list[dict[str, Any]] = []
+    ready = False
+    for line in path.read_text().splitlines():
+        entry = json.loads(line)
+        if entry["event"] == "ready":
+            ready = True
+        else:
+            done.append(entry)
+    return done, ready

@@ -18,7 +18,7 @@ from .conftest import subprocess_env
 
 ROOT = Path(__file__).resolve().parents[1]
 HEADER = "| Bench | Figure | Store | Baseline | Ratio | Target | Result | Runs |"
-EXPECTED_BENCHES = {"B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B9"}
+EXPECTED_BENCHES = {"B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B9", "B10", "B11"}
 
 
 def run_module(module: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:

@@ -74,6 +74,8 @@ PUBLIC_API = {
     "StorageUsage",
     "Summary",
     "SummaryRefreshReport",
+    "UploadItem",
+    "UploadResult",
     "VerifyReport",
     "__version__",
     "calculate_checksum",

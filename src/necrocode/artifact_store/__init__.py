@@ -68,6 +68,7 @@ if TYPE_CHECKING:
     if TYPE_CHECKING:
         from .service.client import RemoteArtifactStore
     from .index.paging import SearchPage
+    from .pipeline.batch import UploadItem, UploadResult
     from .pipeline.upload_args import ArgumentOrderWarning
 
 #: Where each public name lives; imported on first access (PEP 562), so that
@@ -121,6 +122,8 @@ _LAZY = {
     "RemoteArtifactStore": ".service.client",
     "SearchPage": ".index.paging",
     "ArgumentOrderWarning": ".pipeline.upload_args",
+    "UploadItem": ".pipeline.batch",
+    "UploadResult": ".pipeline.batch",
 }
 
 __version__ = "0.1.0"
@@ -188,6 +191,8 @@ __all__ = [
     "StorageUsage",
     "Summary",
     "SummaryRefreshReport",
+    "UploadItem",
+    "UploadResult",
     "VerifyReport",
     "__version__",
     "calculate_checksum",

@@ -12,7 +12,7 @@ logs a failing call once.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,7 @@ from .maintenance.summaries import SummaryRefreshReport
 from .maintenance.verify import DEFAULT_REPAIR_GRACE, RepairReport, repair_store, verify_store
 from .models import ArtifactMetadata, ArtifactType, StorageUsage
 from .pipeline import download, records
+from .pipeline.batch import UploadItem, UploadResult
 from .pipeline.integrity import ArtifactReader, VerifyReport
 from .pipeline.operation import FAILED_OPERATION, Operation, operation
 from .pipeline.parts import open_parts
@@ -44,6 +45,7 @@ from .pipeline.upload import (
     options,
     upload_key,
 )
+from .pipeline.upload_many import upload_many
 from .settings import load_config
 
 __all__ = ["FAILED_OPERATION", "ArtifactStore", "Content", "RepairReport"]
@@ -154,6 +156,19 @@ class ArtifactStore:
         return self._uploader.upload(
             key, file_content(path), options(metadata, mime_type, flags)
         ).uri
+
+    @operation("upload_many")
+    def upload_many(self, items: Sequence[UploadItem]) -> list[UploadResult]:
+        """Store several artifacts (a task's diff, log and test result) in one call.
+
+        Each :class:`UploadItem` holds the arguments of one :meth:`upload`; the
+        items share one commit (one round of fsyncs, one index transaction) but
+        stay all-or-nothing each: one :class:`UploadResult` per item, in order,
+        with the stored version's metadata or the item's typed error (nothing is
+        raised for a failing item). The same artifact twice becomes two versions
+        in item order. See :mod:`.pipeline.upload_many`.
+        """
+        return upload_many(self._uploader, items)
 
     # -- download (pipeline/download.py) -----------------------------------------------
 

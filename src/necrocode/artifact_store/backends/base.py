@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import BinaryIO
 
-from ..exceptions import InvalidInputError, InvalidNameError, StorageError
+from ..exceptions import ArtifactStoreError, InvalidInputError, InvalidNameError, StorageError
 
 __all__ = [
     "CHUNK_SIZE",
@@ -24,6 +24,7 @@ __all__ = [
     "ObjectExistsError",
     "ObjectInfo",
     "ReadStream",
+    "RecordWrite",
     "SourceError",
     "StagedObject",
     "StorageBackend",
@@ -215,6 +216,17 @@ class StagedObject:
 
 
 @dataclass(frozen=True, slots=True)
+class RecordWrite:
+    """One write of :meth:`StorageBackend.upload_after_many`: ``data`` under ``key``,
+    durable no sooner than ``staged`` (the object the record refers to)."""
+
+    staged: StagedObject
+    key: str
+    data: bytes
+    if_absent: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class BackendCapabilities:
     """What a backend can do, so that the layers above ask this and never its name."""
 
@@ -280,6 +292,26 @@ class StorageBackend(ABC):
         """
         staged.settle()
         return self.upload(key, data, if_absent=if_absent)
+
+    def upload_after_many(self, writes: Sequence[RecordWrite]) -> list[int | ArtifactStoreError]:
+        """:meth:`upload_after` for each write; each one's size, or its error.
+
+        The records of several uploads (``upload_many``) share this call, so a
+        backend that can make a batch durable at once (one fsync round on a
+        local disk) overrides it. A failure belongs to its own write: the others
+        still happen. This default writes one after the other.
+        """
+        outcomes: list[int | ArtifactStoreError] = []
+        for write in writes:
+            try:
+                outcomes.append(
+                    self.upload_after(
+                        write.staged, write.key, write.data, if_absent=write.if_absent
+                    )
+                )
+            except ArtifactStoreError as exc:
+                outcomes.append(exc)
+        return outcomes
 
     @abstractmethod
     def open_read(self, key: str) -> ReadStream:

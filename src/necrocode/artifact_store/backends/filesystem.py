@@ -22,15 +22,18 @@ from typing import TYPE_CHECKING
 
 from ..exceptions import (
     ArtifactNotFoundError,
+    ArtifactStoreError,
     StorageError,
     StorageFullError,
     StoragePermissionError,
 )
+from ..group_commit import CommitQueue
 from .base import (
     BackendCapabilities,
     ObjectExistsError,
     ObjectInfo,
     ReadStream,
+    RecordWrite,
     StagedObject,
     StorageBackend,
     WriteSource,
@@ -65,14 +68,18 @@ def _real_dir(path: Path) -> bool:
 
 def fsync_dir(path: Path | str) -> None:
     """Make a folder's entries (creations, renames, removals) durable."""
-    _fsync_path(str(path), True)
+    sync_all([(str(path), True)])
 
 
-#: A path to fsync and whether it is a folder.
-_Sync = tuple[str, bool]
+#: What to fsync: a path (and whether it is a folder), or an open descriptor
+#: (``(fd, False)``) that its owner keeps open until the sync returns.
+_Sync = tuple[str | int, bool]
 
 
-def _fsync_path(path: str, is_dir: bool) -> None:
+def _fsync_path(path: str | int, is_dir: bool) -> None:
+    if isinstance(path, int):
+        os.fsync(path)
+        return
     fd = os.open(path, os.O_RDONLY | (os.O_DIRECTORY if is_dir else 0) | os.O_CLOEXEC)
     try:
         os.fsync(fd)
@@ -87,13 +94,15 @@ class _SyncPool:
     (and started again on the next use), so no child inherits idle threads.
     """
 
-    WORKERS = 4
+    #: Enough for a full group commit of the service's request threads: concurrent
+    #: fsyncs on one filesystem share journal commits, queued ones do not.
+    WORKERS = 16
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._executor: ThreadPoolExecutor | None = None
 
-    def submit(self, path: str, is_dir: bool) -> Future[None]:
+    def submit(self, path: str | int, is_dir: bool) -> Future[None]:
         with self._lock:
             if self._executor is None:
                 self._executor = ThreadPoolExecutor(self.WORKERS, "necrocode-fsync")
@@ -116,33 +125,81 @@ _SYNC_POOL = _SyncPool()
 os.register_at_fork(before=_SYNC_POOL.shutdown, after_in_child=_SYNC_POOL.forget)
 
 
+def _sync_batch(requests: list[tuple[_Sync, ...]]) -> list[OSError | None]:
+    """One group commit of fsyncs: every distinct target once, all side by side.
+
+    A folder named by several requests (new entries of several uploads in one
+    task or spec folder) is fsynced once for all of them: the fsync starts after
+    every request of the batch was queued, so it covers all their entries. Each
+    request gets the first failure among its own targets, or ``None``.
+    """
+    targets = list(dict.fromkeys(sync for request in requests for sync in request))
+    _SYNC_COUNT[0] += len(targets)
+    failures: dict[_Sync, OSError] = {}
+    if len(targets) == 1:
+        try:
+            _fsync_path(*targets[0])
+        except OSError as exc:
+            failures[targets[0]] = exc
+    else:
+        # The leader runs the last fsync itself instead of idling until the pool is done.
+        futures = [(target, _SYNC_POOL.submit(*target)) for target in targets[:-1]]
+        try:
+            _fsync_path(*targets[-1])
+        except OSError as exc:
+            failures[targets[-1]] = exc
+        for target, future in futures:
+            try:
+                future.result()
+            except OSError as exc:
+                failures[target] = exc
+    return [next((failures[s] for s in request if s in failures), None) for request in requests]
+
+
+#: Concurrent fsyncs of this process, batched (see :mod:`..group_commit`).
+_SYNC_QUEUE: CommitQueue[tuple[_Sync, ...], OSError | None] = CommitQueue(_sync_batch)
+#: fsync calls made through the queue (one list cell: updated by the leader only).
+_SYNC_COUNT = [0]
+
+
+def sync_counts() -> tuple[int, int, int]:
+    """``(group commits, requests, fsync calls)`` of this process so far.
+
+    Requests over commits is how much sharing happened; fsync calls over
+    requests how much the folder fsyncs of one batch were shared.
+    """
+    return _SYNC_QUEUE.batches, _SYNC_QUEUE.items, _SYNC_COUNT[0]
+
+
+def sync_all(syncs: Sequence[_Sync]) -> None:
+    """fsync ``syncs`` (with those other threads need now); return when all are durable.
+
+    Raises the first failure among them, after every fsync finished.
+    """
+    if not syncs:
+        return
+    failure = _SYNC_QUEUE.submit(tuple(syncs))
+    if failure is not None:
+        raise failure
+
+
+def sync_each(requests: Sequence[Sequence[_Sync]]) -> list[OSError | None]:
+    """fsync several requests in one group commit; each one's failure or ``None``."""
+    failures: list[OSError | None] = []
+    for outcome in _SYNC_QUEUE.outcomes([tuple(request) for request in requests]):
+        if isinstance(outcome, BaseException) and not isinstance(outcome, OSError):
+            raise outcome  # the batch itself broke (an interrupt): no one's fsync is known
+        failures.append(outcome)
+    return failures
+
+
 def fsync_together(paths: Sequence[_Sync], own_fd: int | None = None) -> None:
     """fsync ``paths`` (and the open file ``own_fd``) concurrently; return when all are durable.
 
     Concurrent fsyncs on one filesystem share journal commits, so several cost
     about as much as one. Raises the first failure, after every fsync finished.
     """
-    if not paths:
-        if own_fd is not None:
-            os.fsync(own_fd)
-        return
-    if own_fd is None and len(paths) == 1:
-        _fsync_path(*paths[0])
-        return
-    futures = [_SYNC_POOL.submit(path, is_dir) for path, is_dir in paths]
-    failure: OSError | None = None
-    try:
-        if own_fd is not None:
-            os.fsync(own_fd)
-    except OSError as exc:
-        failure = exc
-    for future in futures:
-        try:
-            future.result()
-        except OSError as exc:
-            failure = failure or exc
-    if failure is not None:
-        raise failure
+    sync_all([*paths, (own_fd, False)] if own_fd is not None else paths)
 
 
 class _PendingSyncs(StagedObject):
@@ -156,9 +213,39 @@ class _PendingSyncs(StagedObject):
 
     def _run(self) -> None:
         try:
-            fsync_together(self.syncs)
+            sync_all(self.syncs)
         except OSError as exc:
             raise map_os_error(exc, f"writing {self.key}", self.key) from exc
+
+
+class _Write:
+    """One write in progress: its temporary file (open as ``fd``) and where it goes."""
+
+    __slots__ = ("before", "fd", "folder", "if_absent", "key", "path", "tmp", "written")
+
+    def __init__(self, key: str, path: str, folder: str, tmp: str) -> None:
+        self.key = key
+        self.path = path
+        self.folder = folder
+        self.tmp = tmp
+        self.fd = -1
+        self.if_absent = False
+        self.before: list[_Sync] = []
+        self.written = 0
+
+
+def _close(write: _Write) -> None:
+    """Close the temporary file of ``write`` (once)."""
+    fd, write.fd = write.fd, -1
+    if fd >= 0:
+        os.close(fd)
+
+
+def _mapped(exc: OSError, key: str) -> StorageError:
+    """``exc`` as the store's typed error of writing ``key``, cause chained."""
+    error = map_os_error(exc, f"writing {key}", key)
+    error.__cause__ = exc
+    return error
 
 
 class FilesystemBackend(StorageBackend):
@@ -224,14 +311,53 @@ class FilesystemBackend(StorageBackend):
 
         The staged object's data and folder entry and this write's data are
         fsynced concurrently, and only then is ``key`` renamed (or linked) into
-        place and its folder fsynced: two fsyncs in a row, not four.
+        place and its folder fsynced: two fsyncs in a row, not four. Both rounds
+        are group commits shared with the other threads writing now.
         """
+        # The staged object was checked for symbolic links a moment ago: a record in
+        # the same folder needs no second check.
+        check = staged.key.rpartition("/")[0] != key.rpartition("/")[0]
         if not isinstance(staged, _PendingSyncs) or staged.settled:
             staged.settle()
-            return self._store(key, data, if_absent=if_absent)
-        size = self._store(key, data, if_absent=if_absent, together=staged.syncs)
+            return self._store(key, data, if_absent=if_absent, check=check)
+        size = self._store(key, data, if_absent=if_absent, together=staged.syncs, check=check)
         staged.mark_settled()
         return size
+
+    def upload_after_many(self, writes: Sequence[RecordWrite]) -> list[int | ArtifactStoreError]:
+        """:meth:`upload_after` for several writes, all in the same two fsync rounds.
+
+        Every write's data and its staged object are fsynced in one group
+        commit, then each is linked into place, then every folder they were
+        linked into is fsynced once. A failure belongs to its own write only.
+        """
+        outcomes: list[int | ArtifactStoreError] = [0] * len(writes)
+        opened: list[tuple[int, _Write]] = []
+        for index, write in enumerate(writes):
+            staged = write.staged
+            check = staged.key.rpartition("/")[0] != write.key.rpartition("/")[0]
+            try:
+                together: Sequence[_Sync] = ()
+                if isinstance(staged, _PendingSyncs) and not staged.settled:
+                    together = staged.syncs
+                else:
+                    staged.settle()
+                opened.append(
+                    (
+                        index,
+                        self._open_write(write.key, write.data, write.if_absent, together, check),
+                    )
+                )
+            except ArtifactStoreError as exc:
+                outcomes[index] = exc
+        errors = self._finish_writes([w for _, w in opened], sync=self.durable)
+        for (index, opened_write), error in zip(opened, errors, strict=True):
+            if error is None:
+                outcomes[index] = opened_write.written
+                writes[index].staged.mark_settled()
+            else:
+                outcomes[index] = error
+        return outcomes
 
     def _store(
         self,
@@ -241,61 +367,121 @@ class FilesystemBackend(StorageBackend):
         if_absent: bool = False,
         together: Sequence[_Sync] = (),
         deferred: list[_Sync] | None = None,
+        check: bool = True,
     ) -> int:
         """Write through a temporary file; fsync it and ``together`` before publishing it.
 
         With ``deferred`` nothing is fsynced: what would be is appended there instead.
         """
-        path = self.path_of(key)
-        self._check_inside(key, path)
-        tmp = path.with_name(f".{path.name}{_TMP_MARKER}{secrets.token_hex(6)}")
-        sync = self.durable and deferred is None
-        before: list[_Sync] = list(together)  # to be durable before the name appears
-        written = 0
+        write = self._open_write(key, data, if_absent, together, check)
+        if deferred is None:
+            error = self._finish_writes([write], sync=self.durable)[0]
+            if error is not None:
+                raise error
+            return write.written
         try:
-            fd = self._create_exclusive(tmp, before)
-            try:
-                with os.fdopen(fd, "wb", buffering=0, closefd=True) as out:
-                    for chunk in iter_source(data):
-                        view = memoryview(chunk)
-                        while view:
-                            count = out.write(view)
-                            assert count is not None
-                            view = view[count:]
-                            written += count
-                    if sync:
-                        # The data must be on disk before the name points at it.
-                        fsync_together(before, own_fd=out.fileno())
-                if if_absent:
-                    try:
-                        os.link(tmp, path)
-                    except FileExistsError:
-                        raise ObjectExistsError(f"{key} already exists", key=key) from None
-                    finally:
-                        os.unlink(tmp)
-                else:
-                    os.replace(tmp, path)
-            except BaseException:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(tmp)
-                raise
-            if sync:
-                try:
-                    fsync_dir(path.parent)
-                except OSError:
-                    if if_absent:
-                        # Created by this call and not durable: take it back, so a failed
-                        # create leaves nothing behind (a record pointing at nothing).
-                        with contextlib.suppress(OSError):
-                            os.unlink(path)
-                    raise
-            elif deferred is not None and self.durable:
-                deferred.extend([*before, (str(path), False), (str(path.parent), True)])
+            _close(write)
+            os.replace(write.tmp, write.path)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.unlink(write.tmp)
+            raise map_os_error(exc, f"writing {key}", key) from exc
+        if self.durable:
+            deferred.extend([*write.before, (write.path, False), (write.folder, True)])
+        return write.written
+
+    def _open_write(
+        self, key: str, data: WriteSource, if_absent: bool, together: Sequence[_Sync], check: bool
+    ) -> _Write:
+        """Create the temporary file of ``key`` and write ``data`` into it (left open)."""
+        path = self._root_prefix + validate_key(key)
+        if check:
+            self._check_inside(key, path)
+        folder, _, name = path.rpartition("/")
+        write = _Write(key, path, folder, f"{folder}/.{name}{_TMP_MARKER}{secrets.token_hex(6)}")
+        write.if_absent = if_absent
+        write.before = list(together)  # to be durable before the name appears
+        try:
+            write.fd = self._create_exclusive(write.tmp, write.before)
         except OSError as exc:
             raise map_os_error(exc, f"writing {key}", key) from exc
-        return written
+        try:
+            for chunk in iter_source(data):
+                view = memoryview(chunk)
+                while view:
+                    count = os.write(write.fd, view)
+                    view = view[count:]
+                    write.written += count
+        except BaseException as exc:
+            with contextlib.suppress(OSError):
+                _close(write)
+            with contextlib.suppress(OSError):
+                os.unlink(write.tmp)
+            if isinstance(exc, OSError):
+                raise map_os_error(exc, f"writing {key}", key) from exc
+            raise
+        return write
 
-    def _check_inside(self, key: str, path: Path) -> None:
+    def _finish_writes(
+        self, writes: list[_Write], *, sync: bool
+    ) -> list[ArtifactStoreError | None]:
+        """fsync, publish (rename or link) and fsync the folders of open writes.
+
+        The data must be on disk before the name points at it, and the name is
+        durable before this returns. One failure spoils its own write only.
+        """
+        errors: list[ArtifactStoreError | None] = [None] * len(writes)
+        failures = sync_each([(*w.before, (w.fd, False)) for w in writes]) if sync else []
+        for index, write in enumerate(writes):
+            failure = failures[index] if sync else None
+            try:
+                _close(write)
+            except OSError as exc:
+                failure = failure or exc
+            if failure is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(write.tmp)
+                errors[index] = _mapped(failure, write.key)
+                continue
+            try:
+                self._publish(write)
+            except ArtifactStoreError as exc:
+                errors[index] = exc
+        if not sync:
+            return errors
+        published = [index for index, error in enumerate(errors) if error is None]
+        folder_failures = sync_each([((writes[i].folder, True),) for i in published])
+        for index, failure in zip(published, folder_failures, strict=True):
+            if failure is None:
+                continue
+            write = writes[index]
+            if write.if_absent:
+                # Created by this call and not durable: take it back, so a failed
+                # create leaves nothing behind (a record pointing at nothing).
+                with contextlib.suppress(OSError):
+                    os.unlink(write.path)
+            errors[index] = _mapped(failure, write.key)
+        return errors
+
+    @staticmethod
+    def _publish(write: _Write) -> None:
+        """Give the written temporary file its name (a link, for create-if-absent)."""
+        try:
+            if write.if_absent:
+                try:
+                    os.link(write.tmp, write.path)
+                except FileExistsError:
+                    raise ObjectExistsError(f"{write.key} already exists", key=write.key) from None
+                finally:
+                    os.unlink(write.tmp)
+            else:
+                os.replace(write.tmp, write.path)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.unlink(write.tmp)
+            raise map_os_error(exc, f"writing {write.key}", write.key) from exc
+
+    def _check_inside(self, key: str, path: Path | str) -> None:
         """Refuse to write or delete through a symbolic link that leads out of the root.
 
         One ``lstat`` per folder of the key (two for an artifact): the full
@@ -311,7 +497,7 @@ class FilesystemBackend(StorageBackend):
                 return  # created below: a folder of ours, not a link
         else:
             return
-        real = os.path.realpath(path.parent)
+        real = os.path.realpath(os.path.dirname(path))
         if real != self._real_root and not real.startswith(self._real_root + "/"):
             raise StoragePermissionError(
                 f"refusing to touch {key}: its folder is a symbolic link out of the store "
@@ -333,14 +519,14 @@ class FilesystemBackend(StorageBackend):
                 if real != self._real_root and not real.startswith(self._real_root + "/"):
                     yield str(Path(entry.path).relative_to(self.root))
 
-    def _create_exclusive(self, tmp: Path, new_folders: list[_Sync]) -> int:
+    def _create_exclusive(self, tmp: str, new_folders: list[_Sync]) -> int:
         """Create ``tmp``; folders created on the way are added to ``new_folders``' syncs."""
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
         try:
             return os.open(tmp, flags, 0o644)
         except FileNotFoundError:
             # The folder is new, or a concurrent delete just removed it as empty.
-            self._make_dirs(tmp.parent, new_folders)
+            self._make_dirs(Path(tmp).parent, new_folders)
             return os.open(tmp, flags, 0o644)
 
     def _make_dirs(self, folder: Path, syncs: list[_Sync] | None = None) -> None:

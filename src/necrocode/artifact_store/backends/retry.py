@@ -32,6 +32,7 @@ from .base import (
     ObjectExistsError,
     ObjectInfo,
     ReadStream,
+    RecordWrite,
     StagedObject,
     StorageBackend,
     WriteSource,
@@ -292,6 +293,12 @@ class RetryingBackend(StorageBackend):
             if_absent,
             lambda chunks: self.inner.upload_after(staged, key, chunks, if_absent=if_absent),
         )
+
+    def upload_after_many(self, writes: Sequence[RecordWrite]) -> list[int | ArtifactStoreError]:
+        """One batch where the backend never fails transiently; else each write retried."""
+        if not self.inner.capabilities.transient_failures:
+            return self.inner.upload_after_many(writes)
+        return super().upload_after_many(writes)
 
     def _write(
         self, key: str, data: WriteSource, if_absent: bool, send: Callable[[Iterator[bytes]], int]

@@ -52,6 +52,7 @@ from .runtime import (
     StoreGroup,
     Task,
     Ver,
+    exit_code_for,
     install_logging,
     parse_when,
     resolve_ref,
@@ -60,7 +61,7 @@ from .runtime import (
 )
 
 if TYPE_CHECKING:  # the store's modules load only once a command needs them
-    from ..artifact_store import Content
+    from ..artifact_store import ArtifactStore, Content
     from ..models import ArtifactMetadata
 
 __all__ = ["app", "main"]
@@ -213,13 +214,15 @@ def upload(
         raise typer.BadParameter("--mime-type goes with one file", param_hint="'--mime-type'")
     planned = collect_uploads(sources, artifact_type)
     store = state.store(create=True)
-    uris = []
-    for source, kind in planned:
+    if len(planned) > 1:
+        metas = _upload_files(store, planned, task, spec, custom, tags, retention_days)
+    else:
+        source, kind = planned[0]
         with _upload_source(source, out, allow_empty) as (content, bar):
             # Only when a bar is drawn: the remote client (--server) takes no progress.
             extra: dict[str, Any] = {} if bar is None else {"progress": bar}
-            uris.append(
-                store.upload(
+            metas = [
+                store.upload_version(
                     task,
                     spec,
                     kind,
@@ -230,14 +233,55 @@ def upload(
                     retention_days=retention_days,
                     **extra,
                 )
-            )
+            ]
     if out.json_mode:
-        metas = [store.get_metadata(uri).to_dict() for uri in uris]
+        records = [stored.to_dict() for stored in metas]
         one_file = len(planned) == 1 and not Path(sources[0]).expanduser().is_dir()
-        out.json(metas[0] if one_file else metas)
+        out.json(records[0] if one_file else records)
     else:
-        for uri in uris:
-            out.line(uri)
+        for stored in metas:
+            out.line(stored.uri)
+
+
+def _upload_files(
+    store: ArtifactStore,
+    planned: list[tuple[str, ArtifactType]],
+    task: str,
+    spec: str,
+    custom: dict[str, str],
+    tags: list[str] | None,
+    retention_days: int | None,
+) -> list[ArtifactMetadata]:
+    """Several files of one task in one ``upload_many`` (one shared commit).
+
+    Each file is stored or not on its own: if any failed, the others are still
+    stored, each failure is reported on stderr, and the first one ends the
+    command (its exit code) after the stored URIs are listed there too.
+    """
+    from ..pipeline.batch import UploadItem  # noqa: PLC0415 - off the start-up path
+
+    items = [
+        UploadItem(
+            task,
+            spec,
+            kind,
+            Path(source).expanduser(),
+            custom,
+            tags=tuple(tags or ()),
+            retention_days=retention_days,
+        )
+        for source, kind in planned
+    ]
+    results = store.upload_many(items)
+    failed = [r.error for r in results if r.error is not None]
+    if failed:
+        for result in results:
+            if result.error is None:
+                typer.echo(f"stored {result.uri}", err=True)
+            else:
+                typer.echo(f"error: {planned[result.index][0]}: {result.error}", err=True)
+        raise typer.Exit(exit_code_for(failed[0]))
+    return [result.unwrap() for result in results]
 
 
 def _parse_meta(pairs: list[str]) -> dict[str, str]:

@@ -169,11 +169,17 @@ END;
 _WHERE_KEY = "spec_name = ? AND task_id = ? AND type = ? AND version = ?"
 
 
-def write_insights(conn: sqlite3.Connection, meta: ArtifactMetadata) -> None:
-    """Replace the side rows of ``meta``'s version (inside the caller's transaction)."""
+def write_insights(
+    conn: sqlite3.Connection, meta: ArtifactMetadata, *, fresh: bool = False
+) -> None:
+    """Replace the side rows of ``meta``'s version (inside the caller's transaction).
+
+    ``fresh``: the version's row was just created, so it has no side rows to drop.
+    """
     key = (meta.spec_name, meta.task_id, meta.type.value, meta.version)
-    for table in ("insights", "insight_paths", "insight_tests"):
-        conn.execute(f"DELETE FROM {table} WHERE {_WHERE_KEY}", key)
+    if not fresh:
+        for table in ("insights", "insight_paths", "insight_tests"):
+            conn.execute(f"DELETE FROM {table} WHERE {_WHERE_KEY}", key)
     summary = meta.summary
     if summary is None:
         return

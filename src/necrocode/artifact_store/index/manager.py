@@ -12,12 +12,12 @@ import contextlib
 import logging
 import os
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
-from ..backends.base import ObjectInfo, StagedObject, StorageBackend
+from ..backends.base import ObjectInfo, RecordWrite, StagedObject, StorageBackend
 from ..exceptions import (
     ArtifactNotFoundError,
     ArtifactStoreError,
@@ -254,6 +254,48 @@ class MetadataManager:
         self._index_after_commit(
             lambda: self.index.put(meta, remove_versions=remove_versions, record=record)
         )
+
+    def save_many(
+        self, saves: Sequence[tuple[ArtifactMetadata, tuple[int, ...], StagedObject]]
+    ) -> list[ArtifactStoreError | None]:
+        """:meth:`save` (``create=True``) several new versions with one shared commit.
+
+        Each entry is ``(meta, remove_versions, staged object)``. The records are
+        created in one batch of the backend (one fsync round on a local disk) and
+        the committed ones indexed in one index transaction. Returns, per entry,
+        ``None`` once its record is committed and indexed, or the error that kept
+        its record from being created (``ObjectExistsError`` on a version race):
+        one entry's failure leaves the others committed. An index row that fails
+        is retried alone, then the index is marked stale, as for :meth:`save`.
+        """
+        records = [meta.to_json() for meta, _, _ in saves]
+        writes = [
+            RecordWrite(
+                staged,
+                ArtifactKey(meta.spec_name, meta.task_id, meta.type).record_key(meta.version),
+                record.encode(),
+                if_absent=True,
+            )
+            for (meta, _, staged), record in zip(saves, records, strict=True)
+        ]
+        outcomes = self.backend.upload_after_many(writes)
+        errors = [o if isinstance(o, ArtifactStoreError) else None for o in outcomes]
+        committed = [i for i, error in enumerate(errors) if error is None]
+        rows = [(saves[i][0], saves[i][1], records[i]) for i in committed]
+        put_many = getattr(self.index, "put_many", None)
+        failed = committed
+        if put_many is not None:
+            row_errors = put_many(rows)
+            failed = [i for i, error in zip(committed, row_errors, strict=True) if error]
+        for i in failed:
+            self._index_after_commit(self._put_later(saves[i][0], saves[i][1], records[i]))
+        return errors
+
+    def _put_later(
+        self, meta: ArtifactMetadata, remove: tuple[int, ...], record: str
+    ) -> Callable[[], None]:
+        """An index put of one row, to run (and retry) on its own."""
+        return lambda: self.index.put(meta, remove_versions=remove, record=record)
 
     def load(self, key: ArtifactKey, version: int) -> ArtifactMetadata:
         """Read the record of ``version`` of ``key`` from the backend."""

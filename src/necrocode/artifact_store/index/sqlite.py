@@ -23,7 +23,14 @@ from pathlib import Path
 from typing import Any
 
 from ..backends.base import MiB
-from ..exceptions import InvalidInputError, StorageError, StorageFullError, StoragePermissionError
+from ..exceptions import (
+    ArtifactStoreError,
+    InvalidInputError,
+    StorageError,
+    StorageFullError,
+    StoragePermissionError,
+)
+from ..group_commit import CommitQueue
 from ..models import ArtifactMetadata
 from ..naming import ArtifactKey
 from .base import Condition, IndexKey
@@ -138,6 +145,10 @@ END
 _SCHEMA += "".join(f"{trigger};\n" for trigger in _TRIGGERS)
 
 
+#: One queued :meth:`SQLiteIndex.put`: the row, versions to drop, its JSON if known.
+_Put = tuple[ArtifactMetadata, tuple[int, ...], str | None]
+
+
 class IndexCorruptError(StorageError):
     """The index file is damaged; the caller rebuilds it from the records."""
 
@@ -177,6 +188,9 @@ class SQLiteIndex:
         #: Opened read-only (a read-only mount or user): writes fail with StoragePermissionError.
         self.read_only = False
         self._next_check = 0.0
+        #: The thread inside an exclusive() block (its puts join that transaction).
+        self._tx_thread: int | None = None
+        self._puts: CommitQueue[_Put, None] = CommitQueue(self._put_batch)
 
     # -- connection -----------------------------------------------------------------
 
@@ -329,6 +343,7 @@ class SQLiteIndex:
                 conn = self._connect(check=True)
                 conn.execute("BEGIN IMMEDIATE")
                 self._in_transaction = True
+                self._tx_thread = threading.get_ident()
                 try:
                     yield conn
                 except BaseException:
@@ -336,6 +351,7 @@ class SQLiteIndex:
                     raise
                 finally:
                     self._in_transaction = False
+                    self._tx_thread = None
                 conn.execute("COMMIT")
             except sqlite3.DatabaseError as exc:
                 raise _classify(exc, self.path) from exc
@@ -396,10 +412,14 @@ class SQLiteIndex:
         meta: ArtifactMetadata,
         latest: bool = False,
         record: str | None = None,
+        *,
+        fresh: bool = False,
     ) -> None:
         """Insert or update the row of ``meta``; a new row starts with ``is_latest = latest``.
 
-        ``record`` is ``meta.to_json()`` if the caller has it already.
+        ``record`` is ``meta.to_json()`` if the caller has it already. ``fresh``: no
+        row of this version exists (the caller checked), so it has no tags or side
+        rows to drop first.
         """
         conn.execute(
             "INSERT INTO artifacts (spec_name, task_id, type, version, created_at, size,"
@@ -411,16 +431,18 @@ class SQLiteIndex:
             " pinned = excluded.pinned, record = excluded.record",
             (*_row_values(meta, record), int(latest)),
         )
-        write_insights(conn, meta)
+        write_insights(conn, meta, fresh=fresh)
         key = (meta.spec_name, meta.task_id, meta.type.value, meta.version)
-        conn.execute(
-            "DELETE FROM tags WHERE spec_name=? AND task_id=? AND type=? AND version=?", key
-        )
-        conn.executemany(
-            "INSERT OR IGNORE INTO tags (tag, spec_name, task_id, type, version) "
-            "VALUES (?,?,?,?,?)",
-            [(tag, *key) for tag in meta.tags],
-        )
+        if not fresh:
+            conn.execute(
+                "DELETE FROM tags WHERE spec_name=? AND task_id=? AND type=? AND version=?", key
+            )
+        if meta.tags:
+            conn.executemany(
+                "INSERT OR IGNORE INTO tags (tag, spec_name, task_id, type, version) "
+                "VALUES (?,?,?,?,?)",
+                [(tag, *key) for tag in meta.tags],
+            )
 
     @staticmethod
     def _refresh_latest(conn: sqlite3.Connection, params: tuple[str, str, str]) -> None:
@@ -447,17 +469,85 @@ class SQLiteIndex:
     ) -> None:
         """Insert or replace the row of ``meta``; drop ``remove_versions`` of the same artifact.
 
-        ``record`` is ``meta.to_json()`` if the caller has it already.
+        ``record`` is ``meta.to_json()`` if the caller has it already. Threads that
+        put rows at the same time share one transaction (a group commit, see
+        :mod:`..group_commit`); each still gets its own row's error, and the row
+        is committed when this returns.
+        """
+        if self._tx_thread == threading.get_ident():
+            # Inside this thread's exclusive() block: join its transaction.
+            with self._write() as conn:
+                self._put_row(conn, meta, remove_versions, record)
+            return
+        self._puts.submit((meta, tuple(remove_versions), record))
+
+    @property
+    def put_commits(self) -> tuple[int, int]:
+        """``(transactions, rows)`` that :meth:`put` and :meth:`put_many` committed."""
+        return self._puts.batches, self._puts.items
+
+    def put_many(
+        self, rows: Sequence[tuple[ArtifactMetadata, Sequence[int], str | None]]
+    ) -> list[ArtifactStoreError | None]:
+        """:meth:`put` several rows in one transaction: ``(meta, remove_versions, record)``
+        each; returns each row's error, or ``None`` once it is committed."""
+        errors: list[ArtifactStoreError | None] = []
+        for outcome in self._puts.outcomes([(m, tuple(v), r) for m, v, r in rows]):
+            if isinstance(outcome, BaseException) and not isinstance(outcome, ArtifactStoreError):
+                raise outcome  # not a row's fault (an interrupt, a bug): nothing to hand out
+            errors.append(outcome)
+        return errors
+
+    def _put_batch(self, rows: list[_Put]) -> list[ArtifactStoreError | None]:
+        """Commit queued rows in one transaction; a failing row is rolled back alone."""
+        with self._write() as conn:
+            if len(rows) == 1:
+                self._put_row(conn, *rows[0])
+                return [None]
+            outcomes: list[ArtifactStoreError | None] = []
+            for row in rows:
+                conn.execute("SAVEPOINT put_row")
+                try:
+                    self._put_row(conn, *row)
+                except (sqlite3.DatabaseError, OverflowError) as exc:
+                    conn.execute("ROLLBACK TO put_row")
+                    conn.execute("RELEASE put_row")
+                    outcomes.append(_row_error(exc, self.path))
+                else:
+                    conn.execute("RELEASE put_row")
+                    outcomes.append(None)
+            return outcomes
+
+    def _put_row(
+        self,
+        conn: sqlite3.Connection,
+        meta: ArtifactMetadata,
+        remove_versions: Sequence[int],
+        record: str | None,
+    ) -> None:
+        """The statements of one :meth:`put`, as few as the row's case allows.
+
+        A new highest version (every upload) needs no clean-up of old tags or side
+        rows and only clears the previous latest flag; anything else (a re-indexed
+        or older version) re-derives the flags in full.
         """
         params = (meta.spec_name, meta.task_id, meta.type.value)
-        with self._write() as conn:
-            (top,) = conn.execute(
-                "SELECT MAX(version) FROM artifacts WHERE spec_name=? AND task_id=? AND type=?",
-                params,
-            ).fetchone()
-            self._insert(conn, meta, latest=top is None or meta.version >= top, record=record)
+        (top,) = conn.execute(
+            "SELECT MAX(version) FROM artifacts WHERE spec_name=? AND task_id=? AND type=?",
+            params,
+        ).fetchone()
+        newest = top is None or meta.version > top
+        self._insert(conn, meta, latest=newest or meta.version >= top, record=record, fresh=newest)
+        if remove_versions:
             self._delete_versions(conn, params, remove_versions)
+        if not newest:
             self._refresh_latest(conn, params)
+        elif top is not None and top not in remove_versions:
+            conn.execute(
+                "UPDATE artifacts SET is_latest = 0 WHERE spec_name=? AND task_id=? AND type=?"
+                " AND is_latest = 1 AND version < ?",
+                (*params, meta.version),
+            )
 
     def remove(self, key: ArtifactKey, versions: Sequence[int] | None = None) -> None:
         """Drop the rows of ``versions`` of ``key`` (all versions when ``None``)."""
@@ -632,6 +722,13 @@ class SQLiteIndex:
         """Always granted: one host only, and its processes exclude each other by the
         artifact locks."""
         yield True
+
+
+def _row_error(exc: sqlite3.DatabaseError | OverflowError, path: Path) -> ArtifactStoreError:
+    """The typed error of one row of a batch that failed alone (cause chained)."""
+    error = _out_of_range(exc, path) if isinstance(exc, OverflowError) else _classify(exc, path)
+    error.__cause__ = exc
+    return error
 
 
 def _out_of_range(exc: OverflowError, path: Path) -> InvalidInputError:

@@ -40,15 +40,19 @@ class Quota:
         self.metadata = metadata
         self.root_uri = root_uri
 
-    def check(self, meta: ArtifactMetadata, replaced: list[ArtifactMetadata]) -> int | None:
+    def check(
+        self, meta: ArtifactMetadata, replaced: list[ArtifactMetadata], *, pending: int = 0
+    ) -> int | None:
         """Refuse ``meta`` if storing it (and dropping ``replaced``) passes the quota.
 
-        Returns the stored bytes before this upload (``None`` without a quota).
+        ``pending``: stored bytes that earlier items of the same ``upload_many``
+        batch add and the index does not count yet. Returns the stored bytes
+        before this upload (``None`` without a quota).
         """
         quota = self.setting.max_bytes
         if quota is None:
             return None
-        before = self.metadata.query(lambda index: index.stored_bytes())
+        before = self.metadata.query(lambda index: index.stored_bytes()) + pending
         after = before - sum(m.stored_size for m in replaced) + meta.stored_size
         if after > quota:
             raise StorageFullError(

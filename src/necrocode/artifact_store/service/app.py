@@ -14,7 +14,7 @@ from fastapi import FastAPI
 
 from .. import __version__
 from ..artifact_store import ArtifactStore
-from . import routes_admin, routes_health, routes_runner, routes_v1
+from . import routes_admin, routes_batch, routes_health, routes_runner, routes_v1
 from .auth import TokenStore
 from .errors import install_error_handlers
 from .metrics import AccessLogMiddleware, ServiceMetrics
@@ -57,6 +57,7 @@ def create_app(
     app.include_router(routes_health.router)
     app.include_router(routes_runner.router)
     app.include_router(routes_v1.router)
+    app.include_router(routes_batch.router)
     app.include_router(routes_admin.router)
     if viewer:
         install_viewer(app)

@@ -1,0 +1,261 @@
+"""``upload_many``: several artifacts in one call, made durable together.
+
+Each item runs the steps of the upload pipeline (:mod:`.upload`) up to its
+staged object; then the records of every item are created in one backend batch
+(one round of fsyncs for their data and objects, one fsync per folder they
+were linked into) and indexed in one index transaction
+(:meth:`~..index.manager.MetadataManager.save_many`). Each item stays
+all-or-nothing on its own: a failure at any step (validation, its lock, the
+quota, its content, its record) is that item's result, the other items go on.
+
+Items that name the same artifact are done in *waves*: the second goes in the
+next wave, after the first committed, so it becomes the next version (or, with
+versioning off, replaces it) exactly as two ``upload`` calls in a row would.
+The locks of a wave are taken in name order, so two batches never deadlock.
+
+Where a record write can fail transiently (cloud backends, whose answer may be
+lost after the write happened) or the index is shared (its quota reservations
+belong to one upload at a time), the items are uploaded one after the other
+through the ordinary pipeline, with the same per-item results.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from ..backends.base import ObjectExistsError, SourceError, StagedObject
+from ..content.summariser import Summariser
+from ..exceptions import ArtifactExistsError, ArtifactStoreError, InvalidInputError
+from ..models import ArtifactMetadata, utc_now
+from ..naming import ArtifactKey, new_generation
+from .batch import UploadItem, UploadResult
+from .integrity import HashingSource
+from .upload import (
+    Uploader,
+    UploadOptions,
+    _check,
+    content_chunks,
+    current_versions,
+    remove_replaced,
+    upload_key,
+)
+
+__all__ = ["upload_many"]
+
+log = logging.getLogger("necrocode.artifact_store")
+
+
+@dataclass
+class _Pending:
+    """One item on its way through a wave."""
+
+    index: int
+    item: UploadItem
+    key: ArtifactKey
+    options: UploadOptions
+    #: Set once staged: the new version, its object, what it replaces.
+    meta: ArtifactMetadata | None = None
+    staged: StagedObject | None = None
+    replaced: list[ArtifactMetadata] = field(default_factory=list)
+    usage_before: int | None = None
+
+
+def upload_many(uploader: Uploader, items: Sequence[UploadItem]) -> list[UploadResult]:
+    """Store ``items`` (see the module docstring); one result per item, in order."""
+    for position, item in enumerate(items):
+        if not isinstance(item, UploadItem):
+            raise InvalidInputError(
+                f"upload_many takes UploadItem values; item {position} is {type(item).__name__}"
+            )
+    results: dict[int, UploadResult] = {}
+    waves: list[list[_Pending]] = []
+    seen: dict[ArtifactKey, int] = {}
+    for position, item in enumerate(items):
+        try:
+            pending = _pending(position, item)
+        except ArtifactStoreError as exc:
+            results[position] = UploadResult(position, item, error=exc)
+            continue
+        number = seen.get(pending.key, -1) + 1
+        seen[pending.key] = number
+        if number == len(waves):
+            waves.append([])
+        waves[number].append(pending)
+    together = _can_share_commits(uploader)
+    for wave in waves:
+        if together:
+            results.update(_wave(uploader, wave))
+        else:
+            for pending in wave:
+                results[pending.index] = _one(uploader, pending)
+    ordered = [results[position] for position in range(len(items))]
+    for result in ordered:
+        if result.error is not None:
+            # Returned, not raised: DEBUG, like any failing call (see .operation).
+            log.debug(
+                "upload_many item %d failed: %s: %s",
+                result.index,
+                type(result.error).__name__,
+                result.error,
+            )
+    return ordered
+
+
+def _pending(position: int, item: UploadItem) -> _Pending:
+    """An item's name and options, checked before any I/O."""
+    key = upload_key(item.task_id, item.spec_name, item.artifact_type, item.ref)
+    if item.content is None:
+        raise InvalidInputError(f"item {position} ({key.path}) has no content")
+    options = UploadOptions(
+        item.metadata,
+        item.mime_type,
+        item.tags,
+        item.retention_days,
+        item.if_changed,
+        item.if_absent,
+    )
+    return _Pending(position, item, key, options)
+
+
+def _can_share_commits(uploader: Uploader) -> bool:
+    """Whether records can be created in one batch (see the module docstring)."""
+    parts = uploader.parts
+    return not parts.backend.capabilities.transient_failures and not parts.metadata.index.shared
+
+
+def _one(uploader: Uploader, pending: _Pending) -> UploadResult:
+    """An item through the ordinary pipeline."""
+    try:
+        assert pending.item.content is not None
+        meta = uploader.upload(pending.key, pending.item.content, pending.options)
+    except Exception as exc:  # the item's result: typed, or its content's own exception
+        return UploadResult(pending.index, pending.item, error=exc)
+    return UploadResult(pending.index, pending.item, metadata=meta)
+
+
+def _wave(uploader: Uploader, wave: list[_Pending]) -> dict[int, UploadResult]:
+    """Items of distinct artifacts: lock, stage each, commit all at once, unlock."""
+    parts = uploader.parts
+    results: dict[int, UploadResult] = {}
+    staged: list[_Pending] = []
+    pending_bytes = 0
+    with contextlib.ExitStack() as locks:
+        for pending in sorted(wave, key=lambda p: p.key.path):
+            try:
+                locks.enter_context(parts.hold(pending.key, pending.key.uri(parts.root_uri)))
+            except Exception as exc:
+                results[pending.index] = UploadResult(pending.index, pending.item, error=exc)
+        locked = [p for p in wave if p.index not in results]
+        for pending in locked:
+            try:
+                unchanged = _stage(uploader, pending, pending_bytes)
+            except Exception as exc:
+                results[pending.index] = UploadResult(pending.index, pending.item, error=exc)
+                continue
+            if unchanged is not None:
+                results[pending.index] = UploadResult(pending.index, pending.item, unchanged)
+                continue
+            assert pending.meta is not None
+            pending_bytes += pending.meta.stored_size - sum(m.stored_size for m in pending.replaced)
+            staged.append(pending)
+        results.update(_commit_all(uploader, staged))
+    return results
+
+
+def _stage(uploader: Uploader, pending: _Pending, pending_bytes: int) -> ArtifactMetadata | None:
+    """Validate, version, stream and quota-check one item (its lock held).
+
+    Returns the existing latest version for an unchanged ``if_changed`` item
+    (nothing staged); otherwise fills ``pending.meta`` and ``pending.staged``.
+    """
+    parts = uploader.parts
+    key, options = pending.key, pending.options
+    uri = key.uri(parts.root_uri)
+    checked = _check(key, options)
+    assert pending.item.content is not None
+    chunks, close_source = content_chunks(pending.item.content)
+    try:
+        previous = current_versions(parts, key)
+        if options.if_absent and previous:
+            raise ArtifactExistsError(f"{uri} exists already", uri=previous[-1].uri)
+        version = previous[-1].version + 1 if previous else 1
+        codec = parts.compression.codec
+        object_key = key.object_key(version, new_generation(), codec)
+        summariser = Summariser(key.type) if parts.config.content_summaries else None
+        source = HashingSource(summariser.tap(chunks) if summariser else chunks)
+        replaced = [] if parts.config.versioning_enabled else previous
+        try:
+            staged = parts.backend.stage(object_key, parts.compression.compress_stream(source))
+        except SourceError as exc:
+            raise exc.__cause__ or exc from None  # the caller's content failed, not the store
+    finally:
+        close_source()
+    try:
+        summary, summary_reason = summariser.finish() if summariser else (None, None)
+        if options.if_changed and previous and previous[-1].checksum == source.checksum:
+            parts.backend.delete(object_key)
+            return previous[-1]
+        meta = ArtifactMetadata(
+            uri=uri,
+            task_id=key.task_id,
+            spec_name=key.spec_name,
+            type=key.type,
+            size=source.size,
+            checksum=source.checksum,
+            created_at=utc_now(),
+            compressed=codec != "none",
+            stored_size=staged.size,
+            mime_type=checked.mime_type,
+            tags=checked.tags,
+            version=version,
+            metadata=checked.custom,
+            codec=codec,
+            object_key=object_key,
+            retention_days=checked.retention_days,
+            summary=summary,
+            summary_reason=summary_reason,
+        )
+        pending.usage_before = uploader.quota.check(meta, replaced, pending=pending_bytes)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            parts.backend.delete(object_key)  # nothing refers to it yet
+        raise
+    pending.meta, pending.staged, pending.replaced = meta, staged, replaced
+    return None
+
+
+def _commit_all(uploader: Uploader, staged: list[_Pending]) -> dict[int, UploadResult]:
+    """Create every staged item's record in one batch; then drop what each replaces."""
+    parts = uploader.parts
+    results: dict[int, UploadResult] = {}
+    if not staged:
+        return results
+    saves = []
+    for pending in staged:
+        assert pending.meta is not None and pending.staged is not None
+        versions = tuple(m.version for m in pending.replaced)
+        saves.append((pending.meta, versions, pending.staged))
+    errors = parts.metadata.save_many(saves)
+    for pending, error in zip(staged, errors, strict=True):
+        assert pending.meta is not None and pending.staged is not None
+        meta, replaced = pending.meta, pending.replaced
+        try:
+            if isinstance(error, ObjectExistsError):
+                # Another writer took the version number: the single-upload path retries.
+                meta, replaced = uploader._commit(pending.key, meta, replaced, pending.staged)
+            elif error is not None:
+                raise error
+        except Exception as exc:
+            with contextlib.suppress(Exception):
+                parts.backend.delete(meta.object_key)
+            results[pending.index] = UploadResult(pending.index, pending.item, error=exc)
+            continue
+        remove_replaced(parts, pending.key, replaced)
+        if pending.usage_before is not None:
+            uploader.quota.warn_if_high(pending.usage_before, meta, replaced)
+        log.debug("uploaded %s v%d (%d bytes) in a batch", meta.uri, meta.version, meta.size)
+        results[pending.index] = UploadResult(pending.index, pending.item, metadata=meta)
+    return results
