@@ -36,6 +36,7 @@ from .base import IndexKey, SearchQuery, UsageRow, UsageSums, redact_url
 from .insights import InsightFilter, touches_regex
 from .pg_schema import WRITE_LOCK, migrate
 from .query import SORT_COLUMNS
+from .rows import decode_record
 
 __all__ = ["IndexUnavailableError", "PostgresIndex", "active_reservation"]
 
@@ -127,7 +128,7 @@ def _key(key: ArtifactKey) -> tuple[str, str, str]:
 
 
 def _records(rows: Iterable[tuple[Any, ...]]) -> list[ArtifactMetadata]:
-    return [ArtifactMetadata.from_trusted_json(row[0]) for row in rows]
+    return [decode_record(row[0]) for row in rows]
 
 
 class PostgresIndex:
