@@ -28,7 +28,12 @@ from ..exceptions import InvalidInputError, StorageError, StorageFullError, Stor
 from ..models import ArtifactMetadata
 from ..naming import ArtifactKey
 from .base import IndexKey
-from .insights import insights_search_sql, install_insights, write_insights
+from .insights import (
+    insert_insights_bulk,
+    insights_search_sql,
+    install_insights,
+    write_insights,
+)
 from .query import SORT_COLUMNS, SearchQuery
 from .rows import decode_record
 
@@ -141,12 +146,28 @@ END
 _SCHEMA += "".join(f"{trigger};\n" for trigger in _TRIGGERS)
 
 
+#: The secondary indexes of the artifacts and tags tables, as the schema creates them:
+#: a rebuild drops them, loads the rows and creates them again.
+_SCHEMA_INDEXES = tuple(
+    statement.strip()
+    for statement in _SCHEMA.split(";")
+    if statement.strip().startswith("CREATE INDEX")
+)
+_SECONDARY_INDEXES = tuple(
+    statement.split("EXISTS", 1)[1].split()[0] for statement in _SCHEMA_INDEXES
+)
+
+
 class IndexCorruptError(StorageError):
     """The index file is damaged; the caller rebuilds it from the records."""
 
 
 def _key_params(key: ArtifactKey) -> tuple[str, str, str]:
     return (key.spec_name, key.task_id, key.type.value)
+
+
+def _version_key(meta: ArtifactMetadata) -> tuple[str, str, str, int]:
+    return (meta.spec_name, meta.task_id, meta.type.value, meta.version)
 
 
 def _row_values(meta: ArtifactMetadata, record: str | None = None) -> tuple[Any, ...]:
@@ -366,33 +387,75 @@ class SQLiteIndex:
             return self._built(conn)
 
     def replace_all(self, records: Iterable[ArtifactMetadata]) -> int:
-        """Empty the index and fill it with ``records`` in one transaction."""
-        count = 0
+        """Empty the index and fill it with ``records`` in one transaction.
+
+        A bulk load, not a row-by-row upload: the latest flags are computed here, the
+        rows go in with one ``executemany`` per table while the running-total
+        triggers are off, the totals are summed once at the end, and the secondary
+        indexes are dropped before the load and built after it (sorting once beats
+        ~10 random B-tree inserts per row). Readers of other processes see the old
+        index until the commit.
+        """
+        # One row per version (a record listed twice: the last one read wins, as an
+        # upsert would have it).
+        metas = list({_version_key(meta): meta for meta in records}.values())
+        latest: dict[tuple[str, str, str], int] = {}
+        for meta in metas:
+            key = (meta.spec_name, meta.task_id, meta.type.value)
+            if meta.version > latest.get(key, 0):
+                latest[key] = meta.version
         with self._write() as conn:
             # Triggers of an older schema are replaced, not kept by IF NOT EXISTS.
             for trigger in ("usage_on_insert", "usage_on_delete", "usage_on_update"):
                 conn.execute(f"DROP TRIGGER IF EXISTS {trigger}")
-            for trigger in _TRIGGERS:
-                conn.execute(trigger)
-            conn.execute("DELETE FROM artifacts")
+            for index in _SECONDARY_INDEXES:
+                conn.execute(f"DROP INDEX IF EXISTS {index}")
+            conn.execute("DELETE FROM artifacts")  # its trigger clears the insight rows
             conn.execute("DELETE FROM tags")
             conn.execute("DELETE FROM usage_totals")
-            conn.execute(
-                "UPDATE usage_grand SET artifacts = 0, versions = 0, size = 0, original_size = 0"
+            conn.executemany(
+                "INSERT INTO artifacts (spec_name, task_id, type, version, created_at, size,"
+                " original_size, retention_days, pinned, record, is_latest)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    (
+                        *_row_values(meta),
+                        int(
+                            latest[(meta.spec_name, meta.task_id, meta.type.value)] == meta.version
+                        ),
+                    )
+                    for meta in metas
+                ),
             )
-            for meta in records:
-                self._insert(conn, meta)
-                count += 1
-            conn.execute(
-                "UPDATE artifacts SET is_latest = 1 WHERE (spec_name, task_id, type, version) IN "
-                "(SELECT spec_name, task_id, type, MAX(version) FROM artifacts "
-                "GROUP BY spec_name, task_id, type)"
+            conn.executemany(
+                "INSERT OR IGNORE INTO tags (tag, spec_name, task_id, type, version) "
+                "VALUES (?,?,?,?,?)",
+                (
+                    (tag, meta.spec_name, meta.task_id, meta.type.value, meta.version)
+                    for meta in metas
+                    for tag in meta.tags
+                ),
             )
+            insert_insights_bulk(conn, metas)
+            conn.execute(
+                "INSERT INTO usage_totals (spec_name, type, artifacts, versions, size,"
+                " original_size) SELECT spec_name, type, SUM(is_latest), COUNT(*), SUM(size),"
+                " SUM(original_size) FROM artifacts GROUP BY spec_name, type"
+            )
+            conn.execute(
+                "UPDATE usage_grand SET (artifacts, versions, size, original_size) = (SELECT"
+                " COALESCE(SUM(is_latest), 0), COUNT(*), COALESCE(SUM(size), 0),"
+                " COALESCE(SUM(original_size), 0) FROM artifacts)"
+            )
+            for statement in _SCHEMA_INDEXES:
+                conn.execute(statement)
+            for trigger in _TRIGGERS:
+                conn.execute(trigger)
             conn.execute(
                 "INSERT OR REPLACE INTO index_state (name, value) VALUES ('schema', ?)",
                 (str(SCHEMA_VERSION),),
             )
-        return count
+        return len(metas)
 
     # -- writes -----------------------------------------------------------------------
 
