@@ -704,6 +704,25 @@ class SQLiteIndex:
             rows = conn.execute("SELECT spec_name, task_id, type, version FROM artifacts")
             return {(r[0], r[1], r[2], int(r[3])) for r in rows}
 
+    def record_page(
+        self, after: tuple[str, str, str, int] | None, limit: int
+    ) -> list[tuple[str, str, str, int, str]]:
+        """Up to ``limit`` rows ``(spec, task, type, version, record)`` after ``after``, in
+        key order: ``verify_all`` reads them beside its walk of the backend (see
+        :func:`~..maintenance.verify.verify_store`). A page per call, so no statement
+        stays open between calls."""
+        sql = "SELECT spec_name, task_id, type, version, record FROM artifacts"
+        params: tuple[Any, ...] = ()
+        if after is not None:
+            sql += " WHERE (spec_name, task_id, type, version) > (?, ?, ?, ?)"
+            params = after
+        sql += " ORDER BY spec_name, task_id, type, version LIMIT ?"
+        with self._read() as conn:
+            return [
+                (r[0], r[1], r[2], int(r[3]), r[4])
+                for r in conn.execute(sql, (*params, limit)).fetchall()
+            ]
+
     def count(self) -> int:
         """Number of artifacts (latest versions) indexed."""
         with self._read() as conn:
