@@ -5,6 +5,12 @@ builds a store of N artifacts (as the benchmarks do), then times U durable
 uploads of new 2 KB artifacts and D verified downloads of random ones while
 accumulating the wall time spent inside each phase's method. Prints a
 Markdown table per operation: microseconds per call and share of the total.
+
+``--flame`` runs the same workload (without the phase clocks) under py-spy
+(``py-spy record --format raw --nolineno --idle``: wall time, waits included) and
+prints, per operation, the frames under ``ArtifactStore.upload`` and
+``ArtifactStore.download`` with their self and total shares
+(:mod:`benchmarks.flame`); ``--raw PATH`` keeps the raw profile.
 """
 
 from __future__ import annotations
@@ -13,6 +19,9 @@ import argparse
 import functools
 import random
 import shutil
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -26,6 +35,7 @@ from necrocode.artifact_store.naming import ArtifactKey
 from necrocode.artifact_store.pipeline.integrity import ArtifactReader
 from necrocode.artifact_store.pipeline.locking import LockManager
 
+from .flame import table as flame_table
 from .population import bulk_fill, names, payload
 
 HERE = Path(__file__).resolve().parent
@@ -130,6 +140,44 @@ def profile(artifacts: int, uploads: int, downloads: int, work: Path) -> str:
     return "\n".join(out)
 
 
+def workload(artifacts: int, uploads: int, downloads: int, work: Path) -> None:
+    """The profiled operations alone (for ``--flame``): uploads, then downloads."""
+    root = work / "store"
+    bulk_fill(root, 0, artifacts, utc_now())
+    with ArtifactStore(ArtifactStoreConfig(base_path=root)) as store:
+        store.rebuild_index()
+        for n in range(uploads):
+            task = n // 3
+            kind = ("diff", "log", "test")[n % 3]
+            store.upload(f"prof{task:06d}", f"profspec{task // 20:04d}", kind, payload(n))
+        rng = random.Random(5)
+        uris = [
+            ArtifactKey(*names(rng.randrange(artifacts))).uri(store.root_uri)
+            for _ in range(downloads)
+        ]
+        for uri in uris:
+            store.download(uri)
+
+
+def flame(args: argparse.Namespace) -> str:
+    """Run :func:`workload` under py-spy in a child process; summarise both operations."""
+    raw = args.raw or Path(tempfile.mkdtemp(prefix="necrocode-flame-")) / "profile.raw"
+    child = [
+        sys.executable, "-m", "benchmarks.profile_small", "--workload",
+        "--artifacts", str(args.artifacts), "--uploads", str(args.uploads),
+        "--downloads", str(args.downloads), "--work", str(args.work),
+    ]  # fmt: skip
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    command = [spy, "record", "--format", "raw", "--nolineno", "--idle"]
+    command += ["--rate", str(args.rate), "--output", str(raw), "--", *child]
+    subprocess.run(command, check=True, cwd=HERE.parent, stdout=subprocess.DEVNULL)
+    text = raw.read_text()
+    parts = []
+    for title, root in (("Upload", "ArtifactStore.upload"), ("Download", "ArtifactStore.download")):
+        parts.append(f"**{title}**, {args.artifacts:,} stored: " + flame_table(text, root))
+    return "\n\n".join(parts)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse the sizes, profile, print the tables."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks.profile_small", description=__doc__)
@@ -137,10 +185,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--uploads", type=int, default=600)
     parser.add_argument("--downloads", type=int, default=5_000)
     parser.add_argument("--work", type=Path, default=HERE / "_work" / "profile")
+    parser.add_argument("--flame", action="store_true", help="py-spy summary (see above)")
+    parser.add_argument("--raw", type=Path, default=None, help="keep py-spy's raw output here")
+    parser.add_argument("--rate", type=int, default=500, help="py-spy samples per second")
+    parser.add_argument("--workload", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     shutil.rmtree(args.work, ignore_errors=True)
     try:
-        print(profile(args.artifacts, args.uploads, args.downloads, args.work))
+        if args.workload:
+            workload(args.artifacts, args.uploads, args.downloads, args.work)
+        elif args.flame:
+            print(flame(args))
+        else:
+            print(profile(args.artifacts, args.uploads, args.downloads, args.work))
     finally:
         shutil.rmtree(args.work, ignore_errors=True)
     return 0

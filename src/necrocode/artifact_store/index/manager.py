@@ -229,8 +229,8 @@ class MetadataManager:
 
     def with_uri(self, meta: ArtifactMetadata) -> ArtifactMetadata:
         """``meta`` with its URI under this backend's root (records may have moved)."""
-        key = ArtifactKey(meta.spec_name, meta.task_id, meta.type)
-        uri = key.uri(self.root_uri)
+        # ArtifactKey(...).uri(root), spelled out: every download and search row passes here.
+        uri = f"{self.root_uri.rstrip('/')}/{meta.spec_name}/{meta.task_id}/{meta.type.filename}"
         return meta if meta.uri == uri else meta.with_changes(uri=uri)
 
     def save(
