@@ -29,11 +29,11 @@ from typing import Any
 
 from necrocode.artifact_store import ArtifactStore, ArtifactStoreConfig
 from necrocode.artifact_store.backends.filesystem import FilesystemBackend
+from necrocode.artifact_store.index.locking import LockManager
 from necrocode.artifact_store.index.sqlite import SQLiteIndex
 from necrocode.artifact_store.models import utc_now
 from necrocode.artifact_store.naming import ArtifactKey
 from necrocode.artifact_store.pipeline.integrity import ArtifactReader
-from necrocode.artifact_store.pipeline.locking import LockManager
 
 from .flame import table as flame_table
 from .population import bulk_fill, names, payload

@@ -16,6 +16,7 @@ from necrocode.artifact_store import ArtifactMetadata, ArtifactType, Summary
 from necrocode.artifact_store.content.summariser import Summariser
 from necrocode.artifact_store.index import MetadataIndex, SearchQuery
 from necrocode.artifact_store.index.insights import InsightFilter
+from necrocode.artifact_store.maintenance.retention import RetentionPolicy, expired_conditions
 from necrocode.artifact_store.naming import ArtifactKey
 
 START = datetime(2026, 3, 1, tzinfo=UTC)
@@ -215,8 +216,30 @@ class IndexConformance:
         kept_long = meta("s", "e", TEST, when=START, retention_days=100)
         for m in (old_diff, young_diff, pinned_log, own_days, kept_long):
             index.put(m)
-        expired = index.expired(now, {"diff": 5, "log": 5, "test": 5})
-        assert expired == [old_diff, own_days]
+        conditions = expired_conditions({"diff": 5, "log": 5, "test": 5}, now, index.placeholder)
+        assert index.records_where(conditions) == [old_diff, own_days]
+
+    def test_retention_sql_agrees_with_the_python_predicate(self, index: MetadataIndex) -> None:
+        """The rule exists once (maintenance/retention.py) in two forms: the index's SQL
+        and the re-check under the lock must pick the same versions, at the edges too."""
+        days = {"diff": 3, "log": 1, "test": 2}
+        policy = RetentionPolicy(days)
+        now = START + timedelta(days=4)
+        records = []
+        for n, offset in enumerate((0.0, 1.0, 2.0, 2.5, 3.0, 3.5, 4.0, 5.0)):
+            for kind in (DIFF, LOG, TEST):
+                for own, pinned in ((None, False), (1, False), (4, False), (None, True)):
+                    when = now - timedelta(days=offset)
+                    records.append(
+                        meta(f"s{n}", f"t{own}{pinned}", kind, when=when, retention_days=own,
+                             pinned=pinned)
+                    )  # fmt: skip
+        for m in records:
+            index.put(m)
+        conditions = expired_conditions(days, now, index.placeholder)
+        found = {(m.spec_name, m.task_id, m.type) for m in index.records_where(conditions)}
+        expected = {(m.spec_name, m.task_id, m.type) for m in records if policy.is_expired(m, now)}
+        assert found == expected and len(expected) > 10
 
     def test_usage_totals_by_spec_and_type(self, index: MetadataIndex) -> None:
         fill(index)

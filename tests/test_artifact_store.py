@@ -628,7 +628,7 @@ def test_quota_refusal_leaves_the_store_unchanged(tmp_path: Path) -> None:
 def test_usage_above_the_warn_threshold_logs_a_warning(
     tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from necrocode.artifact_store import artifact_store as artifact_store_module
+    from necrocode.artifact_store.pipeline import quota as artifact_store_module
 
     config = ArtifactStoreConfig(
         base_path=tmp_path,

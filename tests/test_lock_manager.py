@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from necrocode.artifact_store import LockTimeoutError
-from necrocode.artifact_store.pipeline.locking import OFD_LOCKS, LockManager
+from necrocode.artifact_store.index.locking import OFD_LOCKS, LockManager
 
 from .conftest import subprocess_env
 
@@ -88,7 +88,7 @@ def test_lock_of_a_killed_holder_is_released(tmp_path: Path, ofd: bool) -> None:
     holder = (
         "import sys, time\n"
         "from pathlib import Path\n"
-        "from necrocode.artifact_store.pipeline.locking import LockManager\n"
+        "from necrocode.artifact_store.index.locking import LockManager\n"
         f"locks = LockManager(Path({str(tmp_path / 'locks')!r}), ofd={ofd})\n"
         "with locks.hold('k/t/f'):\n"
         "    print('held', flush=True)\n"

@@ -135,3 +135,30 @@ def test_storage_usage_without_a_quota(tmp_path: Path) -> None:
     assert usage["quota_max_gb"] is None
     assert usage["quota_warning"] is False
     assert usage["quota_used_percent"] == 0.0
+
+
+def test_the_reference_module_names_still_import() -> None:
+    """Code written against NecroCode's reference implementation imports these modules;
+    they re-export what now lives in the layer folders."""
+    import necrocode.artifact_store as api
+    from necrocode.artifact_store.compression_engine import CompressionEngine
+    from necrocode.artifact_store.metadata_manager import MetadataManager
+    from necrocode.artifact_store.retention_policy import CleanupReport, RetentionPolicy
+    from necrocode.artifact_store.storage_backend import StorageBackend
+
+    assert CompressionEngine is api.CompressionEngine
+    assert MetadataManager is api.MetadataManager
+    assert RetentionPolicy is api.RetentionPolicy and CleanupReport is api.CleanupReport
+    assert StorageBackend is api.StorageBackend
+
+
+def test_unknown_keywords_are_type_errors_as_python_raises_them(store: ArtifactStore) -> None:
+    """Keyword filters and upload flags are typed dicts; a misspelt one must not be
+    silently ignored."""
+    with pytest.raises(TypeError, match="unexpected keyword argument 'taggs'"):
+        store.search(taggs=["x"])  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="unexpected keyword argument 'limit'"):
+        list(store.iter_search(limit=3))  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="unexpected keyword argument 'retention'"):
+        store.upload("1.1", "spec", "log", b"x", retention=3)  # type: ignore[call-arg]
+    assert store.search() == []

@@ -411,6 +411,11 @@ class ArtifactStoreConfig(_Section):
             raise _config_error(exc, source) from None
 
     @classmethod
+    def coerce(cls, config: ArtifactStoreConfig | dict[str, Any]) -> ArtifactStoreConfig:
+        """``config`` itself, or the configuration a mapping of its keys describes."""
+        return config if isinstance(config, cls) else cls.from_dict(config)
+
+    @classmethod
     def from_yaml(cls, path: str | Path) -> ArtifactStoreConfig:
         """Load and validate a YAML file."""
         file = Path(path).expanduser()

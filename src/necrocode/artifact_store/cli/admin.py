@@ -358,7 +358,7 @@ def repair(
       necrocode-artifacts repair --older-than 2h --yes
     """
     state, out = session(ctx, json_flag)
-    from ..artifact_store import MAX_REPAIR_GRACE  # noqa: PLC0415 - off the start-up path
+    from ..maintenance.verify import MAX_REPAIR_GRACE  # noqa: PLC0415 - off the start-up path
 
     grace = parse_duration(older_than, "--older-than")
     if grace > MAX_REPAIR_GRACE:

@@ -11,10 +11,9 @@ runs one suite against both.
 from __future__ import annotations
 
 import urllib.parse
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
-from datetime import datetime
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from ..models import ArtifactMetadata
 from ..naming import ArtifactKey
@@ -22,8 +21,10 @@ from .query import SearchQuery
 
 __all__ = [
     "SHARED_JOB_WORKERS",
+    "Condition",
     "IndexKey",
     "MetadataIndex",
+    "Meter",
     "SearchQuery",
     "UsageRow",
     "UsageSums",
@@ -39,6 +40,10 @@ SHARED_JOB_WORKERS = 3
 IndexKey = tuple[str, str, str, int]
 #: ``(spec, type, artifacts, versions, stored bytes, original bytes)``.
 UsageRow = tuple[str, str, int, int, int, int]
+#: Counts (and may refuse) the stored bytes of an upload as they stream past.
+Meter = Callable[[Iterable[bytes]], Iterable[bytes]]
+#: An SQL condition over the ``artifacts`` table and its parameters.
+Condition = tuple[str, Sequence[Any]]
 #: ``(artifacts, versions, stored bytes, original bytes)``.
 UsageSums = tuple[int, int, int, int]
 
@@ -136,8 +141,13 @@ class MetadataIndex(Protocol):
         """Rows matching every filter of ``query``, oldest first."""
         ...
 
-    def expired(self, now: datetime, days_by_type: dict[str, int]) -> list[ArtifactMetadata]:
-        """Unpinned versions whose retention ran out at ``now``, oldest first."""
+    #: The parameter marker of this index's SQL dialect (``?`` or ``%s``).
+    placeholder: str
+
+    def records_where(self, conditions: Sequence[Condition]) -> list[ArtifactMetadata]:
+        """Versions matching any of ``conditions`` — SQL over the columns of the
+        ``artifacts`` table, each one scan — oldest first. Callers own their SQL
+        (retention, :mod:`..maintenance.retention`); values go in as parameters."""
         ...
 
     def usage_totals(self) -> list[UsageRow]:

@@ -7,18 +7,17 @@ a quota check before commit); the shared index coordinates every host
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Protocol
 
-from ..pipeline.locking import LockManager
-from .base import MetadataIndex
+from .base import MetadataIndex, Meter
+from .locking import LockManager
 
 __all__ = ["ArtifactLocks", "LocalQuota", "QuotaGuard", "coordination_for"]
 
 #: Wraps the stored bytes of an upload on their way to the backend.
-Meter = Callable[[Iterable[bytes]], Iterable[bytes]]
 
 
 class ArtifactLocks(Protocol):

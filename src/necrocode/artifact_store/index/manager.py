@@ -281,6 +281,15 @@ class MetadataManager:
                 return self.with_uri(meta)
         return self._parse_record(key, version, data)
 
+    def load_all(self, stored: StoredArtifact) -> list[ArtifactMetadata]:
+        """The readable records of ``stored``, oldest first (vanished or unreadable ones
+        skipped)."""
+        found = []
+        for version in sorted(stored.records):
+            with contextlib.suppress(ArtifactNotFoundError, IntegrityError):
+                found.append(self.load(stored.key, version))
+        return found
+
     def _parse_record(self, key: ArtifactKey, version: int, data: bytes) -> ArtifactMetadata:
         """The record ``data`` of ``version`` of ``key``, checked to describe it."""
         record_key = key.record_key(version)

@@ -31,7 +31,7 @@ import psycopg_pool
 
 from ..backends.base import SourceError
 from ..exceptions import ArtifactStoreError, LockTimeoutError, StorageFullError
-from .coordination import Meter
+from .base import Meter
 from .postgres import PostgresIndex, active_reservation
 
 __all__ = ["AdvisoryLocks", "ReservedQuota", "advisory_key"]

@@ -23,7 +23,6 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextvars import ContextVar
-from datetime import datetime
 from typing import Any, TypeVar
 
 import psycopg
@@ -32,7 +31,7 @@ import psycopg_pool
 from ..exceptions import ConfigError, IndexUnavailableError, StorageError
 from ..models import ArtifactMetadata
 from ..naming import ArtifactKey
-from .base import IndexKey, SearchQuery, UsageRow, UsageSums, redact_url
+from .base import Condition, IndexKey, SearchQuery, UsageRow, UsageSums, redact_url
 from .insights import InsightFilter, touches_regex
 from .pg_schema import WRITE_LOCK, migrate
 from .query import SORT_COLUMNS
@@ -43,7 +42,6 @@ __all__ = ["IndexUnavailableError", "PostgresIndex", "active_reservation"]
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-SECONDS_PER_DAY = 86400.0
 #: Connections per process in the query pool (locks held by uploads use their own).
 POOL_SIZE = 8  # at least 2 * base.SHARED_JOB_WORKERS + 1: claims need two each
 
@@ -135,6 +133,7 @@ class PostgresIndex:
     """The index of one store (``root_uri``) in a PostgreSQL database."""
 
     shared = True
+    placeholder = "%s"
 
     def __init__(
         self,
@@ -536,22 +535,16 @@ class PostgresIndex:
         sql, params = search_sql(query)
         return _records(self._fetch(sql, params))
 
-    def expired(self, now: datetime, days_by_type: dict[str, int]) -> list[ArtifactMetadata]:
-        """Unpinned versions whose retention ran out at ``now``, oldest first."""
-        moment = now.timestamp()
-        kinds = sorted(days_by_type)
-        cutoffs = [moment - days_by_type[kind] * SECONDS_PER_DAY for kind in kinds]
-        rows = self._fetch(
-            "SELECT a.record FROM artifacts a JOIN unnest(%s::text[], %s::float8[]) AS p(kind,"
-            " cutoff) ON a.type = p.kind WHERE a.created_at <= p.cutoff"
-            " AND a.retention_days IS NULL AND NOT a.pinned"
-            " UNION ALL SELECT record FROM artifacts WHERE retention_days IS NOT NULL"
-            " AND NOT pinned AND created_at + retention_days * %s <= %s",
-            (kinds, cutoffs, SECONDS_PER_DAY, moment),
+    def records_where(self, conditions: Sequence[Condition]) -> list[ArtifactMetadata]:
+        """Versions matching any of ``conditions``, oldest first (one round trip)."""
+        if not conditions:
+            return []
+        sql = " UNION ALL ".join(
+            f"SELECT created_at, record FROM artifacts WHERE {where}" for where, _ in conditions
         )
-        found = _records(rows)
-        found.sort(key=lambda m: m.created_at)
-        return found
+        params = [value for _, values in conditions for value in values]
+        rows = self._fetch(sql + " ORDER BY created_at", params)
+        return [ArtifactMetadata.from_trusted_json(row[1]) for row in rows]
 
     def usage_totals(self) -> list[UsageRow]:
         """Usage per spec and type, ordered by spec then type."""

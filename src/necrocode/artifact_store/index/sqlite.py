@@ -19,7 +19,6 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,7 @@ from ..backends.base import MiB
 from ..exceptions import InvalidInputError, StorageError, StorageFullError, StoragePermissionError
 from ..models import ArtifactMetadata
 from ..naming import ArtifactKey
-from .base import IndexKey
+from .base import Condition, IndexKey
 from .insights import (
     insert_insights_bulk,
     insights_search_sql,
@@ -50,7 +49,6 @@ WAL_CHECKPOINT_PAGES = 8000
 #: 100,000 artifacts a type + date search reads ~20 rows from scattered pages and
 #: took 0.77 ms against 0.34 ms at 1,000; mapped, 0.37 ms.
 MMAP_BYTES = 256 * MiB
-SECONDS_PER_DAY = 86400.0
 #: Reads check at most this often (writes always) that the index file is still the one
 #: the connection has open, so a deleted index is noticed without a stat per lookup.
 FILE_CHECK_INTERVAL_S = 1.0
@@ -194,6 +192,7 @@ class SQLiteIndex:
     """SQLite cache of every record, shared by the processes of one machine only."""
 
     shared = False
+    placeholder = "?"
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -651,26 +650,13 @@ class SQLiteIndex:
             rows = conn.execute(sql, params).fetchall()
         return [decode_record(row[0]) for row in rows]
 
-    def expired(self, now: datetime, days_by_type: dict[str, int]) -> list[ArtifactMetadata]:
-        """Unpinned rows (every version) whose retention ran out at ``now``, oldest first.
-
-        One range scan per type on ``(type, created_at)`` plus the few rows with
-        their own ``retention_days``: never a computation over every row.
-        """
-        moment = now.timestamp()
+    def records_where(self, conditions: Sequence[Condition]) -> list[ArtifactMetadata]:
+        """Versions matching any of ``conditions`` (each one scan), oldest first."""
         rows: list[tuple[float, str]] = []
         with self._read() as conn:
-            for kind, days in sorted(days_by_type.items()):
-                rows += conn.execute(
-                    "SELECT created_at, record FROM artifacts WHERE type = ? AND created_at <= ?"
-                    " AND retention_days IS NULL AND pinned = 0",
-                    (kind, moment - days * SECONDS_PER_DAY),
-                ).fetchall()
-            rows += conn.execute(
-                "SELECT created_at, record FROM artifacts WHERE retention_days IS NOT NULL"
-                " AND pinned = 0 AND created_at + retention_days * ? <= ?",
-                (SECONDS_PER_DAY, moment),
-            ).fetchall()
+            for where, params in conditions:
+                sql = f"SELECT created_at, record FROM artifacts WHERE {where}"
+                rows += conn.execute(sql, params).fetchall()
         rows.sort(key=lambda row: row[0])
         return [decode_record(record) for _, record in rows]
 

@@ -13,6 +13,7 @@ archive order; larger ones are streamed by the writer itself, so memory stays bo
 from __future__ import annotations
 
 import json
+import logging
 import os
 import zipfile
 from collections.abc import Callable, Iterator, Sequence
@@ -24,11 +25,22 @@ from typing import Any
 from ..exceptions import ArtifactNotFoundError, StorageError
 from ..models import ArtifactMetadata, format_time, utc_now
 from ..naming import new_generation
+from ..pipeline.download import open_artifact
 from ..pipeline.integrity import ArtifactReader
 from ..pipeline.output_target import check_output_file
-from .parallel import ordered_map
+from ..pipeline.parts import StoreParts
+from .parallel import maintenance_workers, ordered_map
 
-__all__ = ["MANIFEST_NAME", "ExportProgress", "export_zip", "read_manifest"]
+__all__ = [
+    "MANIFEST_NAME",
+    "ExportProgress",
+    "archive_name",
+    "export_artifacts",
+    "export_zip",
+    "read_manifest",
+]
+
+log = logging.getLogger("necrocode.artifact_store")
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_FORMAT = "necrocode-artifact-export"
@@ -190,3 +202,36 @@ def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
     with zipfile.ZipFile(path) as archive:
         data: dict[str, Any] = json.loads(archive.read(MANIFEST_NAME))
     return data
+
+
+def export_artifacts(
+    parts: StoreParts,
+    found: list[ArtifactMetadata],
+    output_path: str | os.PathLike[str] | None,
+    default_name: str,
+    query: dict[str, Any],
+    progress: Callable[[ExportProgress], None] | None,
+    include_metadata: bool,
+) -> Path:
+    """:func:`export_zip` of ``found`` to ``output_path`` (a folder or ``None``: the
+    current one, under ``default_name``), every artifact read verified."""
+    target = Path(output_path) if output_path is not None else Path.cwd() / default_name
+    if target.is_dir():
+        target = target / default_name
+    path = export_zip(
+        found,
+        target,
+        lambda uri: open_artifact(parts, uri, verify_checksum=True),
+        query=query,
+        progress=progress,
+        include_manifest=include_metadata,
+        workers=maintenance_workers(parts.backend, parts.config.maintenance_workers),
+    )
+    log.info("exported %d artifacts to %s", len(found), path)
+    return path
+
+
+def archive_name(*parts: str | None) -> str:
+    """``<spec>-<task>-<UTC time>.zip`` of the names given (``None`` ones left out)."""
+    stamp = utc_now().strftime("%Y%m%dT%H%M%SZ")
+    return "-".join([*(part for part in parts if part), stamp]) + ".zip"

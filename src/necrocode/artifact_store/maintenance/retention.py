@@ -5,29 +5,48 @@ own ``retention_days`` (given at upload) or else the configured days for its
 type: a mapping type -> days (defaults from the registry of types in
 :class:`~.models.ArtifactType`: diff 30, log 7, test 14). Pinned artifacts never
 expire.
-Finding expired artifacts is an index query; the facade deletes them.
+
+This module owns the rule whole: the predicate on one record
+(:meth:`RetentionPolicy.is_expired`), the same predicate as SQL for the index
+(:func:`expired_conditions`: one range scan per type on ``(type, created_at)``
+plus the few rows with their own days, never a computation over every row), and
+the cleanup loop (:func:`cleanup_expired`), which re-checks every version under
+its lock with the Python predicate before deleting it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from ..config import RetentionDays
-from ..exceptions import StorageError
-from ..models import ArtifactMetadata, format_time
+from ..exceptions import ArtifactNotFoundError, InvalidInputError, StorageError
+from ..index.base import SHARED_JOB_WORKERS, Condition
+from ..index.intents import DeleteIntent
+from ..models import ArtifactMetadata, format_time, utc_now
+from ..naming import ArtifactKey
+from ..pipeline.parts import StoreParts
+from .parallel import maintenance_workers, ordered_map
 
-__all__ = ["CleanupReport", "RetentionPolicy"]
+__all__ = [
+    "CleanupReport",
+    "RetentionPolicy",
+    "cleanup_expired",
+    "expired_conditions",
+    "find_expired",
+]
 
 log = logging.getLogger("necrocode.artifact_store.retention")
 
 CLEANUP_LOG_FILENAME = "cleanup.log"
+SECONDS_PER_DAY = 86400.0
 
 
 class RetentionPolicy:
@@ -134,3 +153,157 @@ def read_cleanup_log(state_dir: Path) -> list[dict[str, Any]]:
     except FileNotFoundError:
         return []
     return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def expired_conditions(
+    days_by_type: Mapping[str, int], now: datetime, mark: str
+) -> list[Condition]:
+    """:meth:`RetentionPolicy.is_expired` as SQL over the index's ``artifacts`` rows
+    (``created_at`` in epoch seconds), with ``mark`` as parameter marker."""
+    moment = now.timestamp()
+    conditions: list[Condition] = [
+        (
+            f"type = {mark} AND created_at <= {mark} AND retention_days IS NULL AND NOT pinned",
+            (kind, moment - days * SECONDS_PER_DAY),
+        )
+        for kind, days in sorted(days_by_type.items())
+    ]
+    conditions.append(
+        (
+            f"retention_days IS NOT NULL AND NOT pinned"
+            f" AND created_at + retention_days * {mark} <= {mark}",
+            (SECONDS_PER_DAY, moment),
+        )
+    )
+    return conditions
+
+
+def find_expired(
+    parts: StoreParts, policy: RetentionPolicy, now: datetime | None
+) -> list[ArtifactMetadata]:
+    """Every unpinned version past its retention at ``now`` (default: now), oldest first."""
+    now = _aware(now)
+    days = policy.days_by_type()
+    found = parts.metadata.query(
+        lambda index: index.records_where(expired_conditions(days, now, index.placeholder))
+    )
+    return [parts.metadata.with_uri(meta) for meta in found]
+
+
+def cleanup_expired(
+    parts: StoreParts,
+    policy: RetentionPolicy,
+    now: datetime | None,
+    *,
+    dry_run: bool,
+    progress: Callable[[int, int], None] | None,
+) -> CleanupReport:
+    """Delete every expired version (``dry_run``: list them), log the run, report it.
+
+    One batch per task folder (its deletions share their folder fsyncs), on a few
+    threads whose results are merged in order; a folder that fails is reported
+    and the others go on.
+    """
+    now = _aware(now)
+    report = CleanupReport(utc_now(), dry_run, policy.describe())
+    expired = find_expired(parts, policy, now)
+    by_folder: dict[str, list[ArtifactMetadata]] = {}
+    for meta in expired:
+        by_folder.setdefault(f"{meta.spec_name}/{meta.task_id}", []).append(meta)
+    workers = maintenance_workers(
+        parts.backend, parts.config.maintenance_workers, waits_on_disk=True
+    )
+    if parts.metadata.index.shared:
+        # Each thread holds a claim connection and needs another for its deletes.
+        workers = min(workers, SHARED_JOB_WORKERS)
+    outcomes = ordered_map(
+        lambda group: group if dry_run else _delete_group(parts, policy, group, now),
+        by_folder.values(),
+        1 if dry_run else workers,
+    )
+    versioned = parts.config.versioning_enabled
+    done = 0
+    for outcome in outcomes:
+        deleted = outcome.value or []
+        for meta in outcome.item:
+            label = meta.version_uri if versioned else meta.uri
+            if outcome.error is not None:
+                report.errors.append(f"{label}: {outcome.error}")
+            elif meta in deleted:
+                report.uris.append(label)
+                report.bytes_freed += meta.stored_size
+            done += 1
+            if progress is not None:
+                progress(done, len(expired))
+    report.finished_at = utc_now()
+    try:
+        append_cleanup_log(parts.metadata.state_dir, report)
+    except StorageError as exc:
+        # The deletions happened (and freed space); only their log line is lost.
+        log.warning("cleanup ran, but its log could not be written: %s", exc)
+    log.info(
+        "cleanup%s: %d expired artifact versions %s, %d bytes, %d errors",
+        " (dry run)" if dry_run else "",
+        report.count,
+        "found" if dry_run else "deleted",
+        report.bytes_freed,
+        len(report.errors),
+    )
+    return report
+
+
+def _delete_group(
+    parts: StoreParts, policy: RetentionPolicy, group: list[ArtifactMetadata], now: datetime
+) -> list[ArtifactMetadata]:
+    """Delete the still-expired versions of one task folder; return those deleted.
+
+    Holds the locks of the folder's artifacts (in key order, so two cleanups
+    cannot deadlock) and re-checks every version from its record, so a
+    concurrent re-upload or pin wins. Records go first (oldest first), then
+    objects, each batch made durable by one folder fsync.
+    """
+    keys = sorted({ArtifactKey(m.spec_name, m.task_id, m.type) for m in group})
+    metadata = parts.metadata
+    with contextlib.ExitStack() as held:
+        # With a shared index, hosts cleaning at once split the folders between them.
+        folder = f"{group[0].spec_name}/{group[0].task_id}"
+        if not held.enter_context(metadata.index.claim("cleanup", folder)):
+            log.info("cleanup: another host is cleaning %s; left to it", folder)
+            return []
+        for key in keys:
+            held.enter_context(parts.hold(key, key.uri(parts.root_uri)))
+        doomed: list[tuple[ArtifactKey, ArtifactMetadata]] = []
+        kept: list[ArtifactMetadata] = []
+        for meta in sorted(group, key=lambda m: m.version):
+            key = ArtifactKey(meta.spec_name, meta.task_id, meta.type)
+            try:
+                current = metadata.load(key, meta.version)
+            except ArtifactNotFoundError:
+                metadata.unindex(key, [meta.version])
+                continue
+            if not policy.is_expired(current, now):
+                metadata.reindex(current)
+                continue
+            doomed.append((key, current))
+            kept.append(meta)
+        if not doomed:
+            return []
+        metadata.remove_versions(
+            [
+                DeleteIntent(
+                    key,
+                    tuple(m.version for k, m in doomed if k == key),
+                    tuple(m.object_key for k, m in doomed if k == key and m.object_key),
+                )
+                for key in keys
+            ]
+        )
+    return kept
+
+
+def _aware(moment: datetime | None) -> datetime:
+    if moment is None:
+        return utc_now()
+    if not isinstance(moment, datetime) or moment.tzinfo is None:
+        raise InvalidInputError("now must be a timezone-aware datetime")
+    return moment

@@ -23,7 +23,7 @@ import contextlib
 import json
 import logging
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,13 +31,25 @@ from ..content.summariser import Summariser
 from ..content.summary import SUMMARY_VERSION, Summary
 from ..exceptions import ArtifactNotFoundError, ArtifactStoreError
 from ..models import ArtifactMetadata
+from ..naming import ArtifactKey
+from ..pipeline.download import open_artifact
+from ..pipeline.parts import StoreParts
+from ..pipeline.records import update_record
 
-__all__ = ["CHECKPOINT_EVERY", "SummaryRefreshReport", "needs_summary", "refresh_summaries"]
+__all__ = [
+    "CHECKPOINT_EVERY",
+    "SummaryRefreshReport",
+    "needs_summary",
+    "refresh_store",
+    "refresh_summaries",
+]
 
 log = logging.getLogger("necrocode.artifact_store")
 
 #: Versions between two checkpoint writes.
 CHECKPOINT_EVERY = 100
+#: Checkpoint of an interrupted refresh, in the state folder.
+SUMMARY_CHECKPOINT = "summaries-refresh.json"
 
 #: ``(spec, task, type, version)``: the order versions are visited in.
 VersionKey = tuple[str, str, str, int]
@@ -173,3 +185,34 @@ def _write_checkpoint(path: Path, key: VersionKey, force: bool) -> None:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         raise
+
+
+def refresh_store(
+    parts: StoreParts, *, force: bool = False, progress: Progress | None = None
+) -> SummaryRefreshReport:
+    """:func:`refresh_summaries` over every version of the store ``parts`` make up."""
+
+    def load(key: VersionKey) -> ArtifactMetadata | None:
+        return parts.metadata.get(ArtifactKey.of(key[0], key[1], key[2]), key[3])
+
+    def read(meta: ArtifactMetadata) -> Iterator[bytes]:
+        with open_artifact(parts, meta.version_uri, verify_checksum=True) as reader:
+            yield from reader
+
+    def update(meta: ArtifactMetadata, summary: Summary | None, reason: str | None) -> None:
+        def change(current: ArtifactMetadata) -> ArtifactMetadata:
+            if current.object_key != meta.object_key:
+                return current  # replaced meanwhile: its own upload summarised it
+            return current.with_changes(summary=summary, summary_reason=reason)
+
+        update_record(parts, meta.version_uri, change)
+
+    return refresh_summaries(
+        parts.metadata.query(lambda index: index.keys()),
+        load,
+        read,
+        update,
+        checkpoint=parts.config.effective_state_dir / SUMMARY_CHECKPOINT,
+        force=force,
+        progress=progress,
+    )

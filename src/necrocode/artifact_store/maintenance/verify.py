@@ -15,23 +15,26 @@ from ..backends.base import ObjectInfo, StorageBackend
 from ..exceptions import (
     ArtifactNotFoundError,
     IntegrityError,
+    InvalidInputError,
     StorageFullError,
     StoragePermissionError,
 )
 from ..index.coordination import ArtifactLocks
 from ..index.manager import MetadataManager, StoredArtifact
 from ..index.rows import KnownRecords
-from ..models import ArtifactMetadata, ArtifactType, utc_now
+from ..models import ArtifactType, utc_now
 from ..naming import ArtifactKey, parse_key
 from ..pipeline.integrity import ArtifactProblem, ArtifactReader, VerifyReport, vars_of
 from .parallel import maintenance_workers, ordered_map
 
-__all__ = ["DEFAULT_REPAIR_GRACE", "RepairReport", "load_versions", "repair_store", "verify_store"]
+__all__ = ["DEFAULT_REPAIR_GRACE", "RepairReport", "repair_store", "verify_store"]
 
 log = logging.getLogger("necrocode.artifact_store")
 
 #: Leftovers younger than this are presumed to belong to a write still running.
 DEFAULT_REPAIR_GRACE = timedelta(minutes=15)
+#: The longest grace ``repair`` accepts (older than the calendar: nothing would qualify).
+MAX_REPAIR_GRACE = timedelta(days=365 * 1000)
 #: What marks a filesystem backend's temporary file (``.<name>.tmp-<random>``).
 TMP_MARKER = ".tmp-"
 
@@ -77,15 +80,6 @@ class RepairReport:
             "missing": [vars_of(p) for p in self.missing],
             "unreadable": [vars_of(p) for p in self.unreadable],
         }
-
-
-def load_versions(metadata: MetadataManager, stored: StoredArtifact) -> list[ArtifactMetadata]:
-    """The readable records of ``stored``, oldest first (vanished or unreadable ones skipped)."""
-    found = []
-    for version in sorted(stored.records):
-        with contextlib.suppress(ArtifactNotFoundError, IntegrityError):
-            found.append(metadata.load(stored.key, version))
-    return found
 
 
 def _artifact_of_leftover(key: str) -> ArtifactKey | None:
@@ -293,6 +287,12 @@ def repair_store(
     dry_run: bool = False,
 ) -> RepairReport:
     """See :meth:`ArtifactStore.repair`."""
+    if not isinstance(older_than, timedelta) or older_than < timedelta(0):
+        raise InvalidInputError(f"older_than must be a timedelta >= 0, got {older_than!r}")
+    if older_than > MAX_REPAIR_GRACE:
+        raise InvalidInputError(
+            f"older_than must be at most {MAX_REPAIR_GRACE.days} days, got {older_than!r}"
+        )
     report = RepairReport(dry_run=dry_run)
     cutoff = utc_now() - older_than
     for intent in [] if dry_run else list(metadata.intents.all()):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -63,7 +64,7 @@ def upload_target(
             f"artifact goes to {spec_name}/{task_id}/ (the order is task_id, spec_name; "
             "ref='spec/task/type' avoids the question)",
             ArgumentOrderWarning,
-            stacklevel=3,
+            stacklevel=_caller_level(),
         )
     return spec_name, task_id, artifact_type
 
@@ -93,3 +94,18 @@ def with_progress(
         done += len(chunk)
         progress(done, total)
         yield chunk
+
+
+#: The package's folder: frames in it are the store's own, not the caller's.
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+
+
+def _caller_level() -> int:
+    """The ``stacklevel`` that makes a warning point at the first frame outside the
+    package (the user's call), however many of the store's own frames lie between."""
+    frame = sys._getframe(1)
+    level = 1
+    while frame.f_back is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        frame = frame.f_back
+        level += 1
+    return level

@@ -36,7 +36,9 @@ from ..maintenance.retention import CleanupReport
 from ..maintenance.verify import DEFAULT_REPAIR_GRACE, RepairReport
 from ..models import ArtifactMetadata, ArtifactType, StorageUsage, format_time, parse_time
 from ..naming import ArtifactKey, new_generation, validate_tags
+from ..pipeline.download import save_to
 from ..pipeline.integrity import ArtifactProblem, ArtifactReader, VerifyReport
+from ..pipeline.output_target import check_output_file
 from .error_codes import class_for
 from .links import (
     ARTIFACT_PATH,
@@ -272,22 +274,9 @@ class RemoteArtifactStore:
         progress: ProgressCallback | None = None,
     ) -> ArtifactMetadata:
         """Stream an artifact into ``path``; the file appears only once fully verified."""
-        target = Path(path)
-        tmp = target.with_name(f".{target.name}.part-{new_generation()}")
+        check_output_file(Path(path))
         with self.open(uri, verify_checksum) as reader:
-            done = 0
-            try:
-                with open(tmp, "wb") as out:
-                    for chunk in reader:
-                        out.write(chunk)
-                        done += len(chunk)
-                        if progress is not None:
-                            progress(done, reader.metadata.original_size)
-                os.replace(tmp, target)
-            except BaseException:
-                tmp.unlink(missing_ok=True)
-                raise
-            return reader.metadata
+            return save_to(reader, path, progress)
 
     def download_version(
         self, uri: str, version: int, verify_checksum: bool | None = None
