@@ -249,3 +249,27 @@ def test_sizes_say_the_same_over_http(remote: RemoteArtifactStore, service: Thre
         local.stored_size,
         len(text),
     )
+
+
+def test_the_upload_forms_of_the_facade_work_remotely(
+    remote: RemoteArtifactStore, tmp_path: Path
+) -> None:
+    """``ref=``, ``progress``, ``upload_file`` and unknown keywords behave as on
+    ``ArtifactStore``: one signature (``UploadFlags``) serves both."""
+    seen: list[tuple[int, int]] = []
+    data = b"line\n" * 50_000
+    uri = remote.upload(
+        ref="chat-app/1.1/log", content=data, progress=lambda d, t: seen.append((d, t))
+    )
+    assert remote.download(uri) == data
+    assert seen and seen[-1] == (len(data), len(data))
+    file = tmp_path / "report.json"
+    file.write_bytes(b'{"success": true, "test_results": []}')
+    uri = remote.upload_file(str(file), ref="chat-app/1.1/test", tags=["ci"])
+    meta = remote.get_metadata(uri)
+    assert meta.tags == ("ci",) and remote.download(uri) == file.read_bytes()
+    with pytest.raises(TypeError, match="unexpected keyword argument 'tag'"):
+        remote.upload("1.2", "chat-app", "log", b"x", tag=["x"])  # type: ignore[call-arg]
+    with pytest.raises(InvalidInputError, match="upload needs content"):
+        remote.upload(ref="chat-app/1.2/log")
+    assert remote.search(task_id="1.2") == []

@@ -23,9 +23,10 @@ from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
-from typing import Any, BinaryIO, TypeVar
+from typing import Any, TypeVar
 
 import httpx
+from typing_extensions import Unpack
 
 from ..backends.base import CHUNK_SIZE, ReadStream
 from ..backends.retry import RetryPolicy
@@ -39,6 +40,16 @@ from ..naming import ArtifactKey, new_generation, validate_tags
 from ..pipeline.download import save_to
 from ..pipeline.integrity import ArtifactProblem, ArtifactReader, VerifyReport
 from ..pipeline.output_target import check_output_file
+from ..pipeline.upload import (
+    Content,
+    UploadFlags,
+    UploadOptions,
+    content_chunks,
+    file_content,
+    options,
+    upload_key,
+)
+from ..pipeline.upload_args import content_size, with_progress
 from .error_codes import class_for
 from .links import (
     ARTIFACT_PATH,
@@ -51,7 +62,6 @@ from .links import (
 __all__ = ["RemoteArtifactStore"]
 
 T = TypeVar("T")
-Content = bytes | bytearray | memoryview | str | os.PathLike[str] | BinaryIO | Iterable[bytes]
 ProgressCallback = Callable[[int, int], None]
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, read=300.0)
 PAGE_SIZE = 1000
@@ -147,31 +157,21 @@ class RemoteArtifactStore:
 
     def upload(
         self,
-        task_id: str,
-        spec_name: str,
-        artifact_type: ArtifactType | str,
-        content: Content,
+        task_id: str | None = None,
+        spec_name: str | None = None,
+        artifact_type: ArtifactType | str | None = None,
+        content: Content | None = None,
         metadata: dict[str, Any] | None = None,
         mime_type: str | None = None,
         *,
-        tags: Iterable[str] | None = None,
-        retention_days: int | None = None,
-        if_changed: bool = False,
-        if_absent: bool = False,
+        ref: str | None = None,
+        **flags: Unpack[UploadFlags],
     ) -> str:
         """Store ``content``; return the artifact's URI (see ``ArtifactStore.upload``)."""
-        return self.upload_version(
-            task_id,
-            spec_name,
-            artifact_type,
-            content,
-            metadata,
-            mime_type,
-            tags=tags,
-            retention_days=retention_days,
-            if_changed=if_changed,
-            if_absent=if_absent,
-        ).uri
+        if content is None:
+            raise InvalidInputError("upload needs content")
+        key = upload_key(task_id, spec_name, artifact_type, ref)
+        return self._put(key, content, options(metadata, mime_type, flags)).uri
 
     def upload_version(
         self,
@@ -181,35 +181,52 @@ class RemoteArtifactStore:
         content: Content,
         metadata: dict[str, Any] | None = None,
         mime_type: str | None = None,
-        *,
-        tags: Iterable[str] | None = None,
-        retention_days: int | None = None,
-        if_changed: bool = False,
-        if_absent: bool = False,
+        **flags: Unpack[UploadFlags],
     ) -> ArtifactMetadata:
         """Like :meth:`upload`; return the stored version's metadata."""
-        key = ArtifactKey.of(spec_name, task_id, artifact_type)
-        params: dict[str, Any] = {"tag": list(validate_tags(tags))}
-        if retention_days is not None:
-            params["retention_days"] = retention_days
-        if not if_changed:
+        key = upload_key(task_id, spec_name, artifact_type, None)
+        return self._put(key, content, options(metadata, mime_type, flags))
+
+    def upload_file(
+        self,
+        path: str | os.PathLike[str],
+        task_id: str | None = None,
+        spec_name: str | None = None,
+        artifact_type: ArtifactType | str | None = None,
+        *,
+        ref: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        mime_type: str | None = None,
+        **flags: Unpack[UploadFlags],
+    ) -> str:
+        """Store the file at ``path`` (a ``str`` here *is* a path); else as :meth:`upload`."""
+        key = upload_key(task_id, spec_name, artifact_type, ref)
+        return self._put(key, file_content(path), options(metadata, mime_type, flags)).uri
+
+    def _put(self, key: ArtifactKey, content: Content, upload: UploadOptions) -> ArtifactMetadata:
+        """``PUT`` one version; retried only when a replay is safe (replayable content,
+        and a retry cannot store it twice: ``if_changed`` or ``if_absent``)."""
+        params: dict[str, Any] = {"tag": list(validate_tags(upload.tags))}
+        if upload.retention_days is not None:
+            params["retention_days"] = upload.retention_days
+        if not upload.if_changed:
             params["force"] = "true"
-        headers = {"Content-Type": mime_type or "application/octet-stream"}
-        if if_absent:
+        headers = {"Content-Type": upload.mime_type or "application/octet-stream"}
+        if upload.if_absent:
             headers["If-None-Match"] = "*"
-        if metadata is not None:
-            headers["X-Artifact-Metadata"] = json.dumps(metadata, allow_nan=False)
+        if upload.metadata is not None:
+            headers["X-Artifact-Metadata"] = json.dumps(upload.metadata, allow_nan=False)
         path = f"/v1/artifacts/{key.spec_name}/{key.task_id}/{key.type.value}"
         replayable = isinstance(content, bytes | bytearray | memoryview | str | os.PathLike)
 
         def attempt() -> ArtifactMetadata:
-            with _body(content) as body:
+            with _body(content, upload.progress) as body:
                 request = self._client.build_request(
                     "PUT", path, params=params, headers=headers, content=body
                 )
                 return self._metadata(self._send(request).json())
 
-        if replayable and (if_changed or if_absent):
+        if replayable and (upload.if_changed or upload.if_absent):
             return self.retry_policy.call("upload", path, attempt)
         return attempt()
 
@@ -629,29 +646,17 @@ class _ResponseReader:
 
 
 @contextlib.contextmanager
-def _body(content: Content) -> Iterator[bytes | Iterator[bytes]]:
-    """The request body of ``content``: bytes as they are, anything else as chunks."""
-    if isinstance(content, str):
-        yield content.encode("utf-8")
-    elif isinstance(content, bytes | bytearray | memoryview):
-        yield bytes(content)
-    elif isinstance(content, os.PathLike):
-        with open(content, "rb") as handle:
-            yield _file_chunks(handle)
-    elif hasattr(content, "read"):
-        yield _file_chunks(content)  # type: ignore[arg-type]
-    elif isinstance(content, Iterable):
-        yield (bytes(chunk) for chunk in content)
-    else:
-        raise InvalidInputError(
-            "content must be bytes, str, a path, a binary file or an iterable of bytes, "
-            f"not {type(content).__name__}"
-        )
-
-
-def _file_chunks(handle: BinaryIO) -> Iterator[bytes]:
-    while chunk := handle.read(CHUNK_SIZE):
-        yield chunk
+def _body(content: Content, progress: ProgressCallback | None) -> Iterator[bytes | Iterable[bytes]]:
+    """The request body of ``content``: bytes as they are (a ``Content-Length`` body),
+    anything else in chunks; ``progress`` follows them."""
+    if progress is None and isinstance(content, str | bytes | bytearray | memoryview):
+        yield content.encode("utf-8") if isinstance(content, str) else bytes(content)
+        return
+    chunks, close = content_chunks(content)
+    try:
+        yield chunks if progress is None else with_progress(chunks, content_size(content), progress)
+    finally:
+        close()
 
 
 def _error_of(response: httpx.Response) -> Exception:

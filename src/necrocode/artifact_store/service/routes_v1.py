@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import json
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
@@ -55,6 +57,37 @@ Version = Annotated[int | None, Query(ge=1, le=MAX_VERSION, description="one ver
 
 def _key(spec_name: str, task_id: str, artifact_type: ArtifactType) -> ArtifactKey:
     return ArtifactKey.of(spec_name, task_id, artifact_type)
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """The artifact a route's path names (and the version its ``?version=`` names),
+    in the store of the request."""
+
+    store: ArtifactStore
+    key: ArtifactKey
+    base: str
+    version: int | None = None
+
+    @property
+    def uri(self) -> str:
+        return self.key.uri(self.store.root_uri, self.version)
+
+
+def _artifact(
+    request: Request, spec_name: str, task_id: str, artifact_type: ArtifactType
+) -> Target:
+    return Target(store_of(request), _key(spec_name, task_id, artifact_type), base_of(request))
+
+
+def _version(target: Annotated[Target, Depends(_artifact)], version: Version = None) -> Target:
+    return dataclasses.replace(target, version=version)
+
+
+#: A route's artifact, from its path.
+Artifact = Annotated[Target, Depends(_artifact)]
+#: A route's artifact and ``?version=N`` (``None``: the latest).
+Addressed = Annotated[Target, Depends(_version)]
 
 
 def _custom_metadata(text: str | None, source: str) -> dict[str, Any] | None:
@@ -153,143 +186,94 @@ async def put_artifact(
 async def get_artifact(
     request: Request,
     _: Annotated[Principal, Depends(requires("read"))],
-    spec_name: str,
-    task_id: str,
-    artifact_type: ArtifactType,
-    version: Version = None,
+    target: Addressed,
 ) -> Response:
     """Streamed bytes of the latest version or of ``?version=N``."""
-    return await serve_artifact(request, _key(spec_name, task_id, artifact_type), version)
+    return await serve_artifact(request, target.key, target.version)
 
 
 @router.delete(ARTIFACT, response_model=DeleteResult, responses=_ERRORS, summary="Delete")
 async def delete_artifact(
-    request: Request,
     _: Annotated[Principal, Depends(requires("admin"))],
-    spec_name: str,
-    task_id: str,
-    artifact_type: ArtifactType,
-    version: Version = None,
+    target: Addressed,
 ) -> DeleteResult:
     """Delete every version, or only ``?version=N``."""
-    store = store_of(request)
-    uri = _key(spec_name, task_id, artifact_type).uri(store.root_uri, version)
-    return DeleteResult(deleted=await run_store(lambda: store.delete(uri)))
+    return DeleteResult(deleted=await run_store(lambda: target.store.delete(target.uri)))
 
 
 @router.get(ARTIFACT + "/metadata", response_model=ArtifactOut, responses=_ERRORS)
 async def get_metadata(
-    request: Request,
     _: Annotated[Principal, Depends(requires("read"))],
-    spec_name: str,
-    task_id: str,
-    artifact_type: ArtifactType,
-    version: Version = None,
+    target: Addressed,
 ) -> ArtifactOut:
     """The metadata of the latest version, or of ``?version=N``."""
-    store = store_of(request)
-    uri = _key(spec_name, task_id, artifact_type).uri(store.root_uri, version)
-    return ArtifactOut.of(await run_store(lambda: store.get_metadata(uri)), base_of(request))
+    return ArtifactOut.of(
+        await run_store(lambda: target.store.get_metadata(target.uri)), target.base
+    )
 
 
 @router.get(ARTIFACT + "/versions", response_model=VersionList, responses=_ERRORS)
 async def get_versions(
-    request: Request,
     _: Annotated[Principal, Depends(requires("read"))],
-    spec_name: str,
-    task_id: str,
-    artifact_type: ArtifactType,
+    target: Artifact,
 ) -> VersionList:
     """Every stored version, oldest first."""
-    store = store_of(request)
-    uri = _key(spec_name, task_id, artifact_type).uri(store.root_uri)
-    base = base_of(request)
-    versions = await run_store(lambda: store.get_all_versions(uri))
-    return VersionList(items=[ArtifactOut.of(meta, base) for meta in versions])
+    versions = await run_store(lambda: target.store.get_all_versions(target.uri))
+    return VersionList(items=[ArtifactOut.of(meta, target.base) for meta in versions])
 
 
-async def _tags(
-    request: Request, key: ArtifactKey, version: int | None, change: str, tags: list[str]
-) -> ArtifactOut:
-    store = store_of(request)
-    uri = key.uri(store.root_uri, version)
+async def _tags(target: Target, change: str, tags: list[str]) -> ArtifactOut:
+    store = target.store
     method = {"set": store.update_tags, "add": store.add_tags, "remove": store.remove_tags}[change]
-    return ArtifactOut.of(await run_store(lambda: method(uri, tags)), base_of(request))
+    return ArtifactOut.of(await run_store(lambda: method(target.uri, tags)), target.base)
 
 
 @router.put(ARTIFACT + "/tags", response_model=ArtifactOut, responses=_ERRORS)
 async def set_tags(
-    request: Request,
     _: Annotated[Principal, Depends(requires("write"))],
-    spec_name: str,
-    task_id: str,
-    artifact_type: ArtifactType,
+    target: Addressed,
     body: TagsIn,
-    version: Version = None,
 ) -> ArtifactOut:
     """Replace the tags."""
-    key = _key(spec_name, task_id, artifact_type)
-    return await _tags(request, key, version, "set", body.tags)
+    return await _tags(target, "set", body.tags)
 
 
 @router.post(ARTIFACT + "/tags", response_model=ArtifactOut, responses=_ERRORS)
 async def add_tags(
-    request: Request,
     _: Annotated[Principal, Depends(requires("write"))],
-    spec_name: str,
-    task_id: str,
-    artifact_type: ArtifactType,
+    target: Addressed,
     body: TagsIn,
-    version: Version = None,
 ) -> ArtifactOut:
     """Add tags (those present stay once)."""
-    key = _key(spec_name, task_id, artifact_type)
-    return await _tags(request, key, version, "add", body.tags)
+    return await _tags(target, "add", body.tags)
 
 
 @router.delete(ARTIFACT + "/tags", response_model=ArtifactOut, responses=_ERRORS)
 async def remove_tags(
-    request: Request,
     _: Annotated[Principal, Depends(requires("write"))],
-    spec_name: str,
-    task_id: str,
-    artifact_type: ArtifactType,
+    target: Addressed,
     tag: Annotated[list[str], Query(min_length=1, description="a tag to remove (repeatable)")],
-    version: Version = None,
 ) -> ArtifactOut:
     """Remove the given tags (absent ones are ignored)."""
-    key = _key(spec_name, task_id, artifact_type)
-    return await _tags(request, key, version, "remove", tag)
+    return await _tags(target, "remove", tag)
 
 
 @router.put(ARTIFACT + "/pin", response_model=ArtifactOut, responses=_ERRORS)
 async def pin(
-    request: Request,
     _: Annotated[Principal, Depends(requires("write"))],
-    spec_name: str,
-    task_id: str,
-    artifact_type: ArtifactType,
-    version: Version = None,
+    target: Addressed,
 ) -> ArtifactOut:
     """Keep the artifact (or version) forever: cleanup never deletes it."""
-    store = store_of(request)
-    uri = _key(spec_name, task_id, artifact_type).uri(store.root_uri, version)
-    return ArtifactOut.of(await run_store(lambda: store.pin(uri)), base_of(request))
+    return ArtifactOut.of(await run_store(lambda: target.store.pin(target.uri)), target.base)
 
 
 @router.delete(ARTIFACT + "/pin", response_model=ArtifactOut, responses=_ERRORS)
 async def unpin(
-    request: Request,
     _: Annotated[Principal, Depends(requires("write"))],
-    spec_name: str,
-    task_id: str,
-    artifact_type: ArtifactType,
-    version: Version = None,
+    target: Addressed,
 ) -> ArtifactOut:
     """Let the retention policy apply again."""
-    store = store_of(request)
-    uri = _key(spec_name, task_id, artifact_type).uri(store.root_uri, version)
-    return ArtifactOut.of(await run_store(lambda: store.unpin(uri)), base_of(request))
+    return ArtifactOut.of(await run_store(lambda: target.store.unpin(target.uri)), target.base)
 
 
 # -- listing --------------------------------------------------------------------------
