@@ -66,7 +66,7 @@ CASES = {
 }
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(
     body=st.binary(min_size=0, max_size=5000),
     case=st.sampled_from(sorted(CASES)),

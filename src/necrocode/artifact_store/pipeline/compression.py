@@ -142,8 +142,8 @@ class CompressionEngine:
                 out.append(piece)
                 produced += len(piece)
                 if not inflater.eof:
-                    if inflater.unconsumed_tail:
-                        break  # the limit cut it: the caller reports "more bytes"
+                    if inflater.unconsumed_tail or produced >= limit:
+                        break  # at the limit: the caller reports "more bytes" (as a stream)
                     raise IntegrityError("compressed data is truncated")
                 rest = inflater.unused_data
         except zlib.error as exc:
