@@ -1,4 +1,4 @@
-"""verify_all, export and cleanup_expired on S3 (moto): the worker pool vs one thread.
+"""verify_all, export, cleanup_expired and rebuild_index on S3 (moto): the pool vs one thread.
 
     python benchmarks/cloud_maintenance.py              # 300 artifacts
     python benchmarks/cloud_maintenance.py --count 1000
@@ -6,6 +6,10 @@
 Starts moto on 127.0.0.1 exactly as the test suite does, uploads ``--count`` 2 KB
 artifacts, then times each operation with ``maintenance_workers: 1`` and with the
 default for an object store (8), in rotation, in this one run, and prints the ratio.
+``rebuild_index`` is compared with the old path, measured beside it: one GET after
+another and no snapshot of a previous rebuild (``REBUILD_WORKERS = 1``, snapshot
+deleted), against the default (8 GETs in flight, the snapshot the previous rebuild
+left, so only records whose ETag changed are fetched).
 Cleanup deletes, so it runs once per side on two identical buckets. Against a local
 emulator the numbers measure the client and the emulator, not the cloud: moto runs in
 this process and shares its GIL with the pool, and real round trips are longer, both
@@ -29,6 +33,8 @@ sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
 from tests.cloud_servers import S3_ENV, MotoS3  # noqa: E402
 
 from necrocode.artifact_store import ArtifactStore, ArtifactStoreConfig  # noqa: E402
+from necrocode.artifact_store.index import rebuild as rebuild_module  # noqa: E402
+from necrocode.artifact_store.index.snapshot import SNAPSHOT_KEY  # noqa: E402
 from necrocode.artifact_store.models import utc_now  # noqa: E402
 
 SMALL = 2 * 1024
@@ -58,12 +64,31 @@ def _timed(action: object) -> float:
     return time.perf_counter() - started
 
 
-def _row(name: str, count: int, single: list[float], pooled: list[float]) -> None:
+def _row(
+    name: str, count: int, single: list[float], pooled: list[float], sides: str = "8 workers"
+) -> None:
     one, many = sorted(single)[len(single) // 2], sorted(pooled)[len(pooled) // 2]
     print(
-        f"{name:<28} 1 thread {count / one:8.1f}/s   8 workers {count / many:8.1f}/s   "
+        f"{name:<28} 1 thread {count / one:8.1f}/s   {sides} {count / many:8.1f}/s   "
         f"ratio {one / many:5.2f}"
     )
+
+
+def _rebuild_old(store: ArtifactStore) -> float:
+    """The old rebuild: one record GET after another, no snapshot."""
+    store.backend.delete(SNAPSHOT_KEY)
+    saved = rebuild_module.REBUILD_WORKERS
+    rebuild_module.REBUILD_WORKERS = 1
+    try:
+        return _timed(store.rebuild_index)
+    finally:
+        rebuild_module.REBUILD_WORKERS = saved
+
+
+def _rebuild_now(store: ArtifactStore) -> float:
+    """Today's rebuild after a previous one (which leaves the snapshot)."""
+    store.rebuild_index()
+    return _timed(store.rebuild_index)
 
 
 def main() -> None:
@@ -87,6 +112,7 @@ def main() -> None:
             times: dict[str, tuple[list[float], list[float]]] = {
                 "verify": ([], []),
                 "export": ([], []),
+                "rebuild": ([], []),
             }
             for rep in range(args.repetitions):
                 sides = [(single, 0), (pooled, 1)]
@@ -96,8 +122,18 @@ def main() -> None:
                     times["export"][side].append(
                         _timed(lambda s=store, o=out: s.export_by_spec("spec", o))
                     )
+                old_first = rep % 2 == 0
+                for side in (0, 1) if old_first else (1, 0):
+                    rebuild = _rebuild_old if side == 0 else _rebuild_now
+                    times["rebuild"][side].append(rebuild(single if side == 0 else pooled))
             _row("verify_all", args.count, *times["verify"])
             _row("export_by_spec", args.count, *times["export"])
+            _row(
+                "rebuild_index",
+                args.count,
+                *times["rebuild"],
+                sides="8 GETs + snapshot",
+            )
         cleanup: list[list[float]] = [[], []]
         for side, workers in ((0, 1), (1, None)):
             other = server.new_bucket()

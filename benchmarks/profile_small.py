@@ -6,6 +6,12 @@ uploads of new 2 KB artifacts and D verified downloads of random ones while
 accumulating the wall time spent inside each phase's method. Prints a
 Markdown table per operation: microseconds per call and share of the total.
 
+``--flame`` runs the same workload (without the phase clocks) under py-spy
+(``py-spy record --format raw --nolineno --idle``: wall time, waits included) and
+prints, per operation, the frames under ``ArtifactStore.upload`` and
+``ArtifactStore.download`` with their self and total shares
+(:mod:`benchmarks.flame`); ``--raw PATH`` keeps the raw profile.
+
 ``--cpu N`` adds the CPU time (user + system, ``time.process_time``) of N
 non-durable 2 KB uploads into a store of 200 (``durable_writes: false``: no
 fsync to wait for, so what is left is the work of the upload path itself, the
@@ -19,6 +25,9 @@ import argparse
 import functools
 import random
 import shutil
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -32,6 +41,7 @@ from necrocode.artifact_store.models import utc_now
 from necrocode.artifact_store.naming import ArtifactKey
 from necrocode.artifact_store.pipeline.integrity import ArtifactReader
 
+from .flame import table as flame_table
 from .population import TYPES, bulk_fill, names, payload
 
 HERE = Path(__file__).resolve().parent
@@ -136,6 +146,44 @@ def profile(artifacts: int, uploads: int, downloads: int, work: Path) -> str:
     return "\n".join(out)
 
 
+def workload(artifacts: int, uploads: int, downloads: int, work: Path) -> None:
+    """The profiled operations alone (for ``--flame``): uploads, then downloads."""
+    root = work / "store"
+    bulk_fill(root, 0, artifacts, utc_now())
+    with ArtifactStore(ArtifactStoreConfig(base_path=root)) as store:
+        store.rebuild_index()
+        for n in range(uploads):
+            task = n // 3
+            kind = ("diff", "log", "test")[n % 3]
+            store.upload(f"prof{task:06d}", f"profspec{task // 20:04d}", kind, payload(n))
+        rng = random.Random(5)
+        uris = [
+            ArtifactKey(*names(rng.randrange(artifacts))).uri(store.root_uri)
+            for _ in range(downloads)
+        ]
+        for uri in uris:
+            store.download(uri)
+
+
+def flame(args: argparse.Namespace) -> str:
+    """Run :func:`workload` under py-spy in a child process; summarise both operations."""
+    raw = args.raw or Path(tempfile.mkdtemp(prefix="necrocode-flame-")) / "profile.raw"
+    child = [
+        sys.executable, "-m", "benchmarks.profile_small", "--workload",
+        "--artifacts", str(args.artifacts), "--uploads", str(args.uploads),
+        "--downloads", str(args.downloads), "--work", str(args.work),
+    ]  # fmt: skip
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    command = [spy, "record", "--format", "raw", "--nolineno", "--idle"]
+    command += ["--rate", str(args.rate), "--output", str(raw), "--", *child]
+    subprocess.run(command, check=True, cwd=HERE.parent, stdout=subprocess.DEVNULL)
+    text = raw.read_text()
+    parts = []
+    for title, root in (("Upload", "ArtifactStore.upload"), ("Download", "ArtifactStore.download")):
+        parts.append(f"**{title}**, {args.artifacts:,} stored: " + flame_table(text, root))
+    return "\n\n".join(parts)
+
+
 def cpu_per_operation(count: int, work: Path) -> str:
     """CPU ms per non-durable 2 KB upload and per verified download (see the docstring)."""
     config = ArtifactStoreConfig(base_path=work / "cpu-store", durable_writes=False)
@@ -168,13 +216,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--downloads", type=int, default=5_000)
     parser.add_argument("--cpu", type=int, default=0, help="also: CPU of N non-durable uploads")
     parser.add_argument("--work", type=Path, default=HERE / "_work" / "profile")
+    parser.add_argument("--flame", action="store_true", help="py-spy summary (see above)")
+    parser.add_argument("--raw", type=Path, default=None, help="keep py-spy's raw output here")
+    parser.add_argument("--rate", type=int, default=500, help="py-spy samples per second")
+    parser.add_argument("--workload", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     shutil.rmtree(args.work, ignore_errors=True)
     try:
-        if args.cpu:
-            print(cpu_per_operation(args.cpu, args.work) + "\n")
-        if args.uploads or args.downloads:
-            print(profile(args.artifacts, args.uploads, args.downloads, args.work))
+        if args.workload:
+            workload(args.artifacts, args.uploads, args.downloads, args.work)
+        elif args.flame:
+            print(flame(args))
+        else:
+            if args.cpu:
+                print(cpu_per_operation(args.cpu, args.work) + "\n")
+            if args.uploads or args.downloads:
+                print(profile(args.artifacts, args.uploads, args.downloads, args.work))
     finally:
         shutil.rmtree(args.work, ignore_errors=True)
     return 0

@@ -338,7 +338,7 @@ class ArtifactStoreConfig(_Section):
     retry_backoff_base: float = Field(default=0.2, ge=0, le=MAX_RETRY_INTERVAL_S)
     retry_backoff_max: float = Field(default=5.0, ge=0, le=MAX_RETRY_INTERVAL_S)
     #: Threads of verify_all, cleanup_expired and export; ``null``: 8 on an object
-    #: store; on a local disk 4 for cleanup (2 on one core) and 1 for the rest.
+    #: store; on a local disk 4 for cleanup and verify_all (2 on one or two cores), 1 for export.
     maintenance_workers: int | None = Field(default=None, ge=1, le=64)
 
     #: The search index: ``sqlite`` (default: embedded, one per host, in ``state_dir``) or

@@ -44,6 +44,9 @@ _NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")
 _EXTENSIONS: dict[Codec, str] = {"gzip": "gz", "zstd": "zst", "none": "raw"}
 _CODECS_BY_EXTENSION = {ext: codec for codec, ext in _EXTENSIONS.items()}
 _FILES = "|".join(re.escape(t.filename) for t in ArtifactType)
+#: ``ArtifactType.from_filename`` as one dict lookup (it walks the enum): every URI
+#: and backend key parsed goes through it.
+_TYPES_BY_FILE = {t.filename: t for t in ArtifactType}
 _KEY = re.compile(
     rf"(?P<spec>[^/]+)/(?P<task>[^/]+)/(?P<file>{_FILES})\.v(?P<version>\d{{6,19}})\."
     r"(?:(?P<meta>meta\.json)|(?P<generation>[0-9a-f]{16})\.(?P<ext>gz|zst|raw))"
@@ -163,13 +166,12 @@ class ArtifactKey:
                 f"URI {uri!r} does not have the form {prefix}<spec>/<task>/<file>", uri=uri
             )
         spec, task, filename = parts
-        try:
-            kind = ArtifactType.from_filename(filename)
-        except ValueError:
+        kind = _TYPES_BY_FILE.get(filename)
+        if kind is None:
             names = ", ".join(t.filename for t in ArtifactType)
             raise InvalidURIError(
                 f"URI {uri!r} names file {filename!r}; expected one of: {names}", uri=uri
-            ) from None
+            )
         return cls(validate_name("spec_name", spec), validate_name("task_id", task), kind), version
 
 
@@ -195,7 +197,7 @@ def parse_key(key: str) -> ParsedKey | None:
     spec, task = match["spec"], match["task"]
     if _name_problem(spec) is not None or _name_problem(task) is not None:
         return None
-    artifact = ArtifactKey(spec, task, ArtifactType.from_filename(match["file"]))
+    artifact = ArtifactKey(spec, task, _TYPES_BY_FILE[match["file"]])
     version = int(match["version"])
     if not 1 <= version <= MAX_INT64:
         return None

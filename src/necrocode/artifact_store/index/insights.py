@@ -39,6 +39,7 @@ from __future__ import annotations
 import functools
 import re
 import sqlite3
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,6 +50,7 @@ __all__ = [
     "INSIGHTS_SCHEMA_VERSION",
     "InsightFilter",
     "compact_insights",
+    "insert_insights_bulk",
     "insights_search_sql",
     "install_insights",
     "touches_regex",
@@ -220,6 +222,46 @@ def compact_insights(conn: sqlite3.Connection) -> None:
     """
     if TRIGRAM_AVAILABLE:
         conn.execute("INSERT INTO insight_tests_fts (insight_tests_fts) VALUES ('optimize')")
+
+
+def insert_insights_bulk(conn: sqlite3.Connection, metas: Iterable[ArtifactMetadata]) -> None:
+    """Insert the side rows of ``metas`` into tables known to hold none of them yet.
+
+    The rebuild's path: one ``executemany`` per table instead of the per-version
+    deletes and inserts of :func:`write_insights`.
+    """
+    insights: list[tuple[Any, ...]] = []
+    paths: list[tuple[Any, ...]] = []
+    tests: list[tuple[Any, ...]] = []
+    for meta in metas:
+        summary = meta.summary
+        if summary is None:
+            continue
+        key = (meta.spec_name, meta.task_id, meta.type.value, meta.version)
+        failed = summary.failed
+        insights.append(
+            (
+                *key,
+                meta.created_at.timestamp(),
+                summary.kind,
+                None if failed is None else int(failed),
+                int(summary.has_errors),
+                summary.parser_version,
+            )
+        )
+        paths.extend((path, *key) for path in dict.fromkeys(summary.paths()))
+        failing = summary.failing_tests()
+        if failing:
+            tests.append(("\n".join(failing), *key))
+    conn.executemany(
+        f"INSERT INTO insights ({_KEY}, created_at, kind, failed, has_errors, parser_version)"
+        " VALUES (?,?,?,?,?,?,?,?,?)",
+        insights,
+    )
+    conn.executemany(
+        f"INSERT OR IGNORE INTO insight_paths (path, {_KEY}) VALUES (?,?,?,?,?)", paths
+    )
+    conn.executemany(f"INSERT INTO insight_tests (test_ids, {_KEY}) VALUES (?,?,?,?,?)", tests)
 
 
 def _trigram_available() -> bool:

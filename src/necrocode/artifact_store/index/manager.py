@@ -32,6 +32,7 @@ from . import INDEX_FILENAME, MetadataIndex, SQLiteIndex
 from .intents import DeleteIntent, IntentLog
 from .query import SearchQuery
 from .rebuild import load_parallel
+from .rows import KnownRecords, decode_record
 from .snapshot import read_snapshot, write_snapshot
 from .sqlite import IndexCorruptError
 
@@ -198,13 +199,15 @@ class MetadataManager:
                 with contextlib.suppress(IntegrityError):  # a damaged entry: read the record
                     meta = self._parse_record(key, version, known[1].encode())
             if meta is None:
-                meta = self.load(key, version)
+                meta = self.load_known(key, version, row_texts.pop((key, version), None))
             if info.etag:
                 seen[info.key] = (info.etag, meta)
             return meta
 
         etags = {(key, version): info for key, version, info in listed}
-        loaded = load_parallel(((key, version) for key, version, _ in listed), load)
+        # The old index's rows, where still readable, spare re-validating unchanged records.
+        row_texts: dict[tuple[ArtifactKey, int], str] = {}
+        loaded = load_parallel(_with_known(listed, KnownRecords(self.index), row_texts), load)
         records = loaded if self.index.shared else list(loaded)
         try:
             count = self.index.replace_all(records)
@@ -226,8 +229,8 @@ class MetadataManager:
 
     def with_uri(self, meta: ArtifactMetadata) -> ArtifactMetadata:
         """``meta`` with its URI under this backend's root (records may have moved)."""
-        key = ArtifactKey(meta.spec_name, meta.task_id, meta.type)
-        uri = key.uri(self.root_uri)
+        # ArtifactKey(...).uri(root), spelled out: every download and search row passes here.
+        uri = f"{self.root_uri.rstrip('/')}/{meta.spec_name}/{meta.task_id}/{meta.type.filename}"
         return meta if meta.uri == uri else meta.with_changes(uri=uri)
 
     def save(
@@ -300,6 +303,25 @@ class MetadataManager:
     def load(self, key: ArtifactKey, version: int) -> ArtifactMetadata:
         """Read the record of ``version`` of ``key`` from the backend."""
         return self._parse_record(key, version, self.backend.download(key.record_key(version)))
+
+    def load_known(self, key: ArtifactKey, version: int, known: str | None) -> ArtifactMetadata:
+        """:meth:`load`, where ``known`` is the index row's record text, if any.
+
+        The record is read from the backend all the same; only when its bytes are
+        exactly ``known`` (text this library wrote from a record it had validated) is
+        it decoded by the index's fast decoder instead of the full checks.
+        """
+        data = self.backend.download(key.record_key(version))
+        if known is not None and data == known.encode():
+            meta = decode_record(known)
+            if (meta.spec_name, meta.task_id, meta.type, meta.version) == (
+                key.spec_name,
+                key.task_id,
+                key.type,
+                version,
+            ):
+                return self.with_uri(meta)
+        return self._parse_record(key, version, data)
 
     def load_all(self, stored: StoredArtifact) -> list[ArtifactMetadata]:
         """The readable records of ``stored``, oldest first (vanished or unreadable ones
@@ -610,3 +632,22 @@ class MetadataManager:
     def close(self) -> None:
         """Close the index connection."""
         self.index.close()
+
+
+def _with_known(
+    listed: list[tuple[ArtifactKey, int, ObjectInfo]],
+    rows: KnownRecords,
+    known: dict[tuple[ArtifactKey, int], str],
+) -> Iterator[tuple[ArtifactKey, int]]:
+    """``(key, version)`` of every listed record, first noting its index row's text in
+    ``known`` (see :class:`~.rows.KnownRecords`)."""
+    current: ArtifactKey | None = None
+    texts: dict[int, str] = {}
+    for key, version, _ in listed:
+        if key != current:
+            current = key
+            texts = rows.texts(key.spec_name, key.task_id, key.type.value)
+        text = texts.get(version)
+        if text is not None:
+            known[(key, version)] = text
+        yield key, version

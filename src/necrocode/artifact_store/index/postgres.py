@@ -35,6 +35,7 @@ from .base import Condition, IndexKey, SearchQuery, UsageRow, UsageSums, redact_
 from .insights import InsightFilter, touches_regex
 from .pg_schema import WRITE_LOCK, migrate
 from .query import SORT_COLUMNS
+from .rows import decode_record
 
 __all__ = ["IndexUnavailableError", "PostgresIndex", "active_reservation"]
 
@@ -125,7 +126,7 @@ def _key(key: ArtifactKey) -> tuple[str, str, str]:
 
 
 def _records(rows: Iterable[tuple[Any, ...]]) -> list[ArtifactMetadata]:
-    return [ArtifactMetadata.from_trusted_json(row[0]) for row in rows]
+    return [decode_record(row[0]) for row in rows]
 
 
 class PostgresIndex:

@@ -36,8 +36,9 @@ R = TypeVar("R")
 AHEAD = 2
 #: Local disks, for work that waits on the disk (deletions and their fsyncs): the
 #: waits overlap. Reading and hashing small artifacts is Python-bound instead: there
-#: threads mostly contend for the GIL (0.4-0.7x one item per hand-over, 0.96-1.35x in
-#: batches of 32, on 2 busy cores), so by default it stays on one.
+#: threads mostly contend for the GIL (0.4-0.7x one item per hand-over); verify_all
+#: hands over batches of 32 and counts as disk work (0.92-1.82x on 2 busy cores),
+#: exports stay on one thread.
 LOCAL_WORKERS = 4
 #: Object stores: each call waits on a round trip, so more requests in flight pay.
 REMOTE_WORKERS = 8

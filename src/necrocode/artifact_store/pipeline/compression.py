@@ -115,6 +115,41 @@ class CompressionEngine:
             return read
         raise IntegrityError(f"unknown codec {codec!r} in metadata")
 
+    @staticmethod
+    def decompress_bounded(codec: Codec, data: bytes, limit: int) -> bytes | None:
+        """All of ``data`` decompressed in one call, but at most ``limit`` bytes of it.
+
+        For small objects read whole (a download's fast path): the same answers as
+        :meth:`decompressing_reader` read to the end — several gzip members are
+        concatenated, damage and truncation raise ``IntegrityError`` — with no
+        per-chunk loop. Output past ``limit`` is not produced (a tiny hostile object
+        cannot inflate into memory). ``None`` for a codec without a one-call path
+        (zstd): the caller streams instead.
+        """
+        if codec == "none":
+            return data[:limit]
+        if codec != "gzip":
+            return None
+        if not data:
+            raise IntegrityError("compressed data is truncated")
+        out: list[bytes] = []
+        produced = 0
+        rest = data
+        try:
+            while rest and produced < limit:
+                inflater = zlib.decompressobj(_GZIP_WBITS)
+                piece = inflater.decompress(rest, limit - produced)
+                out.append(piece)
+                produced += len(piece)
+                if not inflater.eof:
+                    if inflater.unconsumed_tail or produced >= limit:
+                        break  # at the limit: the caller reports "more bytes" (as a stream)
+                    raise IntegrityError("compressed data is truncated")
+                rest = inflater.unused_data
+        except zlib.error as exc:
+            raise IntegrityError(f"compressed data is corrupt: {exc}") from exc
+        return b"".join(out)
+
     @classmethod
     def decompress_stream(cls, codec: Codec, chunks: Iterable[bytes]) -> Iterator[bytes]:
         """Decompress ``chunks`` of ``codec`` lazily."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -14,6 +14,12 @@ from .compression import CompressionEngine
 
 if TYPE_CHECKING:  # the record's schema loads with the first record, not at start-up
     from ..models import ArtifactMetadata
+
+#: Objects (stored bytes) a download reads whole and inflates in one call; larger ones
+#: stream in chunks of :data:`CHUNK_SIZE`.
+SMALL_OBJECT = 256 * 1024
+#: ... if their recorded original size is at most this (a download holds it all anyway).
+SMALL_ORIGINAL = 16 * 1024 * 1024
 
 __all__ = [
     "ArtifactProblem",
@@ -71,7 +77,7 @@ class ArtifactReader(io.RawIOBase):
         super().__init__()
         self.metadata = meta
         self._raw = raw
-        self._read = CompressionEngine.decompressing_reader(meta.codec, raw.read)
+        self._reader: Callable[[int], bytes] | None = None  # made at the first read
         self._verify = verify
         self._digest = hashlib.sha256() if verify else None
         self._count = 0
@@ -91,7 +97,11 @@ class ArtifactReader(io.RawIOBase):
         if self._done or size == 0:
             return b""
         try:
-            data = self._read(size)
+            if self._reader is None:
+                self._reader = CompressionEngine.decompressing_reader(
+                    self.metadata.codec, self._raw.read
+                )
+            data = self._reader(size)
         except IntegrityError as exc:
             raise IntegrityError(f"{self.uri}: {exc}", uri=self.uri) from exc
         if data:
@@ -116,6 +126,60 @@ class ArtifactReader(io.RawIOBase):
         return len(data)
 
     def readall(self) -> bytes:
+        if self._reader is None and not self._done:
+            whole = self._read_small()
+            if whole is not None:
+                return whole
+        parts = []
+        while chunk := self.read(CHUNK_SIZE):
+            parts.append(chunk)
+        return b"".join(parts)
+
+    def _read_small(self) -> bytes | None:
+        """A small object read whole and inflated in one call (most downloads): the
+        checks of :meth:`read` without its per-chunk layers. ``None`` when the object
+        is large or of unknown size, or its codec streams only."""
+        stored_size = self._raw.size
+        meta = self.metadata
+        if stored_size is None or stored_size > SMALL_OBJECT or meta.size > SMALL_ORIGINAL:
+            return None
+        if meta.codec not in ("gzip", "none"):
+            return None
+        pieces = []
+        while piece := self._raw.read(stored_size + 1):
+            pieces.append(piece)
+            if sum(map(len, pieces)) > stored_size + SMALL_OBJECT:
+                return self._restream(pieces)  # growing under us: take the streaming path
+        try:
+            data = CompressionEngine.decompress_bounded(meta.codec, b"".join(pieces), meta.size + 1)
+        except IntegrityError as exc:
+            raise IntegrityError(f"{self.uri}: {exc}", uri=self.uri) from exc
+        assert data is not None  # gzip and none always decompress in one call
+        self._count = len(data)
+        self._done = True
+        if self._count > meta.size:
+            raise IntegrityError(
+                f"{self.uri}: more bytes than the recorded {meta.size}",
+                uri=self.uri,
+                expected=str(meta.size),
+                actual=f">{meta.size}",
+            )
+        if self._digest is not None:
+            self._digest.update(data)
+        self._check_end()
+        return data
+
+    def _restream(self, pieces: list[bytes]) -> bytes:
+        """Finish a read that turned out not to be small, streaming from ``pieces`` on."""
+        source = iter([b"".join(pieces)])
+        raw_read = self._raw.read
+
+        def read(count: int) -> bytes:
+            for first in source:
+                return first
+            return raw_read(count)
+
+        self._reader = CompressionEngine.decompressing_reader(self.metadata.codec, read)
         parts = []
         while chunk := self.read(CHUNK_SIZE):
             parts.append(chunk)
@@ -130,6 +194,10 @@ class ArtifactReader(io.RawIOBase):
 
         Returns how many bytes were read; raises ``IntegrityError`` on a mismatch.
         """
+        if self._reader is None and not self._done:
+            whole = self._read_small()
+            if whole is not None:
+                return len(whole)
         total = 0
         while chunk := self.read(CHUNK_SIZE):
             total += len(chunk)
