@@ -159,22 +159,15 @@ class ArtifactStore:
 
     @operation("upload_many")
     def upload_many(self, items: Sequence[UploadItem]) -> list[UploadResult]:
-        """Store several artifacts (a task's diff, log and test result) in one call.
-
-        Each :class:`UploadItem` holds the arguments of one :meth:`upload`; the
-        items share one commit (one round of fsyncs, one index transaction) but
-        stay all-or-nothing each: one :class:`UploadResult` per item, in order,
-        with the stored version's metadata or the item's typed error (nothing is
-        raised for a failing item). The same artifact twice becomes two versions
-        in item order. See :mod:`.pipeline.upload_many`.
-        """
+        """Store several artifacts (a task's diff, log and test result) sharing one commit,
+        each all-or-nothing: one :class:`UploadResult` per :class:`UploadItem`, in order,
+        with its metadata or its typed error (see :mod:`.pipeline.upload_many`)."""
         return upload_many(self._uploader, items)
 
     # -- download (pipeline/download.py) -----------------------------------------------
 
     def open(self, uri: str, verify_checksum: bool | None = None) -> ArtifactReader:
-        """A binary file of the original bytes (``with`` block), hashed as they pass:
-        ``IntegrityError`` at the end on a mismatch (the size is always checked)."""
+        """A binary file of the original bytes, hashed as they pass (``IntegrityError``)."""
         with Operation("open", uri):
             return download.open_artifact(self._parts, uri, verify_checksum)
 
@@ -191,8 +184,7 @@ class ArtifactStore:
     def download_stream(
         self, uri: str, chunk_size: int = 8192, verify_checksum: bool | None = None
     ) -> Iterator[bytes]:
-        """Yield the bytes in chunks of at most ``chunk_size``, verified like :meth:`open`
-        (a mismatch raises before the last chunk is given out)."""
+        """Yield the bytes in chunks of at most ``chunk_size``, verified like :meth:`open`."""
         return download.in_chunks(self.open, uri, chunk_size, verify_checksum)
 
     @operation("download")
@@ -257,8 +249,7 @@ class ArtifactStore:
         cursor: str | None = None,
         **filters: Unpack[SearchFilters],
     ) -> SearchPage:
-        """At most ``limit`` items of :meth:`search` after ``cursor``; the page's
-        ``next_cursor`` (``None`` at the end) continues it, keyset-paged."""
+        """At most ``limit`` items of :meth:`search` after ``cursor`` (keyset paging)."""
         check_filters("search_page", dict(filters))
         return search_page(
             self.metadata, task_id, spec_name, artifact_type, created_after, created_before,
@@ -388,8 +379,7 @@ class ArtifactStore:
     def refresh_summaries(
         self, *, force: bool = False, progress: ProgressCallback | None = None
     ) -> SummaryRefreshReport:
-        """Summarise versions with no summary or an older one (streamed, verified,
-        resumable; see :mod:`.maintenance.summaries`); ``force`` re-reads all."""
+        """Summarise versions with no or an older summary (``force``: all); resumable."""
         return summaries.refresh_store(self._parts, force=force, progress=progress)
 
     # -- retention (maintenance/retention.py) -------------------------------------------

@@ -39,13 +39,14 @@ from ..backends.base import (
     source_chunks,
 )
 from ..content.summariser import Summariser
+from ..content.summary import Summary
 from ..exceptions import (
     ArtifactExistsError,
     ArtifactStoreError,
     InvalidInputError,
     StorageError,
 )
-from ..models import MAX_RETENTION_DAYS, ArtifactMetadata, ArtifactType, utc_now
+from ..models import MAX_RETENTION_DAYS, ArtifactMetadata, ArtifactType, Codec, utc_now
 from ..naming import ArtifactKey, new_generation, validate_tags
 from .integrity import HashingSource
 from .operation import Operation
@@ -201,26 +202,10 @@ class Uploader:
                 parts.backend.delete(object_key)
                 log.debug("%s unchanged: kept v%d", previous[-1].uri, previous[-1].version)
                 return previous[-1]
-            meta = ArtifactMetadata(
-                uri=key.uri(parts.root_uri),
-                task_id=key.task_id,
-                spec_name=key.spec_name,
-                type=key.type,
-                size=source.size,
-                checksum=source.checksum,
-                created_at=utc_now(),
-                compressed=codec != "none",
-                stored_size=staged.size,
-                mime_type=checked.mime_type,
-                tags=checked.tags,
-                version=version,
-                metadata=checked.custom,
-                codec=codec,
-                object_key=object_key,
-                retention_days=checked.retention_days,
-                summary=summary,
-                summary_reason=summary_reason,
-            )
+            meta = new_version(
+                key.uri(parts.root_uri), key, version, object_key, codec, source, staged,
+                checked, summary, summary_reason,
+            )  # fmt: skip
             return self._finish(key, meta, staged, replaced)
 
     def _finish(
@@ -301,6 +286,41 @@ class Uploader:
         except ArtifactStoreError as exc:
             log.warning("could not check whether %s was committed: %s", object_key, exc)
         return None
+
+
+def new_version(
+    uri: str,
+    key: ArtifactKey,
+    version: int,
+    object_key: str,
+    codec: Codec,
+    source: HashingSource,
+    staged: StagedObject,
+    checked: _Checked,
+    summary: Summary | None,
+    summary_reason: str | None,
+) -> ArtifactMetadata:
+    """The record of a version whose bytes ``source`` hashed and ``staged`` holds."""
+    return ArtifactMetadata(
+        uri=uri,
+        task_id=key.task_id,
+        spec_name=key.spec_name,
+        type=key.type,
+        size=source.size,
+        checksum=source.checksum,
+        created_at=utc_now(),
+        compressed=codec != "none",
+        stored_size=staged.size,
+        mime_type=checked.mime_type,
+        tags=checked.tags,
+        version=version,
+        metadata=checked.custom,
+        codec=codec,
+        object_key=object_key,
+        retention_days=checked.retention_days,
+        summary=summary,
+        summary_reason=summary_reason,
+    )
 
 
 def current_versions(parts: StoreParts, key: ArtifactKey) -> list[ArtifactMetadata]:

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from ..backends.base import ObjectExistsError, SourceError, StagedObject
 from ..content.summariser import Summariser
 from ..exceptions import ArtifactExistsError, ArtifactStoreError, InvalidInputError
-from ..models import ArtifactMetadata, utc_now
+from ..models import ArtifactMetadata
 from ..naming import ArtifactKey, new_generation
 from .batch import UploadItem, UploadResult
 from .integrity import HashingSource
@@ -39,6 +39,7 @@ from .upload import (
     _check,
     content_chunks,
     current_versions,
+    new_version,
     remove_replaced,
     upload_key,
 )
@@ -198,25 +199,8 @@ def _stage(uploader: Uploader, pending: _Pending, pending_bytes: int) -> Artifac
         if options.if_changed and previous and previous[-1].checksum == source.checksum:
             parts.backend.delete(object_key)
             return previous[-1]
-        meta = ArtifactMetadata(
-            uri=uri,
-            task_id=key.task_id,
-            spec_name=key.spec_name,
-            type=key.type,
-            size=source.size,
-            checksum=source.checksum,
-            created_at=utc_now(),
-            compressed=codec != "none",
-            stored_size=staged.size,
-            mime_type=checked.mime_type,
-            tags=checked.tags,
-            version=version,
-            metadata=checked.custom,
-            codec=codec,
-            object_key=object_key,
-            retention_days=checked.retention_days,
-            summary=summary,
-            summary_reason=summary_reason,
+        meta = new_version(
+            uri, key, version, object_key, codec, source, staged, checked, summary, summary_reason
         )
         pending.usage_before = uploader.quota.check(meta, replaced, pending=pending_bytes)
     except BaseException:
