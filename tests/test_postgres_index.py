@@ -117,8 +117,10 @@ def test_an_interrupted_rebuild_resumes_without_reading_records_again(
     assert not index.is_built()
     assert len(index.rebuild_progress()) == 500  # one batch committed before the failure
     loads: list[object] = []
-    real_load = manager.load
-    manager.load = lambda key, version: loads.append(key) or real_load(key, version)  # type: ignore[method-assign, func-returns-value]
+    real_load = manager.load_known
+    manager.load_known = lambda key, version, known: (  # type: ignore[method-assign]
+        loads.append(key) or real_load(key, version, known)  # type: ignore[func-returns-value]
+    )
     assert manager.rebuild_index() == 1200
     assert len(loads) == 700
     assert index.is_built() and index.rebuild_progress() == set()
