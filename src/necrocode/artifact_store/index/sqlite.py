@@ -260,7 +260,7 @@ class SQLiteIndex:
             self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
         )
         try:
-            conn.execute("PRAGMA journal_mode=WAL")
+            _set_wal(conn)
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
             conn.execute(f"PRAGMA mmap_size={MMAP_BYTES}")
@@ -849,3 +849,27 @@ def _classify(exc: sqlite3.DatabaseError, path: Path) -> StorageError:
     if damaged:
         return IndexCorruptError(f"index {path} is damaged: {message}")
     return StorageError(f"index {path}: {message}")
+
+
+#: How long to wait between tries of switching a new index to WAL.
+WAL_RETRY_S = 0.01
+
+
+def _set_wal(conn: sqlite3.Connection) -> None:
+    """``PRAGMA journal_mode=WAL``, waiting while another connection writes.
+
+    On a new file (not WAL yet) the switch needs an exclusive lock, and SQLite
+    answers "database is locked" at once, without its busy handler, while
+    another process holds a write transaction there: several processes opening
+    a new store together would fail. It is tried again for up to
+    :data:`BUSY_TIMEOUT_S`, as the busy handler would have waited.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY or time.monotonic() >= deadline:
+                raise
+        time.sleep(WAL_RETRY_S)
