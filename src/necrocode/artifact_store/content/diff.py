@@ -191,7 +191,9 @@ class DiffParser:
                     end = size if match is None else match.start() + 1
                 if end > pos:
                     if not self._count_body(block[pos:end]):
-                        for line in block[pos:end].splitlines(keepends=True):
+                        # Lines end at "\n" only, as in feed(): splitlines would also
+                        # cut at a "\r" inside a line.
+                        for line in _lines(block[pos:end]):
                             done += self.feed(line.decode(encoding, "replace"))
                     pos = end
                     continue
@@ -456,3 +458,12 @@ def _take_quoted(text: str) -> tuple[str, str]:
         out.extend(char.encode("utf-8", "surrogateescape"))
         i += 1
     return out.decode("utf-8", "replace"), ""
+
+
+def _lines(segment: bytes) -> list[bytes]:
+    """``segment`` cut after every ``\n`` (the last piece may lack it)."""
+    pieces = segment.split(b"\n")
+    lines = [piece + b"\n" for piece in pieces[:-1]]
+    if pieces[-1]:
+        lines.append(pieces[-1])
+    return lines

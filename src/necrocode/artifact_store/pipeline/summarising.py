@@ -204,6 +204,11 @@ class SummaryTap:
 
     def _feed(self, chunk: bytes) -> None:
         assert self.summariser is not None
+        if self.summariser.done:
+            # Capped or unparseable: the rest of the content changes nothing. (Read
+            # while a worker may set it; it only ever turns True, and a chunk fed
+            # after that is ignored by the summariser anyway.)
+            return
         if self._inbox is not None:
             self._inbox.put(chunk)  # waits while the worker is QUEUE_CHUNKS behind
             return
