@@ -49,10 +49,14 @@ from ..models import ArtifactMetadata
 __all__ = [
     "INSIGHTS_SCHEMA_VERSION",
     "InsightFilter",
+    "clear_insights",
     "compact_insights",
+    "insert_insight_values",
     "insert_insights_bulk",
+    "insight_values",
     "insights_search_sql",
     "install_insights",
+    "restore_insights_trigger",
     "touches_regex",
     "write_insights",
 ]
@@ -160,13 +164,32 @@ def _clear(row: str) -> str:
 # called by the index's one row-writing method: computing the side rows from the
 # Summary object is several times cheaper than having SQLite parse the record's
 # JSON once per json_extract/json_each.
+#: One statement (for ``execute`` inside a transaction): a trigger body is part of it.
+_ON_DELETE = f"""CREATE TRIGGER IF NOT EXISTS insights_on_delete AFTER DELETE ON artifacts BEGIN
+{_clear("old")}
+END"""
+
 _TRIGGERS = f"""
 DROP TRIGGER IF EXISTS insights_on_insert;
 DROP TRIGGER IF EXISTS insights_on_update;
-CREATE TRIGGER IF NOT EXISTS insights_on_delete AFTER DELETE ON artifacts BEGIN
-{_clear("old")}
-END;
+{_ON_DELETE};
 """
+
+
+def clear_insights(conn: sqlite3.Connection) -> None:
+    """Empty the side tables at once and drop the trigger that clears them row by row
+    (inside a rebuild's transaction, before ``DELETE FROM artifacts``: without any
+    trigger on it, SQLite empties the table without visiting its rows).
+    :func:`restore_insights_trigger` puts the trigger back before the commit."""
+    conn.execute("DROP TRIGGER IF EXISTS insights_on_delete")
+    for table in ("insights", "insight_paths", "insight_tests"):
+        conn.execute(f"DELETE FROM {table}")
+
+
+def restore_insights_trigger(conn: sqlite3.Connection) -> None:
+    """Re-create the trigger :func:`clear_insights` dropped."""
+    conn.execute(_ON_DELETE)
+
 
 _WHERE_KEY = "spec_name = ? AND task_id = ? AND type = ? AND version = ?"
 
@@ -224,35 +247,57 @@ def compact_insights(conn: sqlite3.Connection) -> None:
         conn.execute("INSERT INTO insight_tests_fts (insight_tests_fts) VALUES ('optimize')")
 
 
-def insert_insights_bulk(conn: sqlite3.Connection, metas: Iterable[ArtifactMetadata]) -> None:
-    """Insert the side rows of ``metas`` into tables known to hold none of them yet.
+def insight_values(
+    meta: ArtifactMetadata,
+) -> tuple[tuple[Any, ...] | None, tuple[str, ...], str | None]:
+    """The side rows of ``meta`` for a bulk load, without its key: the ``insights``
+    values (``None`` without a summary), the touched paths and the failing tests
+    (``None`` if none). Plain data: a worker process of a rebuild computes them."""
+    summary = meta.summary
+    if summary is None:
+        return None, (), None
+    failed = summary.failed
+    insight = (
+        meta.created_at.timestamp(),
+        summary.kind,
+        None if failed is None else int(failed),
+        int(summary.has_errors),
+        summary.parser_version,
+    )
+    failing = summary.failing_tests()
+    return insight, tuple(dict.fromkeys(summary.paths())), "\n".join(failing) if failing else None
 
-    The rebuild's path: one ``executemany`` per table instead of the per-version
-    deletes and inserts of :func:`write_insights`.
-    """
+
+def insert_insights_bulk(conn: sqlite3.Connection, metas: Iterable[ArtifactMetadata]) -> None:
+    """Insert the side rows of ``metas`` into tables known to hold none of them yet."""
+    insert_insight_values(
+        conn,
+        (
+            ((meta.spec_name, meta.task_id, meta.type.value, meta.version), *insight_values(meta))
+            for meta in metas
+        ),
+    )
+
+
+def insert_insight_values(
+    conn: sqlite3.Connection,
+    rows: Iterable[
+        tuple[tuple[str, str, str, int], tuple[Any, ...] | None, tuple[str, ...], str | None]
+    ],
+) -> None:
+    """Insert ``(key, *insight_values)`` side rows into tables known to hold none of
+    them yet: the rebuild's path, one ``executemany`` per table instead of the
+    per-version deletes and inserts of :func:`write_insights`."""
     insights: list[tuple[Any, ...]] = []
     paths: list[tuple[Any, ...]] = []
     tests: list[tuple[Any, ...]] = []
-    for meta in metas:
-        summary = meta.summary
-        if summary is None:
+    for key, insight, touched, failing in rows:
+        if insight is None:
             continue
-        key = (meta.spec_name, meta.task_id, meta.type.value, meta.version)
-        failed = summary.failed
-        insights.append(
-            (
-                *key,
-                meta.created_at.timestamp(),
-                summary.kind,
-                None if failed is None else int(failed),
-                int(summary.has_errors),
-                summary.parser_version,
-            )
-        )
-        paths.extend((path, *key) for path in dict.fromkeys(summary.paths()))
-        failing = summary.failing_tests()
-        if failing:
-            tests.append(("\n".join(failing), *key))
+        insights.append((*key, *insight))
+        paths.extend((path, *key) for path in touched)
+        if failing is not None:
+            tests.append((failing, *key))
     conn.executemany(
         f"INSERT INTO insights ({_KEY}, created_at, kind, failed, has_errors, parser_version)"
         " VALUES (?,?,?,?,?,?,?,?,?)",
