@@ -194,7 +194,7 @@ def b6_workers(report: Report, root: Path, scratch: Path, now: datetime, scale: 
     count on this machine) vs the same code on one thread (``maintenance_workers: 1``).
 
     On a local disk verify_all and rebuild_index of a store this large run in worker
-    processes (``maintenance/processes.py``), cleanup on threads (it waits on fsyncs),
+    processes (``index/processes.py``), cleanup on threads (it waits on fsyncs),
     export on one thread by default. Both sides run in this process, in rotation
     (verify, rebuild, export) or back to back on two identical stores (cleanup), so the
     ratio is what the workers add on this machine.

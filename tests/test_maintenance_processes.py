@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from necrocode.artifact_store import ArtifactStore, ArtifactStoreConfig, StorageError
+from necrocode.artifact_store.index import processes
 from necrocode.artifact_store.index.intents import DeleteIntent
-from necrocode.artifact_store.maintenance import processes
-from necrocode.artifact_store.maintenance.processes import WorkerFailedError, ordered_in_processes
+from necrocode.artifact_store.index.processes import WorkerFailedError, ordered_in_processes
 from necrocode.artifact_store.naming import ArtifactKey, ArtifactType
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -2,7 +2,7 @@
 
 :meth:`~.manager.MetadataManager.rebuild_index` of a large store on a local disk
 cuts the walk into parts of whole top-level folders
-(:func:`~..maintenance.processes.local_parts`); each worker process walks its
+(:func:`~.processes.local_parts`); each worker process walks its
 folders, reads and checks their records (the old index's rows, read-only, spare
 re-validating unchanged ones, as in one process) and sends back the rows to insert.
 The caller fills the index from them in one transaction.

@@ -26,11 +26,11 @@ from ..exceptions import (
     StorageFullError,
     StoragePermissionError,
 )
-from ..maintenance.processes import LocalParts, local_parts, ordered_in_processes
 from ..models import ArtifactMetadata
 from ..naming import ArtifactKey, parse_key
 from . import INDEX_FILENAME, MetadataIndex, SQLiteIndex
 from .intents import DeleteIntent, IntentLog
+from .processes import LocalParts, local_parts, ordered_in_processes
 from .query import SearchQuery
 from .rebuild import load_parallel
 from .rows import KnownRecords, decode_record

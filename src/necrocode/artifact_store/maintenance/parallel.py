@@ -26,7 +26,7 @@ from typing import Generic, TypeVar
 from ..backends.base import StorageBackend
 from ..exceptions import ArtifactStoreError
 
-__all__ = ["AHEAD", "Outcome", "local_processes", "maintenance_workers", "ordered_map"]
+__all__ = ["AHEAD", "Outcome", "maintenance_workers", "ordered_map"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -42,8 +42,6 @@ AHEAD = 2
 LOCAL_WORKERS = 4
 #: Object stores: each call waits on a round trip, so more requests in flight pay.
 REMOTE_WORKERS = 8
-#: Worker processes for Python-bound upkeep of a local disk, at most (one per core).
-MAX_PROCESSES = 4
 
 
 @dataclass(frozen=True)
@@ -69,16 +67,6 @@ def maintenance_workers(
     if waits_on_disk:
         return min(LOCAL_WORKERS, max(2, os.cpu_count() or 1))
     return 1
-
-
-def local_processes(configured: int | None = None) -> int:
-    """How many worker processes (:mod:`.processes`) Python-bound upkeep of a local disk
-    uses: ``configured`` (the ``maintenance_workers`` setting) if given, else one per
-    core, at most :data:`MAX_PROCESSES`. 1 means none: the caller's thread does it all.
-    """
-    if configured is not None:
-        return configured
-    return max(1, min(MAX_PROCESSES, os.cpu_count() or 1))
 
 
 def ordered_map(

@@ -25,13 +25,13 @@ from ..exceptions import (
 )
 from ..index.coordination import ArtifactLocks
 from ..index.manager import MetadataManager, RecordReader, StoredArtifact, group_stored
+from ..index.processes import LocalParts, local_parts, ordered_in_processes
 from ..index.rows import KnownRecords
 from ..index.sqlite import RecordPages
 from ..models import ArtifactType, utc_now
 from ..naming import ArtifactKey, parse_key
 from ..pipeline.integrity import ArtifactProblem, ArtifactReader, VerifyReport, vars_of
 from .parallel import maintenance_workers, ordered_map
-from .processes import LocalParts, local_parts, ordered_in_processes
 
 __all__ = ["DEFAULT_REPAIR_GRACE", "RepairReport", "repair_store", "verify_store"]
 

@@ -4,7 +4,7 @@ Reading, inflating and hashing small artifacts holds the GIL most of the time, s
 threads of one process cannot use a second core (on a quiet 2-core machine two
 threads verified *slower* than one). :func:`ordered_in_processes` runs the work in
 child processes instead, each a fresh ``python -m
-necrocode.artifact_store.maintenance.processes`` (never a fork of the caller, which
+necrocode.artifact_store.index.processes`` (never a fork of the caller, which
 may hold locks of its other threads, and never a re-import of the caller's main
 script, as :mod:`multiprocessing`'s spawn would do).
 
@@ -36,12 +36,22 @@ from typing import IO, TYPE_CHECKING, Any
 from ..backends.base import ObjectInfo, StorageBackend
 from ..backends.filesystem import FilesystemBackend
 from ..exceptions import ArtifactStoreError, StorageError
-from .parallel import AHEAD, local_processes
 
 if TYPE_CHECKING:
-    from ..index.base import MetadataIndex
+    from .base import MetadataIndex
 
-__all__ = ["LocalParts", "WorkerFailedError", "local_parts", "ordered_in_processes"]
+__all__ = [
+    "LocalParts",
+    "WorkerFailedError",
+    "local_parts",
+    "local_processes",
+    "ordered_in_processes",
+]
+
+#: Parts queued per worker beyond the one it works on.
+AHEAD = 2
+#: Worker processes for Python-bound upkeep of a local disk, at most (one per core).
+MAX_PROCESSES = 4
 
 #: Below this many indexed artifacts (and top-level folders), starting worker processes
 #: (~0.2 s) costs more than they save.
@@ -76,13 +86,23 @@ class WorkerFailedError(RuntimeError):
     """A worker process hit a bug (its traceback is the message) or ended abruptly."""
 
 
+def local_processes(configured: int | None = None) -> int:
+    """How many worker processes Python-bound upkeep of a local disk uses:
+    ``configured`` (the ``maintenance_workers`` setting) if given, else one per core,
+    at most :data:`MAX_PROCESSES`. 1 means none: the caller's thread does it all.
+    """
+    if configured is not None:
+        return configured
+    return max(1, min(MAX_PROCESSES, os.cpu_count() or 1))
+
+
 def local_parts(
     backend: StorageBackend, index: MetadataIndex, configured: int | None
 ) -> LocalParts | None:
     """The walk of ``backend`` cut into parts, if upkeep runs in worker processes: a
     local disk (under its retry wrapper), an index in a local SQLite file (``index``
     has a ``path``; the workers read its rows, read-only), more than one process
-    (:func:`~.parallel.local_processes`) and a store large enough to pay for them."""
+    (:func:`local_processes`) and a store large enough to pay for them."""
     inner = getattr(backend, "inner", backend)
     path = getattr(index, "path", None)
     if not isinstance(inner, FilesystemBackend) or not isinstance(path, Path):
