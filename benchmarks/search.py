@@ -31,7 +31,7 @@ MAX_ROWS = 100
 Query = Callable[[], object]
 
 
-def _queries(
+def search_queries(
     store: ArtifactStore, population: int, now: datetime, rng: random.Random
 ) -> dict[str, Query]:
     """One random query of each kind, re-drawn on every call."""
@@ -92,7 +92,7 @@ def search_latencies(
     """Latencies (ms) of ``queries`` random queries of each kind; checks row counts."""
     rng = random.Random(population)
     found: dict[str, list[float]] = {}
-    for kind, query in _queries(store, population, now, rng).items():
+    for kind, query in search_queries(store, population, now, rng).items():
         query()  # warm the statement cache
         latencies = []
         for _ in range(queries):

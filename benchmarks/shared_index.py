@@ -54,7 +54,8 @@ from necrocode.artifact_store.models import utc_now  # noqa: E402
 from necrocode.artifact_store.naming import ArtifactKey  # noqa: E402
 
 from .harness import FULL, QUICK, Report, Result, median, rate_result, render  # noqa: E402
-from .population import TAG_BATCH, TYPES, created_of, names, tags_of  # noqa: E402
+from .population import created_of, names, summary_of, tags_of  # noqa: E402
+from .search import search_queries  # noqa: E402
 
 #: Latency the proxy adds to every request to S3 (one way, before forwarding).
 PROXY_DELAY_S = 0.010
@@ -78,33 +79,8 @@ def synthetic(i: int, now: datetime, root: str) -> ArtifactMetadata:
         mime_type=kind.mime_type,
         tags=tags_of(i),
         object_key=key.object_key(1, "0" * 16, "none"),
+        summary=summary_of(i),
     )
-
-
-def _queries(store: ArtifactStore, population: int, now: datetime) -> dict[str, Callable[[], Any]]:
-    rng = random.Random(population)
-
-    def pick() -> int:
-        return rng.randrange(population)
-
-    def by_type_and_date() -> Any:
-        i = pick()
-        start = created_of(i, now)
-        return store.search(
-            artifact_type=TYPES[i % 3],
-            created_after=start,
-            created_before=start + (created_of(1, now) - created_of(0, now)) * 120,
-        )
-
-    return {
-        "by task": lambda: store.search(task_id=names(pick())[1]),
-        "by spec": lambda: store.search(spec_name=names(pick())[0]),
-        "by type + date range": by_type_and_date,
-        "by tag": lambda: store.search_by_tags([f"batch-{pick() // TAG_BATCH:05d}"]),
-        "combined (spec + type + tag)": lambda: store.search(
-            spec_name=names(pick())[0], artifact_type=TYPES[pick() % 3], tags=["bench"]
-        ),
-    }
 
 
 def _latency_ms(query: Callable[[], Any], count: int) -> list[float]:
@@ -148,11 +124,13 @@ def search_and_upload(
             local.close()
         stores[name] = ArtifactStore(settings)
     try:
-        for kind in _queries(stores["sqlite"], population, now):
-            latencies = {
-                name: _latency_ms(_queries(store, population, now)[kind], queries)
-                for name, store in stores.items()
-            }
+        # The same random queries of each B3 kind (content filters included) on both.
+        picked = {
+            name: search_queries(store, population, now, random.Random(population))
+            for name, store in stores.items()
+        }
+        for kind in picked["sqlite"]:
+            latencies = {name: _latency_ms(picked[name][kind], queries) for name in stores}
             pg_ms, lite_ms = median(latencies["postgresql"]), median(latencies["sqlite"])
             report.add(
                 Result(
@@ -361,6 +339,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--population", type=int, default=None, help="artifacts for search/upload")
     parser.add_argument("--records", type=int, default=None, help="records rebuilt from S3")
     parser.add_argument("--hosts-checks", type=int, default=None, help="visibility samples")
+    parser.add_argument(
+        "--parts",
+        default="search,visibility,rebuild",
+        help="comma-separated subset of: search (and uploads), visibility, rebuild",
+    )
     args = parser.parse_args(argv)
     scale = QUICK if args.quick else FULL
     population = args.population or (2_000 if args.quick else 100_000)
@@ -375,9 +358,13 @@ def main(argv: list[str] | None = None) -> int:
         MotoS3.running() as s3,
     ):
         work = Path(tmp)
-        search_and_upload(report, pg, work, population, scale.queries, scale.uploads_per_rep)
-        visibility(report, pg, s3, work, checks)
-        rebuild_rates(report, pg, s3, work, records)
+        parts = set(args.parts.split(","))
+        if "search" in parts:
+            search_and_upload(report, pg, work, population, scale.queries, scale.uploads_per_rep)
+        if "visibility" in parts:
+            visibility(report, pg, s3, work, checks)
+        if "rebuild" in parts:
+            rebuild_rates(report, pg, s3, work, records)
     report.notes.append(
         "PostgreSQL is a throwaway local cluster (fsync off), reached over TCP on 127.0.0.1; "
         "SQLite is the embedded index file. Rebuild 'after' uses "

@@ -8,7 +8,12 @@ from typing import Any
 
 import pytest
 
-from necrocode.artifact_store import ArtifactMetadata, ArtifactStore, ArtifactStoreConfig
+from necrocode.artifact_store import (
+    ArtifactMetadata,
+    ArtifactStore,
+    ArtifactStoreConfig,
+    IntegrityError,
+)
 from necrocode.artifact_store.index.rows import decode_record
 
 JUNIT = b"""<?xml version="1.0"?>
@@ -73,3 +78,21 @@ def test_unexpected_rows_are_still_checked(records: list[str]) -> None:
     assert decode_record(json.dumps(missing)) == ArtifactMetadata.from_json(json.dumps(missing))
     local = dict(data, created_at="2026-01-01T10:00:00+02:00")
     assert decode_record(json.dumps(local)).created_at.hour == 8
+
+
+def test_a_row_whose_summary_surprises_gets_the_checked_answer(records: list[str]) -> None:
+    decode_record(records[0])  # the typed summary reader is in use from here on
+    data: dict[str, Any] = json.loads(records[0])  # the test report's record
+    assert data["summary"]["kind"] == "test"
+    data["summary"]["test"]["passed"] = "three"
+    text = json.dumps(data)
+    with pytest.raises(IntegrityError) as from_row:
+        decode_record(text)
+    with pytest.raises(IntegrityError) as checked:
+        ArtifactMetadata.from_json(text)
+    assert str(from_row.value) == str(checked.value)
+    data["summary"]["test"].update(passed=3, duration=2)  # an int where a float is written
+    data["summary"]["extra"] = {"from": "a later release"}
+    text = json.dumps(data)
+    assert decode_record(text) == ArtifactMetadata.from_json(text)
+    assert decode_record(text).summary.test.duration == 2.0  # type: ignore[union-attr]

@@ -3,7 +3,9 @@ refusing a database of another store or of a newer release, resuming a rebuild."
 
 from __future__ import annotations
 
+import json
 import threading
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,11 +21,16 @@ from necrocode.artifact_store import (
 from necrocode.artifact_store.backends.filesystem import FilesystemBackend
 from necrocode.artifact_store.index import SearchQuery, open_index
 from necrocode.artifact_store.index.insights import InsightFilter
-from necrocode.artifact_store.index.pg_schema import MIGRATIONS, SCHEMA_VERSION
-from necrocode.artifact_store.index.postgres import PostgresIndex
+from necrocode.artifact_store.index.pg_schema import (
+    FAILING_TEST_INDEX,
+    MIGRATIONS,
+    SCHEMA_VERSION,
+)
+from necrocode.artifact_store.index.postgres import PostgresIndex, search_sql
 from necrocode.artifact_store.naming import ArtifactKey
 
-from .index_conformance import DIFF, diff_of, meta, summarised
+from .index_conformance import DIFF, LOG, TEST, diff_of, meta, summarised
+from .pg_server import PostgresServer
 
 
 def test_many_hosts_starting_at_once_migrate_the_schema_once(pg_url: str) -> None:
@@ -145,3 +152,144 @@ def test_a_schema_1_database_is_migrated_and_its_rows_get_their_insights(pg_url:
     with psycopg.connect(pg_url) as conn:
         assert conn.execute("SELECT version FROM necro_schema").fetchone() == (SCHEMA_VERSION,)
     index.close()
+
+
+# -- content searches that stay flat: changed-paths table, trigram index (schema 3) ------
+
+
+def _junit_failing(name: str) -> bytes:
+    return (
+        f'<testsuite name="s" tests="1" failures="1"><testcase classname="tests.mod"'
+        f' name="{name}"><failure message="x"/></testcase></testsuite>'
+    ).encode()
+
+
+def test_a_schema_2_database_gets_the_paths_table_and_the_trigram_index(pg_url: str) -> None:
+    diff = meta("s", "t", DIFF, summary=summarised(DIFF, diff_of("auth/login.py", "ui/x.py")))
+    report = meta("s", "t", TEST, summary=summarised(TEST, _junit_failing("test_login_100")))
+    # A database as release 2 of the schema left it, rows and their insight columns filled.
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE necro_schema (version integer NOT NULL)")
+        first, second = MIGRATIONS[:2]
+        assert isinstance(first, str) and isinstance(second, str)
+        conn.execute(first)
+        for row in (diff, report):
+            conn.execute(
+                "INSERT INTO artifacts (spec_name, task_id, type, version, is_latest,"
+                " created_at, size, original_size, record) VALUES (%s, %s, %s, 1, true, %s,"
+                " 10, 20, %s)",
+                (
+                    row.spec_name,
+                    row.task_id,
+                    row.type.value,
+                    row.created_at.timestamp(),
+                    row.to_json(),
+                ),
+            )
+        conn.execute(second)  # fills the insight columns from the records
+        conn.execute("INSERT INTO necro_schema VALUES (2)")
+    index = PostgresIndex(pg_url, "memory://store")  # migrates when first used
+    assert index.search(SearchQuery(insights=InsightFilter.build(touches="auth/**"))) == [diff]
+    assert index.search(SearchQuery(insights=InsightFilter.build(test="LOGIN_1"))) == [report]
+    with psycopg.connect(pg_url) as conn:
+        assert conn.execute("SELECT version FROM necro_schema").fetchone() == (SCHEMA_VERSION,)
+        paths = conn.execute("SELECT path FROM artifact_paths ORDER BY path").fetchall()
+        assert paths == [("auth/login.py",), ("ui/x.py",)]
+        found = conn.execute("SELECT to_regclass(%s)", (FAILING_TEST_INDEX,)).fetchone()
+        assert found is not None and found[0] is not None
+    index.close()
+
+
+def test_changed_paths_follow_every_write_of_the_row(pg_url: str) -> None:
+    index = PostgresIndex(pg_url, "memory://store")
+
+    def paths() -> list[tuple[str, str]]:
+        with psycopg.connect(pg_url) as conn:
+            rows = conn.execute("SELECT task_id, path FROM artifact_paths ORDER BY 1, 2")
+            return [(r[0], r[1]) for r in rows.fetchall()]
+
+    first = meta("s", "a", DIFF, summary=summarised(DIFF, diff_of("auth/a.py")))
+    index.put(first)
+    index.put(meta("s", "b", DIFF, summary=summarised(DIFF, diff_of("lib/b.py", "lib/c.py"))))
+    index.put(meta("s", "c", LOG))  # no paths, no rows
+    assert paths() == [("a", "auth/a.py"), ("b", "lib/b.py"), ("b", "lib/c.py")]
+    # The same version written again with other content: its paths are replaced.
+    index.put(meta("s", "a", DIFF, summary=summarised(DIFF, diff_of("auth/z.py"))))
+    assert paths() == [("a", "auth/z.py"), ("b", "lib/b.py"), ("b", "lib/c.py")]
+    touches = SearchQuery(insights=InsightFilter.build(touches="auth/a.py"))
+    assert index.search(touches) == []
+    index.remove(ArtifactKey("s", "b", DIFF))
+    assert paths() == [("a", "auth/z.py")]
+    index.replace_all([first])  # a rebuild from the records
+    assert paths() == [("a", "auth/a.py")]
+    assert index.search(touches) == [first]
+    index.destroy()
+    assert paths() == []
+    index.close()
+
+
+def _plan(pg_url: str, query: SearchQuery) -> str:
+    sql, params = search_sql(query)
+    with psycopg.connect(pg_url) as conn:
+        row = conn.execute("EXPLAIN (FORMAT JSON) " + sql, params).fetchone()
+    assert row is not None
+    return json.dumps(row[0])
+
+
+def test_content_searches_are_index_lookups_not_scans(pg_url: str) -> None:
+    """At a few thousand rows (statistics fresh from the rebuild) the planner reads the
+    changed-paths index and the trigram index: the growth B9 measures is theirs."""
+    diffs = [
+        meta("s", f"d{i}", DIFF, summary=summarised(DIFF, diff_of(f"pkg{i:04d}/m.py")))
+        for i in range(1500)
+    ]
+    reports = [
+        meta("s", f"t{i}", TEST, summary=summarised(TEST, _junit_failing(f"test_case_{i:04d}")))
+        for i in range(1500)
+    ]
+    index = PostgresIndex(pg_url, "memory://store")
+    index.replace_all([*diffs, *reports])
+    touches = SearchQuery(insights=InsightFilter.build(touches="pkg0042/**"))
+    assert index.search(touches) == [diffs[42]]
+    assert "artifact_paths_by_path" in _plan(pg_url, touches)
+    test = SearchQuery(insights=InsightFilter.build(test="case_0777"))
+    assert index.search(test) == [reports[777]]
+    assert FAILING_TEST_INDEX in _plan(pg_url, test)
+    index.close()
+
+
+def test_without_pg_trgm_test_searches_still_work(pg_server: PostgresServer) -> None:
+    """A role that may not create extensions gets the schema without the trigram index
+    (a warning says so) and the same answers."""
+    role = f"necro_plain_{uuid.uuid4().hex[:8]}"
+    url = pg_server.new_database()
+    database = url.rpartition("/")[2]
+    with psycopg.connect(pg_server.admin_url, autocommit=True) as admin:
+        admin.execute(f'CREATE ROLE "{role}" LOGIN')
+        admin.execute(f'REVOKE CREATE ON DATABASE "{database}" FROM PUBLIC')
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f'GRANT CREATE ON SCHEMA public TO "{role}"')
+    scheme, _, rest = url.partition("://")
+    role_url = f"{scheme}://{role}@{rest.partition('@')[2]}"
+    try:
+        index = PostgresIndex(role_url, "memory://store")
+        failing = meta("s", "t", TEST, summary=summarised(TEST, _junit_failing("test_50%_off")))
+        index.put(failing)
+        index.put(meta("s", "u", TEST, summary=summarised(TEST, _junit_failing("test_500_off"))))
+        with psycopg.connect(role_url) as conn:
+            found = conn.execute("SELECT to_regclass(%s)", (FAILING_TEST_INDEX,)).fetchone()
+            assert found == (None,)
+        assert index.search(SearchQuery(insights=InsightFilter.build(test="50%"))) == [failing]
+        # Once an administrator has made pg_trgm available, a rebuild adds the index.
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("CREATE EXTENSION pg_trgm")
+        index.replace_all([failing])
+        with psycopg.connect(role_url) as conn:
+            found = conn.execute("SELECT to_regclass(%s)", (FAILING_TEST_INDEX,)).fetchone()
+            assert found is not None and found[0] is not None
+        assert index.search(SearchQuery(insights=InsightFilter.build(test="50%"))) == [failing]
+        index.close()
+    finally:
+        pg_server.drop_database(url)
+        with psycopg.connect(pg_server.admin_url, autocommit=True) as admin:
+            admin.execute(f'DROP ROLE IF EXISTS "{role}"')

@@ -13,11 +13,21 @@ Text columns use the ``"C"`` collation so ordering matches the SQLite index
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from typing import Any
 
 from ..exceptions import ConfigError
 
-__all__ = ["MIGRATION_LOCK", "SCHEMA_VERSION", "migrate"]
+__all__ = [
+    "FAILING_TEST_INDEX",
+    "MIGRATION_LOCK",
+    "SCHEMA_VERSION",
+    "ensure_failing_test_index",
+    "migrate",
+]
+
+log = logging.getLogger(__name__)
 
 #: Key of the advisory lock held while migrating (any fixed 64-bit number).
 MIGRATION_LOCK = 0x4E4352_0001
@@ -164,8 +174,94 @@ CREATE INDEX artifacts_by_errors ON artifacts (summary_has_errors, created_at)
     WHERE summary_kind IS NOT NULL;
 """
 
-#: Migration ``n`` (1-based) brings schema ``n - 1`` to ``n``.
-MIGRATIONS: tuple[str, ...] = (_V1, _V2)
+# Content searches that stay flat as the index grows (issue 18; B9 measures them):
+# every changed path of a version is a row of ``artifact_paths``, kept by triggers in
+# the transaction that writes the artifact's row and dropped with it, so a
+# ``touches`` glob is a range scan over its literal prefix; a failing-test substring
+# uses a trigram index when the database has ``pg_trgm`` (see _v3).
+_V3_PATHS = """
+CREATE TABLE artifact_paths (
+    spec_name text COLLATE "C" NOT NULL,
+    task_id   text COLLATE "C" NOT NULL,
+    type      text COLLATE "C" NOT NULL,
+    version   integer NOT NULL,
+    path      text COLLATE "C" NOT NULL,
+    PRIMARY KEY (spec_name, task_id, type, version, path),
+    FOREIGN KEY (spec_name, task_id, type, version) REFERENCES artifacts ON DELETE CASCADE
+);
+CREATE INDEX artifact_paths_by_path ON artifact_paths (path);
+
+CREATE FUNCTION necro_paths_trigger() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'UPDATE' THEN
+        DELETE FROM artifact_paths
+        WHERE spec_name = OLD.spec_name AND task_id = OLD.task_id AND type = OLD.type
+            AND version = OLD.version;
+    END IF;
+    INSERT INTO artifact_paths (spec_name, task_id, type, version, path)
+        SELECT DISTINCT NEW.spec_name, NEW.task_id, NEW.type, NEW.version, p
+        FROM unnest(NEW.paths) AS p;
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER paths_on_insert AFTER INSERT ON artifacts
+    FOR EACH ROW WHEN (cardinality(NEW.paths) > 0) EXECUTE FUNCTION necro_paths_trigger();
+CREATE TRIGGER paths_on_update AFTER UPDATE OF paths ON artifacts
+    FOR EACH ROW WHEN (OLD.paths IS DISTINCT FROM NEW.paths)
+    EXECUTE FUNCTION necro_paths_trigger();
+
+INSERT INTO artifact_paths (spec_name, task_id, type, version, path)
+    SELECT DISTINCT spec_name, task_id, type, version, p FROM artifacts, unnest(paths) AS p;
+ANALYZE artifact_paths;
+"""
+
+#: The trigram index of failing test ids (present only where ``pg_trgm`` could be used).
+FAILING_TEST_INDEX = "artifacts_by_failing_test"
+
+
+def _v3(conn: Any) -> None:
+    """The changed-paths table, and the trigram index of failing test ids if it can be.
+
+    ``pg_trgm`` ships with PostgreSQL (contrib) and is a trusted extension, so the
+    database's owner may create it; where it is missing or not allowed, searches by
+    failing test id stay correct and scan the summarised rows instead (logged once,
+    here). After an administrator's ``CREATE EXTENSION pg_trgm``, the next
+    ``rebuild_index`` adds the index (it calls :func:`ensure_failing_test_index`).
+    """
+    conn.execute(_V3_PATHS)
+    ensure_failing_test_index(conn)
+
+
+def ensure_failing_test_index(conn: Any) -> bool:
+    """Create the trigram index of failing test ids if ``pg_trgm`` allows; True if it
+    exists afterwards. A failure rolls back only its own savepoint."""
+    import psycopg  # noqa: PLC0415 - psycopg is imported only with a PostgreSQL index
+
+    found = conn.execute("SELECT to_regclass(%s)", (FAILING_TEST_INDEX,)).fetchone()
+    if found is not None and found[0] is not None:
+        return True
+    try:
+        with conn.transaction():  # a savepoint inside the migration's transaction
+            conn.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
+            conn.execute(
+                f"CREATE INDEX {FAILING_TEST_INDEX} ON artifacts"
+                " USING gin (lower(failing_tests) gin_trgm_ops)"
+                " WHERE failing_tests IS NOT NULL"
+            )
+    except psycopg.Error as exc:
+        log.warning(
+            "PostgreSQL index: no trigram index of failing test ids (%s); searches by"
+            " test id scan the summarised rows",
+            str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__,
+        )
+        return False
+    return True
+
+
+#: Migration ``n`` (1-based) brings schema ``n - 1`` to ``n``: a script, or a function
+#: of the connection for steps that may partly not apply.
+MIGRATIONS: tuple[str | Callable[[Any], None], ...] = (_V1, _V2, _v3)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -183,8 +279,11 @@ def migrate(conn: Any) -> int:
                 f"release's {SCHEMA_VERSION}; upgrade necrocode-artifact-store",
                 key="index_url",
             )
-        for script in MIGRATIONS[found:]:
-            conn.execute(script)
+        for step in MIGRATIONS[found:]:
+            if isinstance(step, str):
+                conn.execute(step)
+            else:
+                step(conn)
         if row is None:
             conn.execute("INSERT INTO necro_schema (version) VALUES (%s)", (SCHEMA_VERSION,))
         elif found < SCHEMA_VERSION:

@@ -33,7 +33,7 @@ from ..models import ArtifactMetadata
 from ..naming import ArtifactKey
 from .base import Condition, IndexKey, SearchQuery, UsageRow, UsageSums, redact_url
 from .insights import InsightFilter, touches_regex
-from .pg_schema import WRITE_LOCK, migrate
+from .pg_schema import WRITE_LOCK, ensure_failing_test_index, migrate
 from .query import SORT_COLUMNS
 from .rows import decode_record
 
@@ -291,7 +291,7 @@ class PostgresIndex:
         """Empty every table of this index (after damage); the schema stays."""
 
         def wipe(conn: psycopg.Connection[Any]) -> None:
-            conn.execute("TRUNCATE artifacts, usage_totals")
+            conn.execute("TRUNCATE artifacts, artifact_paths, usage_totals")
             conn.execute("UPDATE usage_grand SET artifacts=0, versions=0, size=0, original_size=0")
             conn.execute("DELETE FROM index_state WHERE name IN ('built', 'rebuilding')")
 
@@ -437,8 +437,11 @@ class PostgresIndex:
                 " ON CONFLICT (name) DO UPDATE SET value = excluded.value",
                 (str(generation),),
             )
+            # The trigram index, if pg_trgm has become available since the migration.
+            ensure_failing_test_index(conn)
             # Fresh statistics, so the planner picks the right index at once.
             conn.execute("ANALYZE artifacts")
+            conn.execute("ANALYZE artifact_paths")
             (count,) = conn.execute("SELECT COUNT(*) FROM artifacts").fetchone() or (0,)
             return int(count)
 
@@ -632,19 +635,29 @@ def _insight_clauses(insight: InsightFilter, clauses: list[str], params: list[An
         clauses.append("summary_has_errors = %s")
         params.append(insight.has_errors)
     if insight.test is not None:
-        clauses.append("strpos(lower(failing_tests), lower(%s)) > 0")
-        params.append(insight.test.strip())
+        # LIKE (its wildcards escaped), so the trigram index can serve it where it exists.
+        clauses.append("lower(failing_tests) LIKE lower(%s) ESCAPE '\\'")
+        params.append(f"%{_like_escaped(insight.test.strip())}%")
     if insight.touches is not None:
         # The glob's rule as a PostgreSQL regular expression (the Python one uses only
         # constructs both dialects read alike), anchored for a full match.
-        where = ["p ~ %s"]
+        # The literal prefix makes it a range scan of artifact_paths.
+        where = ["path ~ %s"]
         values: list[Any] = [f"^(?:{touches_regex(insight.touches).pattern})$"]
         prefix = _literal_prefix(insight.touches)
         if prefix:
-            where[:0] = ["p >= %s", "p < %s"]
+            where[:0] = ["path >= %s", "path < %s"]
             values[:0] = [prefix, prefix[:-1] + chr(ord(prefix[-1]) + 1)]
-        clauses.append(f"EXISTS (SELECT 1 FROM unnest(paths) AS p WHERE {' AND '.join(where)})")
+        clauses.append(
+            "(spec_name, task_id, type, version) IN (SELECT spec_name, task_id, type,"
+            f" version FROM artifact_paths WHERE {' AND '.join(where)})"
+        )
         params.extend(values)
+
+
+def _like_escaped(text: str) -> str:
+    """``text`` as a LIKE pattern matching itself (escape character: backslash)."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def _literal_prefix(pattern: str) -> str:
