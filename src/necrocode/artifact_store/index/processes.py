@@ -108,7 +108,7 @@ def local_parts(
     if not isinstance(inner, FilesystemBackend) or not isinstance(path, Path):
         return None
     processes = local_processes(configured)
-    if processes <= 1:
+    if processes <= 1 or not sys.executable:  # an embedded interpreter starts no workers
         return None
     try:
         indexed = int(index.count())
