@@ -394,6 +394,48 @@ class IndexConformance:
         for needle in ("50_%", "5%off", "off_x", "test_ok", "t_test"):
             assert self._found(index, test=needle) == [], needle
 
+    def test_touches_is_exact_whatever_the_paths_hold(self, index: MetadataIndex) -> None:
+        """Paths with newlines and backslashes, renames, globs without a literal part."""
+        from necrocode.artifact_store.content import SUMMARY_VERSION, ChangedFile, DiffSummary
+
+        files = (
+            ChangedFile("src/new\nline.py", "added", 1, 0),
+            ChangedFile("back\\slash/x.py", "modified", 1, 1),
+            ChangedFile("lib/moved.rs", "renamed", 0, 0, old_path="old/place.rs"),
+            ChangedFile("x.py", "modified", 1, 1),
+        )
+        summary = Summary("diff", SUMMARY_VERSION, diff=DiffSummary(4, 3, 2, 0, files))
+        index.put(meta("s", "odd", DIFF, when=START, summary=summary))
+        nested = Summary(
+            "diff",
+            SUMMARY_VERSION,
+            diff=DiffSummary(1, 1, 0, 0, (ChangedFile("deep/a/b/x.py", "added", 1, 0),)),
+        )
+        index.put(meta("s", "deep", DIFF, when=START + timedelta(1), summary=nested))
+        cases = {
+            "src/new\nline.py": ["odd/diff"],
+            "src/new": [],  # a path is never cut at its newline
+            "line.py": [],
+            "**/line.py": [],
+            "src/*line.py": ["odd/diff"],
+            "back\\slash": ["odd/diff"],
+            "back\\slash/*.py": ["odd/diff"],
+            "back": [],
+            "old/place.rs": ["odd/diff"],
+            "old/**": ["odd/diff"],
+            "lib": ["odd/diff"],
+            "**/x.py": ["odd/diff", "deep/diff"],
+            "x.py": ["odd/diff"],
+            "*/x.py": ["odd/diff"],  # back\\slash is one segment
+            "deep/*/*/x.py": ["deep/diff"],
+            "d?ep/**": ["deep/diff"],
+            "*": ["odd/diff"],
+            "**": ["odd/diff", "deep/diff"],
+            "X.PY": [],  # paths are case-sensitive
+        }
+        for pattern, expected in cases.items():
+            assert self._found(index, touches=pattern) == expected, pattern
+
     def test_content_filters_follow_updates_and_deletes(self, index: MetadataIndex) -> None:
         made = self._insights(index)
         failing = made["failing"]

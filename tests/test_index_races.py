@@ -14,6 +14,8 @@ import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import pytest
+
 from necrocode.artifact_store import ArtifactStore, ArtifactStoreConfig, FilesystemBackend
 from necrocode.artifact_store.backends.base import ObjectInfo
 from necrocode.artifact_store.naming import ArtifactKey
@@ -76,3 +78,52 @@ def test_refresh_racing_an_upload_keeps_the_new_version(tmp_path: Path) -> None:
         thread.join()
         reader.close()
         writer.close()
+
+
+def test_a_new_index_opens_while_another_process_writes_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Switching a new index file to WAL needs an exclusive lock, which SQLite refuses
+    at once (no busy wait) while another connection writes: the opener waits instead."""
+    import sqlite3
+    import time
+
+    from necrocode.artifact_store.index import sqlite as sqlite_index
+
+    retried = threading.Event()
+
+    class Clock:
+        monotonic = staticmethod(time.monotonic)
+
+        @staticmethod
+        def sleep(seconds: float) -> None:
+            retried.set()
+            time.sleep(seconds)
+
+    monkeypatch.setattr(sqlite_index, "time", Clock())
+    path = tmp_path / "index.sqlite3"
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("CREATE TABLE creating (x)")
+    other.execute("BEGIN IMMEDIATE")
+    other.execute("INSERT INTO creating VALUES (1)")
+    outcome: list[object] = []
+
+    def open_index() -> None:
+        try:
+            index = sqlite_index.SQLiteIndex(path)
+            outcome.append(index.is_built())
+            index.close()
+        except Exception as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=open_index)
+    thread.start()
+    try:
+        while thread.is_alive() and not retried.wait(0.01):
+            pass  # until the opener waits for the lock (or gave up)
+        assert retried.is_set() and outcome == [], outcome
+    finally:
+        other.execute("COMMIT")
+        thread.join()
+        other.close()
+    assert outcome == [False], outcome  # opened: an empty index, not yet built

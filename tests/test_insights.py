@@ -185,13 +185,50 @@ def test_an_index_without_side_tables_fills_them_on_open(
     store.close()
     index = sqlite3.connect(store.config.effective_state_dir / "index.sqlite3")
     with index:
-        for table in ("insights", "insight_paths", "insight_tests"):
+        for table in ("insights", "insight_files", "insight_tests"):
             index.execute(f"DELETE FROM {table}")
         index.execute("DELETE FROM index_state WHERE name = 'insights'")
     index.close()
     with ArtifactStore(store.config) as reopened:
         assert uris_of(reopened.search(failed=True)) == [uris["failing"]]
         assert uris_of(reopened.search(test="login")) == [uris["failing"]]
+
+
+def test_an_index_of_the_path_table_schema_is_refilled_on_open(
+    store: ArtifactStore, inputs: dict[str, bytes]
+) -> None:
+    """Insights schema 1 kept changed paths in ``insight_paths`` (one row a path),
+    with a delete trigger that named it: opening the index replaces both."""
+    uris = fill(store, inputs)
+    store.close()
+    index = sqlite3.connect(store.config.effective_state_dir / "index.sqlite3")
+    with index:
+        index.execute("DELETE FROM insight_files")
+        index.execute("DROP TRIGGER insight_rows_on_delete")
+        index.executescript(
+            """
+            CREATE TABLE insight_paths (
+                path TEXT NOT NULL, spec_name TEXT NOT NULL, task_id TEXT NOT NULL,
+                type TEXT NOT NULL, version INTEGER NOT NULL,
+                PRIMARY KEY (path, spec_name, task_id, type, version)) WITHOUT ROWID;
+            CREATE TRIGGER insights_on_delete AFTER DELETE ON artifacts BEGIN
+                DELETE FROM insight_paths WHERE spec_name = old.spec_name
+                    AND task_id = old.task_id AND type = old.type AND version = old.version;
+            END;
+            """
+        )
+        index.execute("UPDATE index_state SET value = '1' WHERE name = 'insights'")
+    index.close()
+    with ArtifactStore(store.config) as reopened:
+        assert uris_of(reopened.search(touches="auth/**")) == [uris["diff"]]
+        assert uris_of(reopened.search(touches="ui/page.tsx")) == [uris["other-diff"]]
+        reopened.delete(uris["diff"])
+        assert reopened.search(touches="auth/**") == []
+    index = sqlite3.connect(store.config.effective_state_dir / "index.sqlite3")
+    names = {row[0] for row in index.execute("SELECT name FROM sqlite_master")}
+    index.close()
+    assert "insight_paths" not in names and "insights_on_delete" not in names
+    assert {"insight_files", "insight_files_fts", "insight_rows_on_delete"} <= names
 
 
 @pytest.mark.parametrize(

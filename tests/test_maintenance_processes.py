@@ -201,7 +201,7 @@ def _index_rows(root: Path) -> dict[str, list[tuple[object, ...]]]:
                 "usage_totals",
                 "usage_grand",
                 "insights",
-                "insight_paths",
+                "insight_files",
                 "insight_tests",
             )
         }

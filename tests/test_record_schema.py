@@ -11,7 +11,13 @@ from typing import Any
 import pytest
 
 from necrocode.artifact_store import ArtifactMetadata, ArtifactType, IntegrityError
-from necrocode.artifact_store.content.summary import LogSummary, Summary
+from necrocode.artifact_store.content.summary import (
+    ChangedFile,
+    DiffSummary,
+    LogSummary,
+    Summary,
+    TestSummary,
+)
 from necrocode.artifact_store.record import LAYOUT_0_1_0
 from necrocode.artifact_store.service.schemas import ArtifactOut
 
@@ -53,6 +59,35 @@ def test_records_are_spelt_as_json_dumps_spells_them(custom: dict[str, Any]) -> 
     assert meta.to_json() == _stdlib_json(meta)
     assert meta.to_json().isascii()
     assert ArtifactMetadata.from_json(meta.to_json()) == meta
+
+
+def _floats(value: Any, path: tuple[str, ...] = ()) -> set[tuple[str, ...]]:
+    if isinstance(value, float):
+        return {path}
+    if isinstance(value, dict):
+        return {found for key, item in value.items() for found in _floats(item, (*path, key))}
+    if isinstance(value, list):
+        return {found for item in value for found in _floats(item, (*path, "[]"))}
+    return set()
+
+
+@pytest.mark.parametrize("duration", [1e-05, 1e16, 0.25, None])
+def test_a_summarys_floats_are_spelt_as_json_dumps_spells_them(duration: float | None) -> None:
+    """The record writer looks for exponent-spelt floats only where a summary has
+    floats: the test report's duration (and no other field of any summary kind)."""
+    files = (ChangedFile("a.py", "renamed", 1, 2, True, "b.py"),)
+    summaries = [
+        Summary("test", 2, test=TestSummary("junit", False, 1, 2, 3, 4, duration, ("t.x",))),
+        Summary("diff", 2, diff=DiffSummary(1, 1, 2, 1, files), capped=True),
+        Summary("log", 2, log=LogSummary(9, 1, 2, 3, 4)),
+    ]
+    for summary in summaries:
+        floats = _floats(summary.to_dict())
+        assert floats <= {("test", "duration")}
+        meta = _meta(summary=summary)
+        assert meta.to_json() == _stdlib_json(meta)
+        assert ArtifactMetadata.from_json(meta.to_json()) == meta
+    assert _floats(summaries[0].to_dict()) == ({("test", "duration")} if duration else set())
 
 
 def test_later_fields_are_written_only_once_set() -> None:

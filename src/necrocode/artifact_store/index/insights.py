@@ -21,8 +21,12 @@ tables are filled from the rows' JSON in one SQL pass:
 - ``insights``: one row per summarised version with ``failed`` and
   ``has_errors``, indexed with ``created_at`` so "newest failing" walks an
   index and stops at ``limit``;
-- ``insight_paths``: every changed path (old and new) of a diff, keyed by path,
-  so ``touches="auth/**"`` is a range scan over the pattern's literal prefix;
+- ``insight_files`` + ``insight_files_fts``: the changed paths (old and new) of
+  each diff (one row per version, one path a line) and an FTS5 trigram index
+  over them, so ``touches="auth/**"`` looks up the pattern's longest literal
+  part (``auth/``) and checks the glob on the few rows that hold it. One row
+  per upload appends one small index segment (merged later), where a table
+  keyed by path took a page write per changed path;
 - ``insight_tests`` + ``insight_tests_fts``: the failing test ids of each
   version (one row, ids joined by newlines) and an FTS5 trigram index over
   them, so a substring of three or more characters is an index lookup
@@ -62,12 +66,40 @@ __all__ = [
 ]
 
 #: Bumped when the side tables change; an index with an older one refills them.
-INSIGHTS_SCHEMA_VERSION = 1
+INSIGHTS_SCHEMA_VERSION = 2
 MAX_PATTERN_CHARS = 1024
 #: Substrings shorter than this cannot use the trigram index.
 TRIGRAM = 3
 
 _KEY = "spec_name, task_id, type, version"
+#: Every side table, keyed by a version's key (the trigram tables follow theirs).
+_SIDE_TABLES = ("insights", "insight_files", "insight_tests")
+#: The side tables of older schemas, dropped when the tables are refilled.
+_OLD_TABLES = ("insight_paths",)
+
+
+def _escaped(path: str) -> str:
+    """``path`` as one line of ``insight_files.paths``: backslashes and newlines escaped."""
+    if "\\" in path or "\n" in path:
+        return path.replace("\\", "\\\\").replace("\n", "\\n")
+    return path
+
+
+def _unescaped(line: str) -> str:
+    if "\\" not in line:
+        return line
+    return re.sub(r"\\(.)", lambda m: "\n" if m.group(1) == "n" else m.group(1), line)
+
+
+def _escaped_sql(column: str) -> str:
+    """SQL for :func:`_escaped` of ``column``."""
+    return f"replace(replace({column}, '\\', '\\\\'), char(10), '\\n')"
+
+
+def joined_paths(paths: Iterable[str]) -> str:
+    """The ``paths`` column of a diff's changed paths."""
+    return "\n".join(_escaped(path) for path in paths)
+
 
 _TABLES = """
 CREATE TABLE IF NOT EXISTS insights (
@@ -85,16 +117,16 @@ CREATE TABLE IF NOT EXISTS insights (
 CREATE INDEX IF NOT EXISTS insights_by_failed ON insights (failed, created_at)
     WHERE failed IS NOT NULL;
 CREATE INDEX IF NOT EXISTS insights_by_errors ON insights (has_errors, created_at);
-CREATE TABLE IF NOT EXISTS insight_paths (
-    path      TEXT    NOT NULL,
+CREATE TABLE IF NOT EXISTS insight_files (
+    id        INTEGER PRIMARY KEY,
+    paths     TEXT    NOT NULL,
     spec_name TEXT    NOT NULL,
     task_id   TEXT    NOT NULL,
     type      TEXT    NOT NULL,
-    version   INTEGER NOT NULL,
-    PRIMARY KEY (path, spec_name, task_id, type, version)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS insight_paths_by_artifact
-    ON insight_paths (spec_name, task_id, type, version);
+    version   INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS insight_files_by_artifact
+    ON insight_files (spec_name, task_id, type, version);
 CREATE TABLE IF NOT EXISTS insight_tests (
     id        INTEGER PRIMARY KEY,
     test_ids  TEXT    NOT NULL,
@@ -107,15 +139,37 @@ CREATE INDEX IF NOT EXISTS insight_tests_by_artifact
     ON insight_tests (spec_name, task_id, type, version);
 """
 
-_FTS = """
-CREATE VIRTUAL TABLE IF NOT EXISTS insight_tests_fts USING fts5(
-    test_ids, content='insight_tests', content_rowid='id', tokenize='trigram');
-CREATE TRIGGER IF NOT EXISTS insight_tests_fts_add AFTER INSERT ON insight_tests BEGIN
-    INSERT INTO insight_tests_fts (rowid, test_ids) VALUES (new.id, new.test_ids);
+#: The side tables with a trigram index over one text column: (table, column, options).
+#: Lookups are ANDs of single trigrams, which need no positions (``detail=none``)
+#: nor column sizes: the paths' index goes without them (half the work per upload
+#: of a big diff); the failing ids' index predates that.
+_TEXT_TABLES = (
+    ("insight_tests", "test_ids", ""),
+    ("insight_files", "paths", ", detail=none, columnsize=0"),
+)
+
+
+def _fts(table: str, column: str, options: str) -> str:
+    return f"""
+CREATE VIRTUAL TABLE IF NOT EXISTS {table}_fts USING fts5(
+    {column}, content='{table}', content_rowid='id', tokenize='trigram'{options});
+CREATE TRIGGER IF NOT EXISTS {table}_fts_add AFTER INSERT ON {table} BEGIN
+    INSERT INTO {table}_fts (rowid, {column}) VALUES (new.id, new.{column});
 END;
-CREATE TRIGGER IF NOT EXISTS insight_tests_fts_drop AFTER DELETE ON insight_tests BEGIN
-    INSERT INTO insight_tests_fts (insight_tests_fts, rowid, test_ids)
-    VALUES ('delete', old.id, old.test_ids);
+CREATE TRIGGER IF NOT EXISTS {table}_fts_drop AFTER DELETE ON {table} BEGIN
+    INSERT INTO {table}_fts ({table}_fts, rowid, {column}) VALUES ('delete', old.id, old.{column});
+END;
+"""
+
+
+def _plain_fts(table: str, column: str, _options: str) -> str:
+    return f"""
+CREATE TABLE IF NOT EXISTS {table}_fts (rowid INTEGER PRIMARY KEY, {column} TEXT NOT NULL);
+CREATE TRIGGER IF NOT EXISTS {table}_fts_add AFTER INSERT ON {table} BEGIN
+    INSERT INTO {table}_fts (rowid, {column}) VALUES (new.id, new.{column});
+END;
+CREATE TRIGGER IF NOT EXISTS {table}_fts_drop AFTER DELETE ON {table} BEGIN
+    DELETE FROM {table}_fts WHERE rowid = old.id;
 END;
 """
 
@@ -131,14 +185,18 @@ def _fill(row: str) -> str:
         coalesce(json_extract({rec}, '$.summary.has_errors'), 0),
         coalesce(json_extract({rec}, '$.summary.parser_version'), 0)
     {{source}} WHERE json_type({rec}, '$.summary') = 'object';
-    INSERT OR IGNORE INTO insight_paths (path, {_KEY})
-    SELECT json_extract(f.value, '$.path'), {key}
-    {{source}}, json_each({rec}, '$.summary.diff.files') AS f
-    WHERE json_extract(f.value, '$.path') IS NOT NULL;
-    INSERT OR IGNORE INTO insight_paths (path, {_KEY})
-    SELECT json_extract(f.value, '$.old_path'), {key}
-    {{source}}, json_each({rec}, '$.summary.diff.files') AS f
-    WHERE json_extract(f.value, '$.old_path') IS NOT NULL;
+    INSERT INTO insight_files (paths, {_KEY})
+    SELECT * FROM (
+        SELECT (SELECT group_concat({_escaped_sql("p.path")}, char(10)) FROM (
+                SELECT json_extract(f.value, '$.path') AS path
+                FROM json_each({rec}, '$.summary.diff.files') AS f
+                UNION ALL
+                SELECT json_extract(f.value, '$.old_path')
+                FROM json_each({rec}, '$.summary.diff.files') AS f
+                WHERE json_extract(f.value, '$.old_path') IS NOT json_extract(f.value, '$.path')
+            ) AS p WHERE p.path IS NOT NULL) AS paths, {key}
+        {{source}}
+    ) WHERE paths IS NOT NULL;
     INSERT INTO insight_tests (test_ids, {_KEY})
     SELECT * FROM (
         SELECT (SELECT group_concat(t.value, char(10))
@@ -153,10 +211,7 @@ def _clear(row: str) -> str:
         f"spec_name = {row}.spec_name AND task_id = {row}.task_id AND type = {row}.type"
         f" AND version = {row}.version"
     )
-    return "".join(
-        f"DELETE FROM {table} WHERE {where};\n"
-        for table in ("insights", "insight_paths", "insight_tests")
-    )
+    return "".join(f"DELETE FROM {table} WHERE {where};\n" for table in _SIDE_TABLES)
 
 
 # Deleting an artifacts row (one version, an artifact, a rebuild) drops its side
@@ -165,13 +220,15 @@ def _clear(row: str) -> str:
 # Summary object is several times cheaper than having SQLite parse the record's
 # JSON once per json_extract/json_each.
 #: One statement (for ``execute`` inside a transaction): a trigger body is part of it.
-_ON_DELETE = f"""CREATE TRIGGER IF NOT EXISTS insights_on_delete AFTER DELETE ON artifacts BEGIN
+_ON_DELETE = f"""CREATE TRIGGER IF NOT EXISTS insight_rows_on_delete AFTER DELETE ON artifacts
+BEGIN
 {_clear("old")}
 END"""
 
 _TRIGGERS = f"""
 DROP TRIGGER IF EXISTS insights_on_insert;
 DROP TRIGGER IF EXISTS insights_on_update;
+DROP TRIGGER IF EXISTS insights_on_delete;
 {_ON_DELETE};
 """
 
@@ -181,8 +238,9 @@ def clear_insights(conn: sqlite3.Connection) -> None:
     (inside a rebuild's transaction, before ``DELETE FROM artifacts``: without any
     trigger on it, SQLite empties the table without visiting its rows).
     :func:`restore_insights_trigger` puts the trigger back before the commit."""
-    conn.execute("DROP TRIGGER IF EXISTS insights_on_delete")
-    for table in ("insights", "insight_paths", "insight_tests"):
+    conn.execute("DROP TRIGGER IF EXISTS insight_rows_on_delete")
+    conn.execute("DROP TRIGGER IF EXISTS insights_on_delete")  # an older schema's name
+    for table in _SIDE_TABLES:
         conn.execute(f"DELETE FROM {table}")
 
 
@@ -203,7 +261,7 @@ def write_insights(
     """
     key = (meta.spec_name, meta.task_id, meta.type.value, meta.version)
     if not fresh:
-        for table in ("insights", "insight_paths", "insight_tests"):
+        for table in _SIDE_TABLES:
             conn.execute(f"DELETE FROM {table} WHERE {_WHERE_KEY}", key)
     summary = meta.summary
     if summary is None:
@@ -223,9 +281,9 @@ def write_insights(
     )
     paths = summary.paths()
     if paths:
-        conn.executemany(
-            f"INSERT OR IGNORE INTO insight_paths (path, {_KEY}) VALUES (?,?,?,?,?)",
-            [(path, *key) for path in paths],
+        conn.execute(
+            f"INSERT INTO insight_files (paths, {_KEY}) VALUES (?,?,?,?,?)",
+            (joined_paths(paths), *key),
         )
     failing = summary.failing_tests()
     if failing:
@@ -244,18 +302,19 @@ def compact_insights(conn: sqlite3.Connection) -> None:
     a schema refill) ends with this, so its searches start from one segment.
     """
     if TRIGRAM_AVAILABLE:
-        conn.execute("INSERT INTO insight_tests_fts (insight_tests_fts) VALUES ('optimize')")
+        for table, _, _ in _TEXT_TABLES:
+            conn.execute(f"INSERT INTO {table}_fts ({table}_fts) VALUES ('optimize')")
 
 
 def insight_values(
     meta: ArtifactMetadata,
-) -> tuple[tuple[Any, ...] | None, tuple[str, ...], str | None]:
+) -> tuple[tuple[Any, ...] | None, str | None, str | None]:
     """The side rows of ``meta`` for a bulk load, without its key: the ``insights``
-    values (``None`` without a summary), the touched paths and the failing tests
-    (``None`` if none). Plain data: a worker process of a rebuild computes them."""
+    values (``None`` without a summary), the changed paths' column and the failing
+    tests (``None`` if none). Plain data: a worker process of a rebuild computes them."""
     summary = meta.summary
     if summary is None:
-        return None, (), None
+        return None, None, None
     failed = summary.failed
     insight = (
         meta.created_at.timestamp(),
@@ -264,8 +323,13 @@ def insight_values(
         int(summary.has_errors),
         summary.parser_version,
     )
+    changed = summary.paths()
     failing = summary.failing_tests()
-    return insight, tuple(dict.fromkeys(summary.paths())), "\n".join(failing) if failing else None
+    return (
+        insight,
+        joined_paths(changed) if changed else None,
+        "\n".join(failing) if failing else None,
+    )
 
 
 def insert_insights_bulk(conn: sqlite3.Connection, metas: Iterable[ArtifactMetadata]) -> None:
@@ -282,7 +346,7 @@ def insert_insights_bulk(conn: sqlite3.Connection, metas: Iterable[ArtifactMetad
 def insert_insight_values(
     conn: sqlite3.Connection,
     rows: Iterable[
-        tuple[tuple[str, str, str, int], tuple[Any, ...] | None, tuple[str, ...], str | None]
+        tuple[tuple[str, str, str, int], tuple[Any, ...] | None, str | None, str | None]
     ],
 ) -> None:
     """Insert ``(key, *insight_values)`` side rows into tables known to hold none of
@@ -295,7 +359,8 @@ def insert_insight_values(
         if insight is None:
             continue
         insights.append((*key, *insight))
-        paths.extend((path, *key) for path in touched)
+        if touched is not None:
+            paths.append((touched, *key))
         if failing is not None:
             tests.append((failing, *key))
     conn.executemany(
@@ -303,9 +368,7 @@ def insert_insight_values(
         " VALUES (?,?,?,?,?,?,?,?,?)",
         insights,
     )
-    conn.executemany(
-        f"INSERT OR IGNORE INTO insight_paths (path, {_KEY}) VALUES (?,?,?,?,?)", paths
-    )
+    conn.executemany(f"INSERT INTO insight_files (paths, {_KEY}) VALUES (?,?,?,?,?)", paths)
     conn.executemany(f"INSERT INTO insight_tests (test_ids, {_KEY}) VALUES (?,?,?,?,?)", tests)
 
 
@@ -327,29 +390,19 @@ TRIGRAM_AVAILABLE = _trigram_available()
 def install_insights(conn: sqlite3.Connection) -> None:
     """Create the side tables and triggers if missing; refill them for an older schema.
 
-    Also registers the ``necro_touches(pattern, path)`` SQL function used by
+    Also registers the ``necro_touches_any(pattern, paths)`` SQL function used by
     :func:`insights_search_sql` on this connection.
     """
-    conn.create_function("necro_touches", 2, _touches_sql, deterministic=True)
+    conn.create_function("necro_touches_any", 2, _touches_any_sql, deterministic=True)
     conn.executescript(_TABLES)
     # Without the FTS5 trigram tokenizer (SQLite < 3.34) a plain table of the same
-    # shape stands in, and substring searches scan the failing ids.
-    conn.executescript(_FTS if TRIGRAM_AVAILABLE else _PLAIN_FTS)
+    # shape stands in, and substring searches scan the failing ids and paths.
+    for text_table in _TEXT_TABLES:
+        conn.executescript((_fts if TRIGRAM_AVAILABLE else _plain_fts)(*text_table))
     conn.executescript(_TRIGGERS)
     state = conn.execute("SELECT value FROM index_state WHERE name = 'insights'").fetchone()
     if state is None or state[0] != str(INSIGHTS_SCHEMA_VERSION):
         _refill(conn)
-
-
-_PLAIN_FTS = """
-CREATE TABLE IF NOT EXISTS insight_tests_fts (rowid INTEGER PRIMARY KEY, test_ids TEXT NOT NULL);
-CREATE TRIGGER IF NOT EXISTS insight_tests_fts_add AFTER INSERT ON insight_tests BEGIN
-    INSERT INTO insight_tests_fts (rowid, test_ids) VALUES (new.id, new.test_ids);
-END;
-CREATE TRIGGER IF NOT EXISTS insight_tests_fts_drop AFTER DELETE ON insight_tests BEGIN
-    DELETE FROM insight_tests_fts WHERE rowid = old.id;
-END;
-"""
 
 
 def _refill(conn: sqlite3.Connection) -> None:
@@ -360,7 +413,9 @@ def _refill(conn: sqlite3.Connection) -> None:
     try:
         state = conn.execute("SELECT value FROM index_state WHERE name = 'insights'").fetchone()
         if state is None or state[0] != str(INSIGHTS_SCHEMA_VERSION):
-            for table in ("insights", "insight_paths", "insight_tests"):
+            for table in _OLD_TABLES:
+                conn.execute(f"DROP TABLE IF EXISTS {table}")
+            for table in _SIDE_TABLES:
                 conn.execute(f"DELETE FROM {table}")
             for statement in _fill("a").split(";"):
                 if statement.strip():
@@ -451,15 +506,14 @@ def touches_regex(pattern: str) -> re.Pattern[str]:
     return re.compile("".join(out), re.DOTALL)
 
 
-def _touches_sql(pattern: str, path: str) -> int:
-    return int(touches_regex(pattern).fullmatch(path) is not None)
-
-
 #: Trigrams of a needle looked up in the index (the rest is checked by instr()).
 QUERY_TRIGRAMS = 2
+#: ... of a path's literal part, at most: paths share their ends (``src/``, ``.py``)
+#: and differ anywhere between, so the whole literal is looked up.
+PATH_TRIGRAMS = 8
 
 
-def _trigram_query(needle: str) -> str:
+def _trigram_query(needle: str, count: int = QUERY_TRIGRAMS) -> str:
     """An FTS5 query for a few non-overlapping trigrams from the end of ``needle``.
 
     Every trigram of the needle costs a read of its posting list, and the common
@@ -468,13 +522,50 @@ def _trigram_query(needle: str) -> str:
     from there select few candidates.
     """
     starts = range(len(needle) - TRIGRAM, -1, -TRIGRAM)
-    grams = [needle[i : i + TRIGRAM] for i in list(starts)[:QUERY_TRIGRAMS]]
+    grams = [needle[i : i + TRIGRAM] for i in list(starts)[:count]]
     return " ".join('"' + gram.replace('"', '""') + '"' for gram in grams)
 
 
-def _literal_prefix(pattern: str) -> str:
-    cut = min((pattern.find(c) for c in "*?" if c in pattern), default=len(pattern))
-    return pattern[:cut]
+def _required_literal(pattern: str) -> str:
+    """The longest run of plain characters every path matching ``pattern`` contains
+    (see :func:`touches_regex`: the ``/`` of ``**/`` is optional)."""
+    pattern = pattern.lstrip("/")
+    if not any(c in pattern for c in "*?"):
+        return pattern.rstrip("/")
+    runs: list[str] = []
+    current: list[str] = []
+    i = 0
+    while i < len(pattern):
+        if pattern[i] in "*?":
+            runs.append("".join(current))
+            current = []
+            i += 3 if pattern.startswith("**/", i) else 2 if pattern.startswith("**", i) else 1
+        else:
+            current.append(pattern[i])
+            i += 1
+    runs.append("".join(current))
+    return max(runs, key=len)
+
+
+def _touches_any_sql(pattern: str, paths: str) -> int:
+    rule = touches_regex(pattern)
+    return int(any(rule.fullmatch(_unescaped(line)) for line in paths.split("\n")))
+
+
+def _file_rows_sql(pattern: str) -> tuple[str, list[Any]]:
+    """The keys of the versions with a changed path matching the glob ``pattern``.
+
+    The trigram index yields the rows holding a few trigrams of the pattern's
+    longest literal part; the glob is then checked on each of their paths. A
+    pattern without three literal characters in a row scans the changed paths.
+    """
+    check = "necro_touches_any(?, paths)"
+    literal = _escaped(_required_literal(pattern))
+    if len(literal) >= TRIGRAM and TRIGRAM_AVAILABLE:
+        ids = "SELECT rowid FROM insight_files_fts WHERE insight_files_fts MATCH ?"
+        sql = f"SELECT {_KEY} FROM insight_files WHERE id IN ({ids}) AND {check}"
+        return sql, [_trigram_query(literal, PATH_TRIGRAMS), pattern]
+    return f"SELECT {_KEY} FROM insight_files WHERE {check}", [pattern]
 
 
 def _test_rows_sql(needle: str) -> tuple[str, list[Any]]:
@@ -530,18 +621,9 @@ def insights_search_sql(
         )
         join = "CROSS JOIN"
     if insight.touches is not None:
-        prefix = _literal_prefix(insight.touches)
-        where = ["necro_touches(?, path)"]
-        inner_params: list[Any] = [insight.touches]
-        if prefix:
-            # A range over the path index: every match starts with the literal prefix.
-            where[:0] = ["path >= ?", "path < ?"]
-            inner_params[:0] = [prefix, prefix[:-1] + chr(ord(prefix[-1]) + 1)]
-        clauses.append(
-            f"(i.spec_name, i.task_id, i.type, i.version) IN (SELECT {_KEY} FROM"
-            f" insight_paths WHERE {' AND '.join(where)})"
-        )
-        params.extend(inner_params)
+        files_sql, files_params = _file_rows_sql(insight.touches)
+        clauses.append(f"(i.spec_name, i.task_id, i.type, i.version) IN ({files_sql})")
+        params.extend(files_params)
     direction = " DESC" if newest_first else ""
     sql = (
         f"SELECT a.record FROM {source} {join} artifacts a ON a.spec_name = i.spec_name"

@@ -182,9 +182,7 @@ def _key_params(key: ArtifactKey) -> tuple[str, str, str]:
 #: its ``artifacts`` row (the key first, the latest flag left out), its tags and its
 #: side rows (:func:`~.insights.insight_values`). Plain data, cheap to send between
 #: processes.
-BulkRow = tuple[
-    tuple[Any, ...], tuple[str, ...], tuple[Any, ...] | None, tuple[str, ...], str | None
-]
+BulkRow = tuple[tuple[Any, ...], tuple[str, ...], tuple[Any, ...] | None, str | None, str | None]
 
 
 def bulk_row(meta: ArtifactMetadata, record: str | None = None) -> BulkRow:
@@ -303,7 +301,7 @@ class SQLiteIndex:
             self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
         )
         try:
-            conn.execute("PRAGMA journal_mode=WAL")
+            _set_wal(conn)
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
             conn.execute(f"PRAGMA mmap_size={MMAP_BYTES}")
@@ -907,3 +905,27 @@ class RecordPages:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+
+
+#: How long to wait between tries of switching a new index to WAL.
+WAL_RETRY_S = 0.01
+
+
+def _set_wal(conn: sqlite3.Connection) -> None:
+    """``PRAGMA journal_mode=WAL``, waiting while another connection writes.
+
+    On a new file (not WAL yet) the switch needs an exclusive lock, and SQLite
+    answers "database is locked" at once, without its busy handler, while
+    another process holds a write transaction there: several processes opening
+    a new store together would fail. It is tried again for up to
+    :data:`BUSY_TIMEOUT_S`, as the busy handler would have waited.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY or time.monotonic() >= deadline:
+                raise
+        time.sleep(WAL_RETRY_S)

@@ -38,7 +38,6 @@ from ..backends.base import (
     iter_source,
     source_chunks,
 )
-from ..content.summariser import Summariser
 from ..content.summary import Summary
 from ..exceptions import (
     ArtifactExistsError,
@@ -52,6 +51,7 @@ from .integrity import HashingSource
 from .operation import Operation
 from .parts import StoreParts
 from .quota import Quota
+from .summarising import SummaryTap
 from .upload_args import content_size, upload_target, with_progress
 
 __all__ = [
@@ -186,17 +186,20 @@ class Uploader:
         version = previous[-1].version + 1 if previous else 1
         codec = parts.compression.codec
         object_key = key.object_key(version, new_generation(), codec)
-        summariser = Summariser(key.type) if parts.config.content_summaries else None
-        source = HashingSource(summariser.tap(chunks) if summariser else chunks)
+        source = HashingSource(chunks)
         replaced = [] if parts.config.versioning_enabled else previous
         # A shared index reserves quota for the stored bytes before they are written.
         credit = sum(m.stored_size for m in replaced)
-        with parts.quota.reserving(key.uri(parts.root_uri), credit) as meter:
+        with (
+            parts.quota.reserving(key.uri(parts.root_uri), credit) as meter,
+            SummaryTap(key.type if parts.config.content_summaries else None) as summariser,
+        ):
             # Staged: the backend may make the object durable together with its record.
+            # The summary taps the hashed chunks on their way to the compressor.
             staged = parts.backend.stage(
-                object_key, meter(parts.compression.compress_stream(source))
+                object_key, meter(parts.compression.compress_stream(summariser.tap(source)))
             )
-            summary, summary_reason = summariser.finish() if summariser else (None, None)
+            summary, summary_reason = summariser.finish()
             if options.if_changed and previous and previous[-1].checksum == source.checksum:
                 # A retried upload of the same bytes: nothing refers to the new object yet.
                 parts.backend.delete(object_key)

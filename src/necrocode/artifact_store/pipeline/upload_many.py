@@ -27,12 +27,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from ..backends.base import ObjectExistsError, SourceError, StagedObject
-from ..content.summariser import Summariser
 from ..exceptions import ArtifactExistsError, ArtifactStoreError, InvalidInputError
 from ..models import ArtifactMetadata
 from ..naming import ArtifactKey, new_generation
 from .batch import UploadItem, UploadResult
 from .integrity import HashingSource
+from .summarising import SummaryTap
 from .upload import (
     Uploader,
     UploadOptions,
@@ -185,17 +185,19 @@ def _stage(uploader: Uploader, pending: _Pending, pending_bytes: int) -> Artifac
         version = previous[-1].version + 1 if previous else 1
         codec = parts.compression.codec
         object_key = key.object_key(version, new_generation(), codec)
-        summariser = Summariser(key.type) if parts.config.content_summaries else None
-        source = HashingSource(summariser.tap(chunks) if summariser else chunks)
+        source = HashingSource(chunks)
         replaced = [] if parts.config.versioning_enabled else previous
-        try:
-            staged = parts.backend.stage(object_key, parts.compression.compress_stream(source))
-        except SourceError as exc:
-            raise exc.__cause__ or exc from None  # the caller's content failed, not the store
+        with SummaryTap(key.type if parts.config.content_summaries else None) as summariser:
+            try:
+                staged = parts.backend.stage(
+                    object_key, parts.compression.compress_stream(summariser.tap(source))
+                )
+            except SourceError as exc:
+                raise exc.__cause__ or exc from None  # the caller's content failed, not the store
+            summary, summary_reason = summariser.finish()
     finally:
         close_source()
     try:
-        summary, summary_reason = summariser.finish() if summariser else (None, None)
         if options.if_changed and previous and previous[-1].checksum == source.checksum:
             parts.backend.delete(object_key)
             return previous[-1]
