@@ -2,8 +2,10 @@
 
     python benchmarks/cloud_maintenance.py              # 300 artifacts
     python benchmarks/cloud_maintenance.py --count 1000
+    python benchmarks/cloud_maintenance.py --moto-in-process   # as the tests run it
 
-Starts moto on 127.0.0.1 exactly as the test suite does, uploads ``--count`` 2 KB
+Starts moto on 127.0.0.1 in a process of its own (``python -m moto.server``; with
+``--moto-in-process`` inside this one, as the test suite does), uploads ``--count`` 2 KB
 artifacts, then times each operation with ``maintenance_workers: 1`` and with the
 default for an object store (8), in rotation, in this one run, and prints the ratio.
 ``rebuild_index`` is compared with the old path, measured beside it: one GET after
@@ -11,9 +13,10 @@ another and no snapshot of a previous rebuild (``REBUILD_WORKERS = 1``, snapshot
 deleted), against the default (8 GETs in flight, the snapshot the previous rebuild
 left, so only records whose ETag changed are fetched).
 Cleanup deletes, so it runs once per side on two identical buckets. Against a local
-emulator the numbers measure the client and the emulator, not the cloud: moto runs in
-this process and shares its GIL with the pool, and real round trips are longer, both
-of which understate what the pool gives against a real bucket.
+emulator the numbers measure the client and the emulator, not the cloud: real round
+trips are longer, which understates what the pool gives against a real bucket, and
+moto in this process (``--moto-in-process``) shares its GIL with the pool, which
+understates it further.
 """
 
 from __future__ import annotations
@@ -95,10 +98,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--count", type=int, default=300, help="2 KB artifacts per bucket")
     parser.add_argument("--repetitions", type=int, default=3)
+    parser.add_argument(
+        "--moto-in-process", action="store_true", help="run moto in this process (its GIL)"
+    )
     args = parser.parse_args()
     os.environ.update(S3_ENV)
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's request log
-    with MotoS3.running() as server, tempfile.TemporaryDirectory() as tmp:
+    moto = MotoS3.running() if args.moto_in_process else MotoS3.in_subprocess()
+    print(f"moto {'in this process' if args.moto_in_process else 'in a subprocess'}", flush=True)
+    with moto as server, tempfile.TemporaryDirectory() as tmp:
         state = Path(tmp)
         bucket = server.new_bucket()
         with _store(server, bucket, state / "a", 1) as single:

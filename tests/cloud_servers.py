@@ -16,6 +16,7 @@ import contextlib
 import json
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.error
@@ -61,7 +62,7 @@ def wait_for_http(url: str, timeout: float = STARTUP_TIMEOUT) -> None:
 
 @dataclass
 class MotoS3:
-    """A moto S3 server in this process."""
+    """A moto S3 server in this process (or, :meth:`in_subprocess`, in its own)."""
 
     url: str
     server: object
@@ -81,6 +82,30 @@ class MotoS3:
             yield cls(url, server)
         finally:
             server.stop()
+
+    @classmethod
+    @contextlib.contextmanager
+    def in_subprocess(cls) -> Iterator[MotoS3]:
+        """The same server in a process of its own (``python -m moto.server``): it does
+        not share the GIL of the client it serves (what benchmarks want)."""
+        port = free_port()
+        process = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            wait_for_http(f"{url}/moto-api/")
+            yield cls(url, process)
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
 
     def drop_bucket(self, name: str) -> None:
         """Delete every object and unfinished upload of ``name``, then the bucket.

@@ -337,8 +337,10 @@ class ArtifactStoreConfig(_Section):
     retry_attempts: int = Field(default=3, ge=1, le=20)
     retry_backoff_base: float = Field(default=0.2, ge=0, le=MAX_RETRY_INTERVAL_S)
     retry_backoff_max: float = Field(default=5.0, ge=0, le=MAX_RETRY_INTERVAL_S)
-    #: Threads of verify_all, cleanup_expired and export; ``null``: 8 on an object
-    #: store; on a local disk 4 for cleanup and verify_all (2 on one or two cores), 1 for export.
+    #: Workers of verify_all, rebuild_index, cleanup_expired and export; ``null``: 8
+    #: threads on an object store; on a local disk one process per core (at most 4) for
+    #: verify_all and rebuild_index of a large store (else 1 thread), 4 threads for
+    #: cleanup (2 on one or two cores), 1 for export; 1: all in the caller's thread.
     maintenance_workers: int | None = Field(default=None, ge=1, le=64)
 
     #: The search index: ``sqlite`` (default: embedded, one per host, in ``state_dir``) or

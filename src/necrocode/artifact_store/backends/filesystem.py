@@ -14,7 +14,7 @@ import os
 import secrets
 import stat
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, MutableSequence, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
@@ -572,6 +572,18 @@ class FilesystemBackend(StorageBackend):
 
         return ReadStream(read, handle.close, size=size, key=key)
 
+    def download(self, key: str) -> bytes:
+        # One open and read, without a stream: records are read this way, one per
+        # version in every verify_all and rebuild_index.
+        path = self._root_prefix + validate_key(key)
+        try:
+            with open(path, "rb", buffering=0) as handle:
+                return handle.readall()
+        except (FileNotFoundError, IsADirectoryError):
+            raise ArtifactNotFoundError(f"no object {key!r}") from None
+        except OSError as exc:
+            raise map_os_error(exc, f"reading {key}", key) from exc
+
     def delete(self, key: str) -> bool:
         path = self.path_of(key)
         self._check_inside(key, path)
@@ -664,7 +676,20 @@ class FilesystemBackend(StorageBackend):
         start = self.root / folder_part if folder_part else self.root
         yield from self._scan(start, folder_part, name_part)
 
-    def _scan(self, folder: Path, rel: str, name_prefix: str) -> Iterator[tuple[ObjectInfo, bool]]:
+    def split_listing(self) -> tuple[Sequence[tuple[ObjectInfo, bool]], Sequence[str]]:
+        """The whole walk cut into parts for worker processes: the entries directly
+        under the root (each with whether it is a leftover), and the top-level folder
+        names. The root's entries, then :meth:`list_with_incomplete` of ``name + "/"``
+        for every folder in turn, are exactly what one walk lists (the root's own files
+        first: they are never artifacts, only possible leftovers)."""
+        folders: list[str] = []
+        return list(self._scan(self.root, "", "", folders)), folders
+
+    def _scan(
+        self, folder: Path, rel: str, name_prefix: str, folders: MutableSequence[str] | None = None
+    ) -> Iterator[tuple[ObjectInfo, bool]]:
+        """Walk ``folder`` in name order; with ``folders``, its subfolders are appended
+        there instead of walked."""
         try:
             entries = sorted(os.scandir(folder), key=lambda entry: entry.name)
         except (FileNotFoundError, NotADirectoryError):
@@ -684,7 +709,10 @@ class FilesystemBackend(StorageBackend):
             key = f"{rel}/{name}" if rel else name
             try:
                 if entry.is_dir(follow_symlinks=False):
-                    yield from self._scan(Path(entry.path), key, "")
+                    if folders is not None:
+                        folders.append(key)
+                    else:
+                        yield from self._scan(Path(entry.path), key, "")
                     continue
                 stat = entry.stat(follow_symlinks=False)
             except FileNotFoundError:

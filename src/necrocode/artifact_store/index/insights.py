@@ -53,10 +53,14 @@ from ..models import ArtifactMetadata
 __all__ = [
     "INSIGHTS_SCHEMA_VERSION",
     "InsightFilter",
+    "clear_insights",
     "compact_insights",
+    "insert_insight_values",
     "insert_insights_bulk",
+    "insight_values",
     "insights_search_sql",
     "install_insights",
+    "restore_insights_trigger",
     "touches_regex",
     "write_insights",
 ]
@@ -215,14 +219,35 @@ def _clear(row: str) -> str:
 # called by the index's one row-writing method: computing the side rows from the
 # Summary object is several times cheaper than having SQLite parse the record's
 # JSON once per json_extract/json_each.
+#: One statement (for ``execute`` inside a transaction): a trigger body is part of it.
+_ON_DELETE = f"""CREATE TRIGGER IF NOT EXISTS insight_rows_on_delete AFTER DELETE ON artifacts
+BEGIN
+{_clear("old")}
+END"""
+
 _TRIGGERS = f"""
 DROP TRIGGER IF EXISTS insights_on_insert;
 DROP TRIGGER IF EXISTS insights_on_update;
 DROP TRIGGER IF EXISTS insights_on_delete;
-CREATE TRIGGER IF NOT EXISTS insight_rows_on_delete AFTER DELETE ON artifacts BEGIN
-{_clear("old")}
-END;
+{_ON_DELETE};
 """
+
+
+def clear_insights(conn: sqlite3.Connection) -> None:
+    """Empty the side tables at once and drop the trigger that clears them row by row
+    (inside a rebuild's transaction, before ``DELETE FROM artifacts``: without any
+    trigger on it, SQLite empties the table without visiting its rows).
+    :func:`restore_insights_trigger` puts the trigger back before the commit."""
+    conn.execute("DROP TRIGGER IF EXISTS insight_rows_on_delete")
+    conn.execute("DROP TRIGGER IF EXISTS insights_on_delete")  # an older schema's name
+    for table in _SIDE_TABLES:
+        conn.execute(f"DELETE FROM {table}")
+
+
+def restore_insights_trigger(conn: sqlite3.Connection) -> None:
+    """Re-create the trigger :func:`clear_insights` dropped."""
+    conn.execute(_ON_DELETE)
+
 
 _WHERE_KEY = "spec_name = ? AND task_id = ? AND type = ? AND version = ?"
 
@@ -281,37 +306,63 @@ def compact_insights(conn: sqlite3.Connection) -> None:
             conn.execute(f"INSERT INTO {table}_fts ({table}_fts) VALUES ('optimize')")
 
 
-def insert_insights_bulk(conn: sqlite3.Connection, metas: Iterable[ArtifactMetadata]) -> None:
-    """Insert the side rows of ``metas`` into tables known to hold none of them yet.
+def insight_values(
+    meta: ArtifactMetadata,
+) -> tuple[tuple[Any, ...] | None, str | None, str | None]:
+    """The side rows of ``meta`` for a bulk load, without its key: the ``insights``
+    values (``None`` without a summary), the changed paths' column and the failing
+    tests (``None`` if none). Plain data: a worker process of a rebuild computes them."""
+    summary = meta.summary
+    if summary is None:
+        return None, None, None
+    failed = summary.failed
+    insight = (
+        meta.created_at.timestamp(),
+        summary.kind,
+        None if failed is None else int(failed),
+        int(summary.has_errors),
+        summary.parser_version,
+    )
+    changed = summary.paths()
+    failing = summary.failing_tests()
+    return (
+        insight,
+        joined_paths(changed) if changed else None,
+        "\n".join(failing) if failing else None,
+    )
 
-    The rebuild's path: one ``executemany`` per table instead of the per-version
-    deletes and inserts of :func:`write_insights`.
-    """
+
+def insert_insights_bulk(conn: sqlite3.Connection, metas: Iterable[ArtifactMetadata]) -> None:
+    """Insert the side rows of ``metas`` into tables known to hold none of them yet."""
+    insert_insight_values(
+        conn,
+        (
+            ((meta.spec_name, meta.task_id, meta.type.value, meta.version), *insight_values(meta))
+            for meta in metas
+        ),
+    )
+
+
+def insert_insight_values(
+    conn: sqlite3.Connection,
+    rows: Iterable[
+        tuple[tuple[str, str, str, int], tuple[Any, ...] | None, str | None, str | None]
+    ],
+) -> None:
+    """Insert ``(key, *insight_values)`` side rows into tables known to hold none of
+    them yet: the rebuild's path, one ``executemany`` per table instead of the
+    per-version deletes and inserts of :func:`write_insights`."""
     insights: list[tuple[Any, ...]] = []
     paths: list[tuple[Any, ...]] = []
     tests: list[tuple[Any, ...]] = []
-    for meta in metas:
-        summary = meta.summary
-        if summary is None:
+    for key, insight, touched, failing in rows:
+        if insight is None:
             continue
-        key = (meta.spec_name, meta.task_id, meta.type.value, meta.version)
-        failed = summary.failed
-        insights.append(
-            (
-                *key,
-                meta.created_at.timestamp(),
-                summary.kind,
-                None if failed is None else int(failed),
-                int(summary.has_errors),
-                summary.parser_version,
-            )
-        )
-        changed = summary.paths()
-        if changed:
-            paths.append((joined_paths(changed), *key))
-        failing = summary.failing_tests()
-        if failing:
-            tests.append(("\n".join(failing), *key))
+        insights.append((*key, *insight))
+        if touched is not None:
+            paths.append((touched, *key))
+        if failing is not None:
+            tests.append((failing, *key))
     conn.executemany(
         f"INSERT INTO insights ({_KEY}, created_at, kind, failed, has_errors, parser_version)"
         " VALUES (?,?,?,?,?,?,?,?,?)",

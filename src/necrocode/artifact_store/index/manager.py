@@ -12,7 +12,7 @@ import contextlib
 import logging
 import os
 import shutil
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -30,19 +30,22 @@ from ..models import ArtifactMetadata
 from ..naming import ArtifactKey, parse_key
 from . import INDEX_FILENAME, MetadataIndex, SQLiteIndex
 from .intents import DeleteIntent, IntentLog
+from .processes import LocalParts, local_parts, ordered_in_processes
 from .query import SearchQuery
 from .rebuild import load_parallel
 from .rows import KnownRecords, decode_record
 from .snapshot import read_snapshot, write_snapshot
-from .sqlite import IndexCorruptError
+from .sqlite import BulkRow, IndexCorruptError
 
-__all__ = ["MetadataManager", "StoredArtifact"]
+__all__ = ["MetadataManager", "RecordReader", "StoredArtifact", "group_stored"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 STALE_MARKER = "index.stale"
 INTENTS_DIRNAME = "intents"
+#: The worker side of a rebuild in processes (it imports this module: named, not imported).
+_LOADER_MODULE = f"{__package__}.loader"
 #: Free bytes beyond the index's own size a rebuild needs before it is attempted.
 REBUILD_MARGIN = 1024 * 1024
 
@@ -61,23 +64,106 @@ class StoredArtifact:
         return max(self.records, default=0)
 
 
-class MetadataManager:
-    """Saves, loads and finds metadata records; keeps the index in step."""
+class RecordReader:
+    """Reads and checks the records of one backend: what :class:`MetadataManager`
+    builds on, and all a worker process of ``verify_all`` needs (no index, no intents).
+    """
 
-    def __init__(
-        self, backend: StorageBackend, state_dir: Path, index: MetadataIndex | None = None
-    ) -> None:
+    def __init__(self, backend: StorageBackend) -> None:
         self.backend = backend
-        self.state_dir = state_dir
-        self.index = index if index is not None else SQLiteIndex(state_dir / INDEX_FILENAME)
-        self._stale_marker = state_dir / STALE_MARKER
-        self.intents = IntentLog(state_dir / INTENTS_DIRNAME)
-        self._open_index()
 
     @property
     def root_uri(self) -> str:
         """URI of the backend root: the prefix of every artifact URI."""
         return self.backend.root_uri
+
+    def with_uri(self, meta: ArtifactMetadata) -> ArtifactMetadata:
+        """``meta`` with its URI under this backend's root (records may have moved)."""
+        # ArtifactKey(...).uri(root), spelled out: every download and search row passes here.
+        uri = f"{self.root_uri.rstrip('/')}/{meta.spec_name}/{meta.task_id}/{meta.type.filename}"
+        return meta if meta.uri == uri else meta.with_changes(uri=uri)
+
+    def load(self, key: ArtifactKey, version: int) -> ArtifactMetadata:
+        """Read the record of ``version`` of ``key`` from the backend."""
+        return self._parse_record(key, version, self.backend.download(key.record_key(version)))
+
+    def load_known(self, key: ArtifactKey, version: int, known: str | None) -> ArtifactMetadata:
+        """:meth:`load`, where ``known`` is the index row's record text, if any.
+
+        The record is read from the backend all the same; only when its bytes are
+        exactly ``known`` (text this library wrote from a record it had validated) is
+        it decoded by the index's fast decoder instead of the full checks.
+        """
+        data = self.backend.download(key.record_key(version))
+        if known is not None and data == known.encode():
+            meta = decode_record(known)
+            if (meta.spec_name, meta.task_id, meta.type, meta.version) == (
+                key.spec_name,
+                key.task_id,
+                key.type,
+                version,
+            ):
+                return self.with_uri(meta)
+        return self._parse_record(key, version, data)
+
+    def load_row(
+        self, key: ArtifactKey, version: int, known: str | None
+    ) -> tuple[ArtifactMetadata, str]:
+        """:meth:`load_known`, and the record's index text (``meta.to_json()``): ``known``
+        itself when the record's bytes are exactly ``known`` and its URI is unchanged."""
+        data = self.backend.download(key.record_key(version))
+        if known is not None and data == known.encode():
+            decoded = decode_record(known)
+            if (decoded.spec_name, decoded.task_id, decoded.type, decoded.version) == (
+                key.spec_name,
+                key.task_id,
+                key.type,
+                version,
+            ):
+                meta = self.with_uri(decoded)
+                return meta, known if meta is decoded else meta.to_json()
+        meta = self._parse_record(key, version, data)
+        return meta, meta.to_json()
+
+    def _parse_record(self, key: ArtifactKey, version: int, data: bytes) -> ArtifactMetadata:
+        """The record ``data`` of ``version`` of ``key``, checked to describe it."""
+        record_key = key.record_key(version)
+        try:
+            meta = ArtifactMetadata.from_json(data)
+        except IntegrityError as exc:
+            raise IntegrityError(f"{record_key}: {exc}", uri=key.uri(self.root_uri)) from exc
+        if (meta.spec_name, meta.task_id, meta.type, meta.version) != (
+            key.spec_name,
+            key.task_id,
+            key.type,
+            version,
+        ):
+            raise IntegrityError(
+                f"{record_key}: record describes a different artifact", uri=key.uri(self.root_uri)
+            )
+        return self.with_uri(meta)
+
+
+class MetadataManager(RecordReader):
+    """Saves, loads and finds metadata records; keeps the index in step."""
+
+    def __init__(
+        self,
+        backend: StorageBackend,
+        state_dir: Path,
+        index: MetadataIndex | None = None,
+        *,
+        workers: int | None = None,
+    ) -> None:
+        super().__init__(backend)
+        #: The ``maintenance_workers`` setting: processes (local disk) or threads
+        #: (object store) of a rebuild; ``None`` for the defaults.
+        self.workers = workers
+        self.state_dir = state_dir
+        self.index = index if index is not None else SQLiteIndex(state_dir / INDEX_FILENAME)
+        self._stale_marker = state_dir / STALE_MARKER
+        self.intents = IntentLog(state_dir / INTENTS_DIRNAME)
+        self._open_index()
 
     # -- index upkeep -----------------------------------------------------------------
 
@@ -172,7 +258,13 @@ class MetadataManager:
         Records are read many at a time. A shared index is filled batch by batch as
         they arrive, and a rebuild interrupted half-way resumes: records it already
         loaded are not read again. The embedded index is filled in one transaction.
+        A large local store is read by worker processes, one per core (a local
+        disk's records are Python-bound to read and check), a smaller one in this
+        thread; an object store's by threads waiting on GETs.
         """
+        local = local_parts(self.backend, self.index, self.workers)
+        if local is not None and isinstance(self.index, SQLiteIndex):
+            return self._rebuild_in_processes(self.index, local)
         done = self.index.rebuild_progress()
         gone = self.intents.gone()  # versions being removed are gone already (see .intents)
         listed: list[tuple[ArtifactKey, int, ObjectInfo]] = []
@@ -207,7 +299,10 @@ class MetadataManager:
         etags = {(key, version): info for key, version, info in listed}
         # The old index's rows, where still readable, spare re-validating unchanged records.
         row_texts: dict[tuple[ArtifactKey, int], str] = {}
-        loaded = load_parallel(_with_known(listed, KnownRecords(self.index), row_texts), load)
+        workers = self.workers if self.backend.capabilities.transient_failures else 1
+        loaded = load_parallel(
+            _with_known(listed, KnownRecords(self.index), row_texts), load, workers
+        )
         records = loaded if self.index.shared else list(loaded)
         try:
             count = self.index.replace_all(records)
@@ -218,20 +313,42 @@ class MetadataManager:
             write_snapshot(
                 self.backend, ((k, etag, m.to_json()) for k, (etag, m) in sorted(seen.items()))
             )
+        self._rebuilt()
+        return count
+
+    def _rebuild_in_processes(self, index: SQLiteIndex, local: LocalParts) -> int:
+        """:meth:`rebuild_index` of a large local store: worker processes walk and read
+        the parts (:mod:`.loader`), this thread fills the index in one transaction."""
+        start_args = (local.root, local.index_path, self.intents.gone())
+
+        def batches() -> Iterator[list[BulkRow]]:
+            for loaded, skipped in ordered_in_processes(
+                f"{_LOADER_MODULE}:start_loader",
+                f"{_LOADER_MODULE}:load_part",
+                start_args,
+                local.parts,
+                local.processes,
+            ):
+                for reason in skipped:
+                    log.error("skipping unreadable metadata record: %s", reason)
+                yield loaded
+
+        try:
+            count = index.replace_rows(batches())
+        except IndexCorruptError:
+            index.destroy()
+            count = index.replace_rows(batches())
+        self._rebuilt()
+        return count
+
+    def _rebuilt(self) -> None:
         if self._stale_marker.exists() and not getattr(self.index, "read_only", False):
             try:
                 self._stale_marker.unlink(missing_ok=True)
             except OSError as exc:
                 log.warning("could not clear the index's rebuild marker: %s", exc)
-        return count
 
     # -- records ----------------------------------------------------------------------
-
-    def with_uri(self, meta: ArtifactMetadata) -> ArtifactMetadata:
-        """``meta`` with its URI under this backend's root (records may have moved)."""
-        # ArtifactKey(...).uri(root), spelled out: every download and search row passes here.
-        uri = f"{self.root_uri.rstrip('/')}/{meta.spec_name}/{meta.task_id}/{meta.type.filename}"
-        return meta if meta.uri == uri else meta.with_changes(uri=uri)
 
     def save(
         self,
@@ -300,29 +417,6 @@ class MetadataManager:
         """An index put of one row, to run (and retry) on its own."""
         return lambda: self.index.put(meta, remove_versions=remove, record=record)
 
-    def load(self, key: ArtifactKey, version: int) -> ArtifactMetadata:
-        """Read the record of ``version`` of ``key`` from the backend."""
-        return self._parse_record(key, version, self.backend.download(key.record_key(version)))
-
-    def load_known(self, key: ArtifactKey, version: int, known: str | None) -> ArtifactMetadata:
-        """:meth:`load`, where ``known`` is the index row's record text, if any.
-
-        The record is read from the backend all the same; only when its bytes are
-        exactly ``known`` (text this library wrote from a record it had validated) is
-        it decoded by the index's fast decoder instead of the full checks.
-        """
-        data = self.backend.download(key.record_key(version))
-        if known is not None and data == known.encode():
-            meta = decode_record(known)
-            if (meta.spec_name, meta.task_id, meta.type, meta.version) == (
-                key.spec_name,
-                key.task_id,
-                key.type,
-                version,
-            ):
-                return self.with_uri(meta)
-        return self._parse_record(key, version, data)
-
     def load_all(self, stored: StoredArtifact) -> list[ArtifactMetadata]:
         """The readable records of ``stored``, oldest first (vanished or unreadable ones
         skipped)."""
@@ -331,24 +425,6 @@ class MetadataManager:
             with contextlib.suppress(ArtifactNotFoundError, IntegrityError):
                 found.append(self.load(stored.key, version))
         return found
-
-    def _parse_record(self, key: ArtifactKey, version: int, data: bytes) -> ArtifactMetadata:
-        """The record ``data`` of ``version`` of ``key``, checked to describe it."""
-        record_key = key.record_key(version)
-        try:
-            meta = ArtifactMetadata.from_json(data)
-        except IntegrityError as exc:
-            raise IntegrityError(f"{record_key}: {exc}", uri=key.uri(self.root_uri)) from exc
-        if (meta.spec_name, meta.task_id, meta.type, meta.version) != (
-            key.spec_name,
-            key.task_id,
-            key.type,
-            version,
-        ):
-            raise IntegrityError(
-                f"{record_key}: record describes a different artifact", uri=key.uri(self.root_uri)
-            )
-        return self.with_uri(meta)
 
     def delete_record(self, key: ArtifactKey, version: int) -> bool:
         """Remove the record of one version from the backend (not yet from the index)."""
@@ -457,34 +533,13 @@ class MetadataManager:
         With ``leftovers``, the same walk also appends the leftovers of interrupted
         writes to it (what :meth:`StorageBackend.list_incomplete` yields).
         """
-        current: StoredArtifact | None = None
-        gone = self.intents.gone()
         if leftovers is None:
             listing: Iterator[tuple[ObjectInfo, bool]] = (
                 (info, False) for info in self.backend.list(prefix)
             )
         else:
             listing = self.backend.list_with_incomplete(prefix)
-        for info, incomplete in listing:
-            if incomplete:
-                if leftovers is not None:
-                    leftovers.append(info)
-                continue
-            parsed = parse_key(info.key)
-            if parsed is None:
-                continue
-            if parsed.kind == "record" and parsed.version in gone.get(parsed.artifact, ()):
-                continue  # being removed: gone already for readers (see .intents)
-            if current is None or current.key != parsed.artifact:
-                if current is not None:
-                    yield current
-                current = StoredArtifact(parsed.artifact)
-            if parsed.kind == "record":
-                current.records[parsed.version] = info.key
-            else:
-                current.objects[info.key] = info
-        if current is not None:
-            yield current
+        yield from group_stored(listing, self.intents.gone(), leftovers)
 
     def iter_records(self, prefix: str = "") -> Iterator[ArtifactMetadata]:
         """Every readable record in the backend; unreadable ones are logged and skipped."""
@@ -651,3 +706,34 @@ def _with_known(
         if text is not None:
             known[(key, version)] = text
         yield key, version
+
+
+def group_stored(
+    listing: Iterable[tuple[ObjectInfo, bool]],
+    gone: dict[ArtifactKey, set[int]],
+    leftovers: list[ObjectInfo] | None = None,
+) -> Iterator[StoredArtifact]:
+    """Group a listing of ``(info, incomplete)`` into artifacts (listing order keeps
+    them together), leaving out records of the versions in ``gone`` and appending
+    the leftovers of interrupted writes to ``leftovers``."""
+    current: StoredArtifact | None = None
+    for info, incomplete in listing:
+        if incomplete:
+            if leftovers is not None:
+                leftovers.append(info)
+            continue
+        parsed = parse_key(info.key)
+        if parsed is None:
+            continue
+        if parsed.kind == "record" and parsed.version in gone.get(parsed.artifact, ()):
+            continue  # being removed: gone already for readers (see .intents)
+        if current is None or current.key != parsed.artifact:
+            if current is not None:
+                yield current
+            current = StoredArtifact(parsed.artifact)
+        if parsed.kind == "record":
+            current.records[parsed.version] = info.key
+        else:
+            current.objects[info.key] = info
+    if current is not None:
+        yield current

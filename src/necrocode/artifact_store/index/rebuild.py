@@ -34,17 +34,14 @@ def load_parallel(
 ) -> Iterator[ArtifactMetadata]:
     """``load(key, version)`` of every item, in order; vanished records are skipped and
     unreadable ones logged and skipped (as a sequential rebuild does). ``workers``
-    defaults to :data:`REBUILD_WORKERS` (read at each call)."""
+    defaults to :data:`REBUILD_WORKERS` (read at each call); 1 reads in this thread."""
     workers = REBUILD_WORKERS if workers is None else workers
+    if workers <= 1:
+        yield from _load_each(versions, load)
+        return
 
     def read(key: ArtifactKey, version: int) -> ArtifactMetadata | None:
-        try:
-            return load(key, version)
-        except ArtifactNotFoundError:
-            return None  # deleted while we listed
-        except IntegrityError as exc:
-            log.error("skipping unreadable metadata record: %s", exc)
-            return None
+        return _read(load, key, version)
 
     window = max(1, workers) * WINDOW_PER_WORKER
     pending: collections.deque[Future[ArtifactMetadata | None]] = collections.deque()
@@ -63,3 +60,26 @@ def load_parallel(
         finally:
             for future in pending:
                 future.cancel()
+
+
+def _read(
+    load: Callable[[ArtifactKey, int], ArtifactMetadata], key: ArtifactKey, version: int
+) -> ArtifactMetadata | None:
+    try:
+        return load(key, version)
+    except ArtifactNotFoundError:
+        return None  # deleted while we listed
+    except IntegrityError as exc:
+        log.error("skipping unreadable metadata record: %s", exc)
+        return None
+
+
+def _load_each(
+    versions: Iterable[tuple[ArtifactKey, int]],
+    load: Callable[[ArtifactKey, int], ArtifactMetadata],
+) -> Iterator[ArtifactMetadata]:
+    """:func:`load_parallel` in this thread (a local disk: threads only contend there)."""
+    for key, version in versions:
+        meta = _read(load, key, version)
+        if meta is not None:
+            yield meta

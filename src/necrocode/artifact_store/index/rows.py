@@ -40,13 +40,14 @@ class KnownRecords:
     record is then fully checked, so the index can never vouch for a record.
     """
 
-    def __init__(self, index: object) -> None:
+    def __init__(self, index: object, start: tuple[str, str, str, int] | None = None) -> None:
+        """``start``: read only the rows after this key (a worker's part of the walk)."""
         self._page_of: Callable[[Any, int], list[tuple[str, str, str, int, str]]] | None = getattr(
             index, "record_page", None
         )
         self._rows: list[tuple[str, str, str, int, str]] = []
         self._at = 0
-        self._last: tuple[str, str, str, int] | None = None
+        self._last = start
         self._done = self._page_of is None
 
     def _row(self) -> tuple[str, str, str, int, str] | None:

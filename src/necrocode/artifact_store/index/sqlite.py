@@ -35,10 +35,13 @@ from ..models import ArtifactMetadata
 from ..naming import ArtifactKey
 from .base import Condition, IndexKey
 from .insights import (
+    clear_insights,
     compact_insights,
-    insert_insights_bulk,
+    insert_insight_values,
+    insight_values,
     insights_search_sql,
     install_insights,
+    restore_insights_trigger,
     write_insights,
 )
 from .query import SORT_COLUMNS, SearchQuery
@@ -175,8 +178,46 @@ def _key_params(key: ArtifactKey) -> tuple[str, str, str]:
     return (key.spec_name, key.task_id, key.type.value)
 
 
-def _version_key(meta: ArtifactMetadata) -> tuple[str, str, str, int]:
-    return (meta.spec_name, meta.task_id, meta.type.value, meta.version)
+#: One version's rows for a bulk load (:meth:`SQLiteIndex.replace_rows`): the values of
+#: its ``artifacts`` row (the key first, the latest flag left out), its tags and its
+#: side rows (:func:`~.insights.insight_values`). Plain data, cheap to send between
+#: processes.
+BulkRow = tuple[tuple[Any, ...], tuple[str, ...], tuple[Any, ...] | None, str | None, str | None]
+
+
+def bulk_row(meta: ArtifactMetadata, record: str | None = None) -> BulkRow:
+    """The rows of ``meta`` for a bulk load (``record``: its text, if known)."""
+    return (_row_values(meta, record), tuple(meta.tags), *insight_values(meta))
+
+
+def _insert_batch(conn: sqlite3.Connection, batch: Iterable[BulkRow]) -> int:
+    """Insert rows holding every version of their artifacts into emptied tables."""
+    # One row per version (a record listed twice: the last one read wins, as an
+    # upsert would have it).
+    by_version = {row[0][:4]: row for row in batch}
+    latest: dict[tuple[str, str, str], int] = {}
+    for spec, task, kind, version in by_version:
+        if version > latest.get((spec, task, kind), 0):
+            latest[(spec, task, kind)] = version
+    conn.executemany(
+        "INSERT INTO artifacts (spec_name, task_id, type, version, created_at, size,"
+        " original_size, retention_days, pinned, record, is_latest)"
+        " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+        (
+            (*values, int(latest[(key[0], key[1], key[2])] == key[3]))
+            for key, (values, *_) in by_version.items()
+        ),
+    )
+    conn.executemany(
+        "INSERT OR IGNORE INTO tags (tag, spec_name, task_id, type, version) VALUES (?,?,?,?,?)",
+        # In the table's key order: appended to B-tree pages instead of scattered.
+        sorted((tag, *key) for key, (_, tags, *_) in by_version.items() for tag in tags),
+    )
+    insert_insight_values(
+        conn,
+        ((key, insight, paths, tests) for key, (_, _, insight, paths, tests) in by_version.items()),
+    )
+    return len(by_version)
 
 
 def _row_values(meta: ArtifactMetadata, record: str | None = None) -> tuple[Any, ...]:
@@ -402,56 +443,36 @@ class SQLiteIndex:
             return self._built(conn)
 
     def replace_all(self, records: Iterable[ArtifactMetadata]) -> int:
-        """Empty the index and fill it with ``records`` in one transaction.
+        """Empty the index and fill it with ``records`` in one transaction (see
+        :meth:`replace_rows`)."""
+        return self.replace_rows([(bulk_row(meta) for meta in records)])
+
+    def replace_rows(self, batches: Iterable[Iterable[BulkRow]]) -> int:
+        """:meth:`replace_all` of rows made by :func:`bulk_row`, in batches that each hold
+        every version of their artifacts (a rebuild's worker processes send the rows of
+        whole folders, plain values rather than records). Batches are written as they
+        come, inside the one transaction: the caller's reads overlap the inserts.
 
         A bulk load, not a row-by-row upload: the latest flags are computed here, the
-        rows go in with one ``executemany`` per table while the running-total
-        triggers are off, the totals are summed once at the end, and the secondary
-        indexes are dropped before the load and built after it (sorting once beats
-        ~10 random B-tree inserts per row). Readers of other processes see the old
-        index until the commit.
+        rows go in with ``executemany`` while the running-total triggers are off, the
+        totals are summed once at the end, and the secondary indexes are dropped before
+        the load and built after it (sorting once beats ~10 random B-tree inserts per
+        row). Readers of other processes see the old index until the commit; writers
+        of this index wait for it (and then index what they committed meanwhile).
         """
-        # One row per version (a record listed twice: the last one read wins, as an
-        # upsert would have it).
-        metas = list({_version_key(meta): meta for meta in records}.values())
-        latest: dict[tuple[str, str, str], int] = {}
-        for meta in metas:
-            key = (meta.spec_name, meta.task_id, meta.type.value)
-            if meta.version > latest.get(key, 0):
-                latest[key] = meta.version
+        count = 0
         with self._write() as conn:
             # Triggers of an older schema are replaced, not kept by IF NOT EXISTS.
             for trigger in ("usage_on_insert", "usage_on_delete", "usage_on_update"):
                 conn.execute(f"DROP TRIGGER IF EXISTS {trigger}")
             for index in _SECONDARY_INDEXES:
                 conn.execute(f"DROP INDEX IF EXISTS {index}")
-            conn.execute("DELETE FROM artifacts")  # its trigger clears the insight rows
+            clear_insights(conn)
+            conn.execute("DELETE FROM artifacts")
             conn.execute("DELETE FROM tags")
             conn.execute("DELETE FROM usage_totals")
-            conn.executemany(
-                "INSERT INTO artifacts (spec_name, task_id, type, version, created_at, size,"
-                " original_size, retention_days, pinned, record, is_latest)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                (
-                    (
-                        *_row_values(meta),
-                        int(
-                            latest[(meta.spec_name, meta.task_id, meta.type.value)] == meta.version
-                        ),
-                    )
-                    for meta in metas
-                ),
-            )
-            conn.executemany(
-                "INSERT OR IGNORE INTO tags (tag, spec_name, task_id, type, version) "
-                "VALUES (?,?,?,?,?)",
-                (
-                    (tag, meta.spec_name, meta.task_id, meta.type.value, meta.version)
-                    for meta in metas
-                    for tag in meta.tags
-                ),
-            )
-            insert_insights_bulk(conn, metas)
+            for batch in batches:
+                count += _insert_batch(conn, batch)
             conn.execute(
                 "INSERT INTO usage_totals (spec_name, type, artifacts, versions, size,"
                 " original_size) SELECT spec_name, type, SUM(is_latest), COUNT(*), SUM(size),"
@@ -466,12 +487,13 @@ class SQLiteIndex:
                 conn.execute(statement)
             for trigger in _TRIGGERS:
                 conn.execute(trigger)
+            restore_insights_trigger(conn)
             compact_insights(conn)
             conn.execute(
                 "INSERT OR REPLACE INTO index_state (name, value) VALUES ('schema', ?)",
                 (str(SCHEMA_VERSION),),
             )
-        return len(metas)
+        return count
 
     # -- writes -----------------------------------------------------------------------
 
@@ -788,17 +810,8 @@ class SQLiteIndex:
         key order: ``verify_all`` reads them beside its walk of the backend (see
         :func:`~..maintenance.verify.verify_store`). A page per call, so no statement
         stays open between calls."""
-        sql = "SELECT spec_name, task_id, type, version, record FROM artifacts"
-        params: tuple[Any, ...] = ()
-        if after is not None:
-            sql += " WHERE (spec_name, task_id, type, version) > (?, ?, ?, ?)"
-            params = after
-        sql += " ORDER BY spec_name, task_id, type, version LIMIT ?"
         with self._read() as conn:
-            return [
-                (r[0], r[1], r[2], int(r[3]), r[4])
-                for r in conn.execute(sql, (*params, limit)).fetchall()
-            ]
+            return read_record_page(conn, after, limit)
 
     def count(self) -> int:
         """Number of artifacts (latest versions) indexed."""
@@ -849,6 +862,49 @@ def _classify(exc: sqlite3.DatabaseError, path: Path) -> StorageError:
     if damaged:
         return IndexCorruptError(f"index {path} is damaged: {message}")
     return StorageError(f"index {path}: {message}")
+
+
+def read_record_page(
+    conn: sqlite3.Connection, after: tuple[str, str, str, int] | None, limit: int
+) -> list[tuple[str, str, str, int, str]]:
+    """Up to ``limit`` rows ``(spec, task, type, version, record)`` after ``after``."""
+    sql = "SELECT spec_name, task_id, type, version, record FROM artifacts"
+    params: tuple[Any, ...] = ()
+    if after is not None:
+        sql += " WHERE (spec_name, task_id, type, version) > (?, ?, ?, ?)"
+        params = after
+    sql += " ORDER BY spec_name, task_id, type, version LIMIT ?"
+    return [
+        (r[0], r[1], r[2], int(r[3]), r[4]) for r in conn.execute(sql, (*params, limit)).fetchall()
+    ]
+
+
+class RecordPages:
+    """:meth:`SQLiteIndex.record_page` over a read-only connection of its own: what a
+    worker process of ``verify_all`` reads beside its part of the walk. It never
+    writes, creates or migrates the file; any failure is an :class:`IndexCorruptError`
+    (the rows are only a shortcut: every record is then checked fully)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._conn: sqlite3.Connection | None = None
+
+    def record_page(
+        self, after: tuple[str, str, str, int] | None, limit: int
+    ) -> list[tuple[str, str, str, int, str]]:
+        try:
+            if self._conn is None:
+                self._conn = sqlite3.connect(
+                    f"{self.path.as_uri()}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S
+                )
+            return read_record_page(self._conn, after, limit)
+        except sqlite3.Error as exc:
+            raise IndexCorruptError(f"index {self.path}: {exc}") from exc
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
 
 
 #: How long to wait between tries of switching a new index to WAL.

@@ -6,22 +6,28 @@ only the index.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 
 from ..backends.base import ObjectInfo, StorageBackend
+from ..backends.filesystem import FilesystemBackend
 from ..exceptions import (
     ArtifactNotFoundError,
+    ArtifactStoreError,
     IntegrityError,
     InvalidInputError,
     StorageFullError,
     StoragePermissionError,
 )
 from ..index.coordination import ArtifactLocks
-from ..index.manager import MetadataManager, StoredArtifact
+from ..index.manager import MetadataManager, RecordReader, StoredArtifact, group_stored
+from ..index.processes import LocalParts, local_parts, ordered_in_processes
 from ..index.rows import KnownRecords
+from ..index.sqlite import RecordPages
 from ..models import ArtifactType, utc_now
 from ..naming import ArtifactKey, parse_key
 from ..pipeline.integrity import ArtifactProblem, ArtifactReader, VerifyReport, vars_of
@@ -150,52 +156,125 @@ def verify_store(
     """See :meth:`ArtifactStore.verify_all`.
 
     One walk of the backend finds the artifacts and the leftovers of interrupted
-    writes; ``workers`` threads (:func:`~.parallel.maintenance_workers` by default)
-    read and hash the artifacts, and this thread merges their findings in walk order,
-    so the report and the progress calls are those of a single-threaded pass. A
-    storage error on one artifact is reported as that artifact's problem.
+    writes. On a local disk, where reading, inflating and hashing small artifacts is
+    Python-bound, a large store is verified by worker processes (one per core), each
+    walking and checking whole top-level folders; on an object store by threads
+    (:func:`~.parallel.maintenance_workers`), which wait on round trips. Either way
+    this thread merges the findings in walk order, so the report and the progress
+    calls are those of a single-threaded pass. A storage error on one artifact is
+    reported as that artifact's problem.
     """
     report = VerifyReport()
     seen: set[tuple[str, str, str, int]] = set()
     total = metadata.index.count() if progress is not None else 0
     leftovers: list[ObjectInfo] = []
-    # Batches of 32 small artifacts overlap their reads and inflates on the pool: 1.8x
-    # one thread on 2 busy cores (`b6_workers`), where single items lost to the hand-over.
-    count = maintenance_workers(backend, workers, waits_on_disk=True)
-    rows = KnownRecords(metadata.index)
-    walk = (
-        (stored, rows.texts(stored.key.spec_name, stored.key.task_id, stored.key.type.value))
-        for stored in metadata.iter_stored(leftovers=leftovers)
+    local = local_parts(backend, metadata.index, workers)
+    findings = (
+        _in_processes(metadata, local, leftovers)
+        if local is not None
+        else _in_threads(backend, metadata, workers, leftovers)
     )
-    outcomes = ordered_map(
-        lambda item: _verify_stored(backend, metadata, *item),
-        walk,
-        count,
-        batch=VERIFY_BATCH,
-    )
-    for done, outcome in enumerate(outcomes, start=1):
-        if outcome.value is not None:
-            outcome.value.merge_into(report, seen)
-        else:
-            stored = outcome.item[0]
-            uri = stored.key.uri(metadata.root_uri)
-            report.corrupted.append(
-                ArtifactProblem(uri, stored.latest_version, f"could not be read: {outcome.error}")
-            )
-            # Unread, not known wrong: its index rows are left as they are.
-            k = stored.key
-            seen.update((k.spec_name, k.task_id, k.type.value, v) for v in stored.records)
+    done = 0
+    for found, artifacts in findings:
+        found.merge_into(report, seen)
         if progress is not None:
-            progress(done, max(total, done))
+            for _ in range(artifacts):
+                done += 1
+                progress(done, max(total, done))
     report.incomplete = [info.key for info in leftovers]
     report.escaping = list(backend.list_escaping())
     _fix_index(metadata, seen, report)
     return report
 
 
+def _in_threads(
+    backend: StorageBackend,
+    metadata: MetadataManager,
+    workers: int | None,
+    leftovers: list[ObjectInfo],
+) -> Iterator[tuple[_Findings, int]]:
+    """The findings of every artifact, in walk order, from a walk in this thread and
+    ``workers`` threads (1 on a local disk: there threads only contend for the GIL)."""
+    count = maintenance_workers(backend, workers)
+    rows = KnownRecords(metadata.index)
+    walk = (
+        (stored, rows.texts(stored.key.spec_name, stored.key.task_id, stored.key.type.value))
+        for stored in metadata.iter_stored(leftovers=leftovers)
+    )
+    outcomes = ordered_map(
+        lambda item: _verify_one(backend, metadata, *item), walk, count, batch=VERIFY_BATCH
+    )
+    for outcome in outcomes:
+        assert outcome.value is not None  # _verify_one reports its errors as findings
+        yield outcome.value, 1
+
+
+def _in_processes(
+    metadata: MetadataManager, local: LocalParts, leftovers: list[ObjectInfo]
+) -> Iterator[tuple[_Findings, int]]:
+    """The findings of every part of the walk, in walk order, from worker processes:
+    each part is a list of top-level folders that one worker walks and checks,
+    reading the index rows of its range beside the walk (read-only)."""
+    leftovers.extend(local.root_leftovers)
+    start_args = (local.root, local.index_path, metadata.intents.gone())
+    results = ordered_in_processes(
+        f"{__name__}:_start_worker",
+        f"{__name__}:_verify_part",
+        start_args,
+        local.parts,
+        local.processes,
+    )
+    for found, artifacts, found_leftovers in results:
+        leftovers.extend(found_leftovers)
+        yield found, artifacts
+
+
+@dataclass
+class _Worker:
+    """What a worker process of ``verify_all`` reads with (set once per process)."""
+
+    backend: FilesystemBackend
+    records: RecordReader
+    rows: RecordPages
+    gone: dict[ArtifactKey, set[int]]
+
+
+#: The worker of this process (set by :func:`_start_worker`, in worker processes only).
+_WORKER: list[_Worker] = []
+
+
+def _start_worker(root: str, index_path: str, gone: dict[ArtifactKey, set[int]]) -> None:
+    backend = FilesystemBackend(root, create=False, durable=False)  # only read here
+    _WORKER[:] = [_Worker(backend, RecordReader(backend), RecordPages(Path(index_path)), gone)]
+
+
+def _verify_part(folders: list[str]) -> tuple[_Findings, int, list[ObjectInfo]]:
+    """Walk and verify ``folders`` (top-level, in walk order) in a worker process:
+    the merged findings, how many artifacts they cover and the leftovers found."""
+    (worker,) = _WORKER  # a worker process starts with _start_worker
+    leftovers: list[ObjectInfo] = []
+    listing = itertools.chain.from_iterable(
+        worker.backend.list_with_incomplete(f"{folder}/") for folder in folders
+    )
+    rows = KnownRecords(worker.rows, start=(folders[0], "", "", 0))
+    merged = _Findings()
+    artifacts = 0
+    for stored in group_stored(listing, worker.gone, leftovers):
+        k = stored.key
+        found = _verify_one(
+            worker.backend,
+            worker.records,
+            stored,
+            rows.texts(k.spec_name, k.task_id, k.type.value),
+        )
+        merged.extend(found)
+        artifacts += 1
+    return merged, artifacts, leftovers
+
+
 @dataclass
 class _Findings:
-    """What verifying one artifact found (built in a worker, merged by the caller)."""
+    """What verifying artifacts found (built in a worker, merged by the caller)."""
 
     ok: list[str] = field(default_factory=list)
     corrupted: list[ArtifactProblem] = field(default_factory=list)
@@ -203,6 +282,14 @@ class _Findings:
     orphaned: list[str] = field(default_factory=list)
     seen: list[tuple[str, str, str, int]] = field(default_factory=list)
     bytes_checked: int = 0
+
+    def extend(self, other: _Findings) -> None:
+        self.ok.extend(other.ok)
+        self.corrupted.extend(other.corrupted)
+        self.missing.extend(other.missing)
+        self.orphaned.extend(other.orphaned)
+        self.seen.extend(other.seen)
+        self.bytes_checked += other.bytes_checked
 
     def merge_into(self, report: VerifyReport, seen: set[tuple[str, str, str, int]]) -> None:
         report.ok.extend(self.ok)
@@ -213,9 +300,30 @@ class _Findings:
         seen.update(self.seen)
 
 
+def _verify_one(
+    backend: StorageBackend,
+    records: RecordReader,
+    stored: StoredArtifact,
+    row_texts: dict[int, str],
+) -> _Findings:
+    """:func:`_verify_stored`, with a storage error reported as the artifact's problem."""
+    try:
+        return _verify_stored(backend, records, stored, row_texts)
+    except ArtifactStoreError as exc:
+        found = _Findings()
+        uri = stored.key.uri(records.root_uri)
+        found.corrupted.append(
+            ArtifactProblem(uri, stored.latest_version, f"could not be read: {exc}")
+        )
+        # Unread, not known wrong: its index rows are left as they are.
+        k = stored.key
+        found.seen.extend((k.spec_name, k.task_id, k.type.value, v) for v in stored.records)
+        return found
+
+
 def _verify_stored(
     backend: StorageBackend,
-    metadata: MetadataManager,
+    metadata: RecordReader,
     stored: StoredArtifact,
     row_texts: dict[int, str],
 ) -> _Findings:

@@ -109,7 +109,7 @@ def open_parts(config: ArtifactStoreConfig, backend: StorageBackend | None) -> S
         compression=CompressionEngine(
             config.compression_codec, config.compression_level, config.compression_enabled
         ),
-        metadata=MetadataManager(backend, state_dir, index),
+        metadata=MetadataManager(backend, state_dir, index, workers=config.maintenance_workers),
         locks=locks,
         quota=quota,
         index_is_shared=index.shared
