@@ -240,7 +240,13 @@ def test_content_searches_are_index_lookups_not_scans(pg_url: str) -> None:
     """At a few thousand rows (statistics fresh from the rebuild) the planner reads the
     changed-paths index and the trigram index: the growth B9 measures is theirs."""
     diffs = [
-        meta("s", f"d{i}", DIFF, summary=summarised(DIFF, diff_of(f"pkg{i:04d}/m.py")))
+        meta(
+            "s",
+            f"d{i}",
+            DIFF,
+            tags=(f"batch-{i // 50}", "bench"),
+            summary=summarised(DIFF, diff_of(f"pkg{i:04d}/m.py")),
+        )
         for i in range(1500)
     ]
     reports = [
@@ -255,6 +261,15 @@ def test_content_searches_are_index_lookups_not_scans(pg_url: str) -> None:
     test = SearchQuery(insights=InsightFilter.build(test="case_0777"))
     assert index.search(test) == [reports[777]]
     assert FAILING_TEST_INDEX in _plan(pg_url, test)
+    # No GIN pending list for a search to scan besides the index: the trigram index
+    # takes its entries at once, the rebuild moved the tag index's into place.
+    with psycopg.connect(pg_url) as conn:
+        options = conn.execute(
+            "SELECT reloptions FROM pg_class WHERE relname = %s", (FAILING_TEST_INDEX,)
+        ).fetchone()
+        assert options is not None and "fastupdate=off" in options[0]
+        pending = conn.execute("SELECT gin_clean_pending_list('artifacts_by_tag'::regclass)")
+        assert pending.fetchone() == (0,)
     index.close()
 
 

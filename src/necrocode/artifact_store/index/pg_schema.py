@@ -24,6 +24,7 @@ __all__ = [
     "MIGRATION_LOCK",
     "SCHEMA_VERSION",
     "ensure_failing_test_index",
+    "flush_pending_entries",
     "migrate",
 ]
 
@@ -247,6 +248,10 @@ def ensure_failing_test_index(conn: Any) -> bool:
             conn.execute(
                 f"CREATE INDEX {FAILING_TEST_INDEX} ON artifacts"
                 " USING gin (lower(failing_tests) gin_trgm_ops)"
+                # Entries go straight into the index: with GIN's pending list a search
+                # also scans up to 4 MB of unsorted entries (2.5 ms instead of 0.45 ms
+                # at 100,000 artifacts after a rebuild). Only failing reports add rows.
+                " WITH (fastupdate = off)"
                 " WHERE failing_tests IS NOT NULL"
             )
     except psycopg.Error as exc:
@@ -257,6 +262,19 @@ def ensure_failing_test_index(conn: Any) -> bool:
         )
         return False
     return True
+
+
+def flush_pending_entries(conn: Any) -> None:
+    """Move the tags index's pending entries into the index proper (after a bulk load:
+    searches by tag otherwise scan them too). Needs to own the index; a failure rolls
+    back only its savepoint and leaves the entries for autovacuum."""
+    import psycopg  # noqa: PLC0415 - psycopg is imported only with a PostgreSQL index
+
+    try:
+        with conn.transaction():
+            conn.execute("SELECT gin_clean_pending_list('artifacts_by_tag'::regclass)")
+    except psycopg.Error as exc:
+        log.debug("PostgreSQL index: pending tag entries left to autovacuum (%s)", exc)
 
 
 #: Migration ``n`` (1-based) brings schema ``n - 1`` to ``n``: a script, or a function

@@ -33,7 +33,7 @@ from ..models import ArtifactMetadata
 from ..naming import ArtifactKey
 from .base import Condition, IndexKey, SearchQuery, UsageRow, UsageSums, redact_url
 from .insights import InsightFilter, touches_regex
-from .pg_schema import WRITE_LOCK, ensure_failing_test_index, migrate
+from .pg_schema import WRITE_LOCK, ensure_failing_test_index, flush_pending_entries, migrate
 from .query import SORT_COLUMNS
 from .rows import decode_record
 
@@ -439,6 +439,7 @@ class PostgresIndex:
             )
             # The trigram index, if pg_trgm has become available since the migration.
             ensure_failing_test_index(conn)
+            flush_pending_entries(conn)
             # Fresh statistics, so the planner picks the right index at once.
             conn.execute("ANALYZE artifacts")
             conn.execute("ANALYZE artifact_paths")
