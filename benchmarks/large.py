@@ -8,6 +8,7 @@ zlib + hashlib alone (a plain copy + hash without compression).
 from __future__ import annotations
 
 import json
+import os
 import random
 import shutil
 import subprocess
@@ -53,6 +54,9 @@ _LAUNCHER = "import subprocess, sys; sys.exit(subprocess.call([sys.executable, *
 
 
 def _run(work: Path, *args: str) -> dict[str, Any]:
+    # Every run, store or baseline, starts with no dirty pages waiting for writeback:
+    # otherwise one run pays for the previous run's (or the source file's) gigabyte.
+    os.sync()
     done = subprocess.run(
         [sys.executable, "-c", _LAUNCHER, "-m", "benchmarks.large_worker", *args],
         capture_output=True,
