@@ -19,6 +19,7 @@ from typing import Any
 
 from necrocode.artifact_store import ArtifactStore, ArtifactStoreConfig
 from necrocode.artifact_store.backends.filesystem import FilesystemBackend
+from necrocode.artifact_store.index.intents import IntentLog
 from necrocode.artifact_store.index.sqlite import SQLiteIndex
 from necrocode.artifact_store.models import utc_now
 
@@ -29,8 +30,11 @@ STEPS: list[tuple[type[Any], str]] = [
     (FilesystemBackend, "delete"),
     (FilesystemBackend, "delete_many"),
     (SQLiteIndex, "put"),
-    (SQLiteIndex, "remove"),
+    # ``remove`` is ``remove_many`` of one artifact.
+    (SQLiteIndex, "remove_many"),
     (SQLiteIndex, "replace_all"),
+    (IntentLog, "begin_batch"),
+    (IntentLog, "end_batch"),
 ]
 
 

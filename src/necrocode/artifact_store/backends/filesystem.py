@@ -596,7 +596,9 @@ class FilesystemBackend(StorageBackend):
         try:
             if self.durable:
                 fsync_dir(path.parent)
-            self._prune_empty(path.parent)
+            parent = self._prune_empty(path.parent)
+            if parent is not None and self.durable:
+                fsync_dir(parent)
         except OSError as exc:
             raise map_os_error(exc, f"deleting {key}", key) from exc
         return True
@@ -605,7 +607,10 @@ class FilesystemBackend(StorageBackend):
         """Unlink every key in order, then fsync each touched folder once.
 
         A batch in one folder (the versions of a task's artifacts) costs one
-        folder fsync instead of one per key; it is durable when this returns.
+        folder fsync instead of one per key; the folders of a batch that spans
+        several (a cleanup batch) are fsynced side by side, sharing journal
+        commits, and so are the parents of the folders it emptied. It is durable
+        when this returns.
         """
         removed: list[bool] = []
         folders: dict[Path, None] = {}
@@ -621,30 +626,40 @@ class FilesystemBackend(StorageBackend):
                 raise map_os_error(exc, f"deleting {key}", key) from exc
             removed.append(True)
             folders[path.parent] = None
+        self._sync_folders(folders, "deleting in")
+        parents: dict[Path, None] = {}
         for folder in folders:
-            try:
-                if self.durable:
-                    fsync_dir(folder)
-                self._prune_empty(folder)
-            except OSError as exc:
-                raise map_os_error(exc, f"deleting in {folder}") from exc
+            parent = self._prune_empty(folder)
+            if parent is not None:
+                parents[parent] = None
+        self._sync_folders(parents, "removing an emptied folder in")
         return removed
 
-    def _prune_empty(self, folder: Path) -> None:
-        """Remove the object's folder once it is empty (never the root).
+    def _sync_folders(self, folders: dict[Path, None], what: str) -> None:
+        """fsync ``folders`` side by side (durable stores only)."""
+        if not (self.durable and folders):
+            return
+        try:
+            sync_all([(str(folder), True) for folder in folders])
+        except OSError as exc:
+            where = exc.filename or next(iter(folders))
+            raise map_os_error(exc, f"{what} {where}") from exc
+
+    def _prune_empty(self, folder: Path) -> Path | None:
+        """Remove the object's folder once it is empty (never the root); return its parent
+        (to fsync) when it was removed.
 
         Only one level: an emptied spec folder stays, because asking a folder
         with thousands of removed entries whether it is empty costs a scan of
         all its blocks, on every delete.
         """
         if folder == self.root or self.root not in folder.parents:
-            return
+            return None
         try:
             folder.rmdir()
         except OSError:
-            return  # not empty (or already gone): other artifacts or a writer use it
-        if self.durable:
-            fsync_dir(folder.parent)
+            return None  # not empty (or already gone): other artifacts or a writer use it
+        return folder.parent
 
     def exists(self, key: str) -> bool:
         return self.path_of(key).is_file()

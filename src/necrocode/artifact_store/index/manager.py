@@ -444,8 +444,13 @@ class MetadataManager(RecordReader):
         removals = [r for r in removals if r.versions or r.all_versions]
         if not removals:
             return
+        batch = None
         try:
-            self.intents.begin(removals)
+            if len(removals) > 1:
+                # Several artifacts (a cleanup batch): one intent file for all of them.
+                batch = self.intents.begin_batch(removals)
+            if batch is None:
+                self.intents.begin(removals)
         except StorageFullError as exc:
             # A full disk must not stop a delete, which is what frees space. Without an
             # intent the same steps run; a crash in between leaves the records (and
@@ -453,7 +458,7 @@ class MetadataManager(RecordReader):
             log.warning("removing without a delete intent: %s", exc)
             self._finish(removals, with_intent=False)
             return
-        self._finish(removals)
+        self._finish(removals, batch=batch)
 
     def finish_removal(self, key: ArtifactKey) -> bool:
         """Finish a removal of ``key`` a crashed process left half-done (caller holds the lock).
@@ -486,13 +491,24 @@ class MetadataManager(RecordReader):
         )
         return True
 
-    def _finish(self, removals: list[DeleteIntent], *, with_intent: bool = True) -> None:
-        """The steps after the intent: index rows, records (oldest first), objects, intent."""
-        for removal in removals:
-            self._unindex_removal(removal)
+    def _finish(
+        self, removals: list[DeleteIntent], *, with_intent: bool = True, batch: Path | None = None
+    ) -> None:
+        """The steps after the intent: index rows, records (oldest first), objects, intent
+        (``batch``: the one file of all of them)."""
+        remove_many = getattr(self.index, "remove_many", None)
+        if remove_many is not None and len(removals) > 1:
+            # A cleanup batch: every row in one index transaction.
+            rows = [(r.key, None if r.all_versions else list(r.versions)) for r in removals]
+            self._index_after_commit(lambda: remove_many(rows))
+        else:
+            for removal in removals:
+                self._unindex_removal(removal)
         self.delete_records([(r.key, v) for r in removals for v in sorted(r.versions)])
         self.backend.delete_many([key for r in removals for key in r.objects])
-        if with_intent:
+        if batch is not None:
+            self.intents.end_batch(batch)
+        elif with_intent:
             self.intents.end([r.key for r in removals])
 
     def _unindex_removal(self, removal: DeleteIntent) -> None:

@@ -642,15 +642,20 @@ class SQLiteIndex:
 
     def remove(self, key: ArtifactKey, versions: Sequence[int] | None = None) -> None:
         """Drop the rows of ``versions`` of ``key`` (all versions when ``None``)."""
-        params = _key_params(key)
+        self.remove_many([(key, versions)])
+
+    def remove_many(self, removals: Sequence[tuple[ArtifactKey, Sequence[int] | None]]) -> None:
+        """:meth:`remove` of several artifacts in one transaction (a cleanup batch)."""
         with self._write() as conn:
-            if versions is None:
-                where = "spec_name=? AND task_id=? AND type=?"
-                conn.execute(f"DELETE FROM artifacts WHERE {where}", params)
-                conn.execute(f"DELETE FROM tags WHERE {where}", params)
-            else:
-                self._delete_versions(conn, params, versions)
-                self._refresh_latest(conn, params)
+            for key, versions in removals:
+                params = _key_params(key)
+                if versions is None:
+                    where = "spec_name=? AND task_id=? AND type=?"
+                    conn.execute(f"DELETE FROM artifacts WHERE {where}", params)
+                    conn.execute(f"DELETE FROM tags WHERE {where}", params)
+                else:
+                    self._delete_versions(conn, params, versions)
+                    self._refresh_latest(conn, params)
 
     @staticmethod
     def _delete_versions(

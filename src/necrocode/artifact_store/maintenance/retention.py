@@ -20,14 +20,19 @@ import contextlib
 import json
 import logging
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from ..config import RetentionDays
-from ..exceptions import ArtifactNotFoundError, InvalidInputError, StorageError
+from ..exceptions import (
+    ArtifactNotFoundError,
+    ArtifactStoreError,
+    InvalidInputError,
+    StorageError,
+)
 from ..index.base import SHARED_JOB_WORKERS, Condition
 from ..index.intents import DeleteIntent
 from ..models import ArtifactMetadata, format_time, utc_now
@@ -47,6 +52,9 @@ log = logging.getLogger("necrocode.artifact_store.retention")
 
 CLEANUP_LOG_FILENAME = "cleanup.log"
 SECONDS_PER_DAY = 86400.0
+#: Artifact versions one cleanup batch removes together (whole task folders): one
+#: delete intent, one index transaction and one round of folder fsyncs for all of them.
+CLEANUP_BATCH = 96
 
 
 class RetentionPolicy:
@@ -200,9 +208,11 @@ def cleanup_expired(
 ) -> CleanupReport:
     """Delete every expired version (``dry_run``: list them), log the run, report it.
 
-    One batch per task folder (its deletions share their folder fsyncs), on a few
-    threads whose results are merged in order; a folder that fails is reported
-    and the others go on.
+    Batches of whole task folders (about ``CLEANUP_BATCH`` versions; one folder
+    with a shared index, whose hosts claim folders) share one delete intent, one
+    index transaction and one round of folder fsyncs; they run on a few threads
+    whose results are merged in order. A folder that fails is reported and the
+    others go on.
     """
     now = _aware(now)
     report = CleanupReport(utc_now(), dry_run, policy.describe())
@@ -213,28 +223,41 @@ def cleanup_expired(
     workers = maintenance_workers(
         parts.backend, parts.config.maintenance_workers, waits_on_disk=True
     )
+    limit = CLEANUP_BATCH
     if parts.metadata.index.shared:
         # Each thread holds a claim connection and needs another for its deletes.
         workers = min(workers, SHARED_JOB_WORKERS)
+        limit = 1  # one folder (one claim) at a time
+
+    def work(batch: list[list[ArtifactMetadata]]) -> list[_GroupResult]:
+        if dry_run:
+            return [(group, group, None) for group in batch]
+        return _delete_batch(parts, policy, batch, now)
+
     outcomes = ordered_map(
-        lambda group: group if dry_run else _delete_group(parts, policy, group, now),
-        by_folder.values(),
+        work,
+        _batches(by_folder.values(), limit),
         1 if dry_run else workers,
     )
     versioned = parts.config.versioning_enabled
     done = 0
     for outcome in outcomes:
-        deleted = outcome.value or []
-        for meta in outcome.item:
-            label = meta.version_uri if versioned else meta.uri
-            if outcome.error is not None:
-                report.errors.append(f"{label}: {outcome.error}")
-            elif meta in deleted:
-                report.uris.append(label)
-                report.bytes_freed += meta.stored_size
-            done += 1
-            if progress is not None:
-                progress(done, len(expired))
+        results: list[_GroupResult] = outcome.value or [
+            # Only a bug gets here: _delete_batch reports failures per folder.
+            (group, [], outcome.error)
+            for group in outcome.item
+        ]
+        for group, deleted, error in results:
+            for meta in group:
+                label = meta.version_uri if versioned else meta.uri
+                if error is not None:
+                    report.errors.append(f"{label}: {error}")
+                elif meta in deleted:
+                    report.uris.append(label)
+                    report.bytes_freed += meta.stored_size
+                done += 1
+                if progress is not None:
+                    progress(done, len(expired))
     report.finished_at = utc_now()
     try:
         append_cleanup_log(parts.metadata.state_dir, report)
@@ -252,53 +275,125 @@ def cleanup_expired(
     return report
 
 
-def _delete_group(
-    parts: StoreParts, policy: RetentionPolicy, group: list[ArtifactMetadata], now: datetime
-) -> list[ArtifactMetadata]:
-    """Delete the still-expired versions of one task folder; return those deleted.
+#: One group's result in a batch: the group, its versions deleted, or the error that
+#: stopped its folder.
+_GroupResult = tuple[list[ArtifactMetadata], list[ArtifactMetadata], ArtifactStoreError | None]
 
-    Holds the locks of the folder's artifacts (in key order, so two cleanups
-    cannot deadlock) and re-checks every version from its record, so a
-    concurrent re-upload or pin wins. Records go first (oldest first), then
-    objects, each batch made durable by one folder fsync.
+
+def _batches(
+    groups: Iterable[list[ArtifactMetadata]], limit: int
+) -> Iterator[list[list[ArtifactMetadata]]]:
+    """Whole task folders, gathered until a batch holds ``limit`` versions or more."""
+    batch: list[list[ArtifactMetadata]] = []
+    size = 0
+    for group in groups:
+        batch.append(group)
+        size += len(group)
+        if size >= limit:
+            yield batch
+            batch, size = [], 0
+    if batch:
+        yield batch
+
+
+def _delete_batch(
+    parts: StoreParts,
+    policy: RetentionPolicy,
+    batch: list[list[ArtifactMetadata]],
+    now: datetime,
+) -> list[_GroupResult]:
+    """Delete the still-expired versions of a batch of task folders, all together.
+
+    If the batch as a whole fails (a lock timeout on one artifact, a folder that
+    cannot be written), its folders are tried again one by one, so only the
+    failing ones are reported (a removal the batch left half-done is finished
+    first, under the artifact's lock, see :meth:`StoreParts.hold`).
     """
-    keys = sorted({ArtifactKey(m.spec_name, m.task_id, m.type) for m in group})
+    announced: set[tuple[ArtifactKey, int]] = set()
+    if len(batch) > 1:
+        try:
+            deleted = _delete_groups(parts, policy, batch, now, announced)
+            return [(group, kept, None) for group, kept in deleted]
+        except ArtifactStoreError as exc:
+            log.warning(
+                "cleanup: a batch of %d folders failed (%s); retrying them one by one",
+                len(batch),
+                exc,
+            )
+    results: list[_GroupResult] = []
+    for group in batch:
+        try:
+            kept = _delete_groups(parts, policy, [group], now, announced)[0][1]
+            results.append((group, kept, None))
+        except ArtifactStoreError as exc:
+            results.append((group, [], exc))
+    return results
+
+
+def _delete_groups(
+    parts: StoreParts,
+    policy: RetentionPolicy,
+    groups: list[list[ArtifactMetadata]],
+    now: datetime,
+    announced: set[tuple[ArtifactKey, int]],
+) -> list[tuple[list[ArtifactMetadata], list[ArtifactMetadata]]]:
+    """Delete the still-expired versions of some task folders; return each group with
+    the versions of it that were deleted.
+
+    ``announced`` collects the versions whose delete intent was written; one found
+    gone on a later try was deleted by that intent (finished when its lock was taken
+    again), so it counts as deleted.
+
+    Holds the locks of the folders' artifacts (in key order, so two cleanups
+    cannot deadlock) and re-checks every version from its record, so a
+    concurrent re-upload or pin wins. Then one removal covers them all: one
+    index transaction, the records (oldest first), then the objects, each step
+    made durable by one fsync per folder, the folders side by side.
+    """
     metadata = parts.metadata
+    kept: dict[int, list[ArtifactMetadata]] = {id(group): [] for group in groups}
     with contextlib.ExitStack() as held:
-        # With a shared index, hosts cleaning at once split the folders between them.
-        folder = f"{group[0].spec_name}/{group[0].task_id}"
-        if not held.enter_context(metadata.index.claim("cleanup", folder)):
-            log.info("cleanup: another host is cleaning %s; left to it", folder)
-            return []
+        mine: list[list[ArtifactMetadata]] = []
+        for group in groups:
+            # With a shared index, hosts cleaning at once split the folders between them.
+            folder = f"{group[0].spec_name}/{group[0].task_id}"
+            if held.enter_context(metadata.index.claim("cleanup", folder)):
+                mine.append(group)
+            else:
+                log.info("cleanup: another host is cleaning %s; left to it", folder)
+        keys = sorted({ArtifactKey(m.spec_name, m.task_id, m.type) for g in mine for m in g})
         for key in keys:
             held.enter_context(parts.hold(key, key.uri(parts.root_uri)))
-        doomed: list[tuple[ArtifactKey, ArtifactMetadata]] = []
-        kept: list[ArtifactMetadata] = []
-        for meta in sorted(group, key=lambda m: m.version):
-            key = ArtifactKey(meta.spec_name, meta.task_id, meta.type)
-            try:
-                current = metadata.load(key, meta.version)
-            except ArtifactNotFoundError:
-                metadata.unindex(key, [meta.version])
-                continue
-            if not policy.is_expired(current, now):
-                metadata.reindex(current)
-                continue
-            doomed.append((key, current))
-            kept.append(meta)
-        if not doomed:
-            return []
-        metadata.remove_versions(
-            [
-                DeleteIntent(
-                    key,
-                    tuple(m.version for k, m in doomed if k == key),
-                    tuple(m.object_key for k, m in doomed if k == key and m.object_key),
-                )
-                for key in keys
-            ]
-        )
-    return kept
+        doomed: dict[ArtifactKey, list[ArtifactMetadata]] = {}
+        for group in mine:
+            for meta in sorted(group, key=lambda m: m.version):
+                key = ArtifactKey(meta.spec_name, meta.task_id, meta.type)
+                try:
+                    current = metadata.load(key, meta.version)
+                except ArtifactNotFoundError:
+                    metadata.unindex(key, [meta.version])
+                    if (key, meta.version) in announced:
+                        kept[id(group)].append(meta)
+                    continue
+                if not policy.is_expired(current, now):
+                    metadata.reindex(current)
+                    continue
+                doomed.setdefault(key, []).append(current)
+                kept[id(group)].append(meta)
+        if doomed:
+            announced.update((key, m.version) for key, found in doomed.items() for m in found)
+            metadata.remove_versions(
+                [
+                    DeleteIntent(
+                        key,
+                        tuple(m.version for m in doomed[key]),
+                        tuple(m.object_key for m in doomed[key] if m.object_key),
+                    )
+                    for key in keys
+                    if key in doomed
+                ]
+            )
+    return [(group, kept[id(group)]) for group in groups]
 
 
 def _aware(moment: datetime | None) -> datetime:
