@@ -149,13 +149,18 @@ _TEXT_TABLES = (
 )
 
 
+def _fts_add(table: str, column: str) -> str:
+    """The trigger indexing each new row's text (one statement, for ``execute``)."""
+    return f"""CREATE TRIGGER IF NOT EXISTS {table}_fts_add AFTER INSERT ON {table} BEGIN
+    INSERT INTO {table}_fts (rowid, {column}) VALUES (new.id, new.{column});
+END"""
+
+
 def _fts(table: str, column: str, options: str) -> str:
     return f"""
 CREATE VIRTUAL TABLE IF NOT EXISTS {table}_fts USING fts5(
     {column}, content='{table}', content_rowid='id', tokenize='trigram'{options});
-CREATE TRIGGER IF NOT EXISTS {table}_fts_add AFTER INSERT ON {table} BEGIN
-    INSERT INTO {table}_fts (rowid, {column}) VALUES (new.id, new.{column});
-END;
+{_fts_add(table, column)};
 CREATE TRIGGER IF NOT EXISTS {table}_fts_drop AFTER DELETE ON {table} BEGIN
     INSERT INTO {table}_fts ({table}_fts, rowid, {column}) VALUES ('delete', old.id, old.{column});
 END;
@@ -165,9 +170,7 @@ END;
 def _plain_fts(table: str, column: str, _options: str) -> str:
     return f"""
 CREATE TABLE IF NOT EXISTS {table}_fts (rowid INTEGER PRIMARY KEY, {column} TEXT NOT NULL);
-CREATE TRIGGER IF NOT EXISTS {table}_fts_add AFTER INSERT ON {table} BEGIN
-    INSERT INTO {table}_fts (rowid, {column}) VALUES (new.id, new.{column});
-END;
+{_fts_add(table, column)};
 CREATE TRIGGER IF NOT EXISTS {table}_fts_drop AFTER DELETE ON {table} BEGIN
     DELETE FROM {table}_fts WHERE rowid = old.id;
 END;
@@ -242,10 +245,24 @@ def clear_insights(conn: sqlite3.Connection) -> None:
     conn.execute("DROP TRIGGER IF EXISTS insights_on_delete")  # an older schema's name
     for table in _SIDE_TABLES:
         conn.execute(f"DELETE FROM {table}")
+    # The text indexes are built once after the load (see restore_insights_trigger).
+    for table, _, _ in _TEXT_TABLES:
+        conn.execute(f"DROP TRIGGER IF EXISTS {table}_fts_add")
 
 
 def restore_insights_trigger(conn: sqlite3.Connection) -> None:
-    """Re-create the trigger :func:`clear_insights` dropped."""
+    """Re-create the triggers :func:`clear_insights` dropped, after building the text
+    indexes of the loaded rows in one pass: an FTS5 ``rebuild`` tokenizes the rows an
+    order of magnitude faster than the insert trigger does row by row."""
+    for table, column, _ in _TEXT_TABLES:
+        if TRIGRAM_AVAILABLE:
+            conn.execute(f"INSERT INTO {table}_fts ({table}_fts) VALUES ('rebuild')")
+        else:
+            conn.execute(f"DELETE FROM {table}_fts")
+            conn.execute(
+                f"INSERT INTO {table}_fts (rowid, {column}) SELECT id, {column} FROM {table}"
+            )
+        conn.execute(_fts_add(table, column))
     conn.execute(_ON_DELETE)
 
 
