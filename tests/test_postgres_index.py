@@ -273,6 +273,57 @@ def test_content_searches_are_index_lookups_not_scans(pg_url: str) -> None:
     index.close()
 
 
+def test_a_multi_word_test_search_looks_up_one_word_and_checks_the_whole_substring(
+    pg_url: str,
+) -> None:
+    """The trigram index is asked for the longest word of the needle (the parts every
+    test id shares are in every failing row); the answers are those of a plain
+    case-insensitive substring match, wildcards and case included."""
+    names = [
+        "test_login_ok",
+        "test_login_fails",
+        "Test_Pay_50%_OFF",
+        "test_pay_50x_off",
+        "test_a_b",
+        *(f"test_filler_{i:03d}" for i in range(200)),
+    ]
+    reports = [
+        meta("s", f"t{i}", TEST, summary=summarised(TEST, _junit_failing(name)))
+        for i, name in enumerate(names)
+    ]
+    index = PostgresIndex(pg_url, "memory://store")
+    index.replace_all(reports)
+
+    def expected(needle: str) -> set[str]:
+        return {
+            r.task_id
+            for r in reports
+            if r.summary is not None
+            and any(needle.lower() in t.lower() for t in r.summary.failing_tests())
+        }
+
+    needles = [
+        "test_login",
+        "mod::test_login_f",
+        "TEST_LOGIN_OK",
+        "pay_50%_off",
+        "_50x_",
+        "a_b",
+        "login_fails_not",
+        "filler_01",
+        "::test",
+    ]
+    for needle in needles:
+        query = SearchQuery(insights=InsightFilter.build(test=needle))
+        assert {m.task_id for m in index.search(query)} == expected(needle), needle
+    assert expected("test_login") == {"t0", "t1"}
+    assert expected("pay_50%_off") == {"t2"}
+    plan = _plan(pg_url, SearchQuery(insights=InsightFilter.build(test="mod::test_login_f")))
+    assert FAILING_TEST_INDEX in plan
+    assert "%login%" in plan  # the longest word, not the whole needle, is looked up
+    index.close()
+
+
 def test_without_pg_trgm_test_searches_still_work(pg_server: PostgresServer) -> None:
     """A role that may not create extensions gets the schema without the trigram index
     (a warning says so) and the same answers."""

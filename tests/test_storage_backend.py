@@ -288,6 +288,23 @@ class TestFilesystemBackend(BackendConformance):
         assert backend.remove_incomplete(leftovers[0])
         assert list(backend.list_incomplete()) == []
 
+    def test_a_names_only_listing_lists_what_the_full_listing_does(self, tmp_path: Path) -> None:
+        """``list_names_with_incomplete`` (verify's walk) skips the stat of each file:
+        the same keys and leftovers in the same order, sizes and times unknown."""
+        backend = FilesystemBackend(tmp_path / "root")
+        for key in ("s/t/b.txt", "s/t/a.txt", "s/u/deep/c.txt", "sx/t/d.txt", "r.txt"):
+            backend.upload(key, b"12345")
+        (tmp_path / "root" / "s" / "t" / ".a.txt.tmp-abc123").write_bytes(b"partial")
+        (tmp_path / "root" / "s" / "t" / ".hidden").write_bytes(b"not listed")
+        for prefix in ("", "s/", "s/t/a", "sx/"):
+            full = [(i.key, tmp) for i, tmp in backend.list_with_incomplete(prefix)]
+            names = list(backend.list_names_with_incomplete(prefix))
+            assert [(i.key, tmp) for i, tmp in names] == full, prefix
+            assert all(i.size == -1 and i.modified is None for i, _ in names)
+        assert ("s/t/.a.txt.tmp-abc123", True) in [
+            (i.key, tmp) for i, tmp in backend.list_names_with_incomplete("s/")
+        ]
+
     def test_staged_object_is_durable_before_the_write_after_it_appears(
         self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -644,9 +645,18 @@ def _insight_clauses(insight: InsightFilter, clauses: list[str], params: list[An
         clauses.append("summary_has_errors = %s")
         params.append(insight.has_errors)
     if insight.test is not None:
-        # LIKE (its wildcards escaped), so the trigram index can serve it where it exists.
-        clauses.append("lower(failing_tests) LIKE lower(%s) ESCAPE '\\'")
-        params.append(f"%{_like_escaped(insight.test.strip())}%")
+        needle = insight.test.strip()
+        word = _selective_word(needle)
+        if word is None:
+            # LIKE (its wildcards escaped), so the trigram index can serve it where it exists.
+            clauses.append("lower(failing_tests) LIKE lower(%s) ESCAPE '\\'")
+            params.append(f"%{_like_escaped(needle)}%")
+        else:
+            # The index looks up the trigrams of one distinctive word only; the whole
+            # substring is checked on the few rows that hold it (see _selective_word).
+            clauses.append("lower(failing_tests) LIKE lower(%s)")
+            clauses.append("strpos(lower(failing_tests), lower(%s)) > 0")
+            params.extend([f"%{word}%", needle])
     if insight.touches is not None:
         # The glob's rule as a PostgreSQL regular expression (the Python one uses only
         # constructs both dialects read alike), anchored for a full match.
@@ -662,6 +672,30 @@ def _insight_clauses(insight: InsightFilter, clauses: list[str], params: list[An
             f" version FROM artifact_paths WHERE {' AND '.join(where)})"
         )
         params.extend(values)
+
+
+#: Runs of letters and digits: what pg_trgm makes trigrams of (other characters separate).
+_WORD_RE = re.compile(r"[^\W_]+")
+
+
+def _selective_word(needle: str) -> str | None:
+    """The word of a multi-word ``test=`` substring for the trigram index to look up.
+
+    A GIN lookup reads the whole posting list of every trigram of the pattern, and
+    the parts test ids share (``test``, ``case``, ``tests/``, ``.py::``) are in
+    every failing row: a full-pattern lookup grows with the failing rows. One word's
+    trigrams are enough to find the candidates, and the longest word (the last of
+    equals: a test's own name ends its id) is the one least likely to be shared.
+    ``None`` when the needle is a single word, or has none of three characters or
+    more (a trigram lookup needs three): the whole needle is looked up then.
+    """
+    words: list[str] = _WORD_RE.findall(needle)
+    if not words:
+        return None
+    word = max(reversed(words), key=len)
+    if len(word) < 3 or word == needle:
+        return None
+    return word
 
 
 def _like_escaped(text: str) -> str:

@@ -254,7 +254,7 @@ def _verify_part(folders: list[str]) -> tuple[_Findings, int, list[ObjectInfo]]:
     (worker,) = _WORKER  # a worker process starts with _start_worker
     leftovers: list[ObjectInfo] = []
     listing = itertools.chain.from_iterable(
-        worker.backend.list_with_incomplete(f"{folder}/") for folder in folders
+        worker.backend.list_names_with_incomplete(f"{folder}/") for folder in folders
     )
     rows = KnownRecords(worker.rows, start=(folders[0], "", "", 0))
     merged = _Findings()
