@@ -73,10 +73,11 @@ def _rebuild(root: Path) -> dict[str, float]:
     return {"rebuild": count / seconds, "rebuild_raw": count / raw}
 
 
-def worker(work: Path, count: int, shared: Path) -> None:
+def worker(work: Path, count: int, shared: Path, figures: str) -> None:
     """One round of one side: cleanup on a fresh store, rebuild of the shared one."""
-    result = _cleanup(work, count)
-    result.update(_rebuild(shared))
+    result = _cleanup(work, count) if "cleanup" in figures else {}
+    if "rebuild" in figures:
+        result.update(_rebuild(shared))
     print(json.dumps(result), flush=True)
 
 
@@ -85,11 +86,12 @@ def main() -> None:
     parser.add_argument("base_src", nargs="?", help="the other checkout's src folder")
     parser.add_argument("--count", type=int, default=12_000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--figures", default="cleanup,rebuild", help="cleanup, rebuild or both")
     parser.add_argument("--worker", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         work, count, shared = args.worker
-        worker(Path(work), int(count), Path(shared))
+        worker(Path(work), int(count), Path(shared), args.figures)
         return
     if args.base_src is None:
         parser.error("give the src folder of the checkout to compare with")
@@ -118,6 +120,8 @@ def main() -> None:
                         str(work),
                         str(args.count),
                         str(shared),
+                        "--figures",
+                        args.figures,
                     ],
                     cwd=HERE.parent,
                     env=dict(os.environ, PYTHONPATH=str(sides[name])),
@@ -136,6 +140,8 @@ def main() -> None:
     )
     for name, results in found.items():
         for figure in ("cleanup", "rebuild"):
+            if figure not in args.figures:
+                continue
             ratios = [r[figure] / r[f"{figure}_raw"] for r in results]
             rates = [r[figure] for r in results]
             print(

@@ -53,8 +53,9 @@ def load_part(folders: list[str]) -> tuple[list[BulkRow], list[str]]:
     current: ArtifactKey | None = None
     texts: dict[int, str] = {}
     for folder in folders:
-        for info in loader.backend.list(f"{folder}/"):
-            parsed = parse_key(info.key)
+        # Keys only: every record is read below anyway, a stat of each file is wasted.
+        for info, is_tmp in loader.backend.list_names_with_incomplete(f"{folder}/"):
+            parsed = None if is_tmp else parse_key(info.key)
             if parsed is None or parsed.kind != "record":
                 continue
             key, version = parsed.artifact, parsed.version
