@@ -55,6 +55,9 @@ SECONDS_PER_DAY = 86400.0
 #: Artifact versions one cleanup batch removes together (whole task folders): one
 #: delete intent, one index transaction and one round of folder fsyncs for all of them.
 CLEANUP_BATCH = 96
+#: Artifact locks (one open file each) all cleanup threads hold at once, at most
+#: about: with many threads (an object store's 8) the batches get smaller.
+LOCKS_IN_FLIGHT = 2 * CLEANUP_BATCH
 
 
 class RetentionPolicy:
@@ -223,7 +226,7 @@ def cleanup_expired(
     workers = maintenance_workers(
         parts.backend, parts.config.maintenance_workers, waits_on_disk=True
     )
-    limit = CLEANUP_BATCH
+    limit = max(1, min(CLEANUP_BATCH, LOCKS_IN_FLIGHT // max(1, workers)))
     if parts.metadata.index.shared:
         # Each thread holds a claim connection and needs another for its deletes.
         workers = min(workers, SHARED_JOB_WORKERS)
