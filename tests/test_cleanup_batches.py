@@ -247,3 +247,21 @@ def test_a_cleanup_stopped_by_its_progress_callback_leaves_every_batch_whole(
         report = store.cleanup_expired(now=later)
         assert report.count == len(listed) and not report.errors
         assert store.search() == []
+
+
+def test_a_batch_done_for_every_artifact_is_removed_by_a_full_listing(tmp_path: Path) -> None:
+    """Two finishers of a dead batch's last artifacts may each list before the other's
+    marker exists; the next full listing (an opening, a repair) removes the batch."""
+    log = IntentLog(tmp_path / "intents")
+    a = ArtifactKey.of("spec", "t1", "diff")
+    b = ArtifactKey.of("spec", "t2", "log")
+    path = log.begin_batch([DeleteIntent(a, (1,), ("o1",)), DeleteIntent(b, (1,), ("o2",))])
+    assert path is not None
+    stem = path.name.removesuffix(".batch.json")
+    for key in (a, b):  # the markers, as two racing finishers leave them
+        digest = log.path_for(key).name.removesuffix(".intent.json")
+        (log.batches / f"{stem}.{digest}.done").write_text("")
+    assert log.pending(a) is None and log.pending(b) is None
+    assert list(log.all()) == []
+    assert not path.exists()
+    assert sorted(log.batches.iterdir()) == []  # the markers went with it

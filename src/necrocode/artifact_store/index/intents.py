@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..exceptions import StorageError, StorageFullError
+from ..exceptions import ArtifactStoreError, StorageError, StorageFullError
 from ..models import ArtifactType
 from ..naming import ArtifactKey
 
@@ -305,9 +305,20 @@ class IntentLog:
                 continue
             if name.endswith(BATCH_SUFFIX):
                 stem = name.removesuffix(BATCH_SUFFIX)
-                for key, intent in self._batch(name).items():
-                    if f"{stem}.{_digest(key)}{DONE_SUFFIX}" not in batches:
-                        yield intent
+                left = [
+                    intent
+                    for key, intent in self._batch(name).items()
+                    if f"{stem}.{_digest(key)}{DONE_SUFFIX}" not in batches
+                ]
+                if not left:
+                    # Done for every artifact, but two finishers of its last artifacts
+                    # each listed before the other's marker: nobody removed it.
+                    keys = list(self._batch(name))
+                    with contextlib.suppress(ArtifactStoreError, OSError):
+                        self.end_batch(self.batches / name)
+                        for key in keys:
+                            (self.batches / f"{stem}.{_digest(key)}{DONE_SUFFIX}").unlink()
+                yield from left
             elif name.endswith(DONE_SUFFIX) and _batch_of(name) not in batches:
                 # The marker of a batch already removed (its remover was killed).
                 with contextlib.suppress(OSError):
