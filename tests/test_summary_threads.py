@@ -17,10 +17,18 @@ from necrocode.artifact_store.content import logs, summariser
 from necrocode.artifact_store.content.summariser import summarise
 from necrocode.artifact_store.pipeline import summarising
 from necrocode.artifact_store.pipeline.summarising import POOL, SummaryTap
+from necrocode.artifact_store.pipeline.summary_processes import PROCESSES
 
 from .content_inputs import git, make_repo, run_tiny_suite
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def _threads_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests are of the worker threads: no worker process takes a summary over
+    (``test_summary_processes.py`` tests those)."""
+    monkeypatch.setattr(PROCESSES, "_limit", 0)
 
 
 @pytest.fixture(scope="module")

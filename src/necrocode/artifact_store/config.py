@@ -325,6 +325,10 @@ class ArtifactStoreConfig(_Section):
     #: Summarise content while uploading (failed tests, changed files, log errors) so
     #: search can filter on it; see docs/insights.md.
     content_summaries: bool = True
+    #: Worker processes that parse large uploads' summaries beside them (``null``: one
+    #: per core the process may use, at most 4, none on one core; ``0``: a worker
+    #: thread instead). Shared by the stores of a process; see docs/insights.md.
+    summary_processes: int | None = Field(default=None, ge=0, le=4)
     retention_policy: RetentionDays = Field(default_factory=RetentionDays)
     storage_quota: StorageQuota = Field(default_factory=StorageQuota)
 

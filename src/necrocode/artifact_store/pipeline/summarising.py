@@ -1,12 +1,22 @@
-"""An upload's content summary, parsed beside the upload by a worker thread.
+"""An upload's content summary, parsed beside the upload by a worker process or thread.
 
 Public API::
 
-    with SummaryTap(artifact_type or None) as summary:   # None: summaries are off
+    with SummaryTap(artifact_type or None, processes=None) as summary:   # None: off
         chunks = summary.tap(chunks)       # the same chunks, handed to the summariser
         ...                                # compress, hash and stage the chunks
         summary.finish() -> (Summary | None, reason | None)   # never raises
     SUMMARY_THREAD_BYTES                   # from this many bytes on, a worker parses
+
+``processes``: the store's ``summary_processes`` (``None``: the machine's
+default, ``0``: no worker process). From :data:`SUMMARY_THREAD_BYTES` on, an
+idle, ready worker process (:mod:`.summary_processes`) takes the summary over:
+the chunks summarised inline so far are sent to it again, then each chunk as it
+passes, up to the summariser's caps. It parses with a GIL of its own, so the
+upload thread only copies the chunks into its pipe. A worker that breaks gives
+``(None, reason)`` (or, if it breaks while taking the job over, the inline
+summariser just goes on). Without a ready worker process, a worker thread
+takes over, as follows.
 
 zlib's ``deflate``, ``hashlib`` (on more than 2 KiB) and file writes release the
 GIL; the content parsers mostly hold it. So, where a second core is free, a
@@ -41,8 +51,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from types import TracebackType
 from typing import Final
 
-from ..content.summariser import Summariser
+from ..content.summariser import MAX_TEST_REPORT_BYTES, Summariser
 from ..content.summary import Summary
+from ..content.worker import ABANDON, CHUNK, FINISH, START
+from .summary_processes import PROCESSES, WorkerBroken, WorkerProcess
 
 __all__ = ["SUMMARY_THREAD_BYTES", "SummaryTap"]
 
@@ -155,18 +167,39 @@ os.register_at_fork(before=POOL.shutdown, after_in_child=POOL.forget)
 class SummaryTap:
     """One upload's summary (see the module docstring); ``None``: no summary."""
 
-    def __init__(self, artifact_type: str | None, *, thread_bytes: int | None = None) -> None:
+    def __init__(
+        self,
+        artifact_type: str | None,
+        *,
+        thread_bytes: int | None = None,
+        processes: int | None = None,
+    ) -> None:
         self.summariser = Summariser(artifact_type) if artifact_type is not None else None
         self._thread_bytes = SUMMARY_THREAD_BYTES if thread_bytes is None else thread_bytes
         self._seen = 0
         self._inbox: queue.Queue[bytes | _Mark] | None = None  # while a worker is fed
         self._future: Future[_Outcome] | None = None
         self._outcome: _Outcome | None = None
+        # A worker process: the chunks fed inline so far (re-sent to it when it takes
+        # over), then the process itself while it is fed, and what it was sent.
+        self._process_limit = processes
+        self._processes = self.summariser is not None and processes != 0 and PROCESSES.limit > 0
+        self._held: list[bytes] = []
+        self._process: WorkerProcess | None = None
+        self._sent = 0
+        self._send_limit = 0
+        self._finish_sent = False
+        self._process_failure: str | None = None
 
     @property
     def threaded(self) -> bool:
-        """Whether a worker took the summary over."""
+        """Whether a worker thread took the summary over."""
         return self._future is not None
+
+    @property
+    def in_process(self) -> bool:
+        """Whether a worker process took the summary over."""
+        return self._process is not None or self._finish_sent
 
     def __enter__(self) -> SummaryTap:
         return self
@@ -187,7 +220,7 @@ class SummaryTap:
         iterator = iter(chunks)
         for chunk in iterator:
             self._feed(chunk)
-            if self._inbox is None:
+            if self._inbox is None and self._process is None:
                 yield chunk
                 continue
             # On a worker: read one chunk ahead, so that the worker learns where the
@@ -212,28 +245,114 @@ class SummaryTap:
         if self._inbox is not None:
             self._inbox.put(chunk)  # waits while the worker is QUEUE_CHUNKS behind
             return
+        if self._process is not None:
+            self._send(chunk)
+            return
+        if self._process_failure is not None:
+            return  # the worker process died with part of the content: no summary
         if self._future is None and self._outcome is None:
             self._seen += len(chunk)
             if self._seen >= self._thread_bytes:
+                if self._processes and self._hand_to_process(chunk):
+                    return
                 inbox: queue.Queue[bytes | _Mark] = queue.Queue(QUEUE_CHUNKS)
                 self._future = POOL.start(self.summariser, inbox)
                 if self._future is not None:
                     self._inbox = inbox
+                    self._held = []
                     inbox.put(chunk)
                     return
+            elif self._processes:
+                self._held.append(chunk)  # immutable bytes: a reference, not a copy
         self.summariser.feed(chunk)
 
+    def _hand_to_process(self, chunk: bytes) -> bool:
+        """Give the summary to a worker process from here on: ``False`` (and the
+        inline summariser goes on) if none is ready or it broke at once."""
+        assert self.summariser is not None
+        worker = PROCESSES.acquire(self._process_limit)
+        if worker is None:
+            return False
+        held, self._held = self._held, []
+        kind = self.summariser.kind
+        # Only this many bytes can change the outcome (the summariser's caps): the
+        # rest of a huge upload is not copied into the pipe for nothing.
+        limit = MAX_TEST_REPORT_BYTES + 1 if kind == "test" else self.summariser.max_bytes
+        self._send_limit = limit
+        self._process = worker
+        try:
+            worker.send(START, kind.encode())
+            for earlier in held:
+                self._send_checked(earlier)
+            self._send_checked(chunk)
+        except WorkerBroken as exc:
+            # The inline summariser has had every chunk but this one: it goes on.
+            log.warning("summary worker process failed at the start of a job: %s", exc)
+            self._release(broken=True)
+            return False
+        return True
+
+    def _send(self, chunk: bytes) -> None:
+        try:
+            self._send_checked(chunk)
+        except WorkerBroken as exc:
+            self._process_failure = f"summary worker process failed: {exc}"
+            self._release(broken=True)
+
+    def _send_checked(self, chunk: bytes) -> None:
+        assert self._process is not None
+        if self._sent < self._send_limit:
+            self._process.send(CHUNK, chunk)
+            self._sent += len(chunk)
+
+    def _release(self, *, broken: bool = False) -> None:
+        worker, self._process = self._process, None
+        if worker is not None:
+            worker.broken = worker.broken or broken
+            PROCESSES.release(worker)
+
     def _end(self, mark: _Mark) -> None:
-        """Queue ``mark`` for the worker, if it is being fed."""
+        """Queue ``mark`` for the worker, if it is being fed (a worker process is sent
+        ``FINISH``, or ``ABANDON`` if it is not finishing)."""
         inbox, self._inbox = self._inbox, None
         if inbox is not None:
             inbox.put(mark)
+        if self._process is not None and not self._finish_sent:
+            try:
+                self._process.send(FINISH if mark is _FINISH else ABANDON)
+            except WorkerBroken as exc:
+                self._process_failure = f"summary worker process failed: {exc}"
+                self._release(broken=True)
+                return
+            if mark is _FINISH:
+                self._finish_sent = True
+            else:
+                self._release()
+
+    def _process_result(self) -> _Outcome:
+        """The worker process's answer to the job it was sent ``FINISH`` for."""
+        assert self._process is not None
+        try:
+            outcome = self._process.result()
+        except WorkerBroken as exc:
+            self._release(broken=True)
+            return None, f"summary worker process failed: {exc}"
+        self._release()
+        return outcome
 
     def finish(self) -> _Outcome:
         """The summary of everything tapped, or ``None`` and why. Never raises."""
         if self._outcome is None:
             if self.summariser is None:
                 self._outcome = (None, None)
+            elif self._process_failure is not None:
+                self._outcome = (None, self._process_failure)
+            elif self._process is not None:
+                self._end(_FINISH)
+                if self._process_failure is not None:
+                    self._outcome = (None, self._process_failure)
+                else:
+                    self._outcome = self._process_result()
             elif self._future is None:
                 self._outcome = self.summariser.finish()
             else:
@@ -244,6 +363,16 @@ class SummaryTap:
     def close(self) -> None:
         """Stop the worker's part, if any, and wait for it (an upload that ended early:
         its summary is dropped). Idempotent."""
+        self._held = []
+        if self._process is not None:
+            if self._finish_sent:
+                outcome = self._process_result()  # read, so the next job's answer is next
+                if self._outcome is None:
+                    self._outcome = outcome
+            else:
+                self._end(_ABANDON)
+                if self._outcome is None:
+                    self._outcome = (None, ABANDONED)
         future = self._future
         if future is None:
             return

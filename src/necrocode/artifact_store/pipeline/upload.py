@@ -192,7 +192,10 @@ class Uploader:
         credit = sum(m.stored_size for m in replaced)
         with (
             parts.quota.reserving(key.uri(parts.root_uri), credit) as meter,
-            SummaryTap(key.type if parts.config.content_summaries else None) as summariser,
+            SummaryTap(
+                key.type if parts.config.content_summaries else None,
+                processes=parts.config.summary_processes,
+            ) as summariser,
         ):
             # Staged: the backend may make the object durable together with its record.
             # The summary taps the hashed chunks on their way to the compressor.

@@ -187,7 +187,10 @@ def _stage(uploader: Uploader, pending: _Pending, pending_bytes: int) -> Artifac
         object_key = key.object_key(version, new_generation(), codec)
         source = HashingSource(chunks)
         replaced = [] if parts.config.versioning_enabled else previous
-        with SummaryTap(key.type if parts.config.content_summaries else None) as summariser:
+        with SummaryTap(
+            key.type if parts.config.content_summaries else None,
+            processes=parts.config.summary_processes,
+        ) as summariser:
             try:
                 staged = parts.backend.stage(
                     object_key, parts.compression.compress_stream(summariser.tap(source))

@@ -1,0 +1,217 @@
+"""The summary worker process: summarises uploads' content beside the uploading process.
+
+Public API::
+
+    python -m necrocode.artifact_store.content.worker     # reads jobs on stdin
+    encode_frame(op, payload=b"") -> bytes               # a frame: header + payload
+    frame_header(op, length) / parse_header(header) -> (op, length)
+    pack_outcome((Summary | None, reason)) -> bytes      # and back:
+    unpack_outcome(data) -> (Summary | None, reason)
+    START, CHUNK, FINISH, ABANDON, READY, RESULT         # frame kinds
+
+The content parsers hold the GIL at about 4 ms/MiB. A thread beside the upload
+can only run them while the upload thread is inside a call that releases it
+(zlib, hashing, writes); a process has a GIL of its own, so on a machine with a
+free core the parse costs the upload only the copy of its bytes into a pipe.
+
+The wire is a stream of frames, ``op`` (one byte) and a little-endian ``u32``
+payload length, then the payload. The parent sends ``START`` (the artifact
+type), the content as ``CHUNK`` frames, and ``FINISH`` (answered by one
+``RESULT``) or ``ABANDON`` (not answered); one job at a time. The worker sends
+``READY`` once its imports are done. It exits when its input ends, so it never
+outlives the process that started it; it ignores ``SIGINT`` (a Ctrl-C in a
+terminal reaches the whole process group) and touches no files.
+
+A result is :mod:`marshal` data of plain tuples, not a pickle: a 400-file diff
+summary decodes and is rebuilt in about a quarter of a millisecond, where
+unpickling its frozen dataclasses took over a millisecond. ``marshal`` builds
+values only; nothing in the result is run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import marshal
+import os
+import queue
+import signal
+import struct
+import sys
+import threading
+from typing import Any, BinaryIO, Final
+
+from .summariser import Summariser
+from .summary import ChangedFile, DiffSummary, LogSummary, Summary, TestSummary
+
+__all__ = [
+    "ABANDON",
+    "CHUNK",
+    "FINISH",
+    "HEADER_SIZE",
+    "READY",
+    "RESULT",
+    "START",
+    "encode_frame",
+    "frame_header",
+    "main",
+    "pack_outcome",
+    "parse_header",
+    "serve",
+    "unpack_outcome",
+]
+
+START: Final = 1
+CHUNK: Final = 2
+FINISH: Final = 3
+ABANDON: Final = 4
+READY: Final = 5
+RESULT: Final = 6
+
+_HEADER = struct.Struct("<BI")
+HEADER_SIZE: Final = _HEADER.size
+
+_Outcome = tuple[Summary | None, str | None]
+
+
+def encode_frame(op: int, payload: bytes = b"") -> bytes:
+    """A whole frame, header and payload (a big payload is better written beside its
+    :func:`frame_header` than copied into one)."""
+    return _HEADER.pack(op, len(payload)) + payload
+
+
+def frame_header(op: int, length: int) -> bytes:
+    """The header of a frame whose payload is ``length`` bytes."""
+    return _HEADER.pack(op, length)
+
+
+def parse_header(header: bytes) -> tuple[int, int]:
+    """``(op, payload length)`` of a frame header."""
+    op, length = _HEADER.unpack(header)
+    return int(op), int(length)
+
+
+def pack_outcome(outcome: _Outcome) -> bytes:
+    """A summariser's outcome as :mod:`marshal` data of plain values."""
+    summary, reason = outcome
+    if summary is None:
+        return marshal.dumps((None, reason))
+    t, d, g = summary.test, summary.diff, summary.log
+    test = None
+    if t is not None:
+        test = (t.format, t.success, t.passed, t.failed, t.skipped, t.errors, t.duration, t.failing)
+    diff = None
+    if d is not None:
+        files = tuple((f.path, f.status, f.added, f.removed, f.binary, f.old_path) for f in d.files)
+        diff = (d.files_changed, d.added, d.removed, d.binary_files, files)
+    log = None
+    if g is not None:
+        log = (g.lines, g.error_lines, g.warning_lines, g.tracebacks, g.first_error_line)
+    return marshal.dumps(
+        ((summary.kind, summary.parser_version, test, diff, log, summary.capped), reason)
+    )
+
+
+def unpack_outcome(data: bytes) -> _Outcome:
+    """The outcome :func:`pack_outcome` wrote. Malformed data raises ``ValueError``,
+    ``TypeError``, ``EOFError`` or ``IndexError`` for the caller to catch."""
+    # Our own worker's answer; marshal builds plain values and runs nothing.
+    packed: Any = marshal.loads(data)  # noqa: S302
+    summary_data, reason = packed
+    if reason is not None and not isinstance(reason, str):
+        raise TypeError("a summary worker's reason is not a string")
+    if summary_data is None:
+        return None, reason
+    kind, version, t, d, g, capped = summary_data
+    test = None
+    if t is not None:
+        test = TestSummary(t[0], t[1], t[2], t[3], t[4], t[5], t[6], tuple(t[7]))
+    diff = None
+    if d is not None:
+        files = tuple(ChangedFile(f[0], f[1], f[2], f[3], f[4], f[5]) for f in d[4])
+        diff = DiffSummary(d[0], d[1], d[2], d[3], files)
+    log = None
+    if g is not None:
+        log = LogSummary(g[0], g[1], g[2], g[3], g[4])
+    return Summary(kind, version, test, diff, log, capped), reason
+
+
+#: Frames a worker reads ahead of its parse (each up to a 1 MiB chunk).
+READ_AHEAD_FRAMES: Final = 8
+
+
+def _read_frames(source: BinaryIO, inbox: queue.Queue[tuple[int, bytes] | None]) -> None:
+    """Read frames from ``source`` into ``inbox`` (``None`` at the end of input).
+
+    A thread of its own: reading a pipe releases the GIL, so the parent's writes
+    go through while the main thread parses the chunk before (the pipe alone
+    holds less than a chunk and its header).
+    """
+    try:
+        while True:
+            header = source.read(HEADER_SIZE)
+            if len(header) < HEADER_SIZE:
+                return  # the parent closed the pipe (or died)
+            op, length = parse_header(header)
+            payload = source.read(length) if length else b""
+            if len(payload) < length:
+                return
+            inbox.put((op, payload))
+    except OSError:
+        return
+    finally:
+        inbox.put(None)
+
+
+def serve(source: BinaryIO, sink: BinaryIO) -> None:
+    """Answer jobs read from ``source`` on ``sink`` until ``source`` ends."""
+    inbox: queue.Queue[tuple[int, bytes] | None] = queue.Queue(READ_AHEAD_FRAMES)
+    reader = threading.Thread(
+        target=_read_frames, args=(source, inbox), name="summary-reader", daemon=True
+    )
+    reader.start()
+    sink.write(encode_frame(READY))
+    sink.flush()
+    summariser: Summariser | None = None
+    while True:
+        frame = inbox.get()
+        if frame is None:
+            return
+        op, payload = frame
+        if op == START:
+            summariser = Summariser(payload.decode("utf-8", "replace"))
+        elif op == CHUNK:
+            if summariser is not None:
+                summariser.feed(payload)
+        elif op == FINISH:
+            if summariser is None:
+                outcome: _Outcome = (None, "summary worker: no job was started")
+            else:
+                outcome = summariser.finish()
+            summariser = None
+            try:
+                answer = pack_outcome(outcome)
+            except (ValueError, TypeError) as exc:  # a value marshal refuses: a bug
+                answer = pack_outcome((None, f"summary worker failed: {exc!r}"))
+            sink.write(encode_frame(RESULT, answer))
+            sink.flush()
+        elif op == ABANDON:
+            summariser = None
+        else:
+            return  # not our protocol: stop rather than guess
+
+
+def main() -> None:
+    """The worker process's entry point: jobs on standard input, results on output."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Both stay open until the process ends: the reader thread may be inside a read.
+    source = open(sys.stdin.fileno(), "rb", buffering=1024 * 1024, closefd=False)  # noqa: SIM115
+    sink = open(sys.stdout.fileno(), "wb", buffering=64 * 1024, closefd=False)  # noqa: SIM115
+    with contextlib.suppress(OSError):  # a broken pipe: the parent went away
+        serve(source, sink)
+        sink.flush()
+    # Not a normal exit: that would wait for the reader thread's read of the pipe.
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,310 @@
+"""The process's summary worker processes (see :mod:`..content.worker`), started on use.
+
+Public API::
+
+    PROCESSES.acquire(limit=None) -> WorkerProcess | None   # a ready, idle worker, or None
+    PROCESSES.release(worker)                     # its job is over (or it broke)
+    PROCESSES.limit                               # workers at most on this machine (0: none)
+    PROCESSES.shutdown()                          # stop them (they start again on use)
+    WorkerProcess.send(op, payload) / .result(timeout) -> outcome   # raise WorkerBroken
+
+A worker is started the first time an upload could use one and none is idle;
+that upload does not wait for it (the interpreter takes tens of milliseconds to
+start) but is summarised on a thread, and the worker serves the uploads after
+it. There are workers only where there is a second core to run them on
+(``os.sched_getaffinity``), at most :data:`MAX_PROCESSES` (or a store's
+``summary_processes``, passed as ``limit``), and never in a child forked from
+this process (it drops its parent's, unwaited). A worker that fails to start,
+dies or answers garbage is dropped; after :data:`MAX_START_FAILURES` failed
+starts the pool stops trying, so a machine where they cannot run pays for that
+once.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import fcntl
+import logging
+import math
+import os
+import select
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import IO, Final
+
+from ..content.summary import Summary
+from ..content.worker import (
+    HEADER_SIZE,
+    READY,
+    RESULT,
+    frame_header,
+    parse_header,
+    unpack_outcome,
+)
+
+__all__ = [
+    "MAX_PROCESSES",
+    "PROCESSES",
+    "RESULT_TIMEOUT",
+    "WorkerBroken",
+    "WorkerProcess",
+]
+
+log = logging.getLogger("necrocode.artifact_store.content")
+
+#: Worker processes at most (no more than the cores the process may run on).
+MAX_PROCESSES: Final = 4
+#: Failed starts after which no worker is started again in this process.
+MAX_START_FAILURES: Final = 3
+#: Seconds a finished job's result may take before its worker is given up.
+RESULT_TIMEOUT: Final = 120.0
+#: Bytes a worker's pipe holds (Linux lets an unprivileged process ask for 1 MiB).
+PIPE_BYTES: Final = 1024 * 1024
+#: The folder the ``necrocode`` package is imported from, for the worker's path.
+_IMPORT_ROOT = str(Path(__file__).resolve().parents[3])
+_COMMAND = "from necrocode.artifact_store.content.worker import main; main()"
+
+_Outcome = tuple[Summary | None, str | None]
+
+
+class WorkerBroken(Exception):
+    """A worker process died, timed out or broke the protocol: it is not used again."""
+
+
+def _available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _machine_limit() -> int:
+    cores = _available_cores()
+    return min(MAX_PROCESSES, cores) if cores >= 2 else 0
+
+
+class WorkerProcess:
+    """One worker process and the two pipes to it."""
+
+    def __init__(self) -> None:
+        environment = dict(os.environ)
+        inherited = environment.get("PYTHONPATH")
+        environment["PYTHONPATH"] = (
+            _IMPORT_ROOT if not inherited else _IMPORT_ROOT + os.pathsep + inherited
+        )
+        self.popen = subprocess.Popen(  # our own interpreter and module
+            [sys.executable, "-c", _COMMAND],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            close_fds=True,
+            start_new_session=True,  # no terminal signals
+            env=environment,
+            bufsize=0,
+        )
+        assert self.popen.stdin is not None and self.popen.stdout is not None
+        self._stdin: IO[bytes] = self.popen.stdin
+        self._stdout: IO[bytes] = self.popen.stdout
+        self._to = self._stdin.fileno()
+        self._from = self._stdout.fileno()
+        with contextlib.suppress(AttributeError, OSError):  # Linux only; a hint
+            fcntl.fcntl(self._to, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+        self.ready = False
+        self.broken = False
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def poll_ready(self) -> bool:
+        """Whether the worker has said it is ready (never waits). Raises
+        :class:`WorkerBroken` if it ended instead."""
+        if self.ready:
+            return True
+        if not self._readable(0):
+            if self.popen.poll() is not None:
+                raise WorkerBroken(f"the summary worker exited with {self.popen.returncode}")
+            return False
+        op, length = parse_header(self._read(HEADER_SIZE, time.monotonic() + RESULT_TIMEOUT))
+        if op != READY or length:
+            raise WorkerBroken("the summary worker did not start as expected")
+        self.ready = True
+        return True
+
+    def send(self, op: int, payload: bytes = b"") -> None:
+        """One frame to the worker (waits while its pipe is full)."""
+        header = frame_header(op, len(payload))
+        try:
+            if len(payload) < 4096:
+                self._write_all(header + payload)
+            else:  # header and payload in one call, without copying the payload
+                written = os.writev(self._to, (header, payload))
+                if written < len(header):
+                    self._write_all(header[written:])
+                    written = len(header)
+                if written - len(header) < len(payload):
+                    self._write_all(memoryview(payload)[written - len(header) :])
+        except OSError as exc:
+            self.broken = True
+            raise WorkerBroken(f"the summary worker went away: {exc}") from exc
+        except BaseException:
+            self.broken = True  # cut off inside a frame: the stream is out of step
+            raise
+
+    def _write_all(self, data: bytes | memoryview) -> None:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self._to, view) :]
+
+    def result(self, timeout: float = RESULT_TIMEOUT) -> _Outcome:
+        """The answer to the job just finished."""
+        deadline = time.monotonic() + timeout
+        op, length = parse_header(self._read(HEADER_SIZE, deadline))
+        if op != RESULT:
+            raise WorkerBroken(f"the summary worker sent frame {op} instead of a result")
+        answer = self._read(length, deadline)
+        try:
+            return unpack_outcome(answer)
+        except (ValueError, TypeError, EOFError, IndexError) as exc:
+            raise WorkerBroken(f"the summary worker's answer is malformed: {exc!r}") from exc
+
+    def _readable(self, timeout: float) -> bool:
+        """Whether the worker's pipe has data or has ended, waiting up to ``timeout``
+        seconds (``poll``, not ``select``: a busy service's descriptors may pass 1024)."""
+        poller = select.poll()
+        poller.register(self._from, select.POLLIN)
+        return bool(poller.poll(max(0, math.ceil(timeout * 1000))))
+
+    def _read(self, size: int, deadline: float) -> bytes:
+        parts: list[bytes] = []
+        while size:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise WorkerBroken("the summary worker took too long to answer")
+            if not self._readable(remaining):
+                continue
+            try:
+                part = os.read(self._from, size)
+            except OSError as exc:
+                raise WorkerBroken(f"the summary worker went away: {exc}") from exc
+            if not part:
+                raise WorkerBroken("the summary worker ended")
+            parts.append(part)
+            size -= len(part)
+        return b"".join(parts)
+
+    def stop(self, *, wait: float = 1.0) -> None:
+        """End the worker: its input closes and it exits (killed if it does not)."""
+        with contextlib.suppress(OSError):
+            self._stdin.close()
+        try:
+            self.popen.wait(wait)
+        except subprocess.TimeoutExpired:
+            self.popen.kill()
+            self.popen.wait()
+        with contextlib.suppress(OSError):
+            self._stdout.close()
+
+    def forget(self) -> None:
+        """In a forked child: close this process's ends of the pipes and let the
+        worker be (it is the parent's)."""
+        for pipe in (self._stdin, self._stdout):
+            with contextlib.suppress(OSError):
+                pipe.close()
+        self.popen.returncode = 0  # not ours to wait for
+
+
+class _ProcessPool:
+    """Idle and busy workers; see the module docstring."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._idle: list[WorkerProcess] = []
+        self._busy: set[WorkerProcess] = set()
+        self._failures = 0
+        self._limit: int | None = None  # read from the machine on first use
+        self._forgotten: list[WorkerProcess] = []  # a forked child's, kept unwaited
+
+    @property
+    def limit(self) -> int:
+        if self._limit is None:
+            self._limit = _machine_limit()
+        return self._limit
+
+    @limit.setter
+    def limit(self, value: int) -> None:
+        """For tests and embedders: at most ``value`` workers from now on."""
+        self._limit = max(0, value)
+
+    def acquire(self, limit: int | None = None) -> WorkerProcess | None:
+        """An idle, ready worker, now busy; ``None`` if there is none (one is then
+        started, if the limit allows, for later uploads). ``limit``: at most this
+        many workers (and never more than :attr:`limit`)."""
+        with self._lock:
+            allowed = self.limit if limit is None else min(limit, self.limit)
+            if allowed == 0 or self._failures >= MAX_START_FAILURES:
+                return None
+            starting = False
+            for worker in list(self._idle):
+                try:
+                    ready = worker.poll_ready()
+                except WorkerBroken as exc:
+                    self._idle.remove(worker)
+                    self._drop(worker, exc, starting=True)
+                    continue
+                if ready:
+                    self._idle.remove(worker)
+                    self._busy.add(worker)
+                    return worker
+                starting = True
+            if (
+                not starting
+                and self._failures < MAX_START_FAILURES
+                and len(self._idle) + len(self._busy) < allowed
+            ):
+                try:
+                    self._idle.append(WorkerProcess())
+                except OSError as exc:
+                    self._failures += 1
+                    log.warning("could not start a summary worker process: %s", exc)
+            return None
+
+    def release(self, worker: WorkerProcess) -> None:
+        """``worker``'s job is over: idle again, or dropped if it broke."""
+        with self._lock:
+            self._busy.discard(worker)
+            if worker.broken or self._limit == 0:
+                self._drop(worker, None, starting=False)
+            else:
+                self._idle.append(worker)
+
+    def _drop(self, worker: WorkerProcess, exc: WorkerBroken | None, *, starting: bool) -> None:
+        if starting:
+            self._failures += 1
+        if exc is not None:
+            log.warning("summary worker process %d dropped: %s", worker.pid, exc)
+        worker.stop(wait=0.2)
+
+    def shutdown(self) -> None:
+        """Stop the idle workers (busy ones stop when released)."""
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for worker in idle:
+            worker.stop()
+
+    def forget(self) -> None:
+        """In a forked child: drop the parent's workers, unwaited."""
+        self._lock = threading.Lock()
+        self._forgotten += [*self._idle, *self._busy]
+        for worker in self._forgotten:
+            worker.forget()
+        self._idle, self._busy = [], set()
+
+
+PROCESSES = _ProcessPool()
+os.register_at_fork(after_in_child=PROCESSES.forget)
+atexit.register(PROCESSES.shutdown)
