@@ -7,6 +7,7 @@ Public API::
         .active      whether any filter is set
     install_insights(conn)              # DDL, triggers, SQL function; once per connection
     compact_insights(conn)              # merge the trigram index (after a bulk fill)
+    flush_pending(conn)                 # move the rows waiting for it in, now
     write_insights(conn, meta)          # the side rows of one version (row writer calls it)
     insights_search_sql(clauses, params, insight, newest_first=, limit=) -> (sql, params)
     touches_regex(pattern) -> re.Pattern  # the glob rule of ``touches``
@@ -24,13 +25,19 @@ tables are filled from the rows' JSON in one SQL pass:
 - ``insight_files`` + ``insight_files_fts``: the changed paths (old and new) of
   each diff (one row per version, one path a line) and an FTS5 trigram index
   over them, so ``touches="auth/**"`` looks up the pattern's longest literal
-  part (``auth/``) and checks the glob on the few rows that hold it. One row
-  per upload appends one small index segment (merged later), where a table
-  keyed by path took a page write per changed path;
+  part (``auth/``) and checks the glob on the few rows that hold it (a table
+  keyed by path took a page write per changed path);
 - ``insight_tests`` + ``insight_tests_fts``: the failing test ids of each
   version (one row, ids joined by newlines) and an FTS5 trigram index over
   them, so a substring of three or more characters is an index lookup
   (shorter ones scan the failing ids, never the artifacts).
+
+New rows of the two text tables enter their trigram indexes in batches: an
+insert trigger notes each in ``<table>_pending`` (with its length), searches
+check those rows directly (``instr`` in C, at most :data:`MAX_PENDING_ROWS`
+rows or :data:`MAX_PENDING_CHARS` characters), and the write that fills the
+list moves them all in with one statement. FTS5 writes an index segment per
+transaction, which cost ~0.1 ms per upload when every upload indexed its row.
 
 ``touches`` globs: ``*`` and ``?`` stay inside one path segment, ``**`` crosses
 segments (``**/x.py`` matches ``x.py`` at any depth), a pattern without
@@ -55,6 +62,7 @@ __all__ = [
     "InsightFilter",
     "clear_insights",
     "compact_insights",
+    "flush_pending",
     "insert_insight_values",
     "insert_insights_bulk",
     "insight_values",
@@ -65,8 +73,9 @@ __all__ = [
     "write_insights",
 ]
 
-#: Bumped when the side tables change; an index with an older one refills them.
-INSIGHTS_SCHEMA_VERSION = 2
+#: Bumped when the side tables change; an index with an older one refills them
+#: (from 2, the pending lists are only added).
+INSIGHTS_SCHEMA_VERSION = 3
 MAX_PATTERN_CHARS = 1024
 #: Substrings shorter than this cannot use the trigram index.
 TRIGRAM = 3
@@ -149,22 +158,67 @@ _TEXT_TABLES = (
 )
 
 
+#: New rows wait in a ``<table>_pending`` list (searches scan them) and enter the
+#: trigram index together, once this many wait or hold this many characters: FTS5
+#: writes a segment per transaction, ~0.1 ms per upload when each row made its own.
+MAX_PENDING_ROWS = 32
+MAX_PENDING_CHARS = 64 * 1024
+_SQLITE_READONLY = 8  # the primary result code of a write to a read-only file
+
+
 def _fts_add(table: str, column: str) -> str:
-    """The trigger indexing each new row's text (one statement, for ``execute``)."""
-    return f"""CREATE TRIGGER IF NOT EXISTS {table}_fts_add AFTER INSERT ON {table} BEGIN
+    """The trigger noting each new row's text for the index (one statement, for
+    ``execute``): into the pending list, or straight into the plain stand-in table."""
+    if not TRIGRAM_AVAILABLE:
+        return f"""CREATE TRIGGER IF NOT EXISTS {table}_fts_add AFTER INSERT ON {table} BEGIN
     INSERT INTO {table}_fts (rowid, {column}) VALUES (new.id, new.{column});
+END"""
+    return f"""CREATE TRIGGER IF NOT EXISTS {table}_fts_add AFTER INSERT ON {table} BEGIN
+    INSERT INTO {table}_pending (id, chars) VALUES (new.id, length(new.{column}));
 END"""
 
 
+def _fts_statements(table: str, column: str, options: str) -> list[str]:
+    """The trigram index of ``table``, its pending list and their triggers (one
+    statement each, for ``execute``). A deleted row leaves the index only if it
+    entered it: an FTS5 'delete' of a row the index does not hold corrupts it."""
+    return [
+        f"""CREATE VIRTUAL TABLE IF NOT EXISTS {table}_fts USING fts5(
+    {column}, content='{table}', content_rowid='id', tokenize='trigram'{options})""",
+        f"CREATE TABLE IF NOT EXISTS {table}_pending"
+        " (id INTEGER PRIMARY KEY, chars INTEGER NOT NULL)",
+        _fts_add(table, column),
+        f"""CREATE TRIGGER IF NOT EXISTS {table}_fts_drop AFTER DELETE ON {table} BEGIN
+    INSERT INTO {table}_fts ({table}_fts, rowid, {column})
+        SELECT 'delete', old.id, old.{column}
+        WHERE NOT EXISTS (SELECT 1 FROM {table}_pending WHERE id = old.id);
+    DELETE FROM {table}_pending WHERE id = old.id;
+END""",
+    ]
+
+
 def _fts(table: str, column: str, options: str) -> str:
-    return f"""
-CREATE VIRTUAL TABLE IF NOT EXISTS {table}_fts USING fts5(
-    {column}, content='{table}', content_rowid='id', tokenize='trigram'{options});
-{_fts_add(table, column)};
-CREATE TRIGGER IF NOT EXISTS {table}_fts_drop AFTER DELETE ON {table} BEGIN
-    INSERT INTO {table}_fts ({table}_fts, rowid, {column}) VALUES ('delete', old.id, old.{column});
-END;
-"""
+    return "".join(f"{statement};\n" for statement in _fts_statements(table, column, options))
+
+
+def flush_pending(conn: sqlite3.Connection, tables: Iterable[str] | None = None) -> None:
+    """Move the pending rows of ``tables`` (default: every text table) into their
+    trigram indexes, inside the caller's transaction."""
+    if not TRIGRAM_AVAILABLE:
+        return
+    for table, column, _ in _TEXT_TABLES:
+        if tables is None or table in tables:
+            conn.execute(
+                f"INSERT INTO {table}_fts (rowid, {column}) SELECT t.id, t.{column}"
+                f" FROM {table}_pending p JOIN {table} t ON t.id = p.id ORDER BY p.id"
+            )
+            conn.execute(f"DELETE FROM {table}_pending")
+
+
+def _flush_if_full(conn: sqlite3.Connection, table: str) -> None:
+    rows, chars = conn.execute(f"SELECT COUNT(*), TOTAL(chars) FROM {table}_pending").fetchone()
+    if rows >= MAX_PENDING_ROWS or chars >= MAX_PENDING_CHARS:
+        flush_pending(conn, (table,))
 
 
 def _plain_fts(table: str, column: str, _options: str) -> str:
@@ -248,6 +302,8 @@ def clear_insights(conn: sqlite3.Connection) -> None:
     # The text indexes are built once after the load (see restore_insights_trigger).
     for table, _, _ in _TEXT_TABLES:
         conn.execute(f"DROP TRIGGER IF EXISTS {table}_fts_add")
+        if TRIGRAM_AVAILABLE:
+            conn.execute(f"DELETE FROM {table}_pending")
 
 
 def restore_insights_trigger(conn: sqlite3.Connection) -> None:
@@ -302,12 +358,16 @@ def write_insights(
             f"INSERT INTO insight_files (paths, {_KEY}) VALUES (?,?,?,?,?)",
             (joined_paths(paths), *key),
         )
+        if TRIGRAM_AVAILABLE:
+            _flush_if_full(conn, "insight_files")
     failing = summary.failing_tests()
     if failing:
         conn.execute(
             f"INSERT INTO insight_tests (test_ids, {_KEY}) VALUES (?,?,?,?,?)",
             ("\n".join(failing), *key),
         )
+        if TRIGRAM_AVAILABLE:
+            _flush_if_full(conn, "insight_tests")
 
 
 def compact_insights(conn: sqlite3.Connection) -> None:
@@ -319,6 +379,7 @@ def compact_insights(conn: sqlite3.Connection) -> None:
     a schema refill) ends with this, so its searches start from one segment.
     """
     if TRIGRAM_AVAILABLE:
+        flush_pending(conn)
         for table, _, _ in _TEXT_TABLES:
             conn.execute(f"INSERT INTO {table}_fts ({table}_fts) VALUES ('optimize')")
 
@@ -411,6 +472,8 @@ def install_insights(conn: sqlite3.Connection) -> None:
     :func:`insights_search_sql` on this connection.
     """
     conn.create_function("necro_touches_any", 2, _touches_any_sql, deterministic=True)
+    if TRIGRAM_AVAILABLE:
+        _add_pending_lists(conn)
     conn.executescript(_TABLES)
     # Without the FTS5 trigram tokenizer (SQLite < 3.34) a plain table of the same
     # shape stands in, and substring searches scan the failing ids and paths.
@@ -420,6 +483,55 @@ def install_insights(conn: sqlite3.Connection) -> None:
     state = conn.execute("SELECT value FROM index_state WHERE name = 'insights'").fetchone()
     if state is None or state[0] != str(INSIGHTS_SCHEMA_VERSION):
         _refill(conn)
+
+
+def _add_pending_lists(conn: sqlite3.Connection) -> None:
+    """Give the trigram indexes of an older index (every row indexed on insert) their
+    pending lists and the triggers that use them, in one transaction; the rows are
+    all indexed already, so nothing is refilled. On a read-only connection, empty
+    temporary lists stand in."""
+    missing = [
+        text_table
+        for text_table in _TEXT_TABLES
+        if conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE name = ?", (f"{text_table[0]}_fts",)
+        ).fetchone()
+        and not conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE name = ?", (f"{text_table[0]}_pending",)
+        ).fetchone()
+    ]
+    if not missing:
+        return
+    own = not conn.in_transaction
+    try:
+        if own:
+            conn.execute("BEGIN IMMEDIATE")
+        for table, column, options in missing:
+            conn.execute(f"DROP TRIGGER IF EXISTS {table}_fts_add")
+            conn.execute(f"DROP TRIGGER IF EXISTS {table}_fts_drop")
+            for statement in _fts_statements(table, column, options):
+                conn.execute(statement)
+        conn.execute(
+            "UPDATE index_state SET value = ? WHERE name = 'insights' AND value = '2'",
+            (str(INSIGHTS_SCHEMA_VERSION),),
+        )
+    except sqlite3.DatabaseError as exc:
+        if own and conn.in_transaction:
+            conn.execute("ROLLBACK")
+        if not own or exc.sqlite_errorcode & 0xFF != _SQLITE_READONLY:
+            raise
+        for table, _, _ in missing:  # a read-only file: nothing can be pending
+            conn.execute(
+                f"CREATE TEMP TABLE IF NOT EXISTS {table}_pending"
+                " (id INTEGER PRIMARY KEY, chars INTEGER NOT NULL)"
+            )
+        return
+    except BaseException:
+        if own and conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    if own:
+        conn.execute("COMMIT")
 
 
 def _refill(conn: sqlite3.Connection) -> None:
@@ -579,9 +691,16 @@ def _file_rows_sql(pattern: str) -> tuple[str, list[Any]]:
     check = "necro_touches_any(?, paths)"
     literal = _escaped(_required_literal(pattern))
     if len(literal) >= TRIGRAM and TRIGRAM_AVAILABLE:
-        ids = "SELECT rowid FROM insight_files_fts WHERE insight_files_fts MATCH ?"
-        sql = f"SELECT {_KEY} FROM insight_files WHERE id IN ({ids}) AND {check}"
-        return sql, [_trigram_query(literal, PATH_TRIGRAMS), pattern]
+        ids = (
+            "SELECT rowid FROM insight_files_fts WHERE insight_files_fts MATCH ?"
+            " UNION ALL SELECT id FROM insight_files_pending"
+        )
+        # instr() (in C) rules out most rows before the glob is checked in Python:
+        # every path the glob matches contains its literal part as it is.
+        sql = (
+            f"SELECT {_KEY} FROM insight_files WHERE id IN ({ids}) AND instr(paths, ?) AND {check}"
+        )
+        return sql, [_trigram_query(literal, PATH_TRIGRAMS), literal, pattern]
     return f"SELECT {_KEY} FROM insight_files WHERE {check}", [pattern]
 
 
@@ -595,7 +714,10 @@ def _test_rows_sql(needle: str) -> tuple[str, list[Any]]:
     """
     check = "instr(lower(test_ids), lower(?))"
     if len(needle) >= TRIGRAM and TRIGRAM_AVAILABLE:
-        ids = "SELECT rowid FROM insight_tests_fts WHERE insight_tests_fts MATCH ?"
+        ids = (
+            "SELECT rowid FROM insight_tests_fts WHERE insight_tests_fts MATCH ?"
+            " UNION ALL SELECT id FROM insight_tests_pending"
+        )
         sql = f"SELECT {_KEY} FROM insight_tests WHERE id IN ({ids}) AND {check}"
         return sql, [_trigram_query(needle), needle]
     return f"SELECT {_KEY} FROM insight_tests WHERE {check}", [needle]
