@@ -3,6 +3,7 @@ one thread, in order, and nothing left running when a pass stops early."""
 
 from __future__ import annotations
 
+import gzip
 import os
 import shutil
 import sqlite3
@@ -16,6 +17,7 @@ from necrocode.artifact_store.index import processes
 from necrocode.artifact_store.index.intents import DeleteIntent
 from necrocode.artifact_store.index.processes import WorkerFailedError, ordered_in_processes
 from necrocode.artifact_store.naming import ArtifactKey, ArtifactType
+from necrocode.artifact_store.pipeline.integrity import SMALL_OBJECT
 
 ROOT = Path(__file__).resolve().parents[1]
 WORK = "tests.process_work"
@@ -121,6 +123,13 @@ def _damage(root: Path) -> None:
     objects = sorted(p for p in root.rglob("*.gz") if p.is_file())
     objects[3].write_bytes(objects[3].read_bytes()[:-4] + b"oops")
     objects[7].unlink()
+    # A small object with bytes after its gzip stream, one whose stream inflates to
+    # other bytes, and one grown past the size a small object is read whole at.
+    objects[11].write_bytes(objects[11].read_bytes() + b"trailing")
+    original = gzip.decompress(objects[13].read_bytes())
+    changed = bytes([original[0] ^ 1]) + original[1:]  # same size, a valid gzip stream
+    objects[13].write_bytes(gzip.compress(changed, mtime=0))
+    objects[15].write_bytes(os.urandom(SMALL_OBJECT + 10))
     (objects[9].parent / "log.v9.0000000000000000.gz").write_bytes(b"orphan")
     (root / "spec2" / "t2" / ".diff.tmp-leftover").write_bytes(b"half")
     (root / ".spec9.tmp-leftover").write_bytes(b"half")
@@ -149,7 +158,7 @@ def test_verify_all_in_processes_matches_the_single_threaded_pass(tmp_path: Path
     single, pooled = reports[1], reports[3]
     assert pooled == single
     assert calls[3] == calls[1] and [d for d, _ in calls[3]] == list(range(1, 49))
-    assert len(single["corrupted"]) == 2 and len(single["missing"]) == 1  # type: ignore[arg-type]
+    assert len(single["corrupted"]) == 5 and len(single["missing"]) == 1  # type: ignore[arg-type]
     assert single["incomplete"] == [".spec9.tmp-leftover", "spec2/t2/.diff.tmp-leftover"]
     assert len(single["orphaned"]) == 1  # type: ignore[arg-type]
 

@@ -288,6 +288,38 @@ class TestFilesystemBackend(BackendConformance):
         assert backend.remove_incomplete(leftovers[0])
         assert list(backend.list_incomplete()) == []
 
+    def test_whole_file_reads(self, tmp_path: Path) -> None:
+        """``download`` and ``read_small`` read a file with descriptor calls: all of it,
+        also when it changed between its size and its read; ``None`` past the limit."""
+        backend = FilesystemBackend(tmp_path / "root")
+        backend.upload("s/t/a.bin", b"a" * 1000)
+        backend.upload("s/t/empty.bin", b"")
+        assert backend.download("s/t/a.bin") == b"a" * 1000
+        assert backend.download("s/t/empty.bin") == b""
+        assert backend.read_small("s/t/a.bin", 1000) == b"a" * 1000
+        assert backend.read_small("s/t/a.bin", 999) is None
+        real_fstat = os.fstat
+
+        def stale(size: int) -> Callable[[int], os.stat_result]:
+            def fstat(fd: int) -> os.stat_result:
+                info = list(real_fstat(fd))
+                info[6] = size  # st_size as it was a moment before
+                return os.stat_result(info)
+
+            return fstat
+
+        for seen in (10, 999, 2000):  # grown, grown by a byte, shrunk since
+            with pytest.MonkeyPatch.context() as patch:
+                patch.setattr(os, "fstat", stale(seen))
+                assert backend.download("s/t/a.bin") == b"a" * 1000
+                assert backend.read_small("s/t/a.bin", 5000) == b"a" * 1000
+                assert backend.read_small("s/t/a.bin", 500) is None
+        for missing in ("s/t/none.bin", "s/t"):  # absent, a folder
+            with pytest.raises(ArtifactNotFoundError):
+                backend.download(missing)
+            with pytest.raises(ArtifactNotFoundError):
+                backend.read_small(missing, 1 << 20)
+
     def test_a_names_only_listing_lists_what_the_full_listing_does(self, tmp_path: Path) -> None:
         """``list_names_with_incomplete`` (verify's walk) skips the stat of each file:
         the same keys and leftovers in the same order, sizes and times unknown."""

@@ -30,7 +30,15 @@ from ..index.rows import KnownRecords
 from ..index.sqlite import RecordPages
 from ..models import ArtifactType, utc_now
 from ..naming import ArtifactKey, parse_key
-from ..pipeline.integrity import ArtifactProblem, ArtifactReader, VerifyReport, vars_of
+from ..pipeline.integrity import (
+    SMALL_OBJECT,
+    ArtifactProblem,
+    ArtifactReader,
+    VerifyReport,
+    check_small,
+    small_object,
+    vars_of,
+)
 from .parallel import maintenance_workers, ordered_map
 
 __all__ = ["DEFAULT_REPAIR_GRACE", "RepairReport", "repair_store", "verify_store"]
@@ -331,6 +339,7 @@ def _verify_stored(
     (a record byte-identical to its row is decoded without the full checks)."""
     found = _Findings()
     key = stored.key
+    small_reader = backend.read_small if isinstance(backend, FilesystemBackend) else None
     referenced: set[str] = set()
     latest = stored.latest_version
     for version in sorted(stored.records):
@@ -344,17 +353,24 @@ def _verify_stored(
             continue
         found.seen.append((key.spec_name, key.task_id, key.type.value, version))
         referenced.add(meta.object_key)
+        read_small = small_reader if small_object(meta) else None
         if meta.object_key not in stored.objects:
             found.missing.append(ArtifactProblem(uri, version, "stored object is missing"))
             continue
         try:
-            raw = backend.open_read(meta.object_key)
+            # A small object on a local disk is read whole and checked in one call.
+            whole = read_small(meta.object_key, SMALL_OBJECT) if read_small else None
+            if whole is None:
+                raw = backend.open_read(meta.object_key)
         except ArtifactNotFoundError:
             found.missing.append(ArtifactProblem(uri, version, "stored object is missing"))
             continue
         try:
-            with ArtifactReader(meta, raw, verify=True) as reader:
-                reader.drain()
+            if whole is not None:
+                check_small(meta, whole)
+            else:
+                with ArtifactReader(meta, raw, verify=True) as reader:
+                    reader.drain()
         except IntegrityError as exc:
             found.corrupted.append(ArtifactProblem(uri, version, str(exc)))
             continue

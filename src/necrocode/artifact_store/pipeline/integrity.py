@@ -27,6 +27,8 @@ __all__ = [
     "HashingSource",
     "VerifyReport",
     "calculate_checksum",
+    "check_small",
+    "small_object",
 ]
 
 
@@ -141,32 +143,16 @@ class ArtifactReader(io.RawIOBase):
         is large or of unknown size, or its codec streams only."""
         stored_size = self._raw.size
         meta = self.metadata
-        if stored_size is None or stored_size > SMALL_OBJECT or meta.size > SMALL_ORIGINAL:
-            return None
-        if meta.codec not in ("gzip", "none"):
+        if stored_size is None or stored_size > SMALL_OBJECT or not small_object(meta):
             return None
         pieces = []
         while piece := self._raw.read(stored_size + 1):
             pieces.append(piece)
             if sum(map(len, pieces)) > stored_size + SMALL_OBJECT:
                 return self._restream(pieces)  # growing under us: take the streaming path
-        try:
-            data = CompressionEngine.decompress_bounded(meta.codec, b"".join(pieces), meta.size + 1)
-        except IntegrityError as exc:
-            raise IntegrityError(f"{self.uri}: {exc}", uri=self.uri) from exc
-        assert data is not None  # gzip and none always decompress in one call
-        self._count = len(data)
         self._done = True
-        if self._count > meta.size:
-            raise IntegrityError(
-                f"{self.uri}: more bytes than the recorded {meta.size}",
-                uri=self.uri,
-                expected=str(meta.size),
-                actual=f">{meta.size}",
-            )
-        if self._digest is not None:
-            self._digest.update(data)
-        self._check_end()
+        data = check_small(meta, b"".join(pieces), verify=self._digest is not None)
+        self._count = len(data)
         return data
 
     def _restream(self, pieces: list[bytes]) -> bytes:
@@ -204,28 +190,60 @@ class ArtifactReader(io.RawIOBase):
         return total
 
     def _check_end(self) -> None:
-        meta = self.metadata
-        if self._count != meta.size:
-            raise IntegrityError(
-                f"{self.uri}: size mismatch: recorded {meta.size} bytes, read {self._count}",
-                uri=self.uri,
-                expected=str(meta.size),
-                actual=str(self._count),
-            )
-        if self._digest is not None:
-            actual = f"sha256:{self._digest.hexdigest()}"
-            if actual != meta.checksum:
-                raise IntegrityError(
-                    f"{self.uri}: checksum mismatch: recorded {meta.checksum}, computed {actual}",
-                    uri=self.uri,
-                    expected=meta.checksum,
-                    actual=actual,
-                )
+        _check_end(self.metadata, self._count, self._digest)
 
     def close(self) -> None:
         if not self.closed:
             self._raw.close()
         super().close()
+
+
+def small_object(meta: ArtifactMetadata) -> bool:
+    """Whether ``meta``'s object is read whole and inflated in one call, when its
+    stored bytes are at most :data:`SMALL_OBJECT` (see :func:`check_small`)."""
+    return meta.size <= SMALL_ORIGINAL and meta.codec in ("gzip", "none")
+
+
+def check_small(meta: ArtifactMetadata, stored: bytes, *, verify: bool = True) -> bytes:
+    """The original bytes of a small object whose stored bytes are ``stored`` (all
+    of them), checked as :class:`ArtifactReader` checks a stream: its size always,
+    its SHA-256 with ``verify``. Raises :class:`IntegrityError` on a mismatch."""
+    uri = meta.uri
+    try:
+        data = CompressionEngine.decompress_bounded(meta.codec, stored, meta.size + 1)
+    except IntegrityError as exc:
+        raise IntegrityError(f"{uri}: {exc}", uri=uri) from exc
+    assert data is not None  # gzip and none always decompress in one call
+    if len(data) > meta.size:
+        raise IntegrityError(
+            f"{uri}: more bytes than the recorded {meta.size}",
+            uri=uri,
+            expected=str(meta.size),
+            actual=f">{meta.size}",
+        )
+    _check_end(meta, len(data), hashlib.sha256(data) if verify else None)
+    return data
+
+
+def _check_end(meta: ArtifactMetadata, count: int, digest: hashlib._Hash | None) -> None:
+    """The end of a read of ``count`` original bytes hashed into ``digest``: raise
+    :class:`IntegrityError` if the size or the checksum is not the recorded one."""
+    if count != meta.size:
+        raise IntegrityError(
+            f"{meta.uri}: size mismatch: recorded {meta.size} bytes, read {count}",
+            uri=meta.uri,
+            expected=str(meta.size),
+            actual=str(count),
+        )
+    if digest is not None:
+        actual = f"sha256:{digest.hexdigest()}"
+        if actual != meta.checksum:
+            raise IntegrityError(
+                f"{meta.uri}: checksum mismatch: recorded {meta.checksum}, computed {actual}",
+                uri=meta.uri,
+                expected=meta.checksum,
+                actual=actual,
+            )
 
 
 @dataclass(frozen=True, slots=True)
