@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 from unittest import mock
@@ -22,6 +23,7 @@ from necrocode.artifact_store import ArtifactStore, ArtifactStoreConfig
 from necrocode.artifact_store.index import insights
 from necrocode.artifact_store.index.insights import flush_pending
 
+from .conftest import subprocess_env
 from .fault_tools import tiny_tmpfs
 
 pytestmark = pytest.mark.skipif(
@@ -258,3 +260,48 @@ def test_a_read_only_index_of_schema_2_is_searched(tmp_path: Path) -> None:
         with ArtifactStore(config) as store:
             assert [m.uri for m in store.search(test="login_fails")] == [failing]
             assert [m.uri for m in store.search(touches="auth/**")] == [changed]
+
+
+def write_many(root: str, writer: int, count: int) -> None:
+    """One writer process's share of the test below: failing reports and diffs, and a
+    delete of an earlier report every tenth round."""
+    with ArtifactStore(ArtifactStoreConfig(base_path=Path(root), durable_writes=False)) as store:
+        for i in range(count):
+            store.upload(f"w{writer}-t{i}", "s", "test", junit(f"test_w{writer}_case_{i:03d}"))
+            store.upload(f"w{writer}-t{i}", "s", "diff", diff(f"w{writer}/mod_{i:03d}.py"))
+            if i % 10 == 5:
+                store.delete(
+                    f"{store.config.base_path.as_uri()}/s/w{writer}-t{i - 1}/test-result.json"
+                )
+
+
+@pytest.mark.parametrize("count", [40, pytest.param(300, marks=pytest.mark.stress)])
+def test_writer_processes_share_the_pending_lists(tmp_path: Path, count: int) -> None:
+    """Several processes upload and delete in one index at once: whoever fills a list
+    moves every process's rows in, and every artifact is found afterwards."""
+    root = tmp_path / "store"
+    ArtifactStore(ArtifactStoreConfig(base_path=root)).close()
+    code = "import sys; from tests.test_insights_pending import write_many as w; " + (
+        "w(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]))"
+    )
+    writers = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, str(root), str(n), str(count)],
+            cwd=Path(__file__).resolve().parents[1],
+            env=subprocess_env(),
+        )
+        for n in range(3)
+    ]
+    assert [w.wait(timeout=240) for w in writers] == [0, 0, 0]
+    with ArtifactStore(ArtifactStoreConfig(base_path=root)) as store:
+        for n in range(3):
+            deleted = {i - 1 for i in range(count) if i % 10 == 5}
+            failing = {m.task_id for m in store.search(test=f"test_w{n}_case_")}
+            assert failing == {f"w{n}-t{i}" for i in range(count) if i not in deleted}
+            touched = {m.task_id for m in store.search(touches=f"w{n}/**")}
+            assert touched == {f"w{n}-t{i}" for i in range(count)}
+    index = index_of(store)
+    try:
+        assert_index_matches_tables(index)
+    finally:
+        index.close()
