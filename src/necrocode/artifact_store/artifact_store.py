@@ -33,6 +33,7 @@ from .maintenance.verify import DEFAULT_REPAIR_GRACE, RepairReport, repair_store
 from .models import ArtifactMetadata, ArtifactType, StorageUsage
 from .pipeline import download, records
 from .pipeline.batch import UploadItem, UploadResult
+from .pipeline.combining import UploadCombiner
 from .pipeline.integrity import ArtifactReader, VerifyReport
 from .pipeline.operation import FAILED_OPERATION, Operation, operation
 from .pipeline.parts import open_parts
@@ -76,6 +77,8 @@ class ArtifactStore:
         self.metadata, self.locks = parts.metadata, parts.locks
         self.retention_policy = RetentionPolicy(config.retention_policy)
         self._uploader = Uploader(parts)
+        # Small uploads of several threads at once share one batch (pipeline/combining.py).
+        self._uploads = UploadCombiner(self._uploader)
 
     @property
     def root_uri(self) -> str:
@@ -123,7 +126,7 @@ class ArtifactStore:
         if content is None:
             raise InvalidInputError("upload needs content")
         key = upload_key(task_id, spec_name, artifact_type, ref)
-        return self._uploader.upload(key, content, options(metadata, mime_type, flags)).uri
+        return self._uploads.upload(key, content, options(metadata, mime_type, flags)).uri
 
     def upload_version(
         self,
@@ -137,7 +140,7 @@ class ArtifactStore:
     ) -> ArtifactMetadata:
         """Like :meth:`upload`, but return the metadata of the version now stored."""
         key = upload_key(task_id, spec_name, artifact_type, None)
-        return self._uploader.upload(key, content, options(metadata, mime_type, flags))
+        return self._uploads.upload(key, content, options(metadata, mime_type, flags))
 
     def upload_file(
         self,

@@ -66,6 +66,12 @@ class CommitQueue(Generic[T, R]):
         self.items = 0
         _QUEUES.add(self)  # type: ignore[arg-type]
 
+    @property
+    def waiting(self) -> int:
+        """Items queued for the next batch (behind the one being committed)."""
+        with self._lock:
+            return sum(len(call.items) for call in self._pending)
+
     def submit(self, item: T) -> R:
         """Commit ``item``, with whatever else is queued; return its result or raise its error."""
         return self.submit_many([item])[0]

@@ -57,6 +57,14 @@ class StoreParts:
             self.metadata.finish_removal(key)
             yield
 
+    @contextlib.contextmanager
+    def try_hold(self, key: ArtifactKey) -> Iterator[bool]:
+        """:meth:`hold`, only if the lock is free: ``with parts.try_hold(k) as got:``."""
+        with self.locks.try_hold(key.path) as got:
+            if got:
+                self.metadata.finish_removal(key)
+            yield got
+
     def load_versions(self, stored: StoredArtifact) -> list[ArtifactMetadata]:
         """The records of ``stored``, oldest first (unreadable ones skipped)."""
         return self.metadata.load_all(stored)

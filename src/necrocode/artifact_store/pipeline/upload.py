@@ -152,6 +152,20 @@ class Uploader:
     ) -> ArtifactMetadata:
         """Store ``content`` as the next version of ``key``; its metadata (with
         ``if_changed`` and unchanged bytes: the existing latest version's)."""
+        meta = self._upload(key, content, options, wait=True)
+        assert meta is not None  # only a call that does not wait gives up
+        return meta
+
+    def try_upload(
+        self, key: ArtifactKey, content: Content, options: UploadOptions
+    ) -> ArtifactMetadata | None:
+        """:meth:`upload`, or ``None`` at once (nothing read or written) if another
+        writer holds the artifact's lock."""
+        return self._upload(key, content, options, wait=False)
+
+    def _upload(
+        self, key: ArtifactKey, content: Content, options: UploadOptions, *, wait: bool
+    ) -> ArtifactMetadata | None:
         uri = key.uri(self.parts.root_uri)
         with Operation("upload", uri):
             checked = _check(key, options)
@@ -159,7 +173,11 @@ class Uploader:
             if options.progress is not None:
                 chunks = with_progress(chunks, content_size(content), options.progress)
             try:
-                with self.parts.hold(key, uri):
+                with contextlib.ExitStack() as lock:
+                    if wait:
+                        lock.enter_context(self.parts.hold(key, uri))
+                    elif not lock.enter_context(self.parts.try_hold(key)):
+                        return None
                     meta = self._write_version(key, chunks, checked, options)
             except SourceError as exc:
                 # The caller's content failed, not the store: give back their exception.

@@ -17,6 +17,11 @@ Where a record write can fail transiently (cloud backends, whose answer may be
 lost after the write happened) or the index is shared (its quota reservations
 belong to one upload at a time), the items are uploaded one after the other
 through the ordinary pipeline, with the same per-item results.
+
+:func:`upload_combined` is the same batch for ``upload`` calls of several
+threads that :mod:`.combining` gathered; it never waits for a lock: an item
+whose artifact another writer holds is handed back, for its own thread to
+upload the ordinary way.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from .batch import UploadItem, UploadResult
 from .integrity import HashingSource
 from .summarising import SummaryTap
 from .upload import (
+    Content,
     Uploader,
     UploadOptions,
     _check,
@@ -44,7 +50,7 @@ from .upload import (
     upload_key,
 )
 
-__all__ = ["upload_many"]
+__all__ = ["can_share_commits", "upload_combined", "upload_many"]
 
 log = logging.getLogger("necrocode.artifact_store")
 
@@ -72,23 +78,16 @@ def upload_many(uploader: Uploader, items: Sequence[UploadItem]) -> list[UploadR
                 f"upload_many takes UploadItem values; item {position} is {type(item).__name__}"
             )
     results: dict[int, UploadResult] = {}
-    waves: list[list[_Pending]] = []
-    seen: dict[ArtifactKey, int] = {}
+    pendings: list[_Pending] = []
     for position, item in enumerate(items):
         try:
-            pending = _pending(position, item)
+            pendings.append(_pending(position, item))
         except ArtifactStoreError as exc:
             results[position] = UploadResult(position, item, error=exc)
-            continue
-        number = seen.get(pending.key, -1) + 1
-        seen[pending.key] = number
-        if number == len(waves):
-            waves.append([])
-        waves[number].append(pending)
-    together = _can_share_commits(uploader)
-    for wave in waves:
+    together = can_share_commits(uploader)
+    for wave in _waves(pendings):
         if together:
-            results.update(_wave(uploader, wave))
+            results.update(_wave(uploader, wave, wait=False))
         else:
             for pending in wave:
                 results[pending.index] = _one(uploader, pending)
@@ -103,6 +102,47 @@ def upload_many(uploader: Uploader, items: Sequence[UploadItem]) -> list[UploadR
                 result.error,
             )
     return ordered
+
+
+def upload_combined(
+    uploader: Uploader, requests: Sequence[tuple[ArtifactKey, Content, UploadOptions]]
+) -> list[ArtifactMetadata | Exception | None]:
+    """``upload`` calls of several threads as one batch (only where
+    :func:`can_share_commits`): each one's metadata or error, in order, or
+    ``None`` where its artifact's lock was taken (the caller then uploads alone).
+    """
+    pendings = [
+        _Pending(position, UploadItem(content=content), key, options)
+        for position, (key, content, options) in enumerate(requests)
+    ]
+    results: dict[int, UploadResult] = {}
+    for wave in _waves(pendings):
+        results.update(_wave(uploader, wave, wait=False))
+    outcomes: list[ArtifactMetadata | Exception | None] = []
+    for position in range(len(requests)):
+        result = results[position]
+        if isinstance(result.error, _LockTaken):
+            outcomes.append(None)
+        else:
+            outcomes.append(result.error if result.error is not None else result.metadata)
+    return outcomes
+
+
+class _LockTaken(Exception):
+    """An item of :func:`upload_combined` whose artifact another writer holds."""
+
+
+def _waves(pendings: list[_Pending]) -> list[list[_Pending]]:
+    """``pendings`` in waves: the n-th item naming an artifact goes in wave n."""
+    waves: list[list[_Pending]] = []
+    seen: dict[ArtifactKey, int] = {}
+    for pending in pendings:
+        number = seen.get(pending.key, -1) + 1
+        seen[pending.key] = number
+        if number == len(waves):
+            waves.append([])
+        waves[number].append(pending)
+    return waves
 
 
 def _pending(position: int, item: UploadItem) -> _Pending:
@@ -121,7 +161,7 @@ def _pending(position: int, item: UploadItem) -> _Pending:
     return _Pending(position, item, key, options)
 
 
-def _can_share_commits(uploader: Uploader) -> bool:
+def can_share_commits(uploader: Uploader) -> bool:
     """Whether records can be created in one batch (see the module docstring)."""
     parts = uploader.parts
     return not parts.backend.capabilities.transient_failures and not parts.metadata.index.shared
@@ -137,16 +177,23 @@ def _one(uploader: Uploader, pending: _Pending) -> UploadResult:
     return UploadResult(pending.index, pending.item, metadata=meta)
 
 
-def _wave(uploader: Uploader, wave: list[_Pending]) -> dict[int, UploadResult]:
-    """Items of distinct artifacts: lock, stage each, commit all at once, unlock."""
+def _wave(uploader: Uploader, wave: list[_Pending], *, wait: bool) -> dict[int, UploadResult]:
+    """Items of distinct artifacts: lock, stage each, commit all at once, unlock.
+
+    Without ``wait`` an item whose lock is taken gets a :class:`_LockTaken` error.
+    """
     parts = uploader.parts
     results: dict[int, UploadResult] = {}
     staged: list[_Pending] = []
     pending_bytes = 0
     with contextlib.ExitStack() as locks:
         for pending in sorted(wave, key=lambda p: p.key.path):
+            uri = pending.key.uri(parts.root_uri)
             try:
-                locks.enter_context(parts.hold(pending.key, pending.key.uri(parts.root_uri)))
+                if wait:
+                    locks.enter_context(parts.hold(pending.key, uri))
+                elif not locks.enter_context(parts.try_hold(pending.key)):
+                    raise _LockTaken(uri)
             except Exception as exc:
                 results[pending.index] = UploadResult(pending.index, pending.item, error=exc)
         locked = [p for p in wave if p.index not in results]

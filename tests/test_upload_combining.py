@@ -1,0 +1,221 @@
+"""Combined uploads (issue 14): small ``upload`` calls of several threads at once are
+stored as one batch, and each still behaves as an ``upload`` of its own.
+
+Each test makes the batch it needs deterministic: the first upload, alone in
+its batch, waits inside the store until the other threads are queued behind
+it, so they are all stored by the next batch. The kill campaign of
+``test_group_commit.py`` (threads calling ``upload_version`` with content of
+2 and 24 KB) covers the combined path's durability.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from necrocode.artifact_store import (
+    ArtifactStore,
+    ArtifactStoreConfig,
+    InvalidInputError,
+    StorageFullError,
+)
+from necrocode.artifact_store.naming import ArtifactKey
+from necrocode.artifact_store.pipeline import combining
+from necrocode.artifact_store.pipeline.upload import Uploader
+
+WAIT_S = 20.0
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[ArtifactStore]:
+    config = ArtifactStoreConfig(base_path=tmp_path / "store", versioning_enabled=True)
+    with ArtifactStore(config) as opened:
+        yield opened
+
+
+def _combiner(store: ArtifactStore) -> combining.UploadCombiner:
+    combiner = store._uploads
+    assert isinstance(combiner, combining.UploadCombiner)
+    return combiner
+
+
+def _hold_first_until_queued(
+    monkeypatch: pytest.MonkeyPatch, store: ArtifactStore, queued: int
+) -> threading.Event:
+    """Make the first upload (a batch of one) wait until ``queued`` more are queued."""
+    combiner = _combiner(store)
+    original = Uploader.try_upload
+    first = threading.Event()
+
+    def gated(self: Uploader, *args: Any) -> Any:
+        if not first.is_set():
+            first.set()
+            deadline = time.monotonic() + WAIT_S
+            while combiner.waiting < queued:
+                assert time.monotonic() < deadline, "the other uploads never queued up"
+                time.sleep(0.005)
+        return original(self, *args)
+
+    monkeypatch.setattr(Uploader, "try_upload", gated)
+    return first
+
+
+def _run(calls: list[Callable[[], object]], first: threading.Event) -> list[object]:
+    """Start ``calls[0]``, then (once it is inside the store) the others; their outcomes."""
+    outcomes: list[object] = [None] * len(calls)
+
+    def run(index: int) -> None:
+        try:
+            outcomes[index] = calls[index]()
+        except Exception as exc:
+            outcomes[index] = exc
+
+    threads = [threading.Thread(target=run, args=(index,)) for index in range(len(calls))]
+    threads[0].start()
+    assert first.wait(WAIT_S)
+    for thread in threads[1:]:
+        thread.start()
+    for thread in threads:
+        thread.join(WAIT_S)
+        assert not thread.is_alive()
+    return outcomes
+
+
+def test_concurrent_small_uploads_are_stored_in_one_batch(
+    store: ArtifactStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    jobs = [(f"task{n}", f"body of {n}\n".encode() * 50) for n in range(12)]
+    # Three more versions of task0's log, from three other threads at once.
+    jobs += [("task0", f"version from thread {n}\n".encode()) for n in range(3)]
+    first = _hold_first_until_queued(monkeypatch, store, len(jobs) - 1)
+    before = _combiner(store).batches
+    calls: list[Callable[[], object]] = [
+        (lambda t=task, b=body: store.upload_version(t, "spec", "log", b, tags=["c"]))
+        for task, body in jobs
+    ]
+    outcomes = _run(calls, first)
+    batches, items = (a - b for a, b in zip(_combiner(store).batches, before, strict=True))
+    assert (batches, items) == (2, len(jobs))  # the first alone, then all the others
+    versions: dict[str, list[int]] = {}
+    for (task, body), meta in zip(jobs, outcomes, strict=True):
+        assert not isinstance(meta, Exception), meta
+        assert store.download(f"{meta.uri}?version={meta.version}") == body  # type: ignore[union-attr]
+        versions.setdefault(task, []).append(meta.version)  # type: ignore[union-attr]
+    assert sorted(versions["task0"]) == [1, 2, 3, 4]
+    assert all(v == [1] for task, v in versions.items() if task != "task0")
+    assert {m.task_id for m in store.search(tags=["c"])} == {task for task, _ in jobs}
+    assert store.verify_all().healthy
+
+
+def test_an_upload_whose_artifact_is_held_does_not_hold_up_the_others(
+    store: ArtifactStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    held = ArtifactKey.of("spec", "busy", "log")
+    first = _hold_first_until_queued(monkeypatch, store, 3)
+    finished: dict[str, float] = {}
+
+    def upload(task: str) -> Callable[[], object]:
+        def call() -> object:
+            uri = store.upload(task, "spec", "log", f"{task}\n".encode())
+            finished[task] = time.monotonic()
+            return uri
+
+        return call
+
+    with store.locks.hold(held.path):
+        results: list[object] = []
+        runner = threading.Thread(
+            target=lambda: results.extend(
+                _run([upload("lead"), upload("busy"), upload("free1"), upload("free2")], first)
+            )
+        )
+        runner.start()
+        deadline = time.monotonic() + WAIT_S
+        while not {"free1", "free2"} <= finished.keys():
+            assert time.monotonic() < deadline, "uploads of free artifacts waited for a held one"
+            time.sleep(0.01)
+        assert "busy" not in finished  # it waits for its own lock, on its own thread
+        released = time.monotonic()
+    runner.join(WAIT_S)
+    assert not runner.is_alive()
+    assert finished["busy"] >= released
+    assert all(isinstance(uri, str) for uri in results), results
+    assert store.download(store.get_metadata(results[1]).uri) == b"busy\n"  # type: ignore[arg-type]
+
+
+def test_each_upload_of_a_batch_gets_its_own_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    quota = {"max_size_gb": 3000 / 2**30}  # 3,000 bytes
+    config = ArtifactStoreConfig(base_path=tmp_path / "store", storage_quota=quota)
+    with ArtifactStore(config) as store:
+        first = _hold_first_until_queued(monkeypatch, store, 2)  # the stream goes alone
+        calls: list[Callable[[], object]] = [
+            lambda: store.upload("ok1", "spec", "log", b"fine\n"),
+            lambda: store.upload("bad", "spec", "log", b"x", tags=["not a tag!"]),
+            lambda: store.upload("big", "spec", "log", io.BytesIO(b"")),  # streamed: not combined
+            lambda: store.upload("ok2", "spec", "log", b"also fine\n"),
+        ]
+        outcomes = _run(calls, first)
+        assert isinstance(outcomes[0], str) and isinstance(outcomes[3], str)
+        assert isinstance(outcomes[1], InvalidInputError)
+        assert isinstance(outcomes[2], str)
+        assert {m.task_id for m in store.search(spec_name="spec")} == {"ok1", "big", "ok2"}
+
+        # Over the quota in the middle of a batch: that upload alone is refused.
+        first = _hold_first_until_queued(monkeypatch, store, 2)
+        random_bytes = os.urandom(4096)  # gzip cannot shrink it under the quota
+        calls = [
+            lambda: store.upload("q1", "spec", "log", b"small\n"),
+            lambda: store.upload("q2", "spec", "log", random_bytes),
+            lambda: store.upload("q3", "spec", "log", b"small too\n"),
+        ]
+        outcomes = _run(calls, first)
+        assert isinstance(outcomes[1], StorageFullError)
+        assert isinstance(outcomes[0], str) and isinstance(outcomes[2], str)
+        assert store.verify_all().healthy
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        pytest.param(lambda path: io.BytesIO(b"a stream\n"), id="binary-file"),
+        pytest.param(lambda path: iter([b"chunk one\n", b"chunk two\n"]), id="iterator"),
+        pytest.param(lambda path: path, id="path"),
+        pytest.param(lambda path: b"x" * (combining.COMBINED_BYTES + 1), id="large-bytes"),
+    ],
+)
+def test_streamed_or_large_content_takes_the_ordinary_path(
+    store: ArtifactStore, tmp_path: Path, content: Callable[[Path], Any]
+) -> None:
+    source = tmp_path / "source.txt"
+    source.write_bytes(b"from a file\n")
+    before = _combiner(store).batches
+    uri = store.upload("t", "spec", "log", content(source))
+    assert _combiner(store).batches == before
+    assert store.download(uri)
+
+
+def test_an_upload_with_a_progress_callback_takes_the_ordinary_path(store: ArtifactStore) -> None:
+    seen: list[int] = []
+    before = _combiner(store).batches
+    store.upload(
+        "t", "spec", "log", b"with progress\n", progress=lambda done, total: seen.append(done)
+    )
+    assert _combiner(store).batches == before
+    assert seen and seen[-1] == len(b"with progress\n")
+
+
+def test_a_lone_small_upload_is_a_batch_of_one(store: ArtifactStore) -> None:
+    before = _combiner(store).batches
+    for n in range(3):
+        store.upload(f"t{n}", "spec", "diff", b"--- a\n+++ b\n")
+    batches, items = (a - b for a, b in zip(_combiner(store).batches, before, strict=True))
+    assert (batches, items) == (3, 3)
