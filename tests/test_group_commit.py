@@ -22,7 +22,7 @@ import pytest
 
 from necrocode.artifact_store import ArtifactStore, ArtifactStoreConfig, StorageError
 from necrocode.artifact_store.backends import filesystem
-from necrocode.artifact_store.group_commit import CommitQueue
+from necrocode.artifact_store.group_commit import CommitQueue, PipelinedQueue
 from necrocode.artifact_store.index.sqlite import SQLiteIndex
 from necrocode.artifact_store.naming import ArtifactKey
 
@@ -105,6 +105,53 @@ def test_a_failing_batch_fails_every_item_of_it_and_the_queue_goes_on() -> None:
     outcomes = queue.outcomes([1, 2])
     assert all(isinstance(o, OSError) for o in outcomes)
     assert queue.submit(3) == 3
+
+
+def test_a_pipelined_queue_stages_the_next_batch_while_one_finishes() -> None:
+    finishing, release = threading.Event(), threading.Event()
+
+    def finish(items: list[int]) -> list[int]:
+        if items == [0]:
+            finishing.set()
+            assert release.wait(10)
+        return [item * 10 for item in items]
+
+    queue: PipelinedQueue[int, list[int], int] = PipelinedQueue(list, finish)
+    results: dict[int, int] = {}
+
+    def submit(item: int) -> None:
+        results[item] = queue.submit(item)
+
+    first = threading.Thread(target=submit, args=(0,))
+    first.start()
+    assert finishing.wait(10)
+    second = threading.Thread(target=submit, args=(1,))
+    second.start()
+    second.join(10)
+    assert not second.is_alive() and results == {1: 10}  # done while batch [0] finishes
+    release.set()
+    first.join(10)
+    assert results == {0: 0, 1: 10}
+    assert (queue.batches, queue.items) == (2, 2)
+
+
+def test_a_pipelined_stage_that_fails_fails_its_batch_and_skips_finish() -> None:
+    finished: list[list[str]] = []
+
+    def stage(items: list[str]) -> list[str]:
+        if "bad" in items:
+            raise ValueError("refused by stage")
+        return items
+
+    def finish(items: list[str]) -> list[str]:
+        finished.append(items)
+        return [item.upper() for item in items]
+
+    queue: PipelinedQueue[str, list[str], str] = PipelinedQueue(stage, finish)
+    with pytest.raises(ValueError, match="refused by stage"):
+        queue.submit("bad")
+    assert finished == []
+    assert queue.submit("good") == "GOOD"
 
 
 def test_fsyncs_of_one_folder_are_done_once_per_batch(tmp_path: Path) -> None:

@@ -359,6 +359,7 @@ class LosesRecordAnswers(FilesystemBackend):
     # Every write goes through upload(), where the failure is.
     stage = StorageBackend.stage
     upload_after = StorageBackend.upload_after
+    upload_after_many = StorageBackend.upload_after_many
 
     def __init__(self, root: Path, *, store_it: bool) -> None:
         super().__init__(root)

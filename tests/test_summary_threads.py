@@ -93,6 +93,8 @@ def test_uploads_past_the_threshold_are_summarised_on_a_worker(
         return taps[-1]
 
     monkeypatch.setattr("necrocode.artifact_store.pipeline.upload.SummaryTap", recording)
+    # Small uploads are stored in combined batches (pipeline/combining.py).
+    monkeypatch.setattr("necrocode.artifact_store.pipeline.upload_many.SummaryTap", recording)
     with ArtifactStore(ArtifactStoreConfig(base_path=tmp_path / "s")) as store:
         for name in ("history", "long-log", "diff"):
             kind, data = inputs[name]

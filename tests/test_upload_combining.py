@@ -28,7 +28,6 @@ from necrocode.artifact_store import (
 )
 from necrocode.artifact_store.naming import ArtifactKey
 from necrocode.artifact_store.pipeline import combining
-from necrocode.artifact_store.pipeline.upload import Uploader
 
 WAIT_S = 20.0
 
@@ -51,19 +50,19 @@ def _hold_first_until_queued(
 ) -> threading.Event:
     """Make the first upload (a batch of one) wait until ``queued`` more are queued."""
     combiner = _combiner(store)
-    original = Uploader.try_upload
+    original = combining.stage_combined
     first = threading.Event()
 
-    def gated(self: Uploader, *args: Any) -> Any:
+    def gated(*args: Any) -> Any:
         if not first.is_set():
             first.set()
             deadline = time.monotonic() + WAIT_S
             while combiner.waiting < queued:
                 assert time.monotonic() < deadline, "the other uploads never queued up"
                 time.sleep(0.005)
-        return original(self, *args)
+        return original(*args)
 
-    monkeypatch.setattr(Uploader, "try_upload", gated)
+    monkeypatch.setattr(combining, "stage_combined", gated)
     return first
 
 
@@ -189,7 +188,8 @@ def test_each_upload_of_a_batch_gets_its_own_error(
         pytest.param(lambda path: io.BytesIO(b"a stream\n"), id="binary-file"),
         pytest.param(lambda path: iter([b"chunk one\n", b"chunk two\n"]), id="iterator"),
         pytest.param(lambda path: path, id="path"),
-        pytest.param(lambda path: b"x" * (combining.COMBINED_BYTES + 1), id="large-bytes"),
+        pytest.param(lambda path: b"x" * combining.COMBINED_BYTES, id="large-bytes"),
+        pytest.param(lambda path: "\u00e9" * (combining.COMBINED_BYTES // 3), id="large-text"),
     ],
 )
 def test_streamed_or_large_content_takes_the_ordinary_path(
@@ -219,3 +219,29 @@ def test_a_lone_small_upload_is_a_batch_of_one(store: ArtifactStore) -> None:
         store.upload(f"t{n}", "spec", "diff", b"--- a\n+++ b\n")
     batches, items = (a - b for a, b in zip(_combiner(store).batches, before, strict=True))
     assert (batches, items) == (3, 3)
+
+
+def test_upload_many_waits_for_an_artifact_another_writer_holds(store: ArtifactStore) -> None:
+    """``upload_many`` (unlike the combined ``upload`` batches) waits for its locks."""
+    from necrocode.artifact_store import UploadItem
+
+    held = ArtifactKey.of("spec", "busy", "log")
+    results: list[object] = []
+    with store.locks.hold(held.path):
+        worker = threading.Thread(
+            target=lambda: results.extend(
+                store.upload_many(
+                    [
+                        UploadItem("busy", "spec", "log", b"waited\n"),
+                        UploadItem("free", "spec", "log", b"free\n"),
+                    ]
+                )
+            )
+        )
+        worker.start()
+        time.sleep(0.3)
+        assert worker.is_alive()  # still waiting for the held lock
+    worker.join(WAIT_S)
+    assert not worker.is_alive()
+    assert [r.error for r in results] == [None, None]  # type: ignore[attr-defined]
+    assert store.download(results[0].uri) == b"waited\n"  # type: ignore[attr-defined]

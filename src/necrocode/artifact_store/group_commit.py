@@ -23,7 +23,7 @@ import weakref
 from collections.abc import Callable, Sequence
 from typing import Generic, TypeVar
 
-__all__ = ["CommitQueue"]
+__all__ = ["CommitQueue", "PipelinedQueue"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -110,28 +110,30 @@ class CommitQueue(Generic[T, R]):
     def _lead(self, batch: list[_Call[T, R]]) -> None:
         """Commit ``batch``, hand out the outcomes, let the next leader in."""
         items = [item for call in batch for item in call.items]
-        try:
-            outcomes: Sequence[R | BaseException] = self._commit(items)
-            if len(outcomes) != len(items):
-                raise RuntimeError(
-                    f"a group commit returned {len(outcomes)} outcomes for {len(items)} items"
-                )
-        except BaseException as exc:  # handed to every item of the batch
-            outcomes = [exc] * len(items)
+        outcomes = _checked(len(items), lambda: self._commit(items))
+        self._deliver(batch, outcomes)
+        self._hand_over(batch, len(items))
+
+    def _deliver(self, batch: list[_Call[T, R]], outcomes: Sequence[R | BaseException]) -> None:
+        """Give each call of ``batch`` its outcomes (it returns once woken)."""
         start = 0
         for call in batch:
             call.outcomes = list(outcomes[start : start + len(call.items)])
             start += len(call.items)
+
+    def _hand_over(self, batch: list[_Call[T, R]], items: int) -> None:
+        """Count the batch, make the first waiter the next leader, wake those done."""
         with self._lock:
             self.batches += 1
-            self.items += len(items)
+            self.items += items
             successor = self._pending[0] if self._pending else None
             if successor is None:
                 self._leading = False
             else:
                 successor.lead = True  # it takes everything queued meanwhile
         for call in batch:
-            call.event.set()
+            if call.outcomes is not None:
+                call.event.set()
         if successor is not None:
             successor.event.set()
 
@@ -140,6 +142,62 @@ class CommitQueue(Generic[T, R]):
         self._lock = threading.Lock()
         self._pending = []
         self._leading = False
+
+
+S = TypeVar("S")
+
+
+class PipelinedQueue(CommitQueue[T, R], Generic[T, S, R]):
+    """A :class:`CommitQueue` whose commit has two steps, the second overlapping the next batch.
+
+    The leader runs ``stage(items)`` (work that must be done one batch at a
+    time) and at once lets the next leader take the items queued meanwhile;
+    then it runs ``finish(state)`` on what ``stage`` returned, beside the next
+    batch's ``stage``, and hands out its outcomes. If ``stage`` raises, every
+    item of the batch gets the exception and ``finish`` is not run.
+    """
+
+    def __init__(
+        self,
+        stage: Callable[[list[T]], S],
+        finish: Callable[[S], Sequence[R | BaseException]],
+    ) -> None:
+        super().__init__(self._unused)
+        self._stage = stage
+        self._finish = finish
+
+    @staticmethod
+    def _unused(items: list[T]) -> Sequence[R | BaseException]:
+        raise AssertionError("a pipelined queue commits in two steps")
+
+    def _lead(self, batch: list[_Call[T, R]]) -> None:
+        items = [item for call in batch for item in call.items]
+        try:
+            state = self._stage(items)
+        except BaseException as exc:  # handed to every item of the batch
+            self._deliver(batch, [exc] * len(items))
+            self._hand_over(batch, len(items))
+            return
+        self._hand_over(batch, len(items))  # the next batch stages while this one finishes
+        outcomes = _checked(len(items), lambda: self._finish(state))
+        self._deliver(batch, outcomes)
+        for call in batch:
+            call.event.set()
+
+
+def _checked(
+    count: int, commit: Callable[[], Sequence[R | BaseException]]
+) -> Sequence[R | BaseException]:
+    """``commit()``'s outcomes, or its exception once per item."""
+    try:
+        outcomes = commit()
+        if len(outcomes) != count:
+            raise RuntimeError(
+                f"a group commit returned {len(outcomes)} outcomes for {count} items"
+            )
+    except BaseException as exc:  # handed to every item of the batch
+        return [exc] * count
+    return outcomes
 
 
 def _forget_all() -> None:

@@ -4,45 +4,48 @@ Public API::
 
     combiner = UploadCombiner(uploader)
     combiner.upload(key, content, options) -> ArtifactMetadata   # as Uploader.upload
-    COMBINED_BYTES                         # in-memory content up to this is combined
+    COMBINED_BYTES                         # in-memory content under this is combined
 
 When the threads of one process (the HTTP service's request threads, a
 runner's workers) upload small artifacts at once, each upload alone spends more
 CPU handing the interpreter's lock to the others than on its own work: sixteen
 threads made about 320 futex calls per upload, one thread 43. So an ``upload``
-of content already in memory and no bigger than :data:`COMBINED_BYTES` joins a
-:class:`~..group_commit.CommitQueue`: one thread (the leader) takes every upload
-queued so far and stores them with :func:`~.upload_many.upload_combined` — each
-staged on its own, their records made durable in one round of fsyncs and
-indexed in one transaction — while the others sleep until their own result is
-in. Every upload is still all-or-nothing on its own, and returns only once its
-object, record and index row are durable.
+of content already in memory and smaller than :data:`COMBINED_BYTES` joins a
+:class:`~..group_commit.PipelinedQueue`. One thread (the leader) takes every
+upload queued so far and stages them one after the other
+(:func:`~.upload_many.stage_combined`: lock, version, compress, write the
+object), then lets the next leader stage the uploads queued meanwhile while it
+commits its own batch (:func:`~.upload_many.finish_combined`: the records made
+durable in one round of fsyncs, indexed in one transaction). The other threads
+sleep until their own result is in. Every upload is still all-or-nothing on its
+own, and returns only once its object, record and index row are durable.
 
 The leader never waits for an artifact's lock: an upload whose artifact another
-writer holds (a long streaming upload of the same artifact, another process)
-is handed back, and its own thread uploads it the ordinary way, waiting only
-for that lock. Content that streams (a file, an iterator), uploads with a
-progress callback, and stores whose records cannot share commits (cloud
-backends, a shared index: see :func:`~.upload_many.can_share_commits`) take the
-ordinary path too.
+writer holds (a long streaming upload of the same artifact, another process,
+or an earlier upload of the same batch) is handed back, and its own thread
+uploads it the ordinary way, waiting only for that lock. Content that streams
+(a file, an iterator), uploads with a progress callback, and stores whose
+records cannot share commits (cloud backends, a shared index: see
+:func:`~.upload_many.can_share_commits`) take the ordinary path too. A lone
+upload is a batch of one, staged and committed by its own thread at once.
 """
 
 from __future__ import annotations
 
 from typing import Final
 
-from ..group_commit import CommitQueue
+from ..group_commit import PipelinedQueue
 from ..models import ArtifactMetadata
 from ..naming import ArtifactKey
 from .operation import Operation
 from .summarising import SUMMARY_THREAD_BYTES
 from .upload import Content, Uploader, UploadOptions
-from .upload_many import can_share_commits, upload_combined
+from .upload_many import CombinedBatch, can_share_commits, finish_combined, stage_combined
 
 __all__ = ["COMBINED_BYTES", "UploadCombiner"]
 
-#: In-memory content up to this many bytes (characters, for text) is combined. The
-#: same bound as inline summaries: a combined upload never waits on a summary worker.
+#: In-memory content under this many bytes is combined: the bound of inline
+#: summaries, so a combined upload never waits on a summary worker.
 COMBINED_BYTES: Final = SUMMARY_THREAD_BYTES
 
 _Request = tuple[ArtifactKey, Content, UploadOptions]
@@ -54,7 +57,9 @@ class UploadCombiner:
     def __init__(self, uploader: Uploader) -> None:
         self.uploader = uploader
         self._shares = can_share_commits(uploader)
-        self._queue: CommitQueue[_Request, ArtifactMetadata | None] = CommitQueue(self._commit)
+        self._queue: PipelinedQueue[_Request, CombinedBatch, ArtifactMetadata | None] = (
+            PipelinedQueue(self._stage, self._finish)
+        )
 
     @property
     def batches(self) -> tuple[int, int]:
@@ -81,14 +86,16 @@ class UploadCombiner:
     def _combines(self, content: Content, options: UploadOptions) -> bool:
         if not self._shares or options.progress is not None:
             return False
-        if isinstance(content, bytes | bytearray | str):
-            return len(content) <= COMBINED_BYTES
-        return isinstance(content, memoryview) and content.nbytes <= COMBINED_BYTES
+        if isinstance(content, bytes | bytearray):
+            return len(content) < COMBINED_BYTES
+        if isinstance(content, str):  # stored as UTF-8: up to 4 bytes a character
+            return len(content) * (1 if content.isascii() else 4) < COMBINED_BYTES
+        return isinstance(content, memoryview) and content.nbytes < COMBINED_BYTES
 
-    def _commit(self, requests: list[_Request]) -> list[ArtifactMetadata | Exception | None]:
-        if len(requests) > 1:
-            return upload_combined(self.uploader, requests)
-        try:  # alone: the ordinary pipeline (cheaper for one), without waiting for a lock
-            return [self.uploader.try_upload(*requests[0])]
-        except Exception as exc:  # the upload's own error, raised in its thread
-            return [exc]
+    def _stage(self, requests: list[_Request]) -> CombinedBatch:
+        # Even alone: an upload that ran whole here would keep the next batch from staging
+        # until its fsyncs are done.
+        return stage_combined(self.uploader, requests)
+
+    def _finish(self, staged: CombinedBatch) -> list[ArtifactMetadata | Exception | None]:
+        return finish_combined(self.uploader, staged)

@@ -152,20 +152,6 @@ class Uploader:
     ) -> ArtifactMetadata:
         """Store ``content`` as the next version of ``key``; its metadata (with
         ``if_changed`` and unchanged bytes: the existing latest version's)."""
-        meta = self._upload(key, content, options, wait=True)
-        assert meta is not None  # only a call that does not wait gives up
-        return meta
-
-    def try_upload(
-        self, key: ArtifactKey, content: Content, options: UploadOptions
-    ) -> ArtifactMetadata | None:
-        """:meth:`upload`, or ``None`` at once (nothing read or written) if another
-        writer holds the artifact's lock."""
-        return self._upload(key, content, options, wait=False)
-
-    def _upload(
-        self, key: ArtifactKey, content: Content, options: UploadOptions, *, wait: bool
-    ) -> ArtifactMetadata | None:
         uri = key.uri(self.parts.root_uri)
         with Operation("upload", uri):
             checked = _check(key, options)
@@ -173,11 +159,7 @@ class Uploader:
             if options.progress is not None:
                 chunks = with_progress(chunks, content_size(content), options.progress)
             try:
-                with contextlib.ExitStack() as lock:
-                    if wait:
-                        lock.enter_context(self.parts.hold(key, uri))
-                    elif not lock.enter_context(self.parts.try_hold(key)):
-                        return None
+                with self.parts.hold(key, uri):
                     meta = self._write_version(key, chunks, checked, options)
             except SourceError as exc:
                 # The caller's content failed, not the store: give back their exception.
@@ -244,29 +226,40 @@ class Uploader:
             usage_before = self.quota.check(meta, replaced)
             meta, replaced = self._commit(key, meta, replaced, staged)
         except BaseException as exc:
-            if not _outcome_unknown(exc):
-                # Nothing refers to the new object yet: remove it so no orphan stays.
-                with contextlib.suppress(Exception):
-                    self.parts.backend.delete(meta.object_key)
-                raise
-            # The record write failed in a way that may have reached the server after
-            # all (the answer was lost): never delete an object a record may point to.
-            landed = self._find_record_of(key, meta.object_key)
-            if landed is None:
-                raise  # the object, if unreferenced, is an orphan for repair to collect
-            log.warning(
-                "%s v%d was stored although its commit reported %s",
-                meta.uri,
-                landed.version,
-                type(exc).__name__,
-            )
-            meta = landed
-            self.parts.metadata.reindex(meta)
-            replaced = [m for m in replaced if m.version < meta.version]
+            meta, replaced = self.after_failed_commit(key, meta, replaced, exc)
         remove_replaced(self.parts, key, replaced)
         if usage_before is not None:
             self.quota.warn_if_high(usage_before, meta, replaced)
         return meta
+
+    def after_failed_commit(
+        self,
+        key: ArtifactKey,
+        meta: ArtifactMetadata,
+        replaced: list[ArtifactMetadata],
+        exc: BaseException,
+    ) -> tuple[ArtifactMetadata, list[ArtifactMetadata]]:
+        """After creating ``meta``'s record failed with ``exc``: re-raise it, having removed
+        the new object if nothing can refer to it; or, if the record landed after all,
+        the version stored and what it replaces."""
+        if not _outcome_unknown(exc):
+            # Nothing refers to the new object yet: remove it so no orphan stays.
+            with contextlib.suppress(Exception):
+                self.parts.backend.delete(meta.object_key)
+            raise exc
+        # The record write failed in a way that may have reached the server after
+        # all (the answer was lost): never delete an object a record may point to.
+        landed = self._find_record_of(key, meta.object_key)
+        if landed is None:
+            raise exc  # the object, if unreferenced, is an orphan for repair to collect
+        log.warning(
+            "%s v%d was stored although its commit reported %s",
+            meta.uri,
+            landed.version,
+            type(exc).__name__,
+        )
+        self.parts.metadata.reindex(landed)
+        return landed, [m for m in replaced if m.version < landed.version]
 
     def _commit(
         self,

@@ -18,9 +18,10 @@ lost after the write happened) or the index is shared (its quota reservations
 belong to one upload at a time), the items are uploaded one after the other
 through the ordinary pipeline, with the same per-item results.
 
-:func:`upload_combined` is the same batch for ``upload`` calls of several
-threads that :mod:`.combining` gathered; it never waits for a lock: an item
-whose artifact another writer holds is handed back, for its own thread to
+:func:`stage_combined` and :func:`finish_combined` are the same batch, in two
+steps, for ``upload`` calls of several threads that :mod:`.combining` gathered;
+they never wait for a lock: an item whose artifact another writer holds (or
+that an earlier item of the batch names) is handed back, for its own thread to
 upload the ordinary way.
 """
 
@@ -50,7 +51,7 @@ from .upload import (
     upload_key,
 )
 
-__all__ = ["can_share_commits", "upload_combined", "upload_many"]
+__all__ = ["CombinedBatch", "can_share_commits", "finish_combined", "stage_combined", "upload_many"]
 
 log = logging.getLogger("necrocode.artifact_store")
 
@@ -87,7 +88,7 @@ def upload_many(uploader: Uploader, items: Sequence[UploadItem]) -> list[UploadR
     together = can_share_commits(uploader)
     for wave in _waves(pendings):
         if together:
-            results.update(_wave(uploader, wave, wait=False))
+            results.update(_wave(uploader, wave))
         else:
             for pending in wave:
                 results[pending.index] = _one(uploader, pending)
@@ -104,28 +105,64 @@ def upload_many(uploader: Uploader, items: Sequence[UploadItem]) -> list[UploadR
     return ordered
 
 
-def upload_combined(
+class CombinedBatch:
+    """Uploads of :func:`stage_combined`: staged, their locks held, not committed yet."""
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+        self.locks = contextlib.ExitStack()
+        self.results: dict[int, UploadResult] = {}
+        self.staged: list[_Pending] = []
+
+
+def stage_combined(
     uploader: Uploader, requests: Sequence[tuple[ArtifactKey, Content, UploadOptions]]
-) -> list[ArtifactMetadata | Exception | None]:
-    """``upload`` calls of several threads as one batch (only where
-    :func:`can_share_commits`): each one's metadata or error, in order, or
-    ``None`` where its artifact's lock was taken (the caller then uploads alone).
+) -> CombinedBatch:
+    """Lock (without waiting) and stage ``upload`` calls of several threads; commit them
+    with :func:`finish_combined` (only where :func:`can_share_commits`).
+
+    A request whose artifact another writer holds, or that names an artifact an
+    earlier request of the batch names too, is not done here (its outcome is
+    ``None``: its own thread uploads it the ordinary way).
     """
-    pendings = [
-        _Pending(position, UploadItem(content=content), key, options)
-        for position, (key, content, options) in enumerate(requests)
-    ]
-    results: dict[int, UploadResult] = {}
-    for wave in _waves(pendings):
-        results.update(_wave(uploader, wave, wait=False))
+    batch = CombinedBatch(len(requests))
+    seen: set[ArtifactKey] = set()
+    wave: list[_Pending] = []
+    for position, (key, content, options) in enumerate(requests):
+        if key in seen:
+            batch.results[position] = _taken(position, content, key, uploader)
+            continue
+        seen.add(key)
+        wave.append(_Pending(position, UploadItem(content=content), key, options))
+    try:
+        results, batch.staged = _stage_wave(uploader, wave, batch.locks, wait=False)
+    except BaseException:
+        batch.locks.close()
+        raise
+    batch.results.update(results)
+    return batch
+
+
+def finish_combined(
+    uploader: Uploader, batch: CombinedBatch
+) -> list[ArtifactMetadata | Exception | None]:
+    """Commit what :func:`stage_combined` staged and release its locks; each request's
+    metadata or error, in order, or ``None`` (see :func:`stage_combined`)."""
+    with batch.locks:
+        batch.results.update(_commit_all(uploader, batch.staged))
     outcomes: list[ArtifactMetadata | Exception | None] = []
-    for position in range(len(requests)):
-        result = results[position]
+    for position in range(batch.count):
+        result = batch.results[position]
         if isinstance(result.error, _LockTaken):
             outcomes.append(None)
         else:
             outcomes.append(result.error if result.error is not None else result.metadata)
     return outcomes
+
+
+def _taken(position: int, content: Content, key: ArtifactKey, uploader: Uploader) -> UploadResult:
+    uri = key.uri(uploader.parts.root_uri)
+    return UploadResult(position, UploadItem(content=content), error=_LockTaken(uri))
 
 
 class _LockTaken(Exception):
@@ -177,8 +214,19 @@ def _one(uploader: Uploader, pending: _Pending) -> UploadResult:
     return UploadResult(pending.index, pending.item, metadata=meta)
 
 
-def _wave(uploader: Uploader, wave: list[_Pending], *, wait: bool) -> dict[int, UploadResult]:
-    """Items of distinct artifacts: lock, stage each, commit all at once, unlock.
+def _wave(uploader: Uploader, wave: list[_Pending]) -> dict[int, UploadResult]:
+    """Items of distinct artifacts: lock, stage each, commit all at once, unlock."""
+    with contextlib.ExitStack() as locks:
+        results, staged = _stage_wave(uploader, wave, locks, wait=True)
+        results.update(_commit_all(uploader, staged))
+    return results
+
+
+def _stage_wave(
+    uploader: Uploader, wave: list[_Pending], locks: contextlib.ExitStack, *, wait: bool
+) -> tuple[dict[int, UploadResult], list[_Pending]]:
+    """Lock (into ``locks``) and stage items of distinct artifacts: the results of those
+    that failed (or are unchanged), and those staged.
 
     Without ``wait`` an item whose lock is taken gets a :class:`_LockTaken` error.
     """
@@ -186,31 +234,29 @@ def _wave(uploader: Uploader, wave: list[_Pending], *, wait: bool) -> dict[int, 
     results: dict[int, UploadResult] = {}
     staged: list[_Pending] = []
     pending_bytes = 0
-    with contextlib.ExitStack() as locks:
-        for pending in sorted(wave, key=lambda p: p.key.path):
-            uri = pending.key.uri(parts.root_uri)
-            try:
-                if wait:
-                    locks.enter_context(parts.hold(pending.key, uri))
-                elif not locks.enter_context(parts.try_hold(pending.key)):
-                    raise _LockTaken(uri)
-            except Exception as exc:
-                results[pending.index] = UploadResult(pending.index, pending.item, error=exc)
-        locked = [p for p in wave if p.index not in results]
-        for pending in locked:
-            try:
-                unchanged = _stage(uploader, pending, pending_bytes)
-            except Exception as exc:
-                results[pending.index] = UploadResult(pending.index, pending.item, error=exc)
-                continue
-            if unchanged is not None:
-                results[pending.index] = UploadResult(pending.index, pending.item, unchanged)
-                continue
-            assert pending.meta is not None
-            pending_bytes += pending.meta.stored_size - sum(m.stored_size for m in pending.replaced)
-            staged.append(pending)
-        results.update(_commit_all(uploader, staged))
-    return results
+    for pending in sorted(wave, key=lambda p: p.key.path):
+        uri = pending.key.uri(parts.root_uri)
+        try:
+            if wait:
+                locks.enter_context(parts.hold(pending.key, uri))
+            elif not locks.enter_context(parts.try_hold(pending.key)):
+                raise _LockTaken(uri)
+        except Exception as exc:
+            results[pending.index] = UploadResult(pending.index, pending.item, error=exc)
+    locked = [p for p in wave if p.index not in results]
+    for pending in locked:
+        try:
+            unchanged = _stage(uploader, pending, pending_bytes)
+        except Exception as exc:
+            results[pending.index] = UploadResult(pending.index, pending.item, error=exc)
+            continue
+        if unchanged is not None:
+            results[pending.index] = UploadResult(pending.index, pending.item, unchanged)
+            continue
+        assert pending.meta is not None
+        pending_bytes += pending.meta.stored_size - sum(m.stored_size for m in pending.replaced)
+        staged.append(pending)
+    return results, staged
 
 
 def _stage(uploader: Uploader, pending: _Pending, pending_bytes: int) -> ArtifactMetadata | None:
@@ -279,14 +325,15 @@ def _commit_all(uploader: Uploader, staged: list[_Pending]) -> dict[int, UploadR
         assert pending.meta is not None and pending.staged is not None
         meta, replaced = pending.meta, pending.replaced
         try:
-            if isinstance(error, ObjectExistsError):
-                # Another writer took the version number: the single-upload path retries.
-                meta, replaced = uploader._commit(pending.key, meta, replaced, pending.staged)
-            elif error is not None:
-                raise error
+            try:
+                if isinstance(error, ObjectExistsError):
+                    # Another writer took the version number: the single-upload path retries.
+                    meta, replaced = uploader._commit(pending.key, meta, replaced, pending.staged)
+                elif error is not None:
+                    raise error
+            except Exception as exc:
+                meta, replaced = uploader.after_failed_commit(pending.key, meta, replaced, exc)
         except Exception as exc:
-            with contextlib.suppress(Exception):
-                parts.backend.delete(meta.object_key)
             results[pending.index] = UploadResult(pending.index, pending.item, error=exc)
             continue
         remove_replaced(parts, pending.key, replaced)
