@@ -392,6 +392,30 @@ def test_store_never_deletes_an_object_whose_commit_may_have_landed(tmp_path: Pa
         assert len(store.verify_all().orphaned) == 1
 
 
+@pytest.mark.parametrize("landed", [True, False], ids=["landed", "lost"])
+def test_upload_many_keeps_an_object_whose_commit_may_have_landed(
+    tmp_path: Path, landed: bool
+) -> None:
+    """The batched commit of ``upload_many`` (and of combined uploads) treats a lost
+    answer as the single upload does."""
+    from necrocode.artifact_store import UploadItem
+
+    backend = LosesRecordAnswers(tmp_path / "s", store_it=landed)
+    with ArtifactStore(ArtifactStoreConfig(base_path=tmp_path / "s"), backend=backend) as store:
+        results = store.upload_many(
+            [UploadItem("1", "spec", "diff", b"one"), UploadItem("2", "spec", "log", b"two")]
+        )
+        report = store.verify_all()
+        if landed:
+            assert [r.error for r in results] == [None, None]
+            assert [store.download(r.uri or "") for r in results] == [b"one", b"two"]
+            assert report.orphaned == [] and report.missing == []
+        else:
+            assert all(isinstance(r.error, StorageError) for r in results)
+            assert not store.exists(store.root_uri + "/spec/1/diff.txt")
+            assert len(report.orphaned) == 2  # kept for repair, never deleted
+
+
 def test_batch_delete_is_retried(faulty: FaultyBackend, retrying: RetryingBackend) -> None:
     for key in ("s/t/a", "s/t/b"):
         faulty.upload(key, b"x")

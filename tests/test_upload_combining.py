@@ -1,9 +1,10 @@
 """Combined uploads (issue 14): small ``upload`` calls of several threads at once are
 stored as one batch, and each still behaves as an ``upload`` of its own.
 
-Each test makes the batch it needs deterministic: the first upload, alone in
-its batch, waits inside the store until the other threads are queued behind
-it, so they are all stored by the next batch. The kill campaign of
+Each test makes the batches it needs deterministic (:class:`_Gate`): a first
+upload, alone, is held in the ordinary pipeline; a second one then leads a
+batch of its own and waits inside the store until the others are queued
+behind it, so they are all stored by the next batch. The kill campaign of
 ``test_group_commit.py`` (threads calling ``upload_version`` with content of
 2 and 24 KB) covers the combined path's durability.
 """
@@ -28,6 +29,7 @@ from necrocode.artifact_store import (
 )
 from necrocode.artifact_store.naming import ArtifactKey
 from necrocode.artifact_store.pipeline import combining
+from necrocode.artifact_store.pipeline.upload import Uploader
 
 WAIT_S = 20.0
 
@@ -45,46 +47,57 @@ def _combiner(store: ArtifactStore) -> combining.UploadCombiner:
     return combiner
 
 
-def _hold_first_until_queued(
-    monkeypatch: pytest.MonkeyPatch, store: ArtifactStore, queued: int
-) -> threading.Event:
-    """Make the first upload (a batch of one) wait until ``queued`` more are queued."""
-    combiner = _combiner(store)
-    original = combining.stage_combined
-    first = threading.Event()
+class _Gate:
+    """Order a test's uploads: ``calls[0]`` is held inside the ordinary pipeline (an
+    upload alone takes it), so ``calls[1]`` queues and leads a batch of its own, whose
+    staging waits until ``queued`` more uploads are queued behind it; those are then
+    stored as the next batch."""
 
-    def gated(*args: Any) -> Any:
-        if not first.is_set():
-            first.set()
-            deadline = time.monotonic() + WAIT_S
-            while combiner.waiting < queued:
-                assert time.monotonic() < deadline, "the other uploads never queued up"
-                time.sleep(0.005)
-        return original(*args)
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, store: ArtifactStore, queued: int):
+        self.alone, self.leading, self.opened = (threading.Event() for _ in range(3))
+        combiner = _combiner(store)
+        upload, stage = Uploader.upload, combining.stage_combined
 
-    monkeypatch.setattr(combining, "stage_combined", gated)
-    return first
+        def held(uploader: Uploader, *args: Any) -> Any:
+            if not self.alone.is_set():
+                self.alone.set()
+                assert self.opened.wait(WAIT_S)
+            return upload(uploader, *args)
 
+        def gated(*args: Any) -> Any:
+            if not self.leading.is_set():
+                self.leading.set()
+                deadline = time.monotonic() + WAIT_S
+                while combiner.waiting < queued:
+                    assert time.monotonic() < deadline, "the other uploads never queued up"
+                    time.sleep(0.005)
+                self.opened.set()
+            return stage(*args)
 
-def _run(calls: list[Callable[[], object]], first: threading.Event) -> list[object]:
-    """Start ``calls[0]``, then (once it is inside the store) the others; their outcomes."""
-    outcomes: list[object] = [None] * len(calls)
+        monkeypatch.setattr(Uploader, "upload", held)
+        monkeypatch.setattr(combining, "stage_combined", gated)
 
-    def run(index: int) -> None:
-        try:
-            outcomes[index] = calls[index]()
-        except Exception as exc:
-            outcomes[index] = exc
+    def run(self, calls: list[Callable[[], object]]) -> list[object]:
+        """Run ``calls`` in that order (see the class docstring); their outcomes."""
+        outcomes: list[object] = [None] * len(calls)
 
-    threads = [threading.Thread(target=run, args=(index,)) for index in range(len(calls))]
-    threads[0].start()
-    assert first.wait(WAIT_S)
-    for thread in threads[1:]:
-        thread.start()
-    for thread in threads:
-        thread.join(WAIT_S)
-        assert not thread.is_alive()
-    return outcomes
+        def run(index: int) -> None:
+            try:
+                outcomes[index] = calls[index]()
+            except Exception as exc:
+                outcomes[index] = exc
+
+        threads = [threading.Thread(target=run, args=(index,)) for index in range(len(calls))]
+        threads[0].start()
+        assert self.alone.wait(WAIT_S)
+        threads[1].start()
+        assert self.leading.wait(WAIT_S)
+        for thread in threads[2:]:
+            thread.start()
+        for thread in threads:
+            thread.join(WAIT_S)
+            assert not thread.is_alive()
+        return outcomes
 
 
 def test_concurrent_small_uploads_are_stored_in_one_batch(
@@ -93,15 +106,16 @@ def test_concurrent_small_uploads_are_stored_in_one_batch(
     jobs = [(f"task{n}", f"body of {n}\n".encode() * 50) for n in range(12)]
     # Three more versions of task0's log, from three other threads at once.
     jobs += [("task0", f"version from thread {n}\n".encode()) for n in range(3)]
-    first = _hold_first_until_queued(monkeypatch, store, len(jobs) - 1)
+    gate = _Gate(monkeypatch, store, len(jobs) - 2)
     before = _combiner(store).batches
     calls: list[Callable[[], object]] = [
         (lambda t=task, b=body: store.upload_version(t, "spec", "log", b, tags=["c"]))
         for task, body in jobs
     ]
-    outcomes = _run(calls, first)
+    outcomes = gate.run(calls)
     batches, items = (a - b for a, b in zip(_combiner(store).batches, before, strict=True))
-    assert (batches, items) == (2, len(jobs))  # the first alone, then all the others
+    # The first alone (the ordinary pipeline), the second alone, then all the others.
+    assert (batches, items) == (2, len(jobs) - 1)
     versions: dict[str, list[int]] = {}
     for (task, body), meta in zip(jobs, outcomes, strict=True):
         assert not isinstance(meta, Exception), meta
@@ -117,7 +131,7 @@ def test_an_upload_whose_artifact_is_held_does_not_hold_up_the_others(
     store: ArtifactStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     held = ArtifactKey.of("spec", "busy", "log")
-    first = _hold_first_until_queued(monkeypatch, store, 3)
+    gate = _Gate(monkeypatch, store, 3)
     finished: dict[str, float] = {}
 
     def upload(task: str) -> Callable[[], object]:
@@ -132,7 +146,7 @@ def test_an_upload_whose_artifact_is_held_does_not_hold_up_the_others(
         results: list[object] = []
         runner = threading.Thread(
             target=lambda: results.extend(
-                _run([upload("lead"), upload("busy"), upload("free1"), upload("free2")], first)
+                gate.run([upload(t) for t in ("alone", "lead", "busy", "free1", "free2")])
             )
         )
         runner.start()
@@ -146,7 +160,7 @@ def test_an_upload_whose_artifact_is_held_does_not_hold_up_the_others(
     assert not runner.is_alive()
     assert finished["busy"] >= released
     assert all(isinstance(uri, str) for uri in results), results
-    assert store.download(store.get_metadata(results[1]).uri) == b"busy\n"  # type: ignore[arg-type]
+    assert store.download(store.get_metadata(results[2]).uri) == b"busy\n"  # type: ignore[arg-type]
 
 
 def test_each_upload_of_a_batch_gets_its_own_error(
@@ -155,28 +169,31 @@ def test_each_upload_of_a_batch_gets_its_own_error(
     quota = {"max_size_gb": 3000 / 2**30}  # 3,000 bytes
     config = ArtifactStoreConfig(base_path=tmp_path / "store", storage_quota=quota)
     with ArtifactStore(config) as store:
-        first = _hold_first_until_queued(monkeypatch, store, 2)  # the stream goes alone
+        gate = _Gate(monkeypatch, store, 2)  # the stream goes alone
         calls: list[Callable[[], object]] = [
+            lambda: store.upload("alone", "spec", "log", b"first\n"),
             lambda: store.upload("ok1", "spec", "log", b"fine\n"),
             lambda: store.upload("bad", "spec", "log", b"x", tags=["not a tag!"]),
             lambda: store.upload("big", "spec", "log", io.BytesIO(b"")),  # streamed: not combined
             lambda: store.upload("ok2", "spec", "log", b"also fine\n"),
         ]
-        outcomes = _run(calls, first)
+        outcomes = gate.run(calls)[1:]
         assert isinstance(outcomes[0], str) and isinstance(outcomes[3], str)
         assert isinstance(outcomes[1], InvalidInputError)
         assert isinstance(outcomes[2], str)
-        assert {m.task_id for m in store.search(spec_name="spec")} == {"ok1", "big", "ok2"}
+        tasks = {m.task_id for m in store.search(spec_name="spec")}
+        assert tasks == {"alone", "ok1", "big", "ok2"}
 
         # Over the quota in the middle of a batch: that upload alone is refused.
-        first = _hold_first_until_queued(monkeypatch, store, 2)
+        gate = _Gate(monkeypatch, store, 2)
         random_bytes = os.urandom(4096)  # gzip cannot shrink it under the quota
         calls = [
+            lambda: store.upload("q0", "spec", "log", b"first\n"),
             lambda: store.upload("q1", "spec", "log", b"small\n"),
             lambda: store.upload("q2", "spec", "log", random_bytes),
             lambda: store.upload("q3", "spec", "log", b"small too\n"),
         ]
-        outcomes = _run(calls, first)
+        outcomes = gate.run(calls)[1:]
         assert isinstance(outcomes[1], StorageFullError)
         assert isinstance(outcomes[0], str) and isinstance(outcomes[2], str)
         assert store.verify_all().healthy
@@ -213,12 +230,11 @@ def test_an_upload_with_a_progress_callback_takes_the_ordinary_path(store: Artif
     assert seen and seen[-1] == len(b"with progress\n")
 
 
-def test_a_lone_small_upload_is_a_batch_of_one(store: ArtifactStore) -> None:
+def test_an_upload_alone_skips_the_queue(store: ArtifactStore) -> None:
     before = _combiner(store).batches
     for n in range(3):
         store.upload(f"t{n}", "spec", "diff", b"--- a\n+++ b\n")
-    batches, items = (a - b for a, b in zip(_combiner(store).batches, before, strict=True))
-    assert (batches, items) == (3, 3)
+    assert _combiner(store).batches == before
 
 
 def test_upload_many_waits_for_an_artifact_another_writer_holds(store: ArtifactStore) -> None:

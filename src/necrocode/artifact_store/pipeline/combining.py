@@ -26,12 +26,14 @@ or an earlier upload of the same batch) is handed back, and its own thread
 uploads it the ordinary way, waiting only for that lock. Content that streams
 (a file, an iterator), uploads with a progress callback, and stores whose
 records cannot share commits (cloud backends, a shared index: see
-:func:`~.upload_many.can_share_commits`) take the ordinary path too. A lone
-upload is a batch of one, staged and committed by its own thread at once.
+:func:`~.upload_many.can_share_commits`) take the ordinary path too, and so
+does an upload while no other combinable one is in the store's calls: alone,
+it pays nothing for batches.
 """
 
 from __future__ import annotations
 
+import threading
 from typing import Final
 
 from ..group_commit import PipelinedQueue
@@ -57,6 +59,9 @@ class UploadCombiner:
     def __init__(self, uploader: Uploader) -> None:
         self.uploader = uploader
         self._shares = can_share_commits(uploader)
+        #: Combinable uploads in this store's calls right now (under ``_lock``).
+        self._active = 0
+        self._lock = threading.Lock()
         self._queue: PipelinedQueue[_Request, CombinedBatch, ArtifactMetadata | None] = (
             PipelinedQueue(self._stage, self._finish)
         )
@@ -77,8 +82,17 @@ class UploadCombiner:
         """Store ``content`` as the next version of ``key`` (see :meth:`Uploader.upload`)."""
         if not self._combines(content, options):
             return self.uploader.upload(key, content, options)
-        with Operation("upload", key.uri(self.uploader.parts.root_uri)):
-            meta = self._queue.submit((key, content, options))
+        with self._lock:
+            alone = self._active == 0
+            self._active += 1
+        try:
+            if alone:  # nobody to share a batch with: the ordinary pipeline, at its cost
+                return self.uploader.upload(key, content, options)
+            with Operation("upload", key.uri(self.uploader.parts.root_uri)):
+                meta = self._queue.submit((key, content, options))
+        finally:
+            with self._lock:
+                self._active -= 1
         if meta is None:  # another writer holds the artifact: wait for it alone
             return self.uploader.upload(key, content, options)
         return meta
