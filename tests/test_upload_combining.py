@@ -261,3 +261,23 @@ def test_upload_many_waits_for_an_artifact_another_writer_holds(store: ArtifactS
     assert not worker.is_alive()
     assert [r.error for r in results] == [None, None]  # type: ignore[attr-defined]
     assert store.download(results[0].uri) == b"waited\n"  # type: ignore[attr-defined]
+
+
+def test_text_that_is_not_utf8_is_refused_alone_and_in_a_batch(
+    store: ArtifactStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with pytest.raises(InvalidInputError, match="cannot be stored as UTF-8"):
+        store.upload("alone", "spec", "log", "a lone surrogate: \ud800")
+    gate = _Gate(monkeypatch, store, 2)
+    outcomes = gate.run(
+        [
+            lambda: store.upload("first", "spec", "log", "fine\n"),
+            lambda: store.upload("lead", "spec", "log", "fine too\n"),
+            lambda: store.upload("bad", "spec", "log", "\udcff in a batch"),
+            lambda: store.upload("ok", "spec", "log", "also fine\n"),
+        ]
+    )
+    assert isinstance(outcomes[2], InvalidInputError)
+    assert all(isinstance(outcome, str) for i, outcome in enumerate(outcomes) if i != 2)
+    assert {m.task_id for m in store.search(spec_name="spec")} == {"first", "lead", "ok"}
+    assert store.verify_all().healthy

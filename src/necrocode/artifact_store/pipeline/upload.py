@@ -428,7 +428,13 @@ def file_content(path: str | os.PathLike[str]) -> Path:
 def content_chunks(content: Content) -> tuple[Iterable[bytes], Callable[[], None]]:
     """Chunks of ``content`` and a function that releases what was opened for it."""
     if isinstance(content, str):
-        return iter_source(content.encode("utf-8")), lambda: None
+        try:
+            encoded = content.encode("utf-8")
+        except UnicodeEncodeError as exc:  # a lone surrogate: no UTF-8 for it
+            raise InvalidInputError(
+                f"text content cannot be stored as UTF-8: {exc.reason} at character {exc.start}"
+            ) from exc
+        return iter_source(encoded), lambda: None
     if isinstance(content, bytes | bytearray | memoryview):
         return iter_source(content), lambda: None
     if isinstance(content, os.PathLike):
