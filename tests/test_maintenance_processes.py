@@ -34,7 +34,10 @@ def _children() -> set[int]:
     """Live child processes of this process (Linux)."""
     found = set()
     for task in Path(f"/proc/{os.getpid()}/task").iterdir():
-        text = (task / "children").read_text().split()
+        try:
+            text = (task / "children").read_text().split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # the thread ended meanwhile (its children pass to another thread)
         found.update(int(pid) for pid in text)
     return found
 
