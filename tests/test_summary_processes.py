@@ -103,6 +103,108 @@ def test_the_process_summary_is_the_inline_one(
     assert outcome == expected
 
 
+def _frames(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The kinds of the frames workers are sent from now on."""
+    sent: list[int] = []
+    send_frame = WorkerProcess._send_frame
+
+    def recording(self: WorkerProcess, header: bytes, payload: bytes = b"") -> None:
+        sent.append(wire.parse_header(header[: wire.HEADER_SIZE])[0])
+        send_frame(self, header, payload)
+
+    monkeypatch.setattr(WorkerProcess, "_send_frame", recording)
+    return sent
+
+
+def test_chunks_go_through_shared_memory_and_past_it_through_the_pipe(
+    monkeypatch: pytest.MonkeyPatch, inputs: dict[str, tuple[str, bytes]]
+) -> None:
+    PROCESSES.shutdown()
+    monkeypatch.setattr(PROCESSES, "_limit", 1)
+    monkeypatch.setattr(PROCESSES, "_failures", 0)
+    monkeypatch.setattr(summary_processes, "SHARED_BYTES", 50_000)  # for the new worker
+    try:
+        _wait_ready()
+        assert _only_worker()._shared is not None
+        frames = _frames(monkeypatch)
+        for name in ("diff", "junit", "long-log"):
+            kind, data = inputs[name]
+            frames.clear()
+            outcome, tap = _summarised(kind, data, 20_000)
+            assert tap.in_process and outcome == summarise(kind, data)
+            expected, used = [wire.START], 0
+            for size in (len(chunk) for chunk in _pieces(data, 20_000)):
+                fits = used + size <= 50_000
+                used += size if fits else 0
+                expected.append(wire.SHARED if fits else wire.CHUNK)
+            assert frames == [*expected, wire.FINISH]
+            assert wire.SHARED in frames and wire.CHUNK in frames
+        # A job after a big one starts at the beginning of the memory again.
+        kind, data = inputs["diff"]
+        frames.clear()
+        outcome, tap = _summarised(kind, data[:70_000], 35_000)
+        assert tap.in_process and outcome == summarise(kind, data[:70_000])
+        assert frames == [wire.START, wire.SHARED, wire.CHUNK, wire.FINISH]
+    finally:
+        PROCESSES.shutdown()
+
+
+def test_without_shared_memory_the_pipe_carries_the_chunks(
+    monkeypatch: pytest.MonkeyPatch, inputs: dict[str, tuple[str, bytes]]
+) -> None:
+    PROCESSES.shutdown()
+    monkeypatch.setattr(PROCESSES, "_limit", 1)
+    monkeypatch.setattr(PROCESSES, "_failures", 0)
+    monkeypatch.delattr(os, "memfd_create", raising=False)  # as on macOS
+    try:
+        _wait_ready()
+        assert _only_worker()._shared is None
+        frames = _frames(monkeypatch)
+        kind, data = inputs["long-log"]
+        outcome, tap = _summarised(kind, data, 1 << 20)
+        assert tap.in_process and outcome == summarise(kind, data)
+        assert wire.SHARED not in frames and wire.CHUNK in frames
+    finally:
+        PROCESSES.shutdown()
+
+
+@pytest.mark.parametrize("reference", [(0, 0xFFFFFFFF), (1 << 31, 10), None])
+def test_a_shared_frame_outside_the_memory_stops_the_worker(
+    workers: None, reference: tuple[int, int] | None
+) -> None:
+    worker = PROCESSES.acquire()
+    assert worker is not None
+    try:
+        worker.send(wire.START, b"log")
+        if reference is None:  # a reference of the wrong size
+            worker._send_frame(wire.frame_header(wire.SHARED, 3), b"abc")
+        else:
+            worker._send_frame(wire.pack_shared(*reference))
+        worker.send(wire.FINISH)
+        with pytest.raises(WorkerBroken):
+            worker.result(timeout=10)
+    finally:
+        worker.broken = True
+        PROCESSES.release(worker)
+    assert worker.popen.poll() is not None
+
+
+def test_a_worker_process_is_sent_the_content_before_it_is_compressed(
+    workers: None, inputs: dict[str, tuple[str, bytes]]
+) -> None:
+    """It is read ahead (up to READ_AHEAD_BYTES), so the worker can parse it all, a
+    test report whole, while the upload compresses it."""
+    kind, data = inputs["junit"]
+    chunks = list(_pieces(data, 80_000))
+    assert len(chunks) > 2
+    with SummaryTap(kind) as tap:
+        passed = tap.tap(iter(chunks))
+        first = next(passed)
+        assert tap.in_process and tap._finish_sent  # all of it sent at the first chunk
+        assert first + b"".join(passed) == data
+        assert tap.finish() == summarise(kind, data)
+
+
 def test_reasons_are_the_inline_ones(workers: None, inputs: dict[str, tuple[str, bytes]]) -> None:
     kind, data = inputs["not-a-report"]
     outcome, tap = _summarised(kind, data, 70_000)

@@ -17,7 +17,14 @@ free core the parse costs the upload only the copy of its bytes into a pipe.
 The wire is a stream of frames, ``op`` (one byte) and a little-endian ``u32``
 payload length, then the payload. The parent sends ``START`` (the artifact
 type), the content as ``CHUNK`` frames, and ``FINISH`` (answered by one
-``RESULT``) or ``ABANDON`` (not answered); one job at a time. The worker sends
+``RESULT``) or ``ABANDON`` (not answered); one job at a time. Where the parent
+could give the worker a shared memory file (``python -m ... FD``), it copies a
+job's chunks into it instead, one after the other from its start, and sends
+``SHARED`` frames (``u32`` offset and length) for them: a ``memcpy`` instead of
+a copy through the pipe, which also held the upload thread whenever the pipe was
+full. Chunks that do not fit come as ``CHUNK`` frames. The region is reused by
+the next job, which starts only once this one is answered or abandoned (an
+abandoned job may read the next one's bytes: its outcome is never sent). The worker sends
 ``READY`` once its imports are done. It exits when its input ends, so it never
 outlives the process that started it; it ignores ``SIGINT`` (a Ctrl-C in a
 terminal reaches the whole process group) and touches no files.
@@ -32,6 +39,7 @@ from __future__ import annotations
 
 import contextlib
 import marshal
+import mmap
 import os
 import queue
 import signal
@@ -50,11 +58,13 @@ __all__ = [
     "HEADER_SIZE",
     "READY",
     "RESULT",
+    "SHARED",
     "START",
     "encode_frame",
     "frame_header",
     "main",
     "pack_outcome",
+    "pack_shared",
     "parse_header",
     "serve",
     "unpack_outcome",
@@ -66,9 +76,11 @@ FINISH: Final = 3
 ABANDON: Final = 4
 READY: Final = 5
 RESULT: Final = 6
+SHARED: Final = 7
 
 _HEADER = struct.Struct("<BI")
 HEADER_SIZE: Final = _HEADER.size
+_SHARED_REF = struct.Struct("<II")  # offset, length
 
 _Outcome = tuple[Summary | None, str | None]
 
@@ -88,6 +100,11 @@ def parse_header(header: bytes) -> tuple[int, int]:
     """``(op, payload length)`` of a frame header."""
     op, length = _HEADER.unpack(header)
     return int(op), int(length)
+
+
+def pack_shared(offset: int, length: int) -> bytes:
+    """A whole ``SHARED`` frame: the chunk at ``offset`` of the shared region."""
+    return _HEADER.pack(SHARED, _SHARED_REF.size) + _SHARED_REF.pack(offset, length)
 
 
 def pack_outcome(outcome: _Outcome) -> bytes:
@@ -139,8 +156,13 @@ def unpack_outcome(data: bytes) -> _Outcome:
 READ_AHEAD_FRAMES: Final = 8
 
 
-def _read_frames(source: BinaryIO, inbox: queue.Queue[tuple[int, bytes] | None]) -> None:
-    """Read frames from ``source`` into ``inbox`` (``None`` at the end of input).
+def _read_frames(
+    source: BinaryIO,
+    inbox: queue.Queue[tuple[int, bytes] | None],
+    shared: mmap.mmap | None = None,
+) -> None:
+    """Read frames from ``source`` into ``inbox`` (``None`` at the end of input); a
+    ``SHARED`` frame becomes the ``CHUNK`` it points at in ``shared``.
 
     A thread of its own: reading a pipe releases the GIL, so the parent's writes
     go through while the main thread parses the chunk before (the pipe alone
@@ -155,6 +177,13 @@ def _read_frames(source: BinaryIO, inbox: queue.Queue[tuple[int, bytes] | None])
             payload = source.read(length) if length else b""
             if len(payload) < length:
                 return
+            if op == SHARED:
+                if shared is None or length != _SHARED_REF.size:
+                    return  # not our protocol: stop rather than guess
+                offset, size = _SHARED_REF.unpack(payload)
+                if offset + size > len(shared):
+                    return
+                op, payload = CHUNK, shared[offset : offset + size]  # a copy, taken now
             inbox.put((op, payload))
     except OSError:
         return
@@ -162,11 +191,12 @@ def _read_frames(source: BinaryIO, inbox: queue.Queue[tuple[int, bytes] | None])
         inbox.put(None)
 
 
-def serve(source: BinaryIO, sink: BinaryIO) -> None:
-    """Answer jobs read from ``source`` on ``sink`` until ``source`` ends."""
+def serve(source: BinaryIO, sink: BinaryIO, shared: mmap.mmap | None = None) -> None:
+    """Answer jobs read from ``source`` on ``sink`` until ``source`` ends; ``SHARED``
+    frames point into ``shared``."""
     inbox: queue.Queue[tuple[int, bytes] | None] = queue.Queue(READ_AHEAD_FRAMES)
     reader = threading.Thread(
-        target=_read_frames, args=(source, inbox), name="summary-reader", daemon=True
+        target=_read_frames, args=(source, inbox, shared), name="summary-reader", daemon=True
     )
     reader.start()
     sink.write(encode_frame(READY))
@@ -200,14 +230,30 @@ def serve(source: BinaryIO, sink: BinaryIO) -> None:
             return  # not our protocol: stop rather than guess
 
 
+def _shared_region(argv: list[str]) -> mmap.mmap | None:
+    """The shared memory file whose descriptor the parent passed as our argument."""
+    if len(argv) < 2 or not argv[1].isdigit():
+        return None
+    descriptor = int(argv[1])
+    try:
+        size = os.fstat(descriptor).st_size
+        return mmap.mmap(descriptor, size, mmap.MAP_SHARED, mmap.PROT_READ) if size else None
+    except (OSError, ValueError):
+        return None  # then the parent's SHARED frames stop us, and it drops this worker
+    finally:
+        with contextlib.suppress(OSError):
+            os.close(descriptor)  # the mapping stays
+
+
 def main() -> None:
     """The worker process's entry point: jobs on standard input, results on output."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    shared = _shared_region(sys.argv)
     # Both stay open until the process ends: the reader thread may be inside a read.
     source = open(sys.stdin.fileno(), "rb", buffering=1024 * 1024, closefd=False)  # noqa: SIM115
     sink = open(sys.stdout.fileno(), "wb", buffering=64 * 1024, closefd=False)  # noqa: SIM115
     with contextlib.suppress(OSError):  # a broken pipe: the parent went away
-        serve(source, sink)
+        serve(source, sink, shared)
         sink.flush()
     # Not a normal exit: that would wait for the reader thread's read of the pipe.
     os._exit(0)

@@ -46,6 +46,7 @@ import logging
 import os
 import queue
 import threading
+from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from types import TracebackType
@@ -64,6 +65,9 @@ log = logging.getLogger("necrocode.artifact_store.content")
 SUMMARY_THREAD_BYTES = 64 * 1024
 #: Chunks queued for a worker at most (each up to ``CHUNK_SIZE``).
 QUEUE_CHUNKS = 4
+#: Bytes of content read ahead of the upload while a worker process summarises it:
+#: it can then parse them all while the upload compresses them.
+READ_AHEAD_BYTES = 4 * 1024 * 1024
 #: Why an upload that ended early has no summary (never stored: it has no record).
 ABANDONED = "the upload ended before its content did"
 
@@ -223,16 +227,25 @@ class SummaryTap:
             if self._inbox is None and self._process is None:
                 yield chunk
                 continue
-            # On a worker: read one chunk ahead, so that the worker learns where the
-            # content ends before the upload thread compresses the last chunk, and
-            # can finish (a test report is parsed whole) beside that.
-            held = chunk
+            # On a worker: read ahead, so that the worker learns where the content
+            # ends before the upload thread compresses the last chunks, and can
+            # finish (a test report is parsed whole) beside that. A thread, fed
+            # through a bounded queue, is one chunk ahead; a process, which copies
+            # what it is sent, up to READ_AHEAD_BYTES.
+            budget = READ_AHEAD_BYTES if self._process is not None else 0
+            held: deque[bytes] = deque((chunk,))
+            held_bytes = len(chunk)
             for following in iterator:
                 self._feed(following)
-                yield held
-                held = following
+                held.append(following)
+                held_bytes += len(following)
+                while held_bytes > budget and len(held) > 1:
+                    passed = held.popleft()
+                    held_bytes -= len(passed)
+                    yield passed
             self._end(_FINISH)
-            yield held
+            while held:
+                yield held.popleft()
             return
 
     def _feed(self, chunk: bytes) -> None:

@@ -27,6 +27,7 @@ import contextlib
 import fcntl
 import logging
 import math
+import mmap
 import os
 import select
 import subprocess
@@ -38,10 +39,13 @@ from typing import IO, Final
 
 from ..content.summary import Summary
 from ..content.worker import (
+    CHUNK,
     HEADER_SIZE,
     READY,
     RESULT,
+    START,
     frame_header,
+    pack_shared,
     parse_header,
     unpack_outcome,
 )
@@ -64,6 +68,9 @@ MAX_START_FAILURES: Final = 3
 RESULT_TIMEOUT: Final = 120.0
 #: Bytes a worker's pipe holds (Linux lets an unprivileged process ask for 1 MiB).
 PIPE_BYTES: Final = 1024 * 1024
+#: Bytes of a job's content passed through shared memory (the rest through the pipe).
+#: Its pages are taken as a job first reaches them and kept for the next jobs.
+SHARED_BYTES: Final = 4 * 1024 * 1024
 #: The folder the ``necrocode`` package is imported from, for the worker's path.
 _IMPORT_ROOT = str(Path(__file__).resolve().parents[3])
 _COMMAND = "from necrocode.artifact_store.content.worker import main; main()"
@@ -87,8 +94,27 @@ def _machine_limit() -> int:
     return min(MAX_PROCESSES, cores) if cores >= 2 else 0
 
 
+def _shared_memory(size: int) -> tuple[int, mmap.mmap] | None:
+    """A shared memory file of ``size`` bytes (descriptor and mapping), or ``None``
+    where there is none (``memfd_create`` is Linux's): the pipe carries everything."""
+    create = getattr(os, "memfd_create", None)
+    if create is None or size <= 0:
+        return None
+    try:
+        descriptor: int = create("necrocode-summary", getattr(os, "MFD_CLOEXEC", 1))
+    except OSError:
+        return None
+    try:
+        os.ftruncate(descriptor, size)
+        return descriptor, mmap.mmap(descriptor, size, mmap.MAP_SHARED)
+    except OSError:
+        os.close(descriptor)
+        return None
+
+
 class WorkerProcess:
-    """One worker process and the two pipes to it."""
+    """One worker process, the two pipes to it and the shared memory it reads chunks
+    from (see :mod:`..content.worker`)."""
 
     def __init__(self) -> None:
         environment = dict(os.environ)
@@ -96,16 +122,31 @@ class WorkerProcess:
         environment["PYTHONPATH"] = (
             _IMPORT_ROOT if not inherited else _IMPORT_ROOT + os.pathsep + inherited
         )
-        self.popen = subprocess.Popen(  # our own interpreter and module
-            [sys.executable, "-c", _COMMAND],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            close_fds=True,
-            start_new_session=True,  # no terminal signals
-            env=environment,
-            bufsize=0,
-        )
+        shared = _shared_memory(SHARED_BYTES)
+        command = [sys.executable, "-c", _COMMAND]
+        if shared is not None:
+            command.append(str(shared[0]))
+        try:
+            self.popen = subprocess.Popen(  # our own interpreter and module
+                command,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                close_fds=True,
+                pass_fds=() if shared is None else (shared[0],),
+                start_new_session=True,  # no terminal signals
+                env=environment,
+                bufsize=0,
+            )
+        except BaseException:
+            if shared is not None:
+                shared[1].close()
+            raise
+        finally:
+            if shared is not None:
+                os.close(shared[0])  # the child has its copy; the mapping stays
+        self._shared = None if shared is None else shared[1]
+        self._cursor = 0  # where the job's next chunk goes in the shared memory
         assert self.popen.stdin is not None and self.popen.stdout is not None
         self._stdin: IO[bytes] = self.popen.stdin
         self._stdout: IO[bytes] = self.popen.stdout
@@ -136,8 +177,20 @@ class WorkerProcess:
         return True
 
     def send(self, op: int, payload: bytes = b"") -> None:
-        """One frame to the worker (waits while its pipe is full)."""
-        header = frame_header(op, len(payload))
+        """One frame to the worker (waits while its pipe is full); a ``CHUNK`` goes
+        through the shared memory while the job's chunks fit there."""
+        shared = self._shared
+        if op == START:
+            self._cursor = 0
+        elif op == CHUNK and shared is not None and self._cursor + len(payload) <= len(shared):
+            start = self._cursor
+            self._cursor += len(payload)
+            shared[start : self._cursor] = payload
+            self._send_frame(pack_shared(start, len(payload)))
+            return
+        self._send_frame(frame_header(op, len(payload)), payload)
+
+    def _send_frame(self, header: bytes, payload: bytes = b"") -> None:
         try:
             if len(payload) < 4096:
                 self._write_all(header + payload)
@@ -208,14 +261,22 @@ class WorkerProcess:
             self.popen.wait()
         with contextlib.suppress(OSError):
             self._stdout.close()
+        self._unmap()
 
     def forget(self) -> None:
-        """In a forked child: close this process's ends of the pipes and let the
-        worker be (it is the parent's)."""
+        """In a forked child: close this process's ends of the pipes and its mapping
+        of the shared memory, and let the worker be (it is the parent's)."""
         for pipe in (self._stdin, self._stdout):
             with contextlib.suppress(OSError):
                 pipe.close()
+        self._unmap()
         self.popen.returncode = 0  # not ours to wait for
+
+    def _unmap(self) -> None:
+        shared, self._shared = self._shared, None
+        if shared is not None:
+            with contextlib.suppress(BufferError):  # a view still open: freed with it
+                shared.close()
 
 
 class _ProcessPool:
