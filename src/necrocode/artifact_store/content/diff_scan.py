@@ -10,9 +10,11 @@ A summary needs, per file, only its paths, status and ``+added -removed``. Git
 writes every file as a ``diff --git`` section, so :class:`DiffCounter` cuts the
 stream at those lines and takes each section in a handful of calls into C: one
 regular expression for the usual header (``diff --git``, an optional ``new file
-mode``/``deleted file mode``, ``index``, ``---``, ``+++``), one for the hunk
-headers, and ``bytes.count`` for the lines starting with ``+`` and ``-``. It
-then checks the counts against what the hunk headers promise; a section that
+mode``/``deleted file mode``, ``index``, ``---``, ``+++``), one pass of another
+for the hunk headers and any line that is no body line, then ``bytes.translate``
+down to the bytes that can start a line (a fifth of a typical body) and
+``bytes.count`` of the lines and of those starting with ``+`` and ``-`` in each
+hunk. It then checks the counts against what the hunk headers promise; a section that
 does not add up, or has any other header (renames, copies, mode changes,
 binary files, quoted paths, CRLF line ends), and whatever stands before the
 first ``diff --git`` (a plain unified diff, a mail's preamble) go through
@@ -24,6 +26,8 @@ a bigger one is handed to the line parser as it streams, so memory stays bounded
 from __future__ import annotations
 
 import re
+from itertools import repeat
+from operator import sub
 
 from .diff import DiffParser, FileDiff
 
@@ -143,44 +147,80 @@ def _count_hunks(section: bytes, start: int, stop: int) -> tuple[int, int, int] 
     each hunk's removed and context lines add up to its old length, and its added
     and context lines to its new length, the parser takes every line as a body
     line, in any order they come.
+
+    One pass of :data:`_BODY_STRUCTURE_RE` finds the hunk headers and any line that
+    is no body line. The body is then cut down to the bytes that can start a line
+    (a fraction of it; the hunk headers keep their ``@``), split at the headers,
+    and each hunk's lines, added and removed lines counted in C.
     """
     end_of_text = stop - 1 if section[stop - 1] == 0x0A else stop
-    added = removed = hunks = 0
-    open_hunk: tuple[int, int, int] | None = None  # (body start, old length, new length)
-    notes = 0
+    structure = _BODY_STRUCTURE_RE.findall(section, start, stop)
+    if not structure or structure[0][2]:
+        return None  # no hunk, or a line before the first one
+    if any(other for _, _, other in structure):
+        return _count_hunks_with_notes(section, start, stop, end_of_text)
+    hunks = section[start:end_of_text].translate(None, _NOT_LINE_START).split(b"\n@")[1:]
+    if len(hunks) != len(structure):
+        return None  # an "@" line that is no hunk header (the pattern has seen none)
+    lines = list(map(bytes.count, hunks, repeat(b"\n")))
+    added = list(map(bytes.count, hunks, repeat(b"\n+")))
+    removed = list(map(bytes.count, hunks, repeat(b"\n-")))
+    # A hunk holds what it promises when its lines less its added lines are its
+    # old length, and its lines less its removed lines its new length.
+    if list(map(sub, lines, added)) != [int(old or 1) for old, _, _ in structure]:
+        return None
+    if list(map(sub, lines, removed)) != [int(new or 1) for _, new, _ in structure]:
+        return None
+    return sum(added), sum(removed), len(structure)
+
+
+def _count_hunks_with_notes(
+    section: bytes, start: int, stop: int, end_of_text: int
+) -> tuple[int, int, int] | None:
+    """:func:`_count_hunks` of hunks among which are ``\\ No newline`` notes (or lines
+    that belong in no hunk): a hunk at a time."""
+    added = removed = hunks = notes = 0
+    body = -1  # where the open hunk's lines start (the newline ending its header)
+    old_len = new_len = 0
     for match in _BODY_STRUCTURE_RE.finditer(section, start, stop):
-        old_len, new_len, other = match.groups()
+        old_text, new_text, other = match.groups()
         if other is not None:
-            if other != b"\\" or open_hunk is None:
+            if other != b"\\" or body < 0:
                 return None  # a line that belongs in no hunk
             notes += 1
             continue
-        if open_hunk is not None:
-            counted = _check_hunk(section, open_hunk, match.start(), notes)
+        if body >= 0:
+            counted = _hunk_counts(section[body : match.start()], old_len, new_len, notes)
             if counted is None:
                 return None
             added, removed = added + counted[0], removed + counted[1]
         hunks += 1
         notes = 0
-        open_hunk = (match.end(), int(old_len or 1), int(new_len or 1))
-    if open_hunk is None:
+        body = match.end()
+        old_len = int(old_text) if old_text is not None else 1
+        new_len = int(new_text) if new_text is not None else 1
+    if body < 0:
         return None
-    counted = _check_hunk(section, open_hunk, end_of_text, notes)
+    counted = _hunk_counts(section[body:end_of_text], old_len, new_len, notes)
     if counted is None:
         return None
     return added + counted[0], removed + counted[1], hunks
 
 
-def _check_hunk(
-    section: bytes, hunk: tuple[int, int, int], end: int, notes: int
-) -> tuple[int, int] | None:
-    """``(added, removed)`` of one hunk whose body lies between ``hunk[0]`` (the end
-    of its header line) and ``end``, or ``None`` if it holds more or fewer lines."""
-    body, old_len, new_len = hunk
-    lines = section.count(b"\n", body, end) - notes
-    added = section.count(b"\n+", body, end + 1)
-    removed = section.count(b"\n-", body, end + 1)
-    context = lines - added - removed
+# Every byte but those that can start a hunk line or a hunk header: what is left of
+# a hunk's body keeps each line's first byte after its newline (the pattern has
+# checked that it is one of these), and is a fraction of its size.
+_NOT_LINE_START = bytes(sorted(set(range(256)) - set(b"\n +-\\@")))
+
+
+def _hunk_counts(lines: bytes, old_len: int, new_len: int, notes: int) -> tuple[int, int] | None:
+    """``(added, removed)`` of one hunk whose body is ``lines`` (each line after its
+    newline, as the structure pattern has checked), or ``None`` if it holds more or
+    fewer lines than its header promises."""
+    starts = lines.translate(None, _NOT_LINE_START)
+    added = starts.count(b"\n+")
+    removed = starts.count(b"\n-")
+    context = starts.count(b"\n") - notes - added - removed
     if removed + context != old_len or added + context != new_len:
         return None
     return added, removed
