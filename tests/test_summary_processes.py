@@ -149,6 +149,23 @@ def test_chunks_go_through_shared_memory_and_past_it_through_the_pipe(
         PROCESSES.shutdown()
 
 
+def test_workers_keep_the_memory_they_free_unless_told_otherwise(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    PROCESSES.shutdown()
+    monkeypatch.setattr(PROCESSES, "_limit", 1)
+    monkeypatch.setattr(PROCESSES, "_failures", 0)
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "12345")  # the user's own setting wins
+    try:
+        _wait_ready()
+        worker = _only_worker()
+        environ = Path(f"/proc/{worker.pid}/environ").read_bytes().split(b"\0")
+        assert b"MALLOC_TRIM_THRESHOLD_=12345" in environ
+        assert b"MALLOC_MMAP_THRESHOLD_=%d" % (8 * 1024 * 1024) in environ
+    finally:
+        PROCESSES.shutdown()
+
+
 def test_without_shared_memory_the_pipe_carries_the_chunks(
     monkeypatch: pytest.MonkeyPatch, inputs: dict[str, tuple[str, bytes]]
 ) -> None:

@@ -3,7 +3,7 @@
 Public API::
 
     DiffCounter()                 # same answers as DiffParser(max_lines_per_file=0)
-        .feed_bytes(whole lines) -> list[FileDiff]
+        .feed_bytes(whole lines, start=0, end=None) -> list[FileDiff]
         .close() -> list[FileDiff]
 
 A summary needs, per file, only its paths, status and ``+added -removed``. Git
@@ -56,32 +56,52 @@ class DiffCounter:
         self._section = b""  # the open "diff --git" section, complete lines
         self._lines: DiffParser | None = None  # the line parser, while it holds a file
 
-    def feed_bytes(self, block: bytes) -> list[FileDiff]:
-        """Consume whole lines (the last may lack its newline only at the end)."""
+    def feed_bytes(self, block: bytes, start: int = 0, end: int | None = None) -> list[FileDiff]:
+        """Consume the whole lines of ``block[start:end]`` (the last may lack its
+        newline only at the end), read where they are: only the open section's
+        start and its end are copied."""
+        stop = len(block) if end is None else end
         done: list[FileDiff] = []
-        data = self._section + block if self._section else block
-        position = 0
-        if not self._section and not data.startswith(b"diff --git "):
-            boundary = data.find(_BOUNDARY)
-            position = len(data) if boundary < 0 else boundary + 1
-            done += self._by_line(data[:position])
+        if start >= stop:
+            return done
+        position = start
+        if self._section:
+            # The open section goes on to the next boundary (at the very start, if the
+            # block starts with a "diff --git" line: the section ends with a newline).
+            if block.startswith(b"diff --git ", position, stop):
+                boundary = position - 1
+            else:
+                boundary = block.find(_BOUNDARY, position, stop)
             if boundary < 0:
-                self._section = b""
+                self._section += block[position:stop]
+                if len(self._section) > MAX_SECTION_BYTES:
+                    done += self._by_line(self._section)
+                    self._section = b""
                 return done
+            section = self._section + block[position : boundary + 1]
+            self._section = b""
+            done += self._take(section, 0, len(section))
+            position = boundary + 1
+        elif not block.startswith(b"diff --git ", position, stop):
+            boundary = block.find(_BOUNDARY, position, stop)
+            after = stop if boundary < 0 else boundary + 1
+            done += self._by_line(block[position:after])
+            if boundary < 0:
+                return done
+            position = after
         if self._lines is not None:
             done += self._lines.close()  # a new file starts: the line parser's file is done
             self._lines = None
         while True:
-            boundary = data.find(_BOUNDARY, position)
+            boundary = block.find(_BOUNDARY, position, stop)
             if boundary < 0:
                 break
-            done += self._take(data, position, boundary + 1)
+            done += self._take(block, position, boundary + 1)
             position = boundary + 1
-        rest = data[position:]
-        if len(rest) > MAX_SECTION_BYTES:
-            done += self._by_line(rest)
-            rest = b""
-        self._section = rest
+        if stop - position > MAX_SECTION_BYTES:
+            done += self._by_line(block[position:stop])
+        else:
+            self._section = block[position:stop]
         return done
 
     def close(self) -> list[FileDiff]:

@@ -89,12 +89,17 @@ class _DiffPart:
             self._take(self.parser.feed_bytes(self.carry + b"\n"))
             self.carry = b""
             chunk = chunk[newline + 1 :]
-        data = self.carry + chunk if self.carry else chunk
-        last = data.rfind(b"\n")
-        if last >= 0:
-            self._take(self.parser.feed_bytes(data[: last + 1]))
-            data = data[last + 1 :]
-        self.carry = data
+        last = chunk.rfind(b"\n")
+        if last < 0:
+            self.carry += chunk
+        else:
+            start = 0
+            if self.carry:  # the line the last chunk ended inside, completed
+                start = chunk.find(b"\n") + 1
+                self._take(self.parser.feed_bytes(self.carry + chunk[:start]))
+            # The chunk's whole lines where they are: a chunk is not copied.
+            self._take(self.parser.feed_bytes(chunk, start, last + 1))
+            self.carry = chunk[last + 1 :]
         if len(self.carry) > MAX_DIFF_LINE:
             self.carry = self.carry[:MAX_DIFF_LINE]
             self.skipping = True
