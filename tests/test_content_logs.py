@@ -19,6 +19,7 @@ from necrocode.artifact_store.content import (
     ansi_html,
     ansi_spans,
     line_level,
+    logs,
     scan_log,
     section_marker,
     strip_ansi,
@@ -295,3 +296,50 @@ def test_pytest_failure_lines_are_error_lines(tmp_path: Path, color: str) -> Non
     stats = scan_log(run.stdout)
     assert stats.error_lines == sum(level == "error" for level in levels.values())
     assert stats.first_error_line == min(n for n, level in levels.items() if level == "error")
+
+
+def _reference_hits(
+    block: bytes,
+    lowered: bytes,
+    words: tuple[tuple[bytes, bool, bool], ...],
+    counts: dict[bytes, int],
+) -> set[int]:
+    """The keyword search done the plain way: ``bytes.find`` per word, each line once."""
+    starts: set[int] = set()
+    for word, before_ok, after_ok in words:
+        pos = lowered.find(word)
+        while pos >= 0:
+            if logs._matches(block, lowered, pos, word, before_ok, after_ok):
+                starts.add(lowered.rfind(b"\n", 0, pos) + 1)
+                counts[word] = counts.get(word, 0) + 1
+                end = lowered.find(b"\n", pos)
+                if end < 0:
+                    break
+                pos = lowered.find(word, end)
+            else:
+                pos = lowered.find(word, pos + 1)
+    return starts
+
+
+_FRAGMENTS = [
+    "error", "ERROR", "Error:", "ValueError", "errors", "exception", "RuntimeException",
+    "fatal", "FATAL", "failed", "FAILED", "critical", "panic", "panicked", "warn",
+    "Warning", "warnings", "traceback (most recent call last)",
+    "Traceback (most recent call last):",
+    "E   ", "E", "\x1b[31m", "\x1b[0m", " ", "  ", "\n", "\r\n", "2 ", "0 ", "x", "_", ":", "fa",
+    "err", "exc",
+]  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(_FRAGMENTS), max_size=60))
+def test_keyword_passes_find_what_one_find_per_word_finds(parts: list[str]) -> None:
+    block = "".join(parts).encode()
+    lowered = block.lower()
+    for words in (logs._ERROR_WORDS, logs._WARNING_WORDS):
+        counts: dict[bytes, int] = {}
+        expected_counts: dict[bytes, int] = {}
+        assert logs._hits(block, lowered, words, counts) == _reference_hits(
+            block, lowered, words, expected_counts
+        )
+        assert counts == expected_counts
