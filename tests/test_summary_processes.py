@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 from necrocode.artifact_store import ArtifactStore, ArtifactStoreConfig
@@ -513,6 +514,14 @@ GARBAGE = [
     marshal.dumps((None, 7)),
     marshal.dumps((("diff", 2, None, (1, 2), None, False), None)),
     marshal.dumps(compile("print(1)", "x", "exec")),
+    msgspec.msgpack.encode((5, "x")),
+    msgspec.msgpack.encode((None, 7)),
+    msgspec.msgpack.encode(({"kind": "nope", "parser_version": 1}, None)),
+    msgspec.msgpack.encode(({"kind": "diff", "parser_version": "1"}, None)),
+    msgspec.msgpack.encode(
+        ({"kind": "diff", "parser_version": 1, "diff": {"files_changed": [], "added": 1}}, None)
+    ),
+    msgspec.msgpack.encode((None, "x", "extra")),
 ]
 
 

@@ -29,16 +29,16 @@ abandoned job may read the next one's bytes: its outcome is never sent). The wor
 outlives the process that started it; it ignores ``SIGINT`` (a Ctrl-C in a
 terminal reaches the whole process group) and touches no files.
 
-A result is :mod:`marshal` data of plain tuples, not a pickle: a 400-file diff
-summary decodes and is rebuilt in about a quarter of a millisecond, where
-unpickling its frozen dataclasses took over a millisecond. ``marshal`` builds
-values only; nothing in the result is run.
+A result is MessagePack written and read by msgspec with the summary's own
+classes as its schema, not a pickle: a 400-file diff's summary is decoded and
+rebuilt in about 0.1 ms (plain ``marshal`` tuples took 0.25-0.5 ms to rebuild,
+unpickling over 1 ms). Decoding builds values of those classes only, checked
+against their types; nothing in the result is run.
 """
 
 from __future__ import annotations
 
 import contextlib
-import marshal
 import mmap
 import os
 import queue
@@ -46,10 +46,12 @@ import signal
 import struct
 import sys
 import threading
-from typing import Any, BinaryIO, Final
+from typing import BinaryIO, Final
+
+import msgspec
 
 from .summariser import Summariser
-from .summary import ChangedFile, DiffSummary, LogSummary, Summary, TestSummary
+from .summary import Summary
 
 __all__ = [
     "ABANDON",
@@ -107,49 +109,23 @@ def pack_shared(offset: int, length: int) -> bytes:
     return _HEADER.pack(SHARED, _SHARED_REF.size) + _SHARED_REF.pack(offset, length)
 
 
+_OUTCOME_ENCODER = msgspec.msgpack.Encoder()
+_OUTCOME_DECODER = msgspec.msgpack.Decoder(tuple[Summary | None, str | None])
+
+
 def pack_outcome(outcome: _Outcome) -> bytes:
-    """A summariser's outcome as :mod:`marshal` data of plain values."""
-    summary, reason = outcome
-    if summary is None:
-        return marshal.dumps((None, reason))
-    t, d, g = summary.test, summary.diff, summary.log
-    test = None
-    if t is not None:
-        test = (t.format, t.success, t.passed, t.failed, t.skipped, t.errors, t.duration, t.failing)
-    diff = None
-    if d is not None:
-        files = tuple((f.path, f.status, f.added, f.removed, f.binary, f.old_path) for f in d.files)
-        diff = (d.files_changed, d.added, d.removed, d.binary_files, files)
-    log = None
-    if g is not None:
-        log = (g.lines, g.error_lines, g.warning_lines, g.tracebacks, g.first_error_line)
-    return marshal.dumps(
-        ((summary.kind, summary.parser_version, test, diff, log, summary.capped), reason)
-    )
+    """A summariser's outcome as MessagePack (msgspec writes the summary's classes)."""
+    return _OUTCOME_ENCODER.encode(outcome)
 
 
 def unpack_outcome(data: bytes) -> _Outcome:
-    """The outcome :func:`pack_outcome` wrote. Malformed data raises ``ValueError``,
-    ``TypeError``, ``EOFError`` or ``IndexError`` for the caller to catch."""
-    # Our own worker's answer; marshal builds plain values and runs nothing.
-    packed: Any = marshal.loads(data)  # noqa: S302
-    summary_data, reason = packed
-    if reason is not None and not isinstance(reason, str):
-        raise TypeError("a summary worker's reason is not a string")
-    if summary_data is None:
-        return None, reason
-    kind, version, t, d, g, capped = summary_data
-    test = None
-    if t is not None:
-        test = TestSummary(t[0], t[1], t[2], t[3], t[4], t[5], t[6], tuple(t[7]))
-    diff = None
-    if d is not None:
-        files = tuple(ChangedFile(f[0], f[1], f[2], f[3], f[4], f[5]) for f in d[4])
-        diff = DiffSummary(d[0], d[1], d[2], d[3], files)
-    log = None
-    if g is not None:
-        log = LogSummary(g[0], g[1], g[2], g[3], g[4])
-    return Summary(kind, version, test, diff, log, capped), reason
+    """The outcome :func:`pack_outcome` wrote, rebuilt and checked against the summary's
+    types by msgspec (in C: a 400-file diff's summary in ~0.1 ms, a third of what
+    rebuilding it from plain values took). Malformed data raises ``ValueError``."""
+    try:
+        return _OUTCOME_DECODER.decode(data)
+    except msgspec.DecodeError as exc:  # ValidationError too: the wrong shape or types
+        raise ValueError(f"not a summary outcome: {exc}") from exc
 
 
 #: Frames a worker reads ahead of its parse (each up to a 1 MiB chunk).
@@ -220,7 +196,7 @@ def serve(source: BinaryIO, sink: BinaryIO, shared: mmap.mmap | None = None) -> 
             summariser = None
             try:
                 answer = pack_outcome(outcome)
-            except (ValueError, TypeError) as exc:  # a value marshal refuses: a bug
+            except (ValueError, TypeError) as exc:  # a value msgspec refuses: a bug
                 answer = pack_outcome((None, f"summary worker failed: {exc!r}"))
             sink.write(encode_frame(RESULT, answer))
             sink.flush()
