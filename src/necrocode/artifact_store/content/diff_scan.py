@@ -142,21 +142,29 @@ def _count_section(data: bytes, start: int, end: int) -> FileDiff | None:
         return None
     added, removed, hunks = counts
     _, _, kind, mode, old, new = header.groups()  # the ---/+++ paths win, as in DiffParser
+    # No lines are kept ("truncated"); every field in one call, the quickest way in.
     if kind == b"new":
         if old is not None or new is None:
             return None
-        file = FileDiff(None, new.decode("utf-8", "replace"), "added", new_mode=mode.decode())
-    elif kind == b"deleted":
+        new_path = new.decode("utf-8", "replace")
+        return FileDiff(
+            None, new_path, "added", False, added, removed, [], None, mode.decode(), None,
+            hunks, True,
+        )  # fmt: skip
+    if kind == b"deleted":
         if old is None or new is not None:
             return None
-        file = FileDiff(old.decode("utf-8", "replace"), None, "deleted", old_mode=mode.decode())
-    else:
-        if old is None or new is None:
-            return None
-        file = FileDiff(old.decode("utf-8", "replace"), new.decode("utf-8", "replace"))
-    file.added, file.removed, file.hunk_count = added, removed, hunks
-    file.truncated = True  # no lines are kept
-    return file
+        old_path = old.decode("utf-8", "replace")
+        return FileDiff(
+            old_path, None, "deleted", False, added, removed, [], mode.decode(), None, None,
+            hunks, True,
+        )  # fmt: skip
+    if old is None or new is None:
+        return None
+    return FileDiff(
+        old.decode("utf-8", "replace"), new.decode("utf-8", "replace"), "modified", False,
+        added, removed, [], None, None, None, hunks, True,
+    )  # fmt: skip
 
 
 def _count_hunks(section: bytes, start: int, stop: int) -> tuple[int, int, int] | None:

@@ -120,21 +120,23 @@ class _DiffPart:
         return summary, None
 
     def _take(self, done: list[FileDiff]) -> None:
+        files = self.files
         for file in done:
             self.count += 1
             self.added += file.added
             self.removed += file.removed
             self.binary += file.binary
-            if len(self.files) < MAX_CHANGED_FILES:
-                moved = file.status in ("renamed", "copied")
-                self.files.append(
+            if len(files) < MAX_CHANGED_FILES:
+                path = file.path
+                old_path = file.old_path if file.status in ("renamed", "copied") else None
+                files.append(
                     ChangedFile(
-                        path=_clip(file.path),
-                        status=file.status,
-                        added=file.added,
-                        removed=file.removed,
-                        binary=file.binary,
-                        old_path=_clip(file.old_path) if moved and file.old_path else None,
+                        path if len(path) <= MAX_NAME_CHARS else path[:MAX_NAME_CHARS],
+                        file.status,
+                        file.added,
+                        file.removed,
+                        file.binary,
+                        _clip(old_path) if old_path else None,
                     )
                 )
 
