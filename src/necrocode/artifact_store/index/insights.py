@@ -107,7 +107,11 @@ def _escaped_sql(column: str) -> str:
 
 def joined_paths(paths: Iterable[str]) -> str:
     """The ``paths`` column of a diff's changed paths."""
-    return "\n".join(_escaped(path) for path in paths)
+    listed = list(paths)
+    joined = "\n".join(listed)
+    if "\\" not in joined and joined.count("\n") == max(0, len(listed) - 1):
+        return joined  # nothing to escape (the usual case), found in C
+    return "\n".join(_escaped(path) for path in listed)
 
 
 _TABLES = """
