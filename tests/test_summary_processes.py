@@ -25,8 +25,9 @@ from necrocode.artifact_store import ArtifactStore, ArtifactStoreConfig
 from necrocode.artifact_store.content import worker as wire
 from necrocode.artifact_store.content.summariser import MAX_SUMMARY_BYTES, summarise
 from necrocode.artifact_store.content.summary import ChangedFile, DiffSummary, Summary
-from necrocode.artifact_store.pipeline import summary_processes
-from necrocode.artifact_store.pipeline.summarising import POOL, SummaryTap
+from necrocode.artifact_store.exceptions import ArtifactExistsError
+from necrocode.artifact_store.pipeline import summarising, summary_processes
+from necrocode.artifact_store.pipeline.summarising import EARLY_BYTES, POOL, SummaryTap
 from necrocode.artifact_store.pipeline.summary_processes import (
     PROCESSES,
     WorkerBroken,
@@ -367,6 +368,79 @@ def test_an_upload_failing_midway_keeps_the_worker_in_step(
         assert tap.in_process and outcome == summarise(other_kind, other)
     assert PROCESSES._idle == [worker] and not PROCESSES._busy
     assert POOL.running == 0
+
+
+def test_in_memory_content_goes_to_a_worker_whole_when_its_upload_starts(
+    workers: None,
+    tmp_path: Path,
+    inputs: dict[str, tuple[str, bytes]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    taps = _recording_taps(monkeypatch)
+    frames = _frames(monkeypatch)
+    config = ArtifactStoreConfig(base_path=tmp_path / "store")
+    with ArtifactStore(config) as store:
+        for name in ("diff", "junit", "long-log"):
+            kind, data = inputs[name]
+            for content in (data[: EARLY_BYTES + 100], data):
+                frames.clear()
+                meta = store.get_metadata(store.upload("task-1", "spec", kind, content))
+                assert taps[-1]._early and taps[-1].in_process
+                assert (meta.summary, meta.summary_reason) == summarise(kind, content)
+                assert store.download(meta.uri) == content
+                # The whole job in one write: START, the content's place in the
+                # shared memory, FINISH.
+                assert frames == [wire.START]
+        # Smaller content is parsed inline; a path or a stream as it is read.
+        kind, data = inputs["long-log"]
+        store.upload("task-2", "spec", kind, data[: EARLY_BYTES - 1])
+        assert not taps[-1]._early and not taps[-1].in_process
+        path = tmp_path / "log.txt"
+        path.write_bytes(data)
+        meta = store.get_metadata(store.upload("task-3", "spec", kind, path))
+        assert not taps[-1]._early and taps[-1].in_process
+        assert (meta.summary, meta.summary_reason) == summarise(kind, data)
+
+
+def test_content_past_the_shared_memory_is_not_sent_whole(
+    workers: None, inputs: dict[str, tuple[str, bytes]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kind, data = inputs["long-log"]
+    monkeypatch.setattr(summarising, "SHARED_BYTES", len(data) - 1)
+    with SummaryTap(kind) as tap:
+        assert not tap.start_early(data)
+        assert b"".join(tap.tap(_pieces(data, 1 << 20))) == data
+        assert tap.finish() == summarise(kind, data) and tap.in_process and not tap._early
+
+
+def test_an_upload_refused_after_its_content_was_sent_keeps_the_worker_in_step(
+    workers: None, tmp_path: Path, inputs: dict[str, tuple[str, bytes]]
+) -> None:
+    kind, data = inputs["diff"]
+    worker = _only_worker()
+    with ArtifactStore(ArtifactStoreConfig(base_path=tmp_path / "store")) as store:
+        store.upload("task-1", "spec", kind, b"x" * 10)
+        with pytest.raises(ArtifactExistsError):  # refused under the lock, after the send
+            store.upload("task-1", "spec", kind, data, if_absent=True)
+        assert worker in PROCESSES._idle and not worker.broken
+        other_kind, other = inputs["junit"]
+        meta = store.get_metadata(store.upload("task-2", "spec", other_kind, other))
+        assert (meta.summary, meta.summary_reason) == summarise(other_kind, other)
+    assert not PROCESSES._busy
+
+
+def test_a_worker_that_breaks_as_the_content_is_sent_leaves_it_to_the_tap(
+    workers: None, inputs: dict[str, tuple[str, bytes]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(self: WorkerProcess, kind: bytes, content: bytes) -> None:
+        raise WorkerBroken("the pipe is gone")
+
+    monkeypatch.setattr(WorkerProcess, "send_job", broken)
+    kind, data = inputs["long-log"]
+    with SummaryTap(kind) as tap:
+        assert not tap.start_early(data)
+        assert b"".join(tap.tap(_pieces(data, 1 << 20))) == data
+        assert tap.finish() == summarise(kind, data)
 
 
 def test_a_failure_after_the_content_was_sent_reads_the_answer(

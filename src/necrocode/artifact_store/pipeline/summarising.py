@@ -3,6 +3,7 @@
 Public API::
 
     with SummaryTap(artifact_type or None, processes=None) as summary:   # None: off
+        summary.start_early(content)       # optional: in-memory content, to a worker now
         chunks = summary.tap(chunks)       # the same chunks, handed to the summariser
         ...                                # compress, hash and stage the chunks
         summary.finish() -> (Summary | None, reason | None)   # never raises
@@ -55,14 +56,18 @@ from typing import Final
 from ..content.summariser import MAX_TEST_REPORT_BYTES, Summariser
 from ..content.summary import Summary
 from ..content.worker import ABANDON, CHUNK, FINISH, START
-from .summary_processes import PROCESSES, WorkerBroken, WorkerProcess
+from .summary_processes import PROCESSES, SHARED_BYTES, WorkerBroken, WorkerProcess
 
-__all__ = ["SUMMARY_THREAD_BYTES", "SummaryTap"]
+__all__ = ["EARLY_BYTES", "SUMMARY_THREAD_BYTES", "SummaryTap"]
 
 log = logging.getLogger("necrocode.artifact_store.content")
 
 #: Content whose bytes reach this is summarised by a worker thread.
 SUMMARY_THREAD_BYTES = 64 * 1024
+#: In-memory content from this size on goes to an idle worker process whole when
+#: its upload starts (:meth:`SummaryTap.start_early`): the worker has the upload's
+#: lock, versioning and staging to parse in, so smaller content is worth a process.
+EARLY_BYTES = 8 * 1024
 #: Chunks queued for a worker at most (each up to ``CHUNK_SIZE``).
 QUEUE_CHUNKS = 4
 #: Bytes of content read ahead of the upload while a worker process summarises it:
@@ -193,6 +198,7 @@ class SummaryTap:
         self._sent = 0
         self._send_limit = 0
         self._finish_sent = False
+        self._early = False  # the whole content went to the worker at once
         self._process_failure: str | None = None
 
     @property
@@ -216,9 +222,39 @@ class SummaryTap:
     ) -> None:
         self.close()
 
+    def start_early(self, content: bytes) -> bool:
+        """Give the whole of ``content``, which is in memory, to an idle worker process
+        now, before the upload locks, versions and streams it: the worker parses
+        while the upload does that, and :meth:`tap` then only passes the chunks on.
+        ``False`` (nothing done: the chunks are tapped as usual) for content outside
+        ``EARLY_BYTES`` to ``SHARED_BYTES``, or with no worker process idle."""
+        if (
+            self.summariser is None
+            or not self._processes
+            or self._process is not None
+            or self._seen
+            or not EARLY_BYTES <= len(content) <= SHARED_BYTES
+        ):
+            return False
+        worker = PROCESSES.acquire(self._process_limit)
+        if worker is None:
+            return False
+        try:
+            worker.send_job(self.summariser.kind.encode(), content)
+        except WorkerBroken as exc:
+            log.warning("summary worker process failed at the start of a job: %s", exc)
+            worker.broken = True
+            PROCESSES.release(worker)
+            return False
+        self._process = worker
+        self._finish_sent = True
+        self._early = True
+        return True
+
     def tap(self, chunks: Iterable[bytes]) -> Iterable[bytes]:
-        """``chunks`` unchanged, each handed to the summariser as it passes."""
-        return chunks if self.summariser is None else self._tapped(chunks)
+        """``chunks`` unchanged, each handed to the summariser as it passes (unless the
+        content went to a worker whole, see :meth:`start_early`)."""
+        return chunks if self.summariser is None or self._early else self._tapped(chunks)
 
     def _tapped(self, chunks: Iterable[bytes]) -> Iterator[bytes]:
         iterator = iter(chunks)

@@ -7,6 +7,7 @@ Public API::
     PROCESSES.limit                               # workers at most on this machine (0: none)
     PROCESSES.shutdown()                          # stop them (they start again on use)
     WorkerProcess.send(op, payload) / .result(timeout) -> outcome   # raise WorkerBroken
+    WorkerProcess.send_job(kind, content)         # START, the content and FINISH at once
 
 A worker is started the first time an upload could use one and none is idle;
 that upload does not wait for it (the interpreter takes tens of milliseconds to
@@ -40,6 +41,7 @@ from typing import IO, Final
 from ..content.summary import Summary
 from ..content.worker import (
     CHUNK,
+    FINISH,
     HEADER_SIZE,
     READY,
     RESULT,
@@ -71,6 +73,8 @@ PIPE_BYTES: Final = 1024 * 1024
 #: Bytes of a job's content passed through shared memory (the rest through the pipe).
 #: Its pages are taken as a job first reaches them and kept for the next jobs.
 SHARED_BYTES: Final = 4 * 1024 * 1024
+#: Bytes asked of the worker's pipe at a time.
+_READ_BYTES: Final = 64 * 1024
 #: glibc's allocator gives a freed block of 128 KiB or more back to the system at
 #: once, so each chunk a worker copies out of the shared memory (and each copy a
 #: parser makes) faults its pages in afresh: ~0.3 ms a MiB here. A worker keeps
@@ -167,6 +171,9 @@ class WorkerProcess:
         self._from = self._stdout.fileno()
         with contextlib.suppress(AttributeError, OSError):  # Linux only; a hint
             fcntl.fcntl(self._to, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+        self._poller = select.poll()
+        self._poller.register(self._from, select.POLLIN)
+        self._unread = b""  # read from the pipe beyond what was asked for
         self.ready = False
         self.broken = False
 
@@ -202,6 +209,21 @@ class WorkerProcess:
             self._send_frame(pack_shared(start, len(payload)))
             return
         self._send_frame(frame_header(op, len(payload)), payload)
+
+    def send_job(self, kind: bytes, content: bytes) -> None:
+        """A whole job at once (``START``, the content, ``FINISH``): one write to the
+        pipe when the content fits the shared memory."""
+        shared = self._shared
+        if shared is None or len(content) > len(shared):
+            self.send(START, kind)
+            for start in range(0, len(content), PIPE_BYTES):
+                self.send(CHUNK, content[start : start + PIPE_BYTES])
+            self.send(FINISH)
+            return
+        shared[0 : len(content)] = content
+        self._cursor = len(content)
+        frames = (frame_header(START, len(kind)), kind, pack_shared(0, len(content)))
+        self._send_frame(b"".join(frames) + frame_header(FINISH, 0))
 
     def _send_frame(self, header: bytes, payload: bytes = b"") -> None:
         try:
@@ -241,27 +263,26 @@ class WorkerProcess:
     def _readable(self, timeout: float) -> bool:
         """Whether the worker's pipe has data or has ended, waiting up to ``timeout``
         seconds (``poll``, not ``select``: a busy service's descriptors may pass 1024)."""
-        poller = select.poll()
-        poller.register(self._from, select.POLLIN)
-        return bool(poller.poll(max(0, math.ceil(timeout * 1000))))
+        return bool(self._poller.poll(max(0, math.ceil(timeout * 1000))))
 
     def _read(self, size: int, deadline: float) -> bytes:
-        parts: list[bytes] = []
-        while size:
+        """``size`` bytes from the worker. The pipe is read in big gulps (an answer's
+        header and body usually come in one), the rest kept for the next call."""
+        while len(self._unread) < size:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise WorkerBroken("the summary worker took too long to answer")
             if not self._readable(remaining):
                 continue
             try:
-                part = os.read(self._from, size)
+                part = os.read(self._from, max(_READ_BYTES, size - len(self._unread)))
             except OSError as exc:
                 raise WorkerBroken(f"the summary worker went away: {exc}") from exc
             if not part:
                 raise WorkerBroken("the summary worker ended")
-            parts.append(part)
-            size -= len(part)
-        return b"".join(parts)
+            self._unread += part
+        data, self._unread = self._unread[:size], self._unread[size:]
+        return data
 
     def stop(self, *, wait: float = 1.0) -> None:
         """End the worker: its input closes and it exits (killed if it does not)."""

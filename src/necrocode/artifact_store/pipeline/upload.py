@@ -158,9 +158,15 @@ class Uploader:
             chunks, close_source = content_chunks(content)
             if options.progress is not None:
                 chunks = with_progress(chunks, content_size(content), options.progress)
+            summary = SummaryTap(
+                key.type if self.parts.config.content_summaries else None,
+                processes=self.parts.config.summary_processes,
+            )
+            if isinstance(content, bytes):
+                summary.start_early(content)  # parsed while the upload locks and stages
             try:
-                with self.parts.hold(key, uri):
-                    meta = self._write_version(key, chunks, checked, options)
+                with summary, self.parts.hold(key, uri):
+                    meta = self._write_version(key, chunks, checked, options, summary)
             except SourceError as exc:
                 # The caller's content failed, not the store: give back their exception.
                 raise exc.__cause__ or exc from None
@@ -175,8 +181,10 @@ class Uploader:
         chunks: Iterable[bytes],
         checked: _Checked,
         options: UploadOptions,
+        summariser: SummaryTap,
     ) -> ArtifactMetadata:
-        """Write one new version of ``key``; the caller holds its lock."""
+        """Write one new version of ``key``, summarised by ``summariser``; the caller
+        holds its lock."""
         parts = self.parts
         previous = current_versions(parts, key)
         if options.if_absent and previous:
@@ -190,13 +198,7 @@ class Uploader:
         replaced = [] if parts.config.versioning_enabled else previous
         # A shared index reserves quota for the stored bytes before they are written.
         credit = sum(m.stored_size for m in replaced)
-        with (
-            parts.quota.reserving(key.uri(parts.root_uri), credit) as meter,
-            SummaryTap(
-                key.type if parts.config.content_summaries else None,
-                processes=parts.config.summary_processes,
-            ) as summariser,
-        ):
+        with parts.quota.reserving(key.uri(parts.root_uri), credit) as meter:
             # Staged: the backend may make the object durable together with its record.
             # The summary taps the hashed chunks on their way to the compressor.
             staged = parts.backend.stage(
