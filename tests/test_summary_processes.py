@@ -391,8 +391,11 @@ def test_in_memory_content_goes_to_a_worker_whole_when_its_upload_starts(
                 # The whole job in one write: START, the content's place in the
                 # shared memory, FINISH.
                 assert frames == [wire.START]
-        # Smaller content is parsed inline; a path or a stream as it is read.
+        # Text goes too, as its UTF-8.
         kind, data = inputs["long-log"]
+        meta = store.get_metadata(store.upload("task-4", "spec", kind, data.decode()))
+        assert taps[-1]._early and (meta.summary, meta.summary_reason) == summarise(kind, data)
+        # Smaller content is parsed inline; a path or a stream as it is read.
         store.upload("task-2", "spec", kind, data[: EARLY_BYTES - 1])
         assert not taps[-1]._early and not taps[-1].in_process
         path = tmp_path / "log.txt"

@@ -155,6 +155,8 @@ class Uploader:
         uri = key.uri(self.parts.root_uri)
         with Operation("upload", uri):
             checked = _check(key, options)
+            if isinstance(content, str):
+                content = utf8(content)  # once, for the summary worker and the chunks
             chunks, close_source = content_chunks(content)
             if options.progress is not None:
                 chunks = with_progress(chunks, content_size(content), options.progress)
@@ -427,16 +429,20 @@ def file_content(path: str | os.PathLike[str]) -> Path:
     return Path(path)
 
 
+def utf8(text: str) -> bytes:
+    """Text content as the bytes stored; ``InvalidInputError`` if it has no UTF-8."""
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError as exc:  # a lone surrogate: no UTF-8 for it
+        raise InvalidInputError(
+            f"text content cannot be stored as UTF-8: {exc.reason} at character {exc.start}"
+        ) from exc
+
+
 def content_chunks(content: Content) -> tuple[Iterable[bytes], Callable[[], None]]:
     """Chunks of ``content`` and a function that releases what was opened for it."""
     if isinstance(content, str):
-        try:
-            encoded = content.encode("utf-8")
-        except UnicodeEncodeError as exc:  # a lone surrogate: no UTF-8 for it
-            raise InvalidInputError(
-                f"text content cannot be stored as UTF-8: {exc.reason} at character {exc.start}"
-            ) from exc
-        return iter_source(encoded), lambda: None
+        return iter_source(utf8(content)), lambda: None
     if isinstance(content, bytes | bytearray | memoryview):
         return iter_source(content), lambda: None
     if isinstance(content, os.PathLike):
