@@ -45,6 +45,8 @@ def worker(large: bool) -> None:
         for flag in (True, False)
     }
     default = summarising.SUMMARY_THREAD_BYTES if summarising is not None else 0
+    # A checkout with whole in-memory content sent to a worker at the start of an upload.
+    early = getattr(summarising, "EARLY_BYTES", None)
     count = 0
     print("ready", flush=True)
     try:
@@ -52,6 +54,8 @@ def worker(large: bool) -> None:
             command = line.strip()
             if summarising is not None:
                 summarising.SUMMARY_THREAD_BYTES = 1 << 62 if command == "inline" else default
+                if early is not None:
+                    summarising.EARLY_BYTES = 1 << 62 if command == "inline" else early
             store = stores[command != "off"]
             cpu, wall = time.process_time(), time.perf_counter()
             for _ in range(rounds):
